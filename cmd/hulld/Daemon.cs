@@ -1,0 +1,149 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Hull.Api.Admin;
+using Hull.Config;
+using Hull.Core.Deprecations;
+using Hull.Core.Events;
+using Hull.Core.Plugins;
+using Hull.Cri;
+using Microsoft.Extensions.Logging;
+
+namespace Hulld;
+
+internal sealed record DaemonOptions(string? ConfigPath, string? Address, string? Root, string? State, string? LogLevel, bool StrictConfig);
+
+/// <summary>The composition root: load config, take the socket, serve until SIGTERM/SIGINT, drain, clean up.</summary>
+internal static class Daemon
+{
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(10);
+
+    public static ConfigLoadResult LoadConfig(string? path, bool strict)
+    {
+        if (path is not null) return ConfigLoader.LoadFile(path, strict);
+        return File.Exists(Defaults.ConfigPath) ? ConfigLoader.LoadFile(Defaults.ConfigPath, strict) : ConfigLoader.Defaults();
+    }
+
+    public static async Task<int> RunAsync(DaemonOptions options)
+    {
+        ConfigLoadResult loaded;
+        try
+        {
+            loaded = LoadConfig(options.ConfigPath, options.StrictConfig);
+        }
+        catch (ConfigException e)
+        {
+            Console.Error.WriteLine($"hulld: {e.Message}");
+            return 2;
+        }
+        var config = loaded.Config with
+        {
+            Root = options.Root ?? loaded.Config.Root,
+            State = options.State ?? loaded.Config.State,
+            Grpc = loaded.Config.Grpc with { Address = options.Address ?? loaded.Config.Grpc.Address },
+        };
+        using var loggerFactory = LoggerFactory.Create(b => b
+            .SetMinimumLevel(ParseLevel(options.LogLevel ?? config.Debug.Level))
+            .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; }));
+        var log = loggerFactory.CreateLogger("hulld");
+        foreach (var d in loaded.Diagnostics) log.LogWarning("config: {Diagnostic}", d.ToString());
+        if (loaded.HasErrors)
+        {
+            log.LogError("config has errors; not starting");
+            return 2;
+        }
+
+        Directory.CreateDirectory(config.Root);
+        Directory.CreateDirectory(config.State);
+        using var stateLock = TryLockState(config.State);
+        if (stateLock is null)
+        {
+            log.LogError("another hulld is running with state directory {State}", config.State);
+            return 1;
+        }
+        if (!await ClaimSocketAsync(config.Grpc.Address, log).ConfigureAwait(false)) return 1;
+
+        var deprecations = new DeprecationRegistry(null, loggerFactory.CreateLogger<DeprecationRegistry>());
+        foreach (var id in loaded.DeprecationIds) deprecations.Record(id);
+        var plugins = new PluginRegistry();
+        var identity = new DaemonIdentity(Guid.NewGuid().ToString(), Environment.ProcessId, DateTimeOffset.UtcNow,
+            loaded.SourcePath ?? "");
+        var events = new EventBroadcaster<ContainerEvent>();
+        var admin = new AdminService(config, identity, plugins, deprecations);
+        var criLog = loggerFactory.CreateLogger("cri");
+        await using var server = CriServer.Create(config,
+            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events,
+            onRetiredCall: path => deprecations.Record(DeprecationIds.CriApiV1Alpha2));
+        server.CallCompleted = call =>
+        {
+            if (call.Status != Hull.Grpc.StatusCode.OK)
+                criLog.LogDebug("{Method} -> {Status}: {Message} ({Ms:F1} ms)", call.Method, call.Status, call.Message, call.Duration.TotalMilliseconds);
+        };
+        server.ListenUnix(config.Grpc.Address);
+        File.SetUnixFileMode(config.Grpc.Address, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        if (config.Grpc.Uid != 0 || config.Grpc.Gid != 0) Hull.Linux.FileOwnership.Chown(config.Grpc.Address, config.Grpc.Uid, config.Grpc.Gid);
+        plugins.Ok("io.containerd.grpc.v1", "cri", new Dictionary<string, string> { ["address"] = config.Grpc.Address });
+        plugins.Ok("io.hull.grpc.v1", "admin", new Dictionary<string, string> { ["address"] = config.Grpc.Address });
+
+        var stop = new TaskCompletionSource<PosixSignal>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(c.Signal); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(c.Signal); });
+        log.LogInformation("hulld {Version} serving CRI v1 on {Address} (root {Root}, state {State}, pid {Pid})",
+            Hull.Core.HullInfo.Version, config.Grpc.Address, config.Root, config.State, Environment.ProcessId);
+
+        var signal = await stop.Task.ConfigureAwait(false);
+        log.LogInformation("{Signal}: draining connections (up to {Seconds} s)", signal, DrainTimeout.TotalSeconds);
+        await server.StopAsync(DrainTimeout).ConfigureAwait(false);
+        TryDelete(config.Grpc.Address);
+        log.LogInformation("stopped");
+        return 0;
+    }
+
+    /// <summary>The state directory is locked for the daemon's lifetime; a second hulld on the same node fails fast.</summary>
+    private static FileStream? TryLockState(string state)
+    {
+        try
+        {
+            return new FileStream(Path.Combine(state, "hulld.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Removes a stale socket file, but refuses when something still answers on it.</summary>
+    private static async Task<bool> ClaimSocketAsync(string address, ILogger log)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(address)!);
+        if (!File.Exists(address)) return true;
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await probe.ConnectAsync(new UnixDomainSocketEndPoint(address), timeout.Token).ConfigureAwait(false);
+            log.LogError("socket {Address} is in use by another process; is another hulld running?", address);
+            return false;
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            log.LogInformation("removing stale socket {Address}", address);
+            File.Delete(address);
+            return true;
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { }
+    }
+
+    private static LogLevel ParseLevel(string level) => level.ToLowerInvariant() switch
+    {
+        "trace" => LogLevel.Trace,
+        "debug" => LogLevel.Debug,
+        "warn" or "warning" => LogLevel.Warning,
+        "error" => LogLevel.Error,
+        "fatal" or "panic" => LogLevel.Critical,
+        _ => LogLevel.Information,
+    };
+}

@@ -1,0 +1,40 @@
+namespace Hull.Core.Metadata;
+
+/// <summary>
+/// The schema of meta.db as an ordered list of migrations. To change the schema, append a
+/// <see cref="Migration"/> with the next version; never edit or reorder a released one, because
+/// databases on nodes have already applied it.
+/// </summary>
+public static class MetadataSchema
+{
+    /// <summary>
+    /// Written to the SQLite header's application_id ("HULL") so a foreign SQLite file at the
+    /// meta.db path is recognised and refused instead of being migrated.
+    /// </summary>
+    public const int ApplicationId = 0x48554C4C;
+
+    public static IReadOnlyList<Migration> Migrations { get; } =
+    [
+        new(1, "deprecations", """
+            CREATE TABLE deprecations (
+                id              TEXT    NOT NULL PRIMARY KEY,
+                message         TEXT    NOT NULL,
+                last_occurrence INTEGER NOT NULL, -- Unix time in nanoseconds, UTC (see MetadataTime)
+                occurrences     INTEGER NOT NULL
+            ) STRICT;
+            """),
+    ];
+
+    public static int LatestVersion => Migrations[^1].Version;
+
+    /// <summary>Checks that versions run 1, 2, 3, … with no gap or duplicate.</summary>
+    internal static void Validate(IReadOnlyList<Migration> migrations)
+    {
+        for (int i = 0; i < migrations.Count; i++)
+        {
+            if (migrations[i].Version != i + 1)
+                throw new InvalidOperationException(
+                    $"metadata migration #{i} (\"{migrations[i].Name}\") has version {migrations[i].Version}, expected {i + 1}");
+        }
+    }
+}

@@ -1,0 +1,37 @@
+using Hull.Api.Cri;
+using Hull.Config;
+using Hull.Core.Events;
+using Hull.Grpc.Http2;
+using Hull.Grpc.Server;
+
+namespace Hull.Cri;
+
+/// <summary>Composes the gRPC server that serves CRI v1 and Hull's admin API on one socket.</summary>
+public static class CriServer
+{
+    public const string RetiredV1Alpha2Prefix = "/runtime.v1alpha2.";
+    public const string RetiredV1Alpha2Message =
+        "CRI v1alpha2 was removed (containerd 2.0 and Hull serve runtime.v1 only); configure the kubelet or client to use CRI v1";
+
+    public static GrpcServer Create(HullConfig config, IEnumerable<(Google.Protobuf.Reflection.ServiceDescriptor, object)> extraServices,
+        EventBroadcaster<ContainerEvent> events, Action<string>? onRetiredCall = null)
+    {
+        var server = new GrpcServer(new GrpcServerOptions
+        {
+            MaxReceiveMessageSize = config.Grpc.MaxRecvMessageSize,
+            MaxSendMessageSize = config.Grpc.MaxSendMessageSize,
+            Http2 = new Http2ServerOptions(),
+        })
+        {
+            MapException = StatusMapping.Map,
+            RetiredPathCalled = onRetiredCall,
+        };
+        var probe = new NodeProbe(config);
+        var services = ApiReflection.Descriptor.Services;
+        server.AddService(services.Single(s => s.Name == "RuntimeService"), new RuntimeService(config, probe, events));
+        server.AddService(services.Single(s => s.Name == "ImageService"), new ImageService());
+        foreach (var (descriptor, implementation) in extraServices) server.AddService(descriptor, implementation);
+        server.AddRetiredPrefix(RetiredV1Alpha2Prefix, RetiredV1Alpha2Message);
+        return server;
+    }
+}

@@ -1,0 +1,175 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using Hull.Grpc.Hpack;
+
+namespace Hull.Grpc.Http2;
+
+/// <summary>
+/// Serialises frames onto the connection's output. One lock orders all writers so that a header
+/// block (HEADERS + CONTINUATION) is never interleaved with other frames and HPACK state stays in step.
+/// </summary>
+public sealed class FrameWriter(PipeWriter output)
+{
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private readonly HpackEncoder _encoder = new();
+    private readonly ArrayBufferWriter<byte> _headerBlock = new(256);
+    private int _peerMaxFrameSize = Http2Limits.DefaultMaxFrameSize;
+    private bool _completed;
+
+    public int PeerMaxFrameSize => Volatile.Read(ref _peerMaxFrameSize);
+
+    public void SetPeerMaxFrameSize(int size) => Volatile.Write(ref _peerMaxFrameSize, size);
+
+    public async ValueTask SetPeerHeaderTableSizeAsync(int size)
+    {
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try { _encoder.SetMaxDynamicTableSize(size); }
+        finally { _lock.Release(); }
+    }
+
+    public ValueTask WriteSettingsAsync(IReadOnlyList<(SettingId Id, uint Value)> settings) =>
+        WriteLockedAsync(settings, static (w, s) =>
+        {
+            var span = w.BeginFrame(s.Count * 6, FrameType.Settings, FrameFlags.None, 0);
+            for (int i = 0; i < s.Count; i++)
+            {
+                BinaryPrimitives.WriteUInt16BigEndian(span[(i * 6)..], (ushort)s[i].Id);
+                BinaryPrimitives.WriteUInt32BigEndian(span[(i * 6 + 2)..], s[i].Value);
+            }
+            w.Advance(s.Count * 6);
+        });
+
+    public ValueTask WriteSettingsAckAsync() =>
+        WriteLockedAsync(0, static (w, _) => w.BeginFrame(0, FrameType.Settings, FrameFlags.Ack, 0));
+
+    public ValueTask WritePingAsync(bool ack, ulong opaque) =>
+        WriteLockedAsync((ack, opaque), static (w, s) =>
+        {
+            var span = w.BeginFrame(8, FrameType.Ping, s.ack ? FrameFlags.Ack : FrameFlags.None, 0);
+            BinaryPrimitives.WriteUInt64BigEndian(span, s.opaque);
+            w.Advance(8);
+        });
+
+    public ValueTask WriteWindowUpdateAsync(int streamId, int increment) =>
+        WriteLockedAsync((streamId, increment), static (w, s) =>
+        {
+            var span = w.BeginFrame(4, FrameType.WindowUpdate, FrameFlags.None, s.streamId);
+            BinaryPrimitives.WriteUInt32BigEndian(span, (uint)s.increment);
+            w.Advance(4);
+        });
+
+    public ValueTask WriteRstStreamAsync(int streamId, Http2ErrorCode code) =>
+        WriteLockedAsync((streamId, code), static (w, s) =>
+        {
+            var span = w.BeginFrame(4, FrameType.RstStream, FrameFlags.None, s.streamId);
+            BinaryPrimitives.WriteUInt32BigEndian(span, (uint)s.code);
+            w.Advance(4);
+        });
+
+    public ValueTask WriteGoAwayAsync(int lastStreamId, Http2ErrorCode code, string debug) =>
+        WriteLockedAsync((lastStreamId, code, debug), static (w, s) =>
+        {
+            var debugBytes = System.Text.Encoding.UTF8.GetBytes(s.debug);
+            int length = Math.Min(8 + debugBytes.Length, w.PeerMaxFrameSize);
+            var span = w.BeginFrame(length, FrameType.GoAway, FrameFlags.None, 0);
+            BinaryPrimitives.WriteUInt32BigEndian(span, (uint)s.lastStreamId);
+            BinaryPrimitives.WriteUInt32BigEndian(span[4..], (uint)s.code);
+            debugBytes.AsSpan(0, length - 8).CopyTo(span[8..]);
+            w.Advance(length);
+        });
+
+    /// <summary>Writes a header block, split into HEADERS + CONTINUATION frames as the peer's frame size requires.</summary>
+    public ValueTask WriteHeadersAsync(int streamId, IReadOnlyList<HeaderField> headers, bool endStream) =>
+        WriteLockedAsync((streamId, headers, endStream), static (w, s) => w.WriteHeaderBlock(s.streamId, s.headers, s.endStream));
+
+    /// <summary>
+    /// Writes response headers (optional), DATA frames and trailers (optional) in one locked pass and one flush.
+    /// The caller has already reserved flow-control window for <paramref name="data"/>.
+    /// </summary>
+    public ValueTask WriteResponseAsync(int streamId, IReadOnlyList<HeaderField>? headers, ReadOnlyMemory<byte> data,
+        IReadOnlyList<HeaderField>? trailers) =>
+        WriteLockedAsync((streamId, headers, data, trailers), static (w, s) =>
+        {
+            if (s.headers is not null) w.WriteHeaderBlock(s.streamId, s.headers, endStream: false);
+            w.WriteDataFrames(s.streamId, s.data.Span, endStream: false);
+            if (s.trailers is not null) w.WriteHeaderBlock(s.streamId, s.trailers, endStream: true);
+        });
+
+    /// <summary>Marks the output finished; later writes are dropped (the connection is going away).</summary>
+    public async ValueTask CompleteAsync()
+    {
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_completed) return;
+            _completed = true;
+            await output.CompleteAsync().ConfigureAwait(false);
+        }
+        finally { _lock.Release(); }
+    }
+
+    private async ValueTask WriteLockedAsync<TState>(TState state, Action<FrameWriter, TState> write)
+    {
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_completed) return;
+            write(this, state);
+            var result = await output.FlushAsync().ConfigureAwait(false);
+            if (result.IsCompleted) _completed = true;
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The peer went away; the reader side notices and tears the connection down.
+            _completed = true;
+        }
+        finally { _lock.Release(); }
+    }
+
+    private Span<byte> BeginFrame(int length, FrameType type, FrameFlags flags, int streamId)
+    {
+        var span = output.GetSpan(Http2Limits.FrameHeaderLength + length);
+        new FrameHeader(length, type, flags, streamId).Write(span);
+        output.Advance(Http2Limits.FrameHeaderLength);
+        return output.GetSpan(length);
+    }
+
+    private void Advance(int count) => output.Advance(count);
+
+    private void WriteHeaderBlock(int streamId, IReadOnlyList<HeaderField> headers, bool endStream)
+    {
+        _headerBlock.ResetWrittenCount();
+        _encoder.Encode(headers, _headerBlock);
+        var block = _headerBlock.WrittenSpan;
+        int maxFrame = PeerMaxFrameSize;
+        var type = FrameType.Headers;
+        var baseFlags = endStream ? FrameFlags.EndStream : FrameFlags.None;
+        do
+        {
+            int chunk = Math.Min(block.Length, maxFrame);
+            var flags = chunk == block.Length ? FrameFlags.EndHeaders : FrameFlags.None;
+            if (type == FrameType.Headers) flags |= baseFlags;
+            var span = BeginFrame(chunk, type, flags, streamId);
+            block[..chunk].CopyTo(span);
+            Advance(chunk);
+            block = block[chunk..];
+            type = FrameType.Continuation;
+        } while (!block.IsEmpty);
+    }
+
+    private void WriteDataFrames(int streamId, ReadOnlySpan<byte> data, bool endStream)
+    {
+        if (data.IsEmpty && !endStream) return;
+        int maxFrame = PeerMaxFrameSize;
+        do
+        {
+            int chunk = Math.Min(data.Length, maxFrame);
+            var flags = endStream && chunk == data.Length ? FrameFlags.EndStream : FrameFlags.None;
+            var span = BeginFrame(chunk, FrameType.Data, flags, streamId);
+            data[..chunk].CopyTo(span);
+            Advance(chunk);
+            data = data[chunk..];
+        } while (!data.IsEmpty);
+    }
+}

@@ -1,0 +1,614 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Hull.Grpc.Hpack;
+
+namespace Hull.Grpc.Http2;
+
+/// <summary>Runs the request of one stream; invoked once the request headers are complete.</summary>
+public delegate Task Http2RequestHandler(Http2Stream stream);
+
+/// <summary>
+/// The server side of one HTTP/2 connection (RFC 9113): a single read loop parses frames and keeps
+/// the stream table; handlers run concurrently and write through the shared <see cref="FrameWriter"/>.
+/// </summary>
+public sealed class Http2Connection
+{
+    private readonly PipeReader _input;
+    private readonly Http2ServerOptions _options;
+    private readonly Http2RequestHandler _handler;
+    private readonly long _maxRequestBody;
+    private readonly HpackDecoder _decoder;
+    private readonly Dictionary<int, Http2Stream> _streams = new();
+    private readonly HashSet<int> _resetByUs = new();
+    private readonly List<HeaderField> _headerScratch = new();
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _closed = new();
+
+    private int _lastStreamId;
+    private int _peerInitialWindow = Http2Limits.DefaultInitialWindowSize;
+    private long _connectionReceiveWindow = Http2Limits.DefaultInitialWindowSize;
+    private int _connectionUnacknowledged;
+    private bool _goingAway;
+    private long _lastFrameTicks = Environment.TickCount64;
+    private long _pendingPing = -1;
+
+    // A header block in progress across CONTINUATION frames.
+    private ArrayBufferWriter<byte>? _headerBlock;
+    private FrameHeader _headerBlockStart;
+
+    public Http2Connection(IDuplexPipe transport, Http2ServerOptions options, long maxRequestBody, Http2RequestHandler handler)
+    {
+        _input = transport.Input;
+        _options = options;
+        _handler = handler;
+        _maxRequestBody = maxRequestBody;
+        _decoder = new HpackDecoder(options.HeaderTableSize, options.MaxHeaderListSize);
+        Writer = new FrameWriter(transport.Output);
+        SendWindow = new FlowWindow(Http2Limits.DefaultInitialWindowSize);
+    }
+
+    internal FrameWriter Writer { get; }
+    internal FlowWindow SendWindow { get; }
+
+    public int ActiveStreams { get { lock (_streams) return _streams.Count; } }
+
+    /// <summary>Serves the connection until the peer closes it, a connection error occurs, or shutdown completes.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken = default)
+    {
+        using var stop = cancellationToken.Register(() => _closed.Cancel());
+        var keepAlive = KeepAliveLoopAsync();
+        try
+        {
+            if (!await ReadPrefaceAsync().ConfigureAwait(false)) return;
+            await Writer.WriteSettingsAsync(new[]
+            {
+                (SettingId.MaxConcurrentStreams, (uint)_options.MaxConcurrentStreams),
+                (SettingId.InitialWindowSize, (uint)_options.StreamWindowSize),
+                (SettingId.MaxHeaderListSize, (uint)_options.MaxHeaderListSize),
+                (SettingId.HeaderTableSize, (uint)_options.HeaderTableSize),
+            }).ConfigureAwait(false);
+            int connectionBoost = _options.ConnectionWindowSize - Http2Limits.DefaultInitialWindowSize;
+            if (connectionBoost > 0)
+            {
+                _connectionReceiveWindow += connectionBoost;
+                await Writer.WriteWindowUpdateAsync(0, connectionBoost).ConfigureAwait(false);
+            }
+            await ReadFramesAsync().ConfigureAwait(false);
+        }
+        catch (Http2ConnectionException e)
+        {
+            await Writer.WriteGoAwayAsync(_lastStreamId, e.Code, e.Message).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException) { }
+        finally
+        {
+            _closed.Cancel();
+            AbortAllStreams();
+            await Writer.CompleteAsync().ConfigureAwait(false);
+            await _input.CompleteAsync().ConfigureAwait(false);
+            await keepAlive.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Graceful shutdown: GOAWAY tells the peer which streams will be processed, in-flight streams get
+    /// until <paramref name="drainTimeout"/> to finish, then the connection is closed.
+    /// </summary>
+    public async Task ShutdownAsync(TimeSpan drainTimeout)
+    {
+        int last;
+        lock (_streams)
+        {
+            _goingAway = true;
+            last = _lastStreamId;
+            if (_streams.Count == 0) _drained.TrySetResult();
+        }
+        await Writer.WriteGoAwayAsync(last, Http2ErrorCode.NoError, "server shutting down").ConfigureAwait(false);
+        await Task.WhenAny(_drained.Task, Task.Delay(drainTimeout)).ConfigureAwait(false);
+        _closed.Cancel();
+        _input.CancelPendingRead();
+    }
+
+    private async Task<bool> ReadPrefaceAsync()
+    {
+        var preface = Http2Limits.ClientPreface.ToArray();
+        while (true)
+        {
+            var result = await _input.ReadAsync(_closed.Token).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (buffer.Length >= preface.Length)
+            {
+                var received = buffer.Slice(0, preface.Length).ToArray();
+                if (!received.AsSpan().SequenceEqual(preface))
+                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "invalid HTTP/2 connection preface");
+                _input.AdvanceTo(buffer.GetPosition(preface.Length));
+                return true;
+            }
+            // Reject early: a peer speaking HTTP/1.1 or TLS never sends the rest of the preface.
+            var partial = buffer.ToArray();
+            if (!preface.AsSpan(0, partial.Length).SequenceEqual(partial))
+                throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "invalid HTTP/2 connection preface");
+            if (result.IsCompleted) return false;
+            _input.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    private async Task ReadFramesAsync()
+    {
+        bool first = true;
+        while (true)
+        {
+            var result = await _input.ReadAsync(_closed.Token).ConfigureAwait(false);
+            if (result.IsCanceled) return;
+            var buffer = result.Buffer;
+            try
+            {
+                while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameSize, out var header, out var payload))
+                {
+                    Volatile.Write(ref _lastFrameTicks, Environment.TickCount64);
+                    if (first && header.Type != FrameType.Settings)
+                        throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the first frame after the preface must be SETTINGS");
+                    first = false;
+                    try
+                    {
+                        await ProcessFrameAsync(header, payload).ConfigureAwait(false);
+                    }
+                    catch (Http2StreamException e)
+                    {
+                        await ResetStreamAsync(e.StreamId, e.Code).ConfigureAwait(false);
+                    }
+                }
+            }
+            finally
+            {
+                _input.AdvanceTo(buffer.Start, buffer.End);
+            }
+            if (result.IsCompleted) return;
+        }
+    }
+
+    private ValueTask ProcessFrameAsync(FrameHeader header, ReadOnlySequence<byte> payload)
+    {
+        if (_headerBlock is not null && header.Type != FrameType.Continuation)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError,
+                $"expected CONTINUATION for stream {_headerBlockStart.StreamId}, got {header.Type}");
+        return header.Type switch
+        {
+            FrameType.Data => OnDataAsync(header, payload),
+            FrameType.Headers => OnHeadersAsync(header, payload),
+            FrameType.Continuation => OnContinuationAsync(header, payload),
+            FrameType.Priority => OnPriority(header, payload),
+            FrameType.RstStream => OnRstStream(header, payload),
+            FrameType.Settings => OnSettingsAsync(header, payload),
+            FrameType.PushPromise => throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "clients must not send PUSH_PROMISE"),
+            FrameType.Ping => OnPingAsync(header, payload),
+            FrameType.GoAway => OnGoAway(header, payload),
+            FrameType.WindowUpdate => OnWindowUpdateAsync(header, payload),
+            _ => ValueTask.CompletedTask, // unknown frame types are ignored (RFC 9113 4.1)
+        };
+    }
+
+    private async ValueTask OnDataAsync(FrameHeader header, ReadOnlySequence<byte> payload)
+    {
+        if (header.StreamId == 0)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "DATA frame on stream 0");
+        // Flow control counts the whole frame, padding included (RFC 9113 6.9.1).
+        if (header.Length > _connectionReceiveWindow)
+            throw new Http2ConnectionException(Http2ErrorCode.FlowControlError,
+                $"DATA of {header.Length} octets exceeds the connection receive window of {_connectionReceiveWindow}");
+        _connectionReceiveWindow -= header.Length;
+        await CreditConnectionAsync(header.Length).ConfigureAwait(false);
+
+        var data = FrameReader.RemovePadding(header, payload);
+        var stream = Find(header.StreamId);
+        if (stream is null)
+        {
+            if (header.StreamId > _lastStreamId)
+                throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"DATA frame on idle stream {header.StreamId}");
+            if (WasResetByUs(header.StreamId)) return;
+            throw new Http2StreamException(header.StreamId, Http2ErrorCode.StreamClosed, $"DATA frame on closed stream {header.StreamId}");
+        }
+        if (stream.RequestCompleted)
+            throw new Http2StreamException(header.StreamId, Http2ErrorCode.StreamClosed, $"DATA frame after END_STREAM on stream {header.StreamId}");
+        if (header.Length > stream.ReceiveWindow)
+            throw new Http2StreamException(header.StreamId, Http2ErrorCode.FlowControlError,
+                $"DATA of {header.Length} octets exceeds stream {header.StreamId}'s receive window of {stream.ReceiveWindow}");
+        stream.ReceiveWindow -= header.Length;
+
+        bool accepted = data.Length == 0 || stream.AppendBody(data);
+        if (header.Has(FrameFlags.EndStream))
+        {
+            stream.CompleteRequest();
+            CloseIfDone(stream);
+            return;
+        }
+        if (!accepted) return; // the handler answers RESOURCE_EXHAUSTED; no more window for this stream
+        stream.UnacknowledgedReceived += header.Length;
+        if (stream.UnacknowledgedReceived >= _options.StreamWindowSize / 2)
+        {
+            int increment = stream.UnacknowledgedReceived;
+            stream.UnacknowledgedReceived = 0;
+            stream.ReceiveWindow += increment;
+            await Writer.WriteWindowUpdateAsync(stream.Id, increment).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask CreditConnectionAsync(int length)
+    {
+        _connectionUnacknowledged += length;
+        if (_connectionUnacknowledged < _options.ConnectionWindowSize / 2) return;
+        int increment = _connectionUnacknowledged;
+        _connectionUnacknowledged = 0;
+        _connectionReceiveWindow += increment;
+        await Writer.WriteWindowUpdateAsync(0, increment).ConfigureAwait(false);
+    }
+
+    private ValueTask OnHeadersAsync(FrameHeader header, ReadOnlySequence<byte> payload)
+    {
+        if (header.StreamId == 0)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "HEADERS frame on stream 0");
+        var fragment = FrameReader.RemovePadding(header, payload);
+        if (header.Has(FrameFlags.Priority))
+        {
+            if (fragment.Length < 5)
+                throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "HEADERS frame too short for its priority fields");
+            fragment = fragment.Slice(5);
+        }
+        _headerBlockStart = header;
+        _headerBlock = new ArrayBufferWriter<byte>((int)Math.Max(fragment.Length, 64));
+        foreach (var segment in fragment) _headerBlock.Write(segment.Span);
+        if (header.Has(FrameFlags.EndHeaders)) return OnHeaderBlockAsync();
+        return ValueTask.CompletedTask;
+    }
+
+    private ValueTask OnContinuationAsync(FrameHeader header, ReadOnlySequence<byte> payload)
+    {
+        if (_headerBlock is null || header.StreamId != _headerBlockStart.StreamId)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"unexpected CONTINUATION frame on stream {header.StreamId}");
+        if (_headerBlock.WrittenCount + payload.Length > _options.MaxHeaderListSize * 2L)
+            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, "header block too large");
+        foreach (var segment in payload) _headerBlock.Write(segment.Span);
+        if (header.Has(FrameFlags.EndHeaders)) return OnHeaderBlockAsync();
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask OnHeaderBlockAsync()
+    {
+        var start = _headerBlockStart;
+        var block = _headerBlock!;
+        _headerBlock = null;
+        _headerScratch.Clear();
+        try
+        {
+            _decoder.Decode(block.WrittenSpan, _headerScratch);
+        }
+        catch (HpackException e)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.CompressionError, $"header block on stream {start.StreamId}: {e.Message}");
+        }
+        int id = start.StreamId;
+        bool endStream = start.Has(FrameFlags.EndStream);
+
+        var existing = Find(id);
+        if (existing is not null)
+        {
+            // Trailers: they must end the request (RFC 9113 8.1).
+            if (existing.RequestCompleted)
+                throw new Http2StreamException(id, Http2ErrorCode.StreamClosed, $"HEADERS after END_STREAM on stream {id}");
+            if (!endStream)
+                throw new Http2StreamException(id, Http2ErrorCode.ProtocolError, $"trailers on stream {id} without END_STREAM");
+            existing.CompleteRequest();
+            CloseIfDone(existing);
+            return;
+        }
+        if (id <= _lastStreamId)
+        {
+            if (WasResetByUs(id)) return;
+            throw new Http2ConnectionException(Http2ErrorCode.StreamClosed, $"HEADERS on closed stream {id}");
+        }
+        if ((id & 1) == 0)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"client opened even-numbered stream {id}");
+        _lastStreamId = id;
+        if (_goingAway) return; // not processed; GOAWAY told the peer so
+
+        if (ValidateRequestHeaders(_headerScratch) is { } malformed)
+            throw new Http2StreamException(id, Http2ErrorCode.ProtocolError, $"malformed request on stream {id}: {malformed}");
+
+        Http2Stream stream;
+        lock (_streams)
+        {
+            if (_streams.Count >= _options.MaxConcurrentStreams)
+                throw new Http2StreamException(id, Http2ErrorCode.RefusedStream,
+                    $"stream {id} refused: {_options.MaxConcurrentStreams} concurrent streams already open");
+            stream = new Http2Stream(this, id, new List<HeaderField>(_headerScratch), _maxRequestBody, _peerInitialWindow)
+            {
+                ReceiveWindow = _options.StreamWindowSize,
+            };
+            _streams.Add(id, stream);
+        }
+        if (endStream) stream.CompleteRequest();
+        ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.connection.RunHandlerAsync(s.stream), (connection: this, stream), preferLocal: false);
+        await ValueTask.CompletedTask.ConfigureAwait(false);
+    }
+
+    private async Task RunHandlerAsync(Http2Stream stream)
+    {
+        try
+        {
+            await _handler(stream).ConfigureAwait(false);
+            if (!stream.ResponseCompleted) await stream.ResetAsync(Http2ErrorCode.InternalError).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            if (!stream.ResponseCompleted) await stream.ResetAsync(Http2ErrorCode.InternalError).ConfigureAwait(false);
+        }
+        finally
+        {
+            CloseIfDone(stream);
+        }
+    }
+
+    /// <summary>RFC 9113 8.2 and 8.3: returns what is wrong with the request header list, or null.</summary>
+    internal static string? ValidateRequestHeaders(List<HeaderField> headers)
+    {
+        bool regularSeen = false, method = false, scheme = false, path = false, authority = false;
+        foreach (var h in headers)
+        {
+            if (h.Name.Length == 0) return "empty header name";
+            foreach (char c in h.Name)
+                if (c is >= 'A' and <= 'Z') return $"header name \"{h.Name}\" is not lowercase";
+            if (h.Name[0] == ':')
+            {
+                if (regularSeen) return $"pseudo-header {h.Name} after regular headers";
+                ref bool seen = ref method;
+                switch (h.Name)
+                {
+                    case ":method": seen = ref method; break;
+                    case ":scheme": seen = ref scheme; break;
+                    case ":path": seen = ref path; if (h.Value.Length == 0) return "empty :path"; break;
+                    case ":authority": seen = ref authority; break;
+                    default: return $"unknown pseudo-header {h.Name}";
+                }
+                if (seen) return $"duplicate pseudo-header {h.Name}";
+                seen = true;
+                continue;
+            }
+            regularSeen = true;
+            switch (h.Name)
+            {
+                case "connection" or "keep-alive" or "proxy-connection" or "transfer-encoding" or "upgrade":
+                    return $"connection-specific header \"{h.Name}\"";
+                case "te" when h.Value != "trailers":
+                    return "te header other than \"trailers\"";
+            }
+        }
+        if (!method || !scheme || !path) return "missing :method, :scheme or :path";
+        return null;
+    }
+
+    private ValueTask OnPriority(FrameHeader header, ReadOnlySequence<byte> payload)
+    {
+        if (header.StreamId == 0)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "PRIORITY frame on stream 0");
+        if (header.Length != 5)
+            throw new Http2StreamException(header.StreamId, Http2ErrorCode.FrameSizeError, "PRIORITY frame must be 5 octets");
+        if ((FrameReader.ReadUInt32(payload, 0) & 0x7FFF_FFFF) == header.StreamId)
+            throw new Http2StreamException(header.StreamId, Http2ErrorCode.ProtocolError, $"stream {header.StreamId} depends on itself");
+        return ValueTask.CompletedTask; // priorities are advisory and ignored
+    }
+
+    private ValueTask OnRstStream(FrameHeader header, ReadOnlySequence<byte> payload)
+    {
+        if (header.StreamId == 0)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "RST_STREAM on stream 0");
+        if (header.Length != 4)
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "RST_STREAM frame must be 4 octets");
+        if (header.StreamId > _lastStreamId)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"RST_STREAM on idle stream {header.StreamId}");
+        if (Find(header.StreamId) is { } stream) OnStreamReset(stream, sentByUs: false);
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask OnSettingsAsync(FrameHeader header, ReadOnlySequence<byte> payload)
+    {
+        if (header.StreamId != 0)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "SETTINGS frame on a stream");
+        if (header.Has(FrameFlags.Ack))
+        {
+            if (header.Length != 0)
+                throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "SETTINGS ACK with a payload");
+            return;
+        }
+        if (header.Length % 6 != 0)
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "SETTINGS payload is not a multiple of 6 octets");
+        var raw = payload.ToArray();
+        for (int i = 0; i < raw.Length; i += 6)
+        {
+            var id = (SettingId)((raw[i] << 8) | raw[i + 1]);
+            uint value = (uint)((raw[i + 2] << 24) | (raw[i + 3] << 16) | (raw[i + 4] << 8) | raw[i + 5]);
+            await ApplySettingAsync(id, value).ConfigureAwait(false);
+        }
+        await Writer.WriteSettingsAckAsync().ConfigureAwait(false);
+    }
+
+    private async ValueTask ApplySettingAsync(SettingId id, uint value)
+    {
+        switch (id)
+        {
+            case SettingId.HeaderTableSize:
+                await Writer.SetPeerHeaderTableSizeAsync((int)Math.Min(value, 1 << 16)).ConfigureAwait(false);
+                break;
+            case SettingId.EnablePush when value > 1:
+                throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"SETTINGS_ENABLE_PUSH of {value}");
+            case SettingId.InitialWindowSize:
+                if (value > Http2Limits.MaxWindowSize)
+                    throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, $"SETTINGS_INITIAL_WINDOW_SIZE of {value} exceeds 2^31-1");
+                int delta = (int)value - _peerInitialWindow;
+                _peerInitialWindow = (int)value;
+                foreach (var stream in SnapshotStreams())
+                    if (!stream.SendWindow.TryAdd(delta))
+                        throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, $"stream {stream.Id}'s window overflows after SETTINGS_INITIAL_WINDOW_SIZE");
+                break;
+            case SettingId.MaxFrameSize:
+                if (value < Http2Limits.DefaultMaxFrameSize || value > Http2Limits.MaxAllowedFrameSize)
+                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"SETTINGS_MAX_FRAME_SIZE of {value} is outside 16384..16777215");
+                Writer.SetPeerMaxFrameSize((int)value);
+                break;
+        }
+    }
+
+    private async ValueTask OnPingAsync(FrameHeader header, ReadOnlySequence<byte> payload)
+    {
+        if (header.StreamId != 0)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "PING frame on a stream");
+        if (header.Length != 8)
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "PING frame must be 8 octets");
+        ulong opaque = ((ulong)FrameReader.ReadUInt32(payload, 0) << 32) | FrameReader.ReadUInt32(payload, 4);
+        if (header.Has(FrameFlags.Ack))
+        {
+            Interlocked.CompareExchange(ref _pendingPing, -1, (long)opaque);
+            return;
+        }
+        await Writer.WritePingAsync(ack: true, opaque).ConfigureAwait(false);
+    }
+
+    private ValueTask OnGoAway(FrameHeader header, ReadOnlySequence<byte> payload)
+    {
+        if (header.StreamId != 0)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "GOAWAY frame on a stream");
+        if (header.Length < 8)
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "GOAWAY frame shorter than 8 octets");
+        lock (_streams)
+        {
+            _goingAway = true;
+            if (_streams.Count == 0) _drained.TrySetResult();
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask OnWindowUpdateAsync(FrameHeader header, ReadOnlySequence<byte> payload)
+    {
+        if (header.Length != 4)
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "WINDOW_UPDATE frame must be 4 octets");
+        int increment = (int)(FrameReader.ReadUInt32(payload, 0) & 0x7FFF_FFFF);
+        if (header.StreamId == 0)
+        {
+            if (increment == 0)
+                throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "WINDOW_UPDATE with increment 0 on the connection");
+            if (!SendWindow.TryAdd(increment))
+                throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "connection send window exceeds 2^31-1");
+            return;
+        }
+        if (header.StreamId > _lastStreamId)
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"WINDOW_UPDATE on idle stream {header.StreamId}");
+        var stream = Find(header.StreamId);
+        if (stream is null) return; // closed streams may still receive window updates
+        if (increment == 0)
+            throw new Http2StreamException(header.StreamId, Http2ErrorCode.ProtocolError, $"WINDOW_UPDATE with increment 0 on stream {header.StreamId}");
+        if (!stream.SendWindow.TryAdd(increment))
+            throw new Http2StreamException(header.StreamId, Http2ErrorCode.FlowControlError, $"stream {header.StreamId}'s send window exceeds 2^31-1");
+        await ValueTask.CompletedTask.ConfigureAwait(false);
+    }
+
+    private async ValueTask ResetStreamAsync(int streamId, Http2ErrorCode code)
+    {
+        if (Find(streamId) is { } stream)
+        {
+            await stream.ResetAsync(code).ConfigureAwait(false);
+            return;
+        }
+        RememberReset(streamId);
+        await Writer.WriteRstStreamAsync(streamId, code).ConfigureAwait(false);
+    }
+
+    internal void OnStreamReset(Http2Stream stream, bool sentByUs)
+    {
+        if (sentByUs) RememberReset(stream.Id);
+        stream.Abort();
+        Remove(stream);
+    }
+
+    internal void OnResponseCompleted(Http2Stream stream) => CloseIfDone(stream);
+
+    private void CloseIfDone(Http2Stream stream)
+    {
+        if (stream.ResponseCompleted && stream.RequestCompleted) Remove(stream);
+        else if (stream.ResponseCompleted && !stream.RequestCompleted)
+        {
+            // The response ended first (e.g. an error before the body was read): stop the peer sending (RFC 9113 8.1).
+            _ = stream.ResetAsync(Http2ErrorCode.NoError).AsTask();
+        }
+    }
+
+    private void Remove(Http2Stream stream)
+    {
+        lock (_streams)
+        {
+            if (!_streams.Remove(stream.Id)) return;
+            if (_goingAway && _streams.Count == 0) _drained.TrySetResult();
+        }
+    }
+
+    private void RememberReset(int streamId)
+    {
+        lock (_resetByUs)
+        {
+            if (_resetByUs.Count > 4096) _resetByUs.Clear();
+            _resetByUs.Add(streamId);
+        }
+    }
+
+    private bool WasResetByUs(int streamId)
+    {
+        lock (_resetByUs) return _resetByUs.Contains(streamId);
+    }
+
+    private Http2Stream? Find(int id)
+    {
+        lock (_streams) return _streams.GetValueOrDefault(id);
+    }
+
+    private Http2Stream[] SnapshotStreams()
+    {
+        lock (_streams) return _streams.Values.ToArray();
+    }
+
+    private void AbortAllStreams()
+    {
+        SendWindow.Abort();
+        foreach (var stream in SnapshotStreams()) { stream.Abort(); Remove(stream); }
+        _drained.TrySetResult();
+    }
+
+    private async Task KeepAliveLoopAsync()
+    {
+        var interval = _options.KeepAliveInterval;
+        var tick = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond * 10, Math.Min(interval.Ticks, _options.KeepAliveTimeout.Ticks) / 2));
+        try
+        {
+            long pingSentAt = 0;
+            using var timer = new PeriodicTimer(tick);
+            while (await timer.WaitForNextTickAsync(_closed.Token).ConfigureAwait(false))
+            {
+                long now = Environment.TickCount64;
+                long pending = Interlocked.Read(ref _pendingPing);
+                if (pending != -1)
+                {
+                    if (now - pingSentAt > _options.KeepAliveTimeout.TotalMilliseconds)
+                    {
+                        await Writer.WriteGoAwayAsync(_lastStreamId, Http2ErrorCode.NoError, "keepalive ping not acknowledged").ConfigureAwait(false);
+                        _closed.Cancel();
+                        _input.CancelPendingRead();
+                        return;
+                    }
+                    continue;
+                }
+                if (now - Volatile.Read(ref _lastFrameTicks) < interval.TotalMilliseconds) continue;
+                pingSentAt = now;
+                Interlocked.Exchange(ref _pendingPing, now);
+                await Writer.WritePingAsync(ack: false, (ulong)now).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+}
