@@ -12,16 +12,19 @@
 //
 //	grpc-load --socket PATH [--concurrency N] [--duration 10s] [--warmup 2s]
 //	          [--method /runtime.v1.RuntimeService/Version] [--server-pid PID]
-//	          [--label NAME]
+//	          [--label NAME] [--wait-idle 60s] [--max-other-cpu 0.25]
 //	grpc-load --socket PATH --probe        one Version call, decoded (readiness)
 //	grpc-load report [flags] RESULTS.jsonl markdown table of the medians
 //
 // The load run uses ONE client connection (the kubelet keeps one per runtime)
 // and N goroutines issuing unary calls back to back (closed loop). Calls that
 // complete inside the measured window (after the warm-up) are counted; it
-// prints one JSON object on stdout.
+// prints one JSON object on stdout. The JSON also says how much CPU the rest
+// of the machine used during the window (other_cpu_cores), so runs disturbed
+// by unrelated load can be recognised (and, with --max-other-cpu, retried).
 //
-// Exit codes: 0 ok, 1 the run had errors / probe failed, 2 usage, 3 harness.
+// Exit codes: 0 ok, 1 the run had errors / probe failed, 2 usage, 3 harness,
+// 4 the run was disturbed by other load (--max-other-cpu).
 package main
 
 import (
@@ -163,6 +166,48 @@ func procStatus(pid int, key string) int64 {
 	return -1
 }
 
+// sysBusy returns the machine's busy CPU time (all CPUs, everything but
+// idle and iowait) from /proc/stat, in clock ticks.
+func sysBusy() int64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line := strings.SplitN(string(data), "\n", 2)[0]
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy int64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		busy += n
+	}
+	return busy
+}
+
+// waitIdle waits (at most max) until the machine has been nearly idle for
+// half a second: less than threshold cores busy. It returns how long it
+// waited and whether it saw the machine idle.
+func waitIdle(max time.Duration, threshold float64) (time.Duration, bool) {
+	start := time.Now()
+	const step = 500 * time.Millisecond
+	for {
+		b0 := sysBusy()
+		time.Sleep(step)
+		cores := float64(sysBusy()-b0) / clkTck / step.Seconds()
+		if cores < threshold {
+			return time.Since(start), true
+		}
+		if time.Since(start) >= max {
+			return time.Since(start), false
+		}
+	}
+}
+
 // ------------------------------------------------------------------ load
 
 type runResult struct {
@@ -190,6 +235,12 @@ type runResult struct {
 	ServerThreads     int64   `json:"server_threads,omitempty"`
 	ClientCPUs        float64 `json:"client_cpu_s"`
 	ClientCPUusPerCal float64 `json:"client_cpu_us_per_call"`
+	// CPU time used by everything else on the machine during the window, in
+	// cores (0.5 = half a core): a measure of how disturbed the run was.
+	OtherCPUCores float64 `json:"other_cpu_cores"`
+	IdleWaitS     float64 `json:"idle_wait_s,omitempty"`
+	IdleOK        *bool   `json:"idle_ok,omitempty"`
+	Disturbed     bool    `json:"disturbed,omitempty"`
 
 	Runtime        string `json:"runtime,omitempty"`
 	RuntimeVersion string `json:"runtime_version,omitempty"`
@@ -269,6 +320,9 @@ func main() {
 	label := fs.String("label", "", "free-form label copied into the JSON (e.g. the server's name)")
 	callTimeout := fs.Duration("call-timeout", 10*time.Second, "per-call deadline")
 	connTimeout := fs.Duration("connect-timeout", 5*time.Second, "dial timeout")
+	idleWait := fs.Duration("wait-idle", 0, "before starting, wait up to this long for the machine to be idle (other load < --idle-threshold cores)")
+	idleThr := fs.Float64("idle-threshold", 0.15, "--wait-idle: cores busy below which the machine counts as idle")
+	maxOther := fs.Float64("max-other-cpu", 0, "if > 0: exit 4 (run disturbed) when other processes used more than this many cores during the window")
 	probe := fs.Bool("probe", false, "make one Version call, print the decoded response and exit (0 ok, 1 failed)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -321,6 +375,11 @@ func main() {
 		res.Runtime, res.RuntimeVersion = info[2], info[3]
 	}
 
+	if *idleWait > 0 {
+		waited, ok := waitIdle(*idleWait, *idleThr)
+		res.IdleWaitS, res.IdleOK = waited.Seconds(), &ok
+	}
+
 	// Window boundaries as monotonic nanoseconds since base; set before the
 	// workers start so every completion can be classified without locks.
 	base := time.Now()
@@ -362,11 +421,12 @@ func main() {
 	}
 
 	// Sample CPU at the window's edges.
-	var srv0, srv1, cli0, cli1 int64
+	var srv0, srv1, cli0, cli1, sys0, sys1 int64
 	var t0, t1 time.Time
 	self := os.Getpid()
 	time.Sleep(time.Until(base.Add(time.Duration(winStart))))
 	t0 = time.Now()
+	sys0 = sysBusy()
 	cli0, _ = procCPU(self)
 	if *pid > 0 {
 		if srv0, err = procCPU(*pid); err != nil {
@@ -382,6 +442,7 @@ func main() {
 		res.ServerThreads = procStatus(*pid, "Threads")
 	}
 	cli1, _ = procCPU(self)
+	sys1 = sysBusy()
 	atomic.StoreInt32(&stop, 1)
 	wg.Wait()
 
@@ -425,8 +486,19 @@ func main() {
 			res.ServerCPUusPerCal = res.ServerCPUs * 1e6 / float64(res.Calls)
 		}
 	}
+	other := float64(sys1-sys0-(cli1-cli0)-(srv1-srv0)) / clkTck / window
+	if other < 0 {
+		other = 0
+	}
+	res.OtherCPUCores = other
+	res.Disturbed = *maxOther > 0 && other > *maxOther
 	line, _ := json.Marshal(res)
 	os.Stdout.Write(append(line, '\n'))
+	fmt.Fprintf(os.Stderr, "    %-10s c=%-3d %9.0f calls/s  p50 %7.1f us  p99 %8.1f us  server %5.1f us/call  client %5.1f us/call  other load %.2f cores  errors %d\n",
+		res.Label, res.Concurrency, res.CallsPerSec, res.P50us, res.P99us, res.ServerCPUusPerCal, res.ClientCPUusPerCal, res.OtherCPUCores, res.Errors)
+	if res.Disturbed {
+		os.Exit(4)
+	}
 	if res.Errors > 0 || res.Calls == 0 {
 		os.Exit(1)
 	}

@@ -157,13 +157,13 @@ func reportMain(args []string) {
 
 	if *details {
 		out.WriteString("\n<details><summary>Every run</summary>\n\n")
-		out.WriteString("| server | conc | calls | errors | calls/s | p50 | p90 | p99 | p99.9 | max (µs) | server CPU µs/call | client CPU µs/call | server RSS (MiB) | threads |\n")
-		out.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		out.WriteString("| server | conc | calls | errors | calls/s | p50 | p90 | p99 | p99.9 | max (µs) | server CPU µs/call | client CPU µs/call | other load (cores) | server RSS (MiB) | threads |\n")
+		out.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range runs {
-			fmt.Fprintf(&out, "| %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %d |\n",
+			fmt.Fprintf(&out, "| %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %.0f | %d |\n",
 				r.Label, r.Concurrency, r.Calls, r.Errors, fmtInt(r.CallsPerSec), fmtUs(r.P50us), fmtUs(r.P90us),
 				fmtUs(r.P99us), fmtUs(r.P999us), fmtUs(r.MaxUs), fmtUs(r.ServerCPUusPerCal), fmtUs(r.ClientCPUusPerCal),
-				float64(r.ServerRSSkB)/1024, r.ServerThreads)
+				r.OtherCPUCores, float64(r.ServerRSSkB)/1024, r.ServerThreads)
 		}
 		out.WriteString("\n</details>\n")
 	}

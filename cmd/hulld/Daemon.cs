@@ -4,6 +4,7 @@ using Hull.Api.Admin;
 using Hull.Config;
 using Hull.Core.Deprecations;
 using Hull.Core.Events;
+using Hull.Core.Metadata;
 using Hull.Core.Plugins;
 using Hull.Cri;
 using Microsoft.Extensions.Logging;
@@ -62,7 +63,9 @@ internal static class Daemon
         }
         if (!await ClaimSocketAsync(config.Grpc.Address, log).ConfigureAwait(false)) return 1;
 
-        var deprecations = new DeprecationRegistry(null, loggerFactory.CreateLogger<DeprecationRegistry>());
+        using var metadata = OpenMetadata(config.Root, loggerFactory, log);
+        if (metadata is null) return 1;
+        var deprecations = new DeprecationRegistry(new SqliteDeprecationStore(metadata), loggerFactory.CreateLogger<DeprecationRegistry>());
         foreach (var id in loaded.DeprecationIds) deprecations.Record(id);
         var plugins = new PluginRegistry();
         var identity = new DaemonIdentity(Guid.NewGuid().ToString(), Environment.ProcessId, DateTimeOffset.UtcNow,
@@ -81,6 +84,7 @@ internal static class Daemon
         server.ListenUnix(config.Grpc.Address);
         File.SetUnixFileMode(config.Grpc.Address, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
         if (config.Grpc.Uid != 0 || config.Grpc.Gid != 0) Hull.Linux.FileOwnership.Chown(config.Grpc.Address, config.Grpc.Uid, config.Grpc.Gid);
+        plugins.Ok("io.containerd.metadata.v1", "sqlite", new Dictionary<string, string> { ["path"] = metadata.Path });
         plugins.Ok("io.containerd.grpc.v1", "cri", new Dictionary<string, string> { ["address"] = config.Grpc.Address });
         plugins.Ok("io.hull.grpc.v1", "admin", new Dictionary<string, string> { ["address"] = config.Grpc.Address });
 
@@ -96,6 +100,19 @@ internal static class Daemon
         TryDelete(config.Grpc.Address);
         log.LogInformation("stopped");
         return 0;
+    }
+
+    private static MetadataStore? OpenMetadata(string root, ILoggerFactory loggerFactory, ILogger log)
+    {
+        try
+        {
+            return MetadataStore.Open(root, loggerFactory.CreateLogger<MetadataStore>());
+        }
+        catch (Hull.Core.HullException e)
+        {
+            log.LogError("{Error}", e.Message);
+            return null;
+        }
     }
 
     /// <summary>The state directory is locked for the daemon's lifetime; a second hulld on the same node fails fast.</summary>

@@ -138,6 +138,25 @@ public sealed class DaemonTests
         Assert.Contains("io.containerd.deprecation/cri-api-v1alpha2", list.Stdout);
     }
 
+    [E2EFact]
+    public async Task Deprecation_warnings_survive_a_restart_and_a_kill()
+    {
+        var first = await HulldProcess.StartAsync();
+        await ProcessRunner.RunAsync("node", [Repo.NodeInteropClient, "--socket", first.Socket, "v1alpha2"]);
+        var before = await ProcessRunner.DotnetAsync(Repo.HullctlDll, ["-a", first.Socket, "deprecations", "list", "--format", "json"]);
+        Assert.Contains("cri-api-v1alpha2", before.Stdout);
+        await first.KillAsync(); // kill -9: nothing acknowledged may be lost
+        await using var second = await HulldProcess.StartInAsync(first.Dir, null);
+        var after = await ProcessRunner.DotnetAsync(Repo.HullctlDll, ["-a", second.Socket, "deprecations", "list", "--format", "json"]);
+        Assert.Equal(0, after.ExitCode);
+        var warning = System.Text.Json.JsonDocument.Parse(after.Stdout).RootElement.EnumerateArray()
+            .Single(w => w.GetProperty("id").GetString() == "io.containerd.deprecation/cri-api-v1alpha2");
+        Assert.Equal(1, warning.GetProperty("occurrences").GetInt64());
+        Assert.Equal(
+            System.Text.Json.JsonDocument.Parse(before.Stdout).RootElement[0].GetProperty("lastOccurrence").GetString(),
+            warning.GetProperty("lastOccurrence").GetString());
+    }
+
     internal static string ConfigWithCniDir(string dir) => $"""
         version = 3
         [plugins.'io.containerd.cri.v1.runtime'.cni]

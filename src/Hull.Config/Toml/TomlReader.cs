@@ -33,7 +33,7 @@ internal sealed partial class TomlReader
                     ReadLineEnd("after the table header");
                     break;
                 case '#' or '\n' or '\r':
-                    ReadLineEnd("here");
+                    ReadLineEnd("after the comment");
                     break;
                 default:
                     ReadKeyValue(_builder.Current);

@@ -100,7 +100,8 @@ internal sealed class TomlTableBuilder
                 continue;
             }
 
-            string prefix = Format(path, k + 1);
+            // Only formatted for error messages.
+            string Prefix() => Format(path, k + 1);
             switch (existing)
             {
                 case TomlTable { Kind: TomlTableKind.Dotted } dotted:
@@ -113,11 +114,11 @@ internal sealed class TomlTableBuilder
                     table = implicitTable;
                     break;
                 case TomlTable { Kind: TomlTableKind.Inline }:
-                    throw Error(segment.Position, $"cannot add keys to inline table `{prefix}`: inline tables are immutable{Previously(table, segment.Name)}", prefix);
+                    throw Error(segment.Position, $"cannot add keys to inline table `{Prefix()}`: inline tables are immutable{Previously(table, segment.Name)}", Prefix());
                 case TomlTable:
-                    throw Error(segment.Position, $"cannot add keys to table `{prefix}` with a dotted key: it is defined by a [header]{Previously(table, segment.Name)}", prefix);
+                    throw Error(segment.Position, $"cannot add keys to table `{Prefix()}` with a dotted key: it is defined by a [header]{Previously(table, segment.Name)}", Prefix());
                 default:
-                    throw Error(segment.Position, $"cannot use `{prefix}` as a table: it is already defined as {Article(existing)}{Previously(table, segment.Name)}", prefix);
+                    throw Error(segment.Position, $"cannot use `{Prefix()}` as a table: it is already defined as {Article(existing)}{Previously(table, segment.Name)}", Prefix());
             }
         }
 
@@ -152,18 +153,18 @@ internal sealed class TomlTableBuilder
                 continue;
             }
 
-            string prefix = Format(path, k + 1);
+            string Prefix() => Format(path, k + 1);
             table = existing switch
             {
                 TomlTable { Kind: TomlTableKind.Inline } =>
-                    throw Error(segment.Position, $"cannot add a sub-table to inline table `{prefix}`: inline tables are immutable{Previously(table, segment.Name)}", prefix),
+                    throw Error(segment.Position, $"cannot add a sub-table to inline table `{Prefix()}`: inline tables are immutable{Previously(table, segment.Name)}", Prefix()),
                 TomlTable child => child,
 
                 // A header path through an array of tables refers to its most recent element.
                 TomlArray { IsArrayOfTables: true, Count: > 0 } aot => (TomlTable)aot[^1],
                 TomlArray =>
-                    throw Error(segment.Position, $"cannot add a sub-table to `{prefix}`: static arrays are immutable{Previously(table, segment.Name)}", prefix),
-                _ => throw Error(segment.Position, $"cannot use `{prefix}` as a table: it is already defined as {Article(existing)}{Previously(table, segment.Name)}", prefix),
+                    throw Error(segment.Position, $"cannot add a sub-table to `{Prefix()}`: static arrays are immutable{Previously(table, segment.Name)}", Prefix()),
+                _ => throw Error(segment.Position, $"cannot use `{Prefix()}` as a table: it is already defined as {Article(existing)}{Previously(table, segment.Name)}", Prefix()),
             };
         }
 

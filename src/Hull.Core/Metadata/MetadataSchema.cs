@@ -23,6 +23,33 @@ public static class MetadataSchema
                 occurrences     INTEGER NOT NULL
             ) STRICT;
             """),
+        new(2, "content index", """
+            -- One row per blob under content/blobs/<algorithm>/<hex>; GC finds unreferenced blobs here.
+            CREATE TABLE content (
+                digest     TEXT    NOT NULL PRIMARY KEY, -- "sha256:<hex>"
+                size       INTEGER NOT NULL,
+                media_type TEXT,                         -- as the writer knew it; NULL when re-indexed from disk
+                labels     TEXT    NOT NULL DEFAULT '{}', -- JSON object of string labels
+                created    INTEGER NOT NULL,             -- Unix nanoseconds (MetadataTime)
+                updated    INTEGER NOT NULL
+            ) STRICT;
+            """),
+        new(3, "snapshots", """
+            -- Snapshots of every snapshotter. id names the directory snapshots/<snapshotter>/<id> and is never
+            -- reused (AUTOINCREMENT), so a half-removed directory can never be mistaken for a new snapshot.
+            CREATE TABLE snapshots (
+                id          INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+                snapshotter TEXT    NOT NULL,
+                key         TEXT    NOT NULL,             -- the key of an active/view snapshot, the name of a committed one
+                kind        TEXT    NOT NULL CHECK (kind IN ('active', 'committed', 'view')),
+                parent_id   INTEGER REFERENCES snapshots (id), -- a committed snapshot; RESTRICT keeps parents of children
+                labels      TEXT    NOT NULL DEFAULT '{}', -- JSON object of string labels
+                created     INTEGER NOT NULL,             -- Unix nanoseconds (MetadataTime)
+                updated     INTEGER NOT NULL,
+                UNIQUE (snapshotter, key)
+            ) STRICT;
+            CREATE INDEX snapshots_parent ON snapshots (parent_id);
+            """),
     ];
 
     public static int LatestVersion => Migrations[^1].Version;

@@ -14,6 +14,9 @@ public sealed class MetadataSession : IDisposable
 
     internal MetadataSession(SqliteConnection connection) => _connection = connection;
 
+    /// <summary>Set when a rollback failed: the connection's state is unknown and it is discarded.</summary>
+    internal bool Broken { get; set; }
+
     /// <summary>The transaction the current operation runs in (set by the store).</summary>
     internal SqliteTransaction? Transaction { get; set; }
 
@@ -78,8 +81,15 @@ public sealed class MetadataSession : IDisposable
     {
         foreach (var command in _commands.Values) command.Dispose();
         _commands.Clear();
-        Transaction?.Dispose();
         Transaction = null;
-        _connection.Dispose();
+        try
+        {
+            // Closing the connection rolls back whatever is still open in it.
+            _connection.Dispose();
+        }
+        catch (SqliteException) when (Broken)
+        {
+            // Its rollback already failed once; the native handle is released by its finalizer.
+        }
     }
 }

@@ -113,6 +113,14 @@ internal sealed class DynamicTable
         Count--;
     }
 
+    /// <summary>Independent copy (strings are immutable and shared).</summary>
+    public DynamicTable Clone()
+    {
+        var copy = (DynamicTable)MemberwiseClone();
+        copy._ring = (Entry[])_ring.Clone();
+        return copy;
+    }
+
     private void Grow()
     {
         // Entries are at least 32 octets, so the ring never needs more than MaxSize/32 slots; grow

@@ -9,12 +9,12 @@ namespace Hull.Grpc.Hpack;
 /// </summary>
 public sealed class HpackDecoder
 {
-    private readonly DynamicTable _table;
-    private readonly int _maxHeaderListSize;
-    private int _maxDynamicTableSize;
-    private bool _sizeUpdateRequired;
     private const int MaxRetainedBuffer = 16 * 1024;
 
+    private readonly int _maxHeaderListSize;
+    private DynamicTable _table; // not readonly: Clone swaps in a copy
+    private int _maxDynamicTableSize;
+    private bool _sizeUpdateRequired;
     private byte[] _huffmanBuffer = new byte[128]; // reused so Huffman strings cost only the final string
 
     /// <param name="maxDynamicTableSize">
@@ -52,10 +52,20 @@ public sealed class HpackDecoder
 
     internal DynamicTable Table => _table;
 
+    /// <summary>Snapshot of the decoding state; lets tests fuzz many blocks against one context.</summary>
+    internal HpackDecoder Clone()
+    {
+        var copy = (HpackDecoder)MemberwiseClone();
+        copy._table = _table.Clone();
+        copy._huffmanBuffer = new byte[_huffmanBuffer.Length];
+        return copy;
+    }
+
     /// <summary>
     /// Decodes one complete header block and appends its fields to <paramref name="output"/>.
     /// Throws <see cref="HpackException"/> on malformed input; the connection must then be closed
-    /// because the dynamic table may be out of sync with the peer.
+    /// (COMPRESSION_ERROR) because the dynamic table may be out of sync with the peer. The one
+    /// exception is an oversized header list: the whole block is still processed first.
     /// </summary>
     public void Decode(ReadOnlySpan<byte> block, List<HeaderField> output)
     {

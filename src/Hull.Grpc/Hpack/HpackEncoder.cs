@@ -9,6 +9,8 @@ namespace Hull.Grpc.Hpack;
 /// </summary>
 public sealed class HpackEncoder
 {
+    private const int MaxRetainedBuffer = 16 * 1024;
+
     private readonly int _sizeLimit;
     private readonly DynamicTable _table;
 
@@ -16,8 +18,6 @@ public sealed class HpackEncoder
     // lookups are O(1) instead of a table scan. Entries are removed when their id is evicted.
     private readonly Dictionary<(string Name, string Value), long> _fieldIds = new();
     private readonly Dictionary<string, long> _nameIds = new(StringComparer.Ordinal);
-
-    private const int MaxRetainedBuffer = 16 * 1024;
 
     private bool _sizeUpdatePending;
     private int _smallestPendingSize;

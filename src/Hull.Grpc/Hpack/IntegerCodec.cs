@@ -46,7 +46,7 @@ internal static class IntegerCodec
             }
         }
 
-        throw new HpackException("Integer overflow.");
+        throw new HpackException("Integer encoding longer than 6 octets.");
     }
 
     /// <summary>

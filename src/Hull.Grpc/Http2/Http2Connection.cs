@@ -20,6 +20,7 @@ public sealed class Http2Connection
     private readonly HpackDecoder _decoder;
     private readonly Dictionary<int, Http2Stream> _streams = new();
     private readonly HashSet<int> _resetByUs = new();
+    private readonly HashSet<int> _closedStreams = new(); // recently closed, to tell reuse (STREAM_CLOSED) from a skipped id
     private readonly List<HeaderField> _headerScratch = new();
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _closed = new();
@@ -60,13 +61,16 @@ public sealed class Http2Connection
         try
         {
             if (!await ReadPrefaceAsync().ConfigureAwait(false)) return;
-            await Writer.WriteSettingsAsync(new[]
+            var settings = new List<(SettingId, uint)>
             {
                 (SettingId.MaxConcurrentStreams, (uint)_options.MaxConcurrentStreams),
                 (SettingId.InitialWindowSize, (uint)_options.StreamWindowSize),
                 (SettingId.MaxHeaderListSize, (uint)_options.MaxHeaderListSize),
                 (SettingId.HeaderTableSize, (uint)_options.HeaderTableSize),
-            }).ConfigureAwait(false);
+            };
+            // Frames up to MaxFrameSize are accepted, so the peer must be told when that exceeds the default.
+            if (_options.MaxFrameSize != Http2Limits.DefaultMaxFrameSize) settings.Add((SettingId.MaxFrameSize, (uint)_options.MaxFrameSize));
+            await Writer.WriteSettingsAsync(settings).ConfigureAwait(false);
             int connectionBoost = _options.ConnectionWindowSize - Http2Limits.DefaultInitialWindowSize;
             if (connectionBoost > 0)
             {
@@ -304,12 +308,19 @@ public sealed class Http2Connection
         if (id <= _lastStreamId)
         {
             if (WasResetByUs(id)) return;
-            throw new Http2ConnectionException(Http2ErrorCode.StreamClosed, $"HEADERS on closed stream {id}");
+            if (WasClosed(id)) throw new Http2ConnectionException(Http2ErrorCode.StreamClosed, $"HEADERS on closed stream {id}");
+            // Never opened: a new stream must have a higher identifier than every earlier one (RFC 9113 5.1.1).
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"HEADERS on stream {id}, below the last opened stream {_lastStreamId}");
         }
         if ((id & 1) == 0)
             throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"client opened even-numbered stream {id}");
         _lastStreamId = id;
-        if (_goingAway) return; // not processed; GOAWAY told the peer so
+        if (_goingAway)
+        {
+            // Not processed; GOAWAY told the peer so. Its DATA and other frames are ignored like those of a reset stream.
+            RememberReset(id);
+            return;
+        }
 
         if (ValidateRequestHeaders(_headerScratch) is { } malformed)
             throw new Http2StreamException(id, Http2ErrorCode.ProtocolError, $"malformed request on stream {id}: {malformed}");
@@ -545,8 +556,15 @@ public sealed class Http2Connection
         lock (_streams)
         {
             if (!_streams.Remove(stream.Id)) return;
+            if (_closedStreams.Count > 4096) _closedStreams.Clear();
+            _closedStreams.Add(stream.Id);
             if (_goingAway && _streams.Count == 0) _drained.TrySetResult();
         }
+    }
+
+    private bool WasClosed(int streamId)
+    {
+        lock (_streams) return _closedStreams.Contains(streamId);
     }
 
     private void RememberReset(int streamId)

@@ -67,6 +67,8 @@ public sealed class Http2Server : IAsyncDisposable
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
             {
                 if (_stopping.IsCancellationRequested) return;
+                // StopAsync closed the listener: retrying would spin (synchronously) until the drain ends.
+                if (e is ObjectDisposedException or SocketException { SocketErrorCode: SocketError.OperationAborted }) return;
                 continue;
             }
             if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;

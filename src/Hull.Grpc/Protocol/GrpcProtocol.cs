@@ -77,7 +77,8 @@ public static class GrpcProtocol
         for (int i = 0; i < encoded.Length; i++)
         {
             if (encoded[i] == '%' && i + 2 < encoded.Length &&
-                byte.TryParse(encoded.AsSpan(i + 1, 2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var b))
+                // Exactly two hex digits: HexNumber would also accept white space, turning "50% done" into "50\rone".
+                byte.TryParse(encoded.AsSpan(i + 1, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var b))
             {
                 bytes.Add(b);
                 i += 2;

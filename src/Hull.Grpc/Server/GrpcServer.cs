@@ -19,6 +19,8 @@ public sealed class GrpcServer : IAsyncDisposable
     private readonly List<(string Prefix, string Message)> _retiredPrefixes = new();
     private readonly GrpcServerOptions _options;
     private readonly Http2Server _transport;
+    // Long-lived server streams (event watches) end at shutdown instead of holding the drain open.
+    private readonly CancellationTokenSource _shutdown = new();
 
     public GrpcServer(GrpcServerOptions? options = null)
     {
@@ -54,7 +56,11 @@ public sealed class GrpcServer : IAsyncDisposable
 
     public IPEndPoint ListenTcp(IPEndPoint endPoint) => _transport.ListenTcp(endPoint);
 
-    public Task StopAsync(TimeSpan drainTimeout) => _transport.StopAsync(drainTimeout);
+    public Task StopAsync(TimeSpan drainTimeout)
+    {
+        _shutdown.Cancel();
+        return _transport.StopAsync(drainTimeout);
+    }
 
     public ValueTask DisposeAsync() => _transport.DisposeAsync();
 
@@ -93,19 +99,21 @@ public sealed class GrpcServer : IAsyncDisposable
                 return (StatusCode.Internal, $"malformed grpc-timeout \"{rawTimeout}\"");
             timeout = parsed;
         }
-        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted);
+        using var expiry = new CancellationTokenSource();
+        using var cancellation = method.Descriptor.IsServerStreaming
+            ? CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, expiry.Token, _shutdown.Token)
+            : CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, expiry.Token);
         DateTime? deadline = null;
-        CancellationTokenRegistration expiry = default;
         if (timeout is { } t)
         {
             deadline = DateTime.UtcNow + t;
             // At the deadline the client is told at once, even if the handler has not noticed yet.
-            expiry = cancellation.Token.UnsafeRegister(static s =>
+            expiry.Token.UnsafeRegister(static s =>
             {
-                var (c, ab) = ((ServerCall, CancellationToken))s!;
-                if (!ab.IsCancellationRequested) _ = c.CompleteAsync(StatusCode.DeadlineExceeded, "deadline exceeded");
+                var (c, aborted) = ((ServerCall, CancellationToken))s!;
+                if (!aborted.IsCancellationRequested) _ = c.CompleteAsync(StatusCode.DeadlineExceeded, "deadline exceeded");
             }, (call, stream.Aborted));
-            cancellation.CancelAfter(t);
+            expiry.CancelAfter(t);
         }
         try
         {
@@ -131,9 +139,9 @@ public sealed class GrpcServer : IAsyncDisposable
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
-            return stream.Aborted.IsCancellationRequested
-                ? (StatusCode.Cancelled, "the client cancelled the call")
-                : (StatusCode.DeadlineExceeded, "deadline exceeded");
+            if (stream.Aborted.IsCancellationRequested) return (StatusCode.Cancelled, "the client cancelled the call");
+            if (expiry.IsCancellationRequested) return (StatusCode.DeadlineExceeded, "deadline exceeded");
+            return (StatusCode.Unavailable, "the server is shutting down");
         }
         catch (Google.Protobuf.InvalidProtocolBufferException e)
         {
@@ -143,10 +151,6 @@ public sealed class GrpcServer : IAsyncDisposable
         {
             if (MapException?.Invoke(e) is { } mapped) return (mapped.StatusCode, mapped.Detail);
             return (StatusCode.Unknown, e.Message);
-        }
-        finally
-        {
-            await expiry.DisposeAsync().ConfigureAwait(false);
         }
     }
 

@@ -48,10 +48,11 @@ public class HpackFuzzTests
             .SelectMany(d => HpackTestData.StoryFiles(Path.Combine(HpackTestData.CorpusDirectory, d)))
             .Select(HpackTestData.LoadStory)
             .ToList();
+        long loadMs = stopwatch.ElapsedMilliseconds;
 
         while (mutations < 20_000)
         {
-            foreach (List<StoryCase> story in stories)
+            foreach (List<StoryCase> story in stories.TakeWhile(_ => mutations < 20_000))
             {
                 var reference = new HpackDecoder();
                 foreach (StoryCase c in story)
@@ -61,13 +62,13 @@ public class HpackFuzzTests
                         reference.MaxDynamicTableSize = size;
                     }
 
-                    if (rng.Next(2) == 0)
+                    if (mutations < 20_000 && rng.Next(2) == 0)
                     {
                         // Mutate against a decoder holding the same dynamic table as the reference, so
                         // indexes in the mutated block still resolve and decoding gets deep.
                         byte[] mutated = Mutate(c.Wire!, rng);
                         mutations++;
-                        if (DecodeExpectingOnlyHpackException(CloneState(reference), mutated, output))
+                        if (DecodeExpectingOnlyHpackException(reference.Clone(), mutated, output))
                         {
                             accepted++;
                         }
@@ -81,7 +82,7 @@ public class HpackFuzzTests
 
         // Sanity: some mutations (e.g. flips inside string literals) must still decode.
         Assert.InRange(accepted, 1, mutations - 1);
-        Console.WriteLine($"{mutations} mutations, {accepted} decoded, {stopwatch.ElapsedMilliseconds} ms");
+        Console.WriteLine($"{mutations} mutations, {accepted} decoded, {stopwatch.ElapsedMilliseconds} ms ({loadMs} ms loading)");
     }
 
     [Fact]
@@ -175,39 +176,6 @@ public class HpackFuzzTests
         }
 
         return bytes.ToArray();
-    }
-
-    /// <summary>
-    /// A decoder with the same limit and dynamic table as <paramref name="source"/>, rebuilt by
-    /// decoding a synthetic block of literal-with-indexing fields (oldest first).
-    /// </summary>
-    private static HpackDecoder CloneState(HpackDecoder source)
-    {
-        DynamicTable table = source.Table;
-        // The source's limit may already be lowered below its table size (awaiting the peer's
-        // update); build at the table size, then apply the limit so the clone awaits it too.
-        var clone = new HpackDecoder(Math.Max(source.MaxDynamicTableSize, table.MaxSize));
-        var block = new ArrayBufferWriter<byte>();
-        Span<byte> prefix = stackalloc byte[IntegerCodec.MaxLength];
-        block.Write(prefix[..IntegerCodec.Encode(prefix, table.MaxSize, 5, 0x20)]);
-        for (int i = table.Count - 1; i >= 0; i--)
-        {
-            block.Write<byte>([0x40]);
-            WriteRawString(block, table[i].Field.Name);
-            WriteRawString(block, table[i].Field.Value);
-        }
-
-        clone.Decode(block.WrittenSpan, new List<HeaderField>());
-        clone.MaxDynamicTableSize = source.MaxDynamicTableSize;
-        return clone;
-    }
-
-    private static void WriteRawString(ArrayBufferWriter<byte> block, string value)
-    {
-        byte[] octets = Encoding.UTF8.GetBytes(value);
-        Span<byte> prefix = stackalloc byte[IntegerCodec.MaxLength];
-        block.Write(prefix[..IntegerCodec.Encode(prefix, octets.Length, 7, 0)]);
-        block.Write(octets);
     }
 
     /// <returns>true if the block decoded, false if it was rejected with <see cref="HpackException"/>.</returns>

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# CRI gRPC transport benchmark: unary calls/s and p50/p99 latency of hulld
+# against containerd 1.6's CRI plugin (Debian `containerd`), same run, same
+# client (bench/grpc-load: grpc-go 1.33, one connection, N streams).
+#
+# usage: hack/bench-grpc.sh [options]
+#   --no-build            don't build hulld (use cmd/hulld/bin/Release/net10.0 as it is)
+#   --duration D          measured window per run (default 10s)
+#   --warmup D            warm-up before each window (default 2s)
+#   --concurrency "LIST"  concurrent streams (default "1 8 64")
+#   --rounds N            runs per server and concurrency, alternating hulld,
+#                         containerd, hulld, ... (default 3); the table shows medians
+#   --method M            gRPC method (default /runtime.v1.RuntimeService/Version)
+#   --pin                 pin the servers to CPU 1 and the driver to CPU 0 (taskset)
+#   --wait-idle D         before each run wait up to D for the machine to be idle (default 30s, 0 = don't)
+#   --max-other-cpu X     retry a run (twice at most) when other processes used more
+#                         than X cores during its window (default 0.25, 0 = never)
+#   --results FILE        raw JSON lines (default bench/grpc-load/results/<UTC time>.jsonl)
+#   --write-docs          insert the results at the top of the "CRI gRPC transport"
+#                         section of docs/benchmarks.md (older results stay below)
+#   --keep                keep the temp dir (logs) instead of removing it
+# Runs as root. Needs golang-go, golang-google-grpc-dev, golang-google-protobuf-dev,
+# containerd (hack/install-deps.sh installs them) and the .NET SDK.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD=1 DURATION=10s WARMUP=2s CONCURRENCY="1 8 64" ROUNDS=3 PIN=0 WAIT_IDLE=30s MAX_OTHER=0.25
+METHOD=/runtime.v1.RuntimeService/Version RESULTS="" WRITE_DOCS=0 KEEP=0
+ARGS=("$@")
+
+need() { [ $# -ge 2 ] || { echo "bench-grpc: $1 needs a value" >&2; exit 2; }; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-build) BUILD=0 ;;
+    --duration) need "$@"; DURATION="$2"; shift ;;
+    --warmup) need "$@"; WARMUP="$2"; shift ;;
+    --concurrency) need "$@"; CONCURRENCY="$2"; shift ;;
+    --rounds) need "$@"; ROUNDS="$2"; shift ;;
+    --method) need "$@"; METHOD="$2"; shift ;;
+    --pin) PIN=1 ;;
+    --wait-idle) need "$@"; WAIT_IDLE="$2"; shift ;;
+    --max-other-cpu) need "$@"; MAX_OTHER="$2"; shift ;;
+    --results) need "$@"; RESULTS="$2"; shift ;;
+    --write-docs) WRITE_DOCS=1 ;;
+    --keep) KEEP=1 ;;
+    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-grpc: unknown argument: $1 (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'bench-grpc: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (containerd needs it)"
+command -v containerd >/dev/null || die "containerd not found (apt-get install containerd, or hack/install-deps.sh)"
+command -v go >/dev/null || die "go not found (apt-get install golang-go, or hack/install-deps.sh)"
+command -v dotnet >/dev/null || die "dotnet SDK not found"
+if [ "$PIN" -eq 1 ] && [ "$(nproc)" -lt 2 ]; then die "--pin needs at least 2 CPUs"; fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+# ---------------------------------------------------------------- build
+DRIVER="$ROOT/bench/grpc-load/bin/grpc-load"
+log "building the load driver bench/grpc-load ($(go version | cut -d' ' -f3), GOPATH mode)"
+(
+  cd "$ROOT/bench/grpc-load"
+  export GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS='' GOPROXY=off
+  export GOCACHE="${HULL_GOCACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/hull-go-build}"
+  mkdir -p "$GOCACHE" bin
+  go build -o bin/grpc-load .
+)
+
+HULLD_DIR="$ROOT/cmd/hulld/bin/Release/net10.0"
+if [ "$BUILD" -eq 1 ]; then
+  log "building hulld (Release)"
+  dotnet build "$ROOT/cmd/hulld" -c Release -nologo -v quiet >&2
+fi
+[ -f "$HULLD_DIR/hulld.dll" ] || die "$HULLD_DIR/hulld.dll not found (build it, or drop --no-build)"
+
+# ---------------------------------------------------------------- temp dirs + teardown
+T="$(mktemp -d /tmp/hull-bench-grpc.XXXXXX)"
+HULLD_PID="" CTRD_PID=""
+
+stop_pid() { # pid name
+  local pid="$1" name="$2" i
+  [ -n "$pid" ] || return 0
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name (pid $pid) did not stop in 10 s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+teardown() {
+  local rc=$?
+  set +e
+  stop_pid "$HULLD_PID" hulld
+  stop_pid "$CTRD_PID" containerd
+  # Anything containerd (or hulld) mounted under the temp root, deepest first.
+  awk -v t="$T" '$5 == t || index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+    while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
+  if [ "$KEEP" -eq 1 ] || [ "$rc" -ne 0 ]; then
+    log "logs kept in $T (remove it with: rm -rf $T)"
+    [ "$rc" -eq 0 ] || { tail -n 20 "$T"/*.log 2>/dev/null >&2 || true; }
+  else
+    rm -rf "$T"
+  fi
+  exit "$rc"
+}
+trap teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+SERVER_CPU=() DRIVER_CPU=()
+if [ "$PIN" -eq 1 ]; then SERVER_CPU=(taskset -c 1) DRIVER_CPU=(taskset -c 0); fi
+
+wait_ready() { # name pid socket
+  local name="$1" pid="$2" sock="$3" i
+  for i in $(seq 1 150); do
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$T/$name.log" >&2; die "$name exited during start-up"; }
+    if [ -S "$sock" ] && "$DRIVER" --socket "$sock" --probe --connect-timeout 1s >"$T/$name.probe" 2>/dev/null; then
+      log "$name ready (pid $pid): $(cat "$T/$name.probe")"
+      return 0
+    fi
+    sleep 0.2
+  done
+  tail -n 20 "$T/$name.log" >&2
+  die "$name did not answer Version on $sock within 30 s"
+}
+
+# ---------------------------------------------------------------- containerd 1.6
+# Its own root, state, sockets, CNI dirs and opt dir under $T: nothing of the
+# host's containerd setup (/etc/containerd, /var/lib/containerd, /run/containerd)
+# is read or written. Snapshotters that probe host storage are disabled.
+mkdir -p "$T/ctrd/root" "$T/ctrd/state" "$T/ctrd/cni-conf" "$T/ctrd/cni-bin" "$T/ctrd/opt"
+CTRD_SOCK="$T/ctrd/containerd.sock"
+cat >"$T/containerd.toml" <<EOF
+version = 2
+root = "$T/ctrd/root"
+state = "$T/ctrd/state"
+oom_score = 0
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.internal.v1.tracing",
+  "io.containerd.tracing.processor.v1.otlp",
+]
+
+[grpc]
+  address = "$CTRD_SOCK"
+
+[ttrpc]
+  address = "$T/ctrd/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    disable_tcp_service = true
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "$T/ctrd/cni-bin"
+      conf_dir = "$T/ctrd/cni-conf"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "$T/ctrd/opt"
+EOF
+log "starting containerd ($(containerd --version | awk '{print $3}')) in $T/ctrd"
+"${SERVER_CPU[@]}" containerd --config "$T/containerd.toml" >"$T/containerd.log" 2>&1 &
+CTRD_PID=$!
+wait_ready containerd "$CTRD_PID" "$CTRD_SOCK"
+
+# ---------------------------------------------------------------- hulld
+mkdir -p "$T/hulld/root" "$T/hulld/state"
+HULLD_SOCK="$T/hulld/hull.sock"
+log "starting hulld (Release) in $T/hulld"
+"${SERVER_CPU[@]}" dotnet "$HULLD_DIR/hulld.dll" --address "$HULLD_SOCK" --root "$T/hulld/root" --state "$T/hulld/state" \
+  >"$T/hulld.log" 2>&1 &
+HULLD_PID=$!
+wait_ready hulld "$HULLD_PID" "$HULLD_SOCK"
+
+# ---------------------------------------------------------------- runs
+if [ -z "$RESULTS" ]; then
+  mkdir -p "$ROOT/bench/grpc-load/results"
+  RESULTS="$ROOT/bench/grpc-load/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+fi
+: >"$RESULTS"
+
+run_one() { # label socket pid concurrency
+  local label="$1" sock="$2" pid="$3" c="$4" try rc line
+  for try in 1 2 3; do
+    kill -0 "$pid" 2>/dev/null || die "$label (pid $pid) died; see $T/$label.log"
+    rc=0
+    line="$("${DRIVER_CPU[@]}" "$DRIVER" --socket "$sock" --server-pid "$pid" --label "$label" \
+      --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" --method "$METHOD" \
+      --wait-idle "$WAIT_IDLE" --max-other-cpu "$MAX_OTHER")" || rc=$?
+    case "$rc" in
+      0) break ;;
+      1) log "$label c=$c: run had errors: $line"; break ;;
+      4) if [ "$try" -lt 3 ]; then log "$label c=$c: disturbed by other load, again"; else log "$label c=$c: disturbed 3 times, keeping it"; fi ;;
+      *) die "$label c=$c: driver failed (exit $rc): $line" ;;
+    esac
+  done
+  printf '%s\n' "$line" >>"$RESULTS"
+}
+
+log "runs: concurrency {$CONCURRENCY} x $ROUNDS rounds x {hulld, containerd}, ${WARMUP} warm-up + ${DURATION} each; raw results: ${RESULTS#"$ROOT"/}"
+for c in $CONCURRENCY; do
+  for r in $(seq 1 "$ROUNDS"); do
+    run_one hulld "$HULLD_SOCK" "$HULLD_PID" "$c"
+    run_one containerd "$CTRD_SOCK" "$CTRD_PID" "$c"
+  done
+done
+
+# ---------------------------------------------------------------- report
+mem_gib="$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)"
+cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+hulld_ver="$(sed -E 's/.*"runtime_version":"([^"]*)".*/\1/' "$T/hulld.probe")"
+commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")"
+dotnet_rt="$(dotnet --list-runtimes 2>/dev/null | awk '/Microsoft.NETCore.App/ { v = $2 } END { print v }')"
+grpc_go="$(dpkg-query -W -f='${Version}' golang-google-grpc-dev 2>/dev/null || echo unknown)"
+ctrd_pkg="$(dpkg-query -W -f='${Version}' containerd 2>/dev/null || containerd --version | awk '{print $3}')"
+pinning="not pinned (servers and driver share all $(nproc) CPUs)"
+[ "$PIN" -eq 1 ] && pinning="servers pinned to CPU 1, driver to CPU 0"
+cat >"$T/header.md" <<EOF
+### $(date -u '+%Y-%m-%d %H:%M UTC'): ${METHOD##*/}, $(nproc) CPUs
+
+- Machine: $(nproc) × ${cpu_model:-unknown CPU}, ${mem_gib} GiB, Linux $(uname -r); ${pinning}.
+- hulld ${hulld_ver} (commit ${commit}, Release, .NET ${dotnet_rt}); containerd ${ctrd_pkg} (Debian, built-in CRI plugin);
+  driver bench/grpc-load with $(go version | cut -d' ' -f3), grpc-go ${grpc_go} (Debian).
+- \`${METHOD}\`, one connection, ${WARMUP} warm-up + ${DURATION} measured per run, ${ROUNDS} rounds alternating hulld / containerd.
+- Command: \`hack/bench-grpc.sh${ARGS[*]:+ ${ARGS[*]}}\`
+EOF
+
+echo
+cat "$T/header.md"
+echo
+if [ "$WRITE_DOCS" -eq 1 ]; then
+  "$DRIVER" report --details --docs "$ROOT/docs/benchmarks.md" --header "$T/header.md" "$RESULTS"
+else
+  "$DRIVER" report --details "$RESULTS"
+fi

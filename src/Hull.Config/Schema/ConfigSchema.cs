@@ -1,0 +1,458 @@
+using System.Globalization;
+using static Hull.Config.Schema.SchemaBuilders;
+
+namespace Hull.Config.Schema;
+
+/// <summary>
+/// Every key of Hull's config file, once: its TOML path, type, description and the model property it
+/// binds to (whose initializer holds the default). The binder, the unknown-key check, the
+/// <c>hulld config dump</c> writer and docs/configuration.md are all driven by this list.
+/// Keys and defaults follow containerd 2.x (internal/cri/config, plugins/*, cmd/containerd/server/config).
+/// </summary>
+public static class ConfigSchema
+{
+    public const string RuntimePlugin = "io.containerd.cri.v1.runtime";
+    public const string ImagesPlugin = "io.containerd.cri.v1.images";
+    public const string ServerPlugin = "io.containerd.grpc.v1.cri";
+    public const string NriPlugin = "io.containerd.nri.v1.nri";
+    public const string TransferPlugin = "io.containerd.transfer.v1.local";
+    public const string ImageVerifierPlugin = "io.containerd.image-verifier.v1.bindir";
+    public const string OverlayfsPlugin = "io.containerd.snapshotter.v1.overlayfs";
+
+    /// <summary>Runtime types Hull runs (conmon + the OCI runtime in <c>options.BinaryName</c>).</summary>
+    public static readonly IReadOnlyList<string> RuncRuntimeTypes = [Defaults.RuntimeType, "io.containerd.runc.v1", "io.containerd.runtime.v1.linux"];
+
+    /// <summary>
+    /// Plugin IDs of containerd 1.x/2.x that Hull has no counterpart for. Their sections are accepted and
+    /// ignored (one warning lists them); any other plugin ID is reported as unknown.
+    /// </summary>
+    public static readonly IReadOnlyList<string> ContainerdOnlyPlugins =
+    [
+        "io.containerd.content.v1.content",
+        "io.containerd.differ.v1.erofs",
+        "io.containerd.event.v1.exchange",
+        "io.containerd.gc.v1.scheduler",
+        "io.containerd.grpc.v1.healthcheck",
+        "io.containerd.grpc.v1.introspection",
+        "io.containerd.internal.v1.opt",
+        "io.containerd.internal.v1.restart",
+        "io.containerd.internal.v1.tracing",
+        "io.containerd.lease.v1.manager",
+        "io.containerd.metadata.v1.bolt",
+        "io.containerd.monitor.container.v1.restart",
+        "io.containerd.monitor.task.v1.cgroups",
+        "io.containerd.monitor.v1.cgroups",
+        "io.containerd.podsandbox.controller.v1.podsandbox",
+        "io.containerd.runtime.v1.linux",
+        "io.containerd.runtime.v2.task",
+        "io.containerd.sandbox.controller.v1.shim",
+        "io.containerd.service.v1.diff-service",
+        "io.containerd.service.v1.tasks-service",
+        "io.containerd.shim.v1.manager",
+        "io.containerd.snapshotter.v1.aufs",
+        "io.containerd.snapshotter.v1.blockfile",
+        "io.containerd.snapshotter.v1.btrfs",
+        "io.containerd.snapshotter.v1.devmapper",
+        "io.containerd.snapshotter.v1.erofs",
+        "io.containerd.snapshotter.v1.native",
+        "io.containerd.snapshotter.v1.zfs",
+        "io.containerd.streaming.v1.manager",
+        "io.containerd.tracing.processor.v1.otlp",
+        "io.containerd.ttrpc.v1.otelttrpc",
+    ];
+
+    internal static readonly IReadOnlyList<SchemaNode> Root = BuildRoot();
+
+    /// <summary>Every key, flattened, in file order: what docs/configuration.md lists.</summary>
+    public static IReadOnlyList<ConfigKeyInfo> Keys { get; } = ConfigKeyInfo.Flatten(Root);
+
+    private static IReadOnlyList<SchemaNode> BuildRoot() =>
+    [
+        Int<HullConfig>("version", c => c.Version, (c, v) => c with { Version = v },
+            "Config format version. Version 3 is current; version 2 (containerd 1.x) and version 1 (no `version` key) are migrated in memory at every start."),
+        Str<HullConfig>("root", c => c.Root, (c, v) => c with { Root = v }, "Directory of persistent state: metadata database, content store, snapshots.") with
+        {
+            Note = "containerd's default is `/var/lib/containerd`; Hull keeps its own state apart.",
+        },
+        Str<HullConfig>("state", c => c.State, (c, v) => c with { State = v }, "Directory of runtime state (tmpfs): the socket, pinned namespaces, container bundles.") with
+        {
+            Note = "containerd's default is `/run/containerd`.",
+        },
+        Bool<HullConfig>("strict", c => c.Strict, (c, v) => c with { Strict = v },
+            "Unknown keys and unknown plugin sections are errors (hulld refuses to start) instead of warnings. `hulld --strict-config` does the same.") with
+        {
+            Usage = ConfigKeyUsage.HullOnly,
+        },
+        Ignored("temp", ConfigValueType.String, "", "Temporary directory of containerd."),
+        Ignored("plugin_dir", ConfigValueType.String, "", "Go plugin directory (deprecated in containerd)."),
+        Ignored("disabled_plugins", ConfigValueType.StringList, System.Array.Empty<string>(), "Plugins containerd should not load; Hull has no optional plugins to disable."),
+        Ignored("required_plugins", ConfigValueType.StringList, System.Array.Empty<string>(), "Plugins containerd must load."),
+        Ignored("oom_score", ConfigValueType.Integer, 0, "OOM score adjustment of the daemon; set `OOMScoreAdjust=` in the systemd unit instead."),
+        Ignored("imports", ConfigValueType.StringList, System.Array.Empty<string>(), "Further config files to merge; Hull reads a single file, so merge them into it."),
+        Table<HullConfig, GrpcConfig>("grpc", "The CRI socket (Hull also serves its admin API on it).", c => c.Grpc, (c, v) => c with { Grpc = v },
+            Str<GrpcConfig>("address", g => g.Address, (g, v) => g with { Address = v }, "Unix socket the kubelet, crictl and hullctl connect to.") with
+            {
+                Note = "containerd's default is `/run/containerd/containerd.sock`.",
+            },
+            Int<GrpcConfig>("uid", g => g.Uid, (g, v) => g with { Uid = v }, "Owner of the socket.") with { Check = NotNegative },
+            Int<GrpcConfig>("gid", g => g.Gid, (g, v) => g with { Gid = v }, "Group of the socket.") with { Check = NotNegative },
+            Int<GrpcConfig>("max_recv_message_size", g => g.MaxRecvMessageSize, (g, v) => g with { MaxRecvMessageSize = v }, "Largest gRPC message accepted, in bytes.") with { Check = Positive },
+            Int<GrpcConfig>("max_send_message_size", g => g.MaxSendMessageSize, (g, v) => g with { MaxSendMessageSize = v }, "Largest gRPC message sent, in bytes.") with { Check = Positive },
+            Ignored("tcp_address", ConfigValueType.String, "", "TCP listener of containerd's API."),
+            Ignored("tcp_tls_ca", ConfigValueType.String, "", "TLS CA of the TCP listener."),
+            Ignored("tcp_tls_cert", ConfigValueType.String, "", "TLS certificate of the TCP listener."),
+            Ignored("tcp_tls_key", ConfigValueType.String, "", "TLS key of the TCP listener.")),
+        IgnoredTable("ttrpc", "containerd's ttrpc socket for shims.",
+            Ignored("address", ConfigValueType.String, "", "Socket path."),
+            Ignored("uid", ConfigValueType.Integer, 0, "Socket owner."),
+            Ignored("gid", ConfigValueType.Integer, 0, "Socket group.")),
+        Table<HullConfig, DebugConfig>("debug", "Logging and the debug socket.", c => c.Debug, (c, v) => c with { Debug = v },
+            Str<DebugConfig>("address", d => d.Address, (d, v) => d with { Address = v }, "Debug socket (pprof-style endpoints); empty means none."),
+            Int<DebugConfig>("uid", d => d.Uid, (d, v) => d with { Uid = v }, "Owner of the debug socket.") with { Check = NotNegative },
+            Int<DebugConfig>("gid", d => d.Gid, (d, v) => d with { Gid = v }, "Group of the debug socket.") with { Check = NotNegative },
+            Str<DebugConfig>("level", d => d.Level, (d, v) => d with { Level = v.Length == 0 ? "info" : v },
+                "Log level: `trace`, `debug`, `info`, `warn`, `error`, `fatal` or `panic` (empty means `info`); `hulld --log-level` overrides it.") with
+            {
+                Check = OneOf("", "trace", "debug", "info", "warn", "warning", "error", "fatal", "panic"),
+            },
+            Str<DebugConfig>("format", d => d.Format, (d, v) => d with { Format = v }, "Log format: `text` or `json` (empty means `text`).") with
+            {
+                Check = OneOf("", "text", "json"),
+            }),
+        Table<HullConfig, MetricsConfig>("metrics", "Prometheus metrics.", c => c.Metrics, (c, v) => c with { Metrics = v },
+            Str<MetricsConfig>("address", m => m.Address, (m, v) => m with { Address = v }, "host:port of the Prometheus endpoint; empty means none."),
+            Ignored("grpc_histogram", ConfigValueType.Boolean, false, "Per-method gRPC latency histograms.")),
+        IgnoredTable("cgroup", "cgroup of the containerd process.",
+            Ignored("path", ConfigValueType.String, "", "cgroup path; use `Slice=` in the systemd unit instead.")),
+        Ignored("timeouts", ConfigValueType.Table, null, "Timeouts of containerd's shim and metadata operations."),
+        Ignored("stream_processors", ConfigValueType.Table, null, "Layer stream processors (e.g. ocicrypt decoders); Hull does not pull encrypted images."),
+        Ignored("proxy_plugins", ConfigValueType.Table, IgnoredNode.Empty, "External snapshotter or content plugins reached over gRPC; Hull does not load them."),
+        new PluginsNode("plugins", "Plugin sections.", BuildPlugins(), ContainerdOnlyPlugins),
+    ];
+
+    private static IReadOnlyList<PluginNode> BuildPlugins() =>
+    [
+        Plugin<CriRuntimeConfig>(RuntimePlugin, "CRI runtime: runtime handlers, CNI, security defaults.", c => c.Runtime, (c, v) => c with { Runtime = v },
+            Same("containerd", "Runtime handlers.",
+                Str<CriRuntimeConfig>("default_runtime_name", r => r.DefaultRuntimeName, (r, v) => r with { DefaultRuntimeName = v },
+                    "Handler used when a pod names no RuntimeClass; must be one of `containerd.runtimes`."),
+                Map<CriRuntimeConfig, RuntimeHandlerConfig>("runtimes",
+                    "Runtime handlers by name (the `handler` of a Kubernetes RuntimeClass). Entries are merged with the default `runc` entry; new entries start from the defaults below.",
+                    r => r.Runtimes, (r, v) => r with { Runtimes = v }, () => new RuntimeHandlerConfig(), RuntimeHandler()),
+                Ignored("ignore_blockio_not_enabled_errors", ConfigValueType.Boolean, false, "Ignore block I/O class errors when blockio is not configured."),
+                Ignored("ignore_rdt_not_enabled_errors", ConfigValueType.Boolean, false, "Ignore RDT class errors when RDT is not configured."),
+                Removed("default_runtime", "use `default_runtime_name` and define the runtime under `containerd.runtimes`") with { Check = CheckRemovedRuntime },
+                Removed("untrusted_workload_runtime", "define a runtime named `untrusted` under `containerd.runtimes`") with { Check = CheckRemovedRuntime },
+                Removed("no_pivot", "set `NoPivotRoot` in the runtime's `options`")),
+            Table<CriRuntimeConfig, CniConfig>("cni", "CNI network plugins.", r => r.Cni, (r, v) => r with { Cni = v },
+                List<CniConfig>("bin_dirs", c => c.BinDirs, (c, v) => c with { BinDirs = v }, "Directories searched for CNI plugin binaries, in order."),
+                new FieldNode("bin_dir", "A single CNI plugin directory; read as `bin_dirs = [bin_dir]`. Setting both is an error.", ConfigValueType.String, null,
+                    (o, v) => (string)v is { Length: > 0 } dir ? ((CniConfig)o) with { BinDirs = [dir] } : o)
+                {
+                    Usage = ConfigKeyUsage.Deprecated,
+                    DeprecationId = ConfigDeprecations.CriCniBinDir,
+                    Note = "use `bin_dirs` instead; deprecated since containerd 2.1",
+                },
+                Str<CniConfig>("conf_dir", c => c.ConfDir, (c, v) => c with { ConfDir = v }, "Directory of CNI network configs; the first one by name is used."),
+                Int<CniConfig>("max_conf_num", c => c.MaxConfNum, (c, v) => c with { MaxConfNum = v },
+                    "How many network configs from `conf_dir` a pod is attached to; 0 means all.") with { Check = NotNegative },
+                Str<CniConfig>("conf_template", c => c.ConfTemplate, (c, v) => c with { ConfTemplate = v },
+                    "Go template a network config is written from when the kubelet reports the node's pod CIDR; empty means none."),
+                Bool<CniConfig>("setup_serially", c => c.SetupSerially, (c, v) => c with { SetupSerially = v }, "Attach networks one after another instead of in parallel."),
+                Str<CniConfig>("ip_pref", c => c.IpPref, (c, v) => c with { IpPref = v },
+                    "Which address becomes the pod IP: `ipv4` (or empty: the first IPv4), `ipv6`, or `cni` (the first the plugin returned).") with
+                {
+                    Check = OneOf("", "ipv4", "ipv6", "cni"),
+                },
+                Bool<CniConfig>("use_internal_loopback", c => c.UseInternalLoopback, (c, v) => c with { UseInternalLoopback = v },
+                    "Bring `lo` up without the CNI loopback plugin.")),
+            Bool<CriRuntimeConfig>("enable_selinux", r => r.EnableSelinux, (r, v) => r with { EnableSelinux = v }, "Apply SELinux labels to containers."),
+            Int<CriRuntimeConfig>("selinux_category_range", r => r.SelinuxCategoryRange, (r, v) => r with { SelinuxCategoryRange = v },
+                "Upper bound of the SELinux MCS category range.") with { Check = Positive },
+            Int<CriRuntimeConfig>("max_container_log_line_size", r => r.MaxContainerLogLineSize, (r, v) => r with { MaxContainerLogLineSize = v },
+                "Longer log lines are split, in bytes; zero or negative means no limit."),
+            Bool<CriRuntimeConfig>("disable_apparmor", r => r.DisableApparmor, (r, v) => r with { DisableApparmor = v }, "Do not apply AppArmor profiles."),
+            Bool<CriRuntimeConfig>("restrict_oom_score_adj", r => r.RestrictOomScoreAdj, (r, v) => r with { RestrictOomScoreAdj = v },
+                "Never give a container a lower OOM score adjustment than the daemon's (for rootless setups)."),
+            Bool<CriRuntimeConfig>("disable_proc_mount", r => r.DisableProcMount, (r, v) => r with { DisableProcMount = v }, "Ignore the CRI `ProcMount` setting."),
+            Str<CriRuntimeConfig>("unset_seccomp_profile", r => r.UnsetSeccompProfile, (r, v) => r with { UnsetSeccompProfile = v },
+                "Seccomp profile for containers that ask for none; empty means unconfined."),
+            Bool<CriRuntimeConfig>("tolerate_missing_hugetlb_controller", r => r.TolerateMissingHugetlbController, (r, v) => r with { TolerateMissingHugetlbController = v },
+                "Ignore hugepage limits when the hugetlb cgroup controller is missing."),
+            Bool<CriRuntimeConfig>("disable_hugetlb_controller", r => r.DisableHugetlbController, (r, v) => r with { DisableHugetlbController = v },
+                "Never set hugepage limits, even when the controller is present."),
+            Bool<CriRuntimeConfig>("device_ownership_from_security_context", r => r.DeviceOwnershipFromSecurityContext,
+                (r, v) => r with { DeviceOwnershipFromSecurityContext = v }, "Owner of host devices in containers is the container's RunAsUser/RunAsGroup instead of the host's owner."),
+            Bool<CriRuntimeConfig>("ignore_image_defined_volumes", r => r.IgnoreImageDefinedVolumes, (r, v) => r with { IgnoreImageDefinedVolumes = v },
+                "Do not create the volumes an image declares."),
+            Bool<CriRuntimeConfig>("enable_unprivileged_ports", r => r.EnableUnprivilegedPorts, (r, v) => r with { EnableUnprivilegedPorts = v },
+                "Set `net.ipv4.ip_unprivileged_port_start=0` in pods that are not on the host network."),
+            Bool<CriRuntimeConfig>("enable_unprivileged_icmp", r => r.EnableUnprivilegedIcmp, (r, v) => r with { EnableUnprivilegedIcmp = v },
+                "Set `net.ipv4.ping_group_range=0 2147483647` in pods that are not on the host network."),
+            Bool<CriRuntimeConfig>("enable_cdi", r => r.EnableCdi, (r, v) => r with { EnableCdi = v }, "Apply Container Device Interface specs to containers that request CDI devices."),
+            List<CriRuntimeConfig>("cdi_spec_dirs", r => r.CdiSpecDirs, (r, v) => r with { CdiSpecDirs = v }, "Directories of CDI specs; later ones take precedence."),
+            Dur<CriRuntimeConfig>("drain_exec_sync_io_timeout", r => r.DrainExecSyncIoTimeout, (r, v) => r with { DrainExecSyncIoTimeout = v },
+                "How long ExecSync waits for output after the exec process exits; 0s means no limit."),
+            List<CriRuntimeConfig>("ignore_deprecation_warnings", r => r.IgnoreDeprecationWarnings, (r, v) => r with { IgnoreDeprecationWarnings = v },
+                "Deprecation IDs (such as `io.containerd.deprecation/cri-registry-mirrors`) that do not count against the `ContainerdHasNoDeprecationWarnings` condition."),
+            Ignored("netns_mounts_under_state_dir", ConfigValueType.Boolean, false, "Hull always pins network namespaces under `<state>/ns`."),
+            Removed("systemd_cgroup", "set `SystemdCgroup = true` in `containerd.runtimes.<name>.options`"),
+            Removed("disable_cgroup", "use cgroup v2 delegation for rootless setups")),
+
+        Plugin<CriImagesConfig>(ImagesPlugin, "CRI images: snapshotter, pinned images, pulls, registries.", c => c.Images, (c, v) => c with { Images = v },
+            Str<CriImagesConfig>("snapshotter", i => i.Snapshotter, (i, v) => i with { Snapshotter = v }, "Snapshotter images are unpacked into; Hull has `overlayfs`.") with
+            {
+                Check = CheckImagesSnapshotter,
+            },
+            Bool<CriImagesConfig>("disable_snapshot_annotations", i => i.DisableSnapshotAnnotations, (i, v) => i with { DisableSnapshotAnnotations = v },
+                "Do not pass image annotations to the snapshotter (only remote snapshotters use them)."),
+            Bool<CriImagesConfig>("discard_unpacked_layers", i => i.DiscardUnpackedLayers, (i, v) => i with { DiscardUnpackedLayers = v },
+                "Let garbage collection remove compressed layers from the content store once they are unpacked."),
+            StrMap<CriImagesConfig>("pinned_images", i => i.PinnedImages, (i, v) => i with { PinnedImages = v },
+                "Images the kubelet must never garbage-collect, by name. `sandbox` is the pause image; Hull needs none because its infra process is `catatonit`, but one configured here is pulled, pinned and used.") with
+            {
+                Note = "containerd pins `sandbox = \"registry.k8s.io/pause:3.10\"` by default; Hull pins nothing.",
+            },
+            Int<CriImagesConfig>("max_concurrent_downloads", i => i.MaxConcurrentDownloads, (i, v) => i with { MaxConcurrentDownloads = v },
+                "Layers of one image downloaded at the same time.") with { Check = Positive },
+            Dur<CriImagesConfig>("image_pull_progress_timeout", i => i.ImagePullProgressTimeout, (i, v) => i with { ImagePullProgressTimeout = v },
+                "A pull that receives no data for this long is cancelled; 0s means never."),
+            Bool<CriImagesConfig>("image_pull_with_sync_fs", i => i.ImagePullWithSyncFs, (i, v) => i with { ImagePullWithSyncFs = v },
+                "fsync unpacked files before a pull completes."),
+            Int<CriImagesConfig>("stats_collect_period", i => i.StatsCollectPeriod, (i, v) => i with { StatsCollectPeriod = v },
+                "Seconds between image filesystem usage collections.") with { Check = Positive },
+            Same("registry", "Registry access.",
+                Str<CriImagesConfig>("config_path", i => i.RegistryConfigPath, (i, v) => i with { RegistryConfigPath = v },
+                    "Directories of `hosts.toml` files (mirrors, TLS, auth headers per registry), separated by `:`; empty means none."),
+                Ignored("mirrors", ConfigValueType.Table, IgnoredNode.Empty, "Registry mirrors of containerd 1.x; Hull reads only `hosts.toml` files.") with
+                {
+                    DeprecationId = ConfigDeprecations.CriRegistryMirrors,
+                    Explain = Migration.RegistryHostsAdvice.ForMirrors,
+                },
+                Ignored("configs", ConfigValueType.Table, IgnoredNode.Empty, "Per-registry TLS and auth of containerd 1.x; use `hosts.toml` files and image pull secrets.") with
+                {
+                    DeprecationId = ConfigDeprecations.CriRegistryConfigs,
+                    Explain = (_, _, path) => $"`{path}` is not supported by Hull and is ignored: put TLS settings (`ca`, `client`, `skip_verify`) in hosts.toml files under `config_path`, and credentials in Kubernetes image pull secrets",
+                },
+                Ignored("auths", ConfigValueType.Table, IgnoredNode.Empty, "Registry credentials of containerd 1.x; use image pull secrets.") with
+                {
+                    DeprecationId = ConfigDeprecations.CriRegistryAuths,
+                    Explain = (_, _, path) => $"`{path}` is not supported by Hull and is ignored: use Kubernetes image pull secrets",
+                },
+                Ignored("headers", ConfigValueType.Table, IgnoredNode.Empty, "HTTP headers sent to every registry; put a `[header]` table in hosts.toml instead.")),
+            IgnoredTable("image_decryption", "Decryption of encrypted images; Hull does not pull encrypted images.",
+                Ignored("key_model", ConfigValueType.String, "node", "Where decryption keys live.")),
+            Ignored("runtime_platforms", ConfigValueType.Table, IgnoredNode.Empty, "Platform and snapshotter per runtime handler."),
+            Ignored("use_local_image_pull", ConfigValueType.Boolean, false, "Pull with the local client instead of the transfer service.")),
+
+        Plugin<CriServerConfig>(ServerPlugin, "CRI server: the streaming server behind `kubectl exec`, `attach` and `port-forward`.", c => c.Server,
+            (c, v) => c with { Server = v },
+            Str<CriServerConfig>("stream_server_address", s => s.StreamServerAddress, (s, v) => s with { StreamServerAddress = v },
+                "IP address the streaming server listens on (the kubelet proxies to it)."),
+            Str<CriServerConfig>("stream_server_port", s => s.StreamServerPort, (s, v) => s with { StreamServerPort = v },
+                "Port of the streaming server, as a string; \"0\" picks a free one.") with { Check = Port },
+            Dur<CriServerConfig>("stream_idle_timeout", s => s.StreamIdleTimeout, (s, v) => s with { StreamIdleTimeout = v },
+                "An idle streaming connection is closed after this long."),
+            Bool<CriServerConfig>("enable_tls_streaming", s => s.EnableTlsStreaming, (s, v) => s with { EnableTlsStreaming = v },
+                "Serve streams over TLS; with no key pair below, a self-signed certificate is generated."),
+            Same("x509_key_pair_streaming", "Key pair of the TLS streaming server.",
+                Str<CriServerConfig>("tls_cert_file", s => s.TlsCertFile, (s, v) => s with { TlsCertFile = v }, "PEM certificate; set together with `tls_key_file`."),
+                Str<CriServerConfig>("tls_key_file", s => s.TlsKeyFile, (s, v) => s with { TlsKeyFile = v }, "PEM private key; set together with `tls_cert_file`.")),
+            Ignored("disable_tcp_service", ConfigValueType.Boolean, true, "Serve CRI on containerd's TCP listener; Hull serves CRI on the unix socket only.")),
+
+        Plugin<NriConfig>(NriPlugin, "Node Resource Interface: plugins that adjust pods and containers.", c => c.Nri, (c, v) => c with { Nri = v },
+            Bool<NriConfig>("disable", n => n.Disable, (n, v) => n with { Disable = v }, "Turn NRI off."),
+            Str<NriConfig>("socket_path", n => n.SocketPath, (n, v) => n with { SocketPath = v }, "Socket externally started NRI plugins connect to."),
+            Str<NriConfig>("plugin_path", n => n.PluginPath, (n, v) => n with { PluginPath = v }, "Directory of NRI plugins started by Hull (`NN-name` executables)."),
+            Str<NriConfig>("plugin_config_path", n => n.PluginConfigPath, (n, v) => n with { PluginConfigPath = v }, "Directory of configs for the plugins Hull starts."),
+            Dur<NriConfig>("plugin_registration_timeout", n => n.PluginRegistrationTimeout, (n, v) => n with { PluginRegistrationTimeout = v },
+                "How long a started plugin has to register."),
+            Dur<NriConfig>("plugin_request_timeout", n => n.PluginRequestTimeout, (n, v) => n with { PluginRequestTimeout = v },
+                "How long a plugin has to answer one request."),
+            Bool<NriConfig>("disable_connections", n => n.DisableConnections, (n, v) => n with { DisableConnections = v },
+                "Accept no connections from externally started plugins.")),
+
+        Plugin<TransferConfig>(TransferPlugin, "Transfer service: pulls, pushes and unpacking.", c => c.Transfer, (c, v) => c with { Transfer = v },
+            Int<TransferConfig>("max_concurrent_downloads", t => t.MaxConcurrentDownloads, (t, v) => t with { MaxConcurrentDownloads = v },
+                "Blobs downloaded at the same time per pull.") with { Check = Positive },
+            Int<TransferConfig>("max_concurrent_uploaded_layers", t => t.MaxConcurrentUploadedLayers, (t, v) => t with { MaxConcurrentUploadedLayers = v },
+                "Layers uploaded at the same time per push.") with { Check = Positive },
+            Bool<TransferConfig>("check_platform_supported", t => t.CheckPlatformSupported, (t, v) => t with { CheckPlatformSupported = v },
+                "Unpack only platforms listed in `unpack_config`."),
+            Str<TransferConfig>("config_path", t => t.ConfigPath, (t, v) => t with { ConfigPath = v },
+                "Directories of `hosts.toml` files for the transfer service, separated by `:`; empty means none."),
+            Array<TransferConfig, UnpackConfiguration>("unpack_config",
+                "Where each platform's images are unpacked. Empty means one entry: the host's platform into `overlayfs`.",
+                t => t.UnpackConfig, (t, v) => t with { UnpackConfig = v }, () => new UnpackConfiguration(),
+                Str<UnpackConfiguration>("platform", u => u.Platform, (u, v) => u with { Platform = v }, "Platform such as `linux/amd64`."),
+                Str<UnpackConfiguration>("snapshotter", u => u.Snapshotter, (u, v) => u with { Snapshotter = v }, "Snapshotter to unpack into.") with
+                {
+                    Check = CheckImagesSnapshotter,
+                },
+                Str<UnpackConfiguration>("differ", u => u.Differ, (u, v) => u with { Differ = v }, "Diff applier; empty means the default one."))),
+
+        Plugin<ImageVerifierConfig>(ImageVerifierPlugin, "Image verifiers: executables that may veto a pull.", c => c.ImageVerifier,
+            (c, v) => c with { ImageVerifier = v },
+            Str<ImageVerifierConfig>("bin_dir", v => v.BinDir, (c, v) => c with { BinDir = v }, "Directory of verifier executables; every one must accept an image before it is stored."),
+            Int<ImageVerifierConfig>("max_verifiers", v => v.MaxVerifiers, (c, v) => c with { MaxVerifiers = v }, "At most this many verifiers are run (in name order).") with
+            {
+                Check = NotNegative,
+            },
+            Dur<ImageVerifierConfig>("per_verifier_timeout", v => v.PerVerifierTimeout, (c, v) => c with { PerVerifierTimeout = v }, "Time limit of one verifier run.")),
+
+        Plugin<OverlayfsConfig>(OverlayfsPlugin, "The overlayfs snapshotter.", c => c.Overlayfs, (c, v) => c with { Overlayfs = v },
+            Str<OverlayfsConfig>("root_path", o => o.RootPath, (o, v) => o with { RootPath = v }, "Directory of snapshots; empty means `<root>/snapshots/overlayfs`."),
+            Bool<OverlayfsConfig>("upperdir_label", o => o.UpperdirLabel, (o, v) => o with { UpperdirLabel = v }, "Record the upper directory of each snapshot in its labels."),
+            Bool<OverlayfsConfig>("sync_remove", o => o.SyncRemove, (o, v) => o with { SyncRemove = v }, "Remove snapshot directories before the removal returns instead of in the background."),
+            Bool<OverlayfsConfig>("slow_chown", o => o.SlowChown, (o, v) => o with { SlowChown = v },
+                "For user-namespaced pods on kernels without idmapped overlay mounts, copy and chown the layers (slow) instead of failing."),
+            List<OverlayfsConfig>("mount_options", o => o.MountOptions, (o, v) => o with { MountOptions = v }, "Extra overlay mount options, such as `volatile`.")),
+    ];
+
+    private static SchemaNode[] RuntimeHandler() =>
+    [
+        Str<RuntimeHandlerConfig>("runtime_type", h => h.RuntimeType, (h, v) => h with { RuntimeType = v },
+            "containerd shim name. Hull runs `io.containerd.runc.v2` handlers itself (conmon + the OCI runtime in `options.BinaryName`); other shims cannot be started.") with
+        {
+            Check = CheckRuntimeType,
+        },
+        Str<RuntimeHandlerConfig>("runtime_path", h => h.RuntimePath, (h, v) => h with { RuntimePath = v }, "Absolute path of the shim binary; empty means found by name."),
+        Str<RuntimeHandlerConfig>("sandboxer", h => h.Sandboxer, (h, v) => h with { Sandboxer = v.Length == 0 ? Defaults.Sandboxer : v },
+            "Sandbox controller of pods of this handler: `podsandbox` (empty means `podsandbox`)."),
+        Str<RuntimeHandlerConfig>("snapshotter", h => h.Snapshotter, (h, v) => h with { Snapshotter = v },
+            "Snapshotter of this handler's containers; empty means the images plugin's `snapshotter`.") with
+        {
+            Check = CheckHandlerSnapshotter,
+        },
+        List<RuntimeHandlerConfig>("pod_annotations", h => h.PodAnnotations, (h, v) => h with { PodAnnotations = v },
+            "Pod annotations (`*` wildcards allowed) passed to the OCI spec of the sandbox and its containers."),
+        List<RuntimeHandlerConfig>("container_annotations", h => h.ContainerAnnotations, (h, v) => h with { ContainerAnnotations = v },
+            "Container annotations (`*` wildcards allowed) passed to the OCI spec."),
+        Bool<RuntimeHandlerConfig>("privileged_without_host_devices", h => h.PrivilegedWithoutHostDevices, (h, v) => h with { PrivilegedWithoutHostDevices = v },
+            "Privileged containers do not get the host's devices."),
+        Bool<RuntimeHandlerConfig>("privileged_without_host_devices_all_devices_allowed", h => h.PrivilegedWithoutHostDevicesAllDevicesAllowed,
+            (h, v) => h with { PrivilegedWithoutHostDevicesAllDevicesAllowed = v },
+            "With `privileged_without_host_devices`, still allow access to all devices in the device cgroup."),
+        Str<RuntimeHandlerConfig>("base_runtime_spec", h => h.BaseRuntimeSpec, (h, v) => h with { BaseRuntimeSpec = v },
+            "JSON file with an OCI spec every container of this handler starts from; empty means Hull's default spec."),
+        Str<RuntimeHandlerConfig>("cni_conf_dir", h => h.CniConfDir, (h, v) => h with { CniConfDir = v }, "CNI config directory for this handler; empty means `cni.conf_dir`."),
+        Int<RuntimeHandlerConfig>("cni_max_conf_num", h => h.CniMaxConfNum, (h, v) => h with { CniMaxConfNum = v },
+            "`cni.max_conf_num` for this handler; 0 means the global one.") with { Check = NotNegative },
+        Ignored("io_type", ConfigValueType.String, "", "How container I/O reaches the shim; Hull's conmon always uses pipes and log files."),
+        Ignored("cgroup_writable", ConfigValueType.Boolean, false, "Mount the container's cgroup read-write."),
+        Removed("runtime_engine", "Hull runs the OCI runtime named by `options.BinaryName`"),
+        Removed("runtime_root", "set `options.Root`"),
+        new TableNode("options", "Options of the runc shim; for other shims they are passed through by containerd and not used by Hull.",
+        [
+            Str<RuntimeHandlerConfig>("BinaryName", h => h.BinaryName, (h, v) => h with { BinaryName = v },
+                "OCI runtime binary (`runc`, `crun`, a path); empty means `runc` on PATH."),
+            Str<RuntimeHandlerConfig>("Root", h => h.Root, (h, v) => h with { Root = v }, "State directory of the OCI runtime (its `--root`); empty means its default."),
+            Bool<RuntimeHandlerConfig>("SystemdCgroup", h => h.SystemdCgroup, (h, v) => h with { SystemdCgroup = v },
+                "Use the systemd cgroup driver (set the kubelet's `cgroupDriver: systemd` to match)."),
+            Ignored("NoPivotRoot", ConfigValueType.Boolean, false, "runc `--no-pivot`."),
+            Ignored("NoNewKeyring", ConfigValueType.Boolean, false, "runc `--no-new-keyring`."),
+            Ignored("ShimCgroup", ConfigValueType.String, "", "cgroup of the shim process; conmon runs in the pod's cgroup."),
+            Ignored("IoUid", ConfigValueType.Integer, 0, "Owner of the shim's I/O pipes."),
+            Ignored("IoGid", ConfigValueType.Integer, 0, "Group of the shim's I/O pipes."),
+            Ignored("CriuImagePath", ConfigValueType.String, "", "CRIU image directory for checkpoints."),
+            Ignored("CriuWorkPath", ConfigValueType.String, "", "CRIU work directory for checkpoints."),
+            Ignored("TaskApiAddress", ConfigValueType.String, "", "Task API address of a sandboxed shim."),
+            Ignored("TaskApiVersion", ConfigValueType.Integer, 0, "Task API version of a sandboxed shim."),
+            Removed("CriuPath", "put the `criu` binary on PATH"),
+        ], o => o, (_, v) => v)
+        {
+            IsOpen = o => !RuncRuntimeTypes.Contains(((RuntimeHandlerConfig)o).RuntimeType),
+        },
+    ];
+
+    private static void NotNegative(object value, FieldContext context)
+    {
+        if ((int)value < 0)
+        {
+            context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}` must not be negative, got {value}");
+        }
+    }
+
+    private static void Positive(object value, FieldContext context)
+    {
+        if ((int)value <= 0)
+        {
+            context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}` must be positive, got {value}");
+        }
+    }
+
+    private static void Port(object value, FieldContext context)
+    {
+        if (!int.TryParse((string)value, NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port > 65535)
+        {
+            context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}` must be a port number (a string such as \"10010\", or \"0\" for any), got \"{value}\"");
+        }
+    }
+
+    private static FieldCheck OneOf(params string[] allowed) => (value, context) =>
+    {
+        if (!allowed.Contains((string)value))
+        {
+            string list = string.Join(", ", allowed.Where(a => a.Length > 0).Select(a => $"\"{a}\""));
+            context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}` must be one of {list}, got \"{value}\"");
+        }
+    };
+
+    private static void CheckRuntimeType(object value, FieldContext context)
+    {
+        string type = (string)value;
+        switch (type)
+        {
+            case Defaults.RuntimeType:
+                return;
+            case "io.containerd.runc.v1":
+                context.Deprecate(ConfigDeprecations.RuntimeRuncV1,
+                    $"`{context.At.Path}`: runtime type \"io.containerd.runc.v1\" was removed in containerd 2.0; Hull runs it as \"{Defaults.RuntimeType}\", change it to that");
+                return;
+            case "io.containerd.runtime.v1.linux":
+                context.Deprecate(ConfigDeprecations.RuntimeV1,
+                    $"`{context.At.Path}`: runtime type \"io.containerd.runtime.v1.linux\" (shim v1) was removed in containerd 2.0; Hull runs it as \"{Defaults.RuntimeType}\", change it to that");
+                return;
+            default:
+                context.Warn(ConfigDiagnosticKind.InvalidValue,
+                    $"`{context.At.Path}`: \"{type}\" is a containerd shim Hull cannot start; pods of this handler will fail. " +
+                    $"Hull runs OCI runtimes under conmon: use runtime_type = \"{Defaults.RuntimeType}\" with options.BinaryName (e.g. \"crun\", \"runsc\")");
+                return;
+        }
+    }
+
+    private static void CheckImagesSnapshotter(object value, FieldContext context) => CheckSnapshotter((string)value, context, allowEmpty: false);
+
+    private static void CheckHandlerSnapshotter(object value, FieldContext context) => CheckSnapshotter((string)value, context, allowEmpty: true);
+
+    private static void CheckSnapshotter(string name, FieldContext context, bool allowEmpty)
+    {
+        if (name == Defaults.Snapshotter || (allowEmpty && name.Length == 0))
+        {
+            return;
+        }
+
+        if (name == "aufs")
+        {
+            context.Deprecate(ConfigDeprecations.AufsSnapshotter, $"`{context.At.Path}`: the aufs snapshotter was removed in containerd 2.0");
+        }
+
+        context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}`: snapshotter \"{name}\" is not available in Hull; Hull has \"{Defaults.Snapshotter}\"");
+    }
+
+    // default_runtime / untrusted_workload_runtime of containerd 1.x: flag the removed runtime types they name.
+    private static void CheckRemovedRuntime(object value, FieldContext context)
+    {
+        if (value is Toml.TomlTable table && table.TryGetValue<string>("runtime_type", out var type))
+        {
+            if (type == "io.containerd.runtime.v1.linux")
+            {
+                context.Deprecate(ConfigDeprecations.RuntimeV1, $"`{context.At.Path}` uses runtime type \"io.containerd.runtime.v1.linux\", removed in containerd 2.0");
+            }
+            else if (type == "io.containerd.runc.v1")
+            {
+                context.Deprecate(ConfigDeprecations.RuntimeRuncV1, $"`{context.At.Path}` uses runtime type \"io.containerd.runc.v1\", removed in containerd 2.0");
+            }
+        }
+    }
+}
