@@ -18,35 +18,25 @@ internal static class Daemon
 {
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(10);
 
-    public static ConfigLoadResult LoadConfig(string? path, bool strict)
-    {
-        if (path is not null) return ConfigLoader.LoadFile(path, strict);
-        return File.Exists(Defaults.ConfigPath) ? ConfigLoader.LoadFile(Defaults.ConfigPath, strict) : ConfigLoader.Defaults();
-    }
-
     public static async Task<int> RunAsync(DaemonOptions options)
     {
         ConfigLoadResult loaded;
         try
         {
-            loaded = LoadConfig(options.ConfigPath, options.StrictConfig);
+            loaded = ConfigCommandsLogic.LoadFileOrDefaults(options.ConfigPath, options.StrictConfig);
         }
         catch (ConfigException e)
         {
             Console.Error.WriteLine($"hulld: {e.Message}");
             return 2;
         }
-        var config = loaded.Config with
-        {
-            Root = options.Root ?? loaded.Config.Root,
-            State = options.State ?? loaded.Config.State,
-            Grpc = loaded.Config.Grpc with { Address = options.Address ?? loaded.Config.Grpc.Address },
-        };
+        var config = new ConfigOverrides(options.Root, options.State, options.Address, options.LogLevel).ApplyTo(loaded.Config);
         using var loggerFactory = LoggerFactory.Create(b => b
-            .SetMinimumLevel(ParseLevel(options.LogLevel ?? config.Debug.Level))
+            .SetMinimumLevel(ParseLevel(config.Debug.Level))
             .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; }));
         var log = loggerFactory.CreateLogger("hulld");
-        foreach (var d in loaded.Diagnostics) log.LogWarning("config: {Diagnostic}", d.ToString());
+        foreach (var d in loaded.Diagnostics)
+            log.Log(d.Severity == DiagnosticSeverity.Error ? LogLevel.Error : LogLevel.Warning, "config: {Diagnostic}", d.ToString());
         if (loaded.HasErrors)
         {
             log.LogError("config has errors; not starting");

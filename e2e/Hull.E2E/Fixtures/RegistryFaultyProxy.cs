@@ -226,7 +226,11 @@ public sealed class FaultyRegistryProxy : IAsyncDisposable, IDisposable
         while (true)
         {
             if (await input.ReadAsync(one, token) == 0) return line.Length == 0 ? null : throw new EndOfStreamException();
+            // A TLS ClientHello (clients such as skopeo try HTTPS first): hang up at once so they
+            // fall back to HTTP, rather than wait for a line end that may never come.
+            if (line.Length == 0 && one[0] == 0x16) throw new InvalidDataException("TLS handshake on the plain-HTTP proxy");
             if (one[0] == '\n') return line.ToString().TrimEnd('\r');
+            if (line.Length >= 64 * 1024) throw new InvalidDataException("header line too long");
             line.Append((char)one[0]);
         }
     }

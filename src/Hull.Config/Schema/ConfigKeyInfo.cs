@@ -18,11 +18,11 @@ public sealed record ConfigKeyInfo(string Section, string Path, ConfigValueType 
     internal static IReadOnlyList<ConfigKeyInfo> Flatten(IReadOnlyList<SchemaNode> root)
     {
         var keys = new List<ConfigKeyInfo>();
-        Walk(keys, "", "", root, new HullConfig(), ignored: false);
+        Walk(keys, "", "", root, new HullConfig());
         return keys;
     }
 
-    private static void Walk(List<ConfigKeyInfo> keys, string section, string prefix, IReadOnlyList<SchemaNode> nodes, object owner, bool ignored)
+    private static void Walk(List<ConfigKeyInfo> keys, string section, string prefix, IReadOnlyList<SchemaNode> nodes, object owner)
     {
         foreach (var node in nodes)
         {
@@ -46,23 +46,23 @@ public sealed record ConfigKeyInfo(string Section, string Path, ConfigValueType 
                     keys.Add(new ConfigKeyInfo(section, path, ConfigValueType.Any, ConfigKeyUsage.Removed, null, "", removed.Advice));
                     break;
                 case TableNode table:
-                    Walk(keys, section, path, table.Children, table.Get(owner), ignored || table.Ignored);
+                    Walk(keys, section, path, table.Children, table.Get(owner));
                     break;
                 case MapNode map:
                     var names = map.GetEntries(owner).Select(e => e.Key).ToList();
                     keys.Add(new ConfigKeyInfo(section, path, ConfigValueType.Table, ConfigKeyUsage.Used,
                         names.Count == 0 ? "{}" : string.Join(", ", names.Select(n => $"`{n}`")), map.Description, null));
-                    Walk(keys, section, path + "." + map.ElementName, map.Element, map.NewElement(), ignored);
+                    Walk(keys, section, path + "." + map.ElementName, map.Element, map.NewElement());
                     break;
                 case TableArrayNode array:
                     keys.Add(new ConfigKeyInfo(section, path, ConfigValueType.TableArray, ConfigKeyUsage.Used,
                         array.GetItems(owner).Count == 0 ? "[]" : null, array.Description, null));
-                    Walk(keys, section, path + "[]", array.Element, array.NewElement(), ignored);
+                    Walk(keys, section, path + "[]", array.Element, array.NewElement());
                     break;
                 case PluginsNode plugins:
                     foreach (var plugin in plugins.Plugins)
                     {
-                        Walk(keys, plugin.Key, "", plugin.Children, plugin.Get((HullConfig)owner), ignored);
+                        Walk(keys, plugin.Key, "", plugin.Children, plugin.Get((HullConfig)owner));
                     }
 
                     break;

@@ -351,7 +351,7 @@ public static class ConfigSchema
                 "Use the systemd cgroup driver (set the kubelet's `cgroupDriver: systemd` to match)."),
             Ignored("NoPivotRoot", ConfigValueType.Boolean, false, "runc `--no-pivot`."),
             Ignored("NoNewKeyring", ConfigValueType.Boolean, false, "runc `--no-new-keyring`."),
-            Ignored("ShimCgroup", ConfigValueType.String, "", "cgroup of the shim process; conmon runs in the pod's cgroup."),
+            Ignored("ShimCgroup", ConfigValueType.String, "", "cgroup of the shim process; Hull runs conmon, not a shim."),
             Ignored("IoUid", ConfigValueType.Integer, 0, "Owner of the shim's I/O pipes."),
             Ignored("IoGid", ConfigValueType.Integer, 0, "Group of the shim's I/O pipes."),
             Ignored("CriuImagePath", ConfigValueType.String, "", "CRIU image directory for checkpoints."),

@@ -107,7 +107,7 @@ public sealed class Http2Stream
         if (_bodyBuffer.WrittenCount + data.Length > _maxBodyLength)
         {
             _bodyBuffer = null;
-            _body.TrySetException(new RequestBodyTooLargeException(_maxBodyLength));
+            FailBody(new RequestBodyTooLargeException(_maxBodyLength));
             return false;
         }
         foreach (var segment in data) _bodyBuffer.Write(segment.Span);
@@ -125,9 +125,16 @@ public sealed class Http2Stream
     {
         RequestCompleted = true;
         MarkResponseCompleted();
-        _body.TrySetException(new OperationCanceledException($"HTTP/2 stream {Id} was reset"));
+        FailBody(new OperationCanceledException($"HTTP/2 stream {Id} was reset"));
         SendWindow.Abort();
         try { _aborted.Cancel(); } catch (ObjectDisposedException) { }
+    }
+
+    private void FailBody(Exception e)
+    {
+        // Reading Exception marks it observed: a handler that answered without reading the body (415,
+        // UNIMPLEMENTED, a deadline) never awaits it, and that must not surface as UnobservedTaskException.
+        if (_body.TrySetException(e)) _ = _body.Task.Exception;
     }
 }
 

@@ -14,6 +14,7 @@ namespace Hull.Grpc.Server;
 /// </summary>
 public sealed class GrpcServer : IAsyncDisposable
 {
+    private static readonly TimeSpan MaxTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
     private static readonly HeaderField[] UnsupportedMediaType = [new(":status", "415"), new("content-type", "text/plain")];
     private readonly Dictionary<string, ServerMethod> _methods = new(StringComparer.Ordinal);
     private readonly List<(string Prefix, string Message)> _retiredPrefixes = new();
@@ -97,7 +98,9 @@ public sealed class GrpcServer : IAsyncDisposable
         {
             if (!GrpcProtocol.TryParseTimeout(rawTimeout, out var parsed))
                 return (StatusCode.Internal, $"malformed grpc-timeout \"{rawTimeout}\"");
-            timeout = parsed;
+            // Valid values reach 99999999H; beyond what CancelAfter can wait (~49 days; DateTime overflows too)
+            // a deadline never fires, so it is no deadline.
+            if (parsed <= MaxTimeout) timeout = parsed;
         }
         using var expiry = new CancellationTokenSource();
         using var cancellation = method.Descriptor.IsServerStreaming

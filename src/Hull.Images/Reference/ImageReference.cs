@@ -93,6 +93,7 @@ public sealed class ImageReference : IEquatable<ImageReference>
     public static ImageReference ParseNormalized(string reference)
     {
         ArgumentNullException.ThrowIfNull(reference);
+        if (reference.Length == 0) throw Invalid(reference, "repository name must have at least one component");
         if (ReferenceGrammar.AnchoredIdentifier().IsMatch(reference))
             throw Invalid(reference, "cannot specify 64-byte hexadecimal strings as a repository name");
 

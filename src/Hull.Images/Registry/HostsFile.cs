@@ -114,7 +114,11 @@ public static class HostsFile
     // Like Go's url.Parse for what hosts.toml holds: the host keeps its port as written.
     private static (string Scheme, string Host, string Path) ParseServer(string server, bool overridePath, string sourceName)
     {
-        if (!server.StartsWith("http", StringComparison.Ordinal)) server = "https://" + server;
+        if (!server.StartsWith("http", StringComparison.Ordinal))
+        {
+            if (server.Contains("://", StringComparison.Ordinal)) throw Invalid(sourceName, $"server \"{server}\" must use http or https");
+            server = "https://" + server;
+        }
         int schemeEnd = server.IndexOf("://", StringComparison.Ordinal);
         if (schemeEnd < 0) throw Invalid(sourceName, $"cannot parse server \"{server}\"");
         string scheme = server[..schemeEnd].ToLowerInvariant();
