@@ -76,12 +76,16 @@ for tool in umoci skopeo python3 tar flock sha256sum; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed; run hack/install-deps.sh"
 done
 [[ -x "$BUSYBOX" ]] || die "$BUSYBOX is missing; install busybox-static"
+# umoci unpack/repack keep file owners (hulltest's files are 1000:1000) only as root.
+[[ "$(id -u)" -eq 0 ]] || die "must run as root"
 
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 # One builder at a time per OUTDIR (parallel test runs share /var/tmp/hull-test-images).
 exec 9>"$OUT/.lock"
 flock 9
+# We hold the lock: a work directory left here is from a build that was killed.
+rm -rf "$OUT"/.work.*
 
 HASH="$( { cat "$SELF"; if [[ -d "$(dirname "$SELF")/lib" ]]; then find "$(dirname "$SELF")/lib" -type f -print0 | sort -z | xargs -0r cat; fi; sha256sum "$BUSYBOX"; } | sha256sum | cut -d' ' -f1)"
 
@@ -178,7 +182,8 @@ build_multilayer() { # L
 
   ln "$r/data/a.txt" "$r/data/hardlink-to-a"
   echo xattr >"$r/data/xattr.txt"
-  python3 -c 'import os,sys; os.setxattr(sys.argv[1], "user.hull.test", b"hello")' "$r/data/xattr.txt"
+  python3 -c 'import os,sys; os.setxattr(sys.argv[1], "user.hull.test", b"hello")' "$r/data/xattr.txt" 2>/dev/null ||
+    die "cannot set a user.* xattr under $OUT (filesystem without user xattrs?); use another OUTDIR"
   echo owned >"$r/data/owned"
   chown 1000:1000 "$r/data/owned"
   chmod 0640 "$r/data/owned"

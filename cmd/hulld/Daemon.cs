@@ -57,6 +57,7 @@ internal static class Daemon
         if (metadata is null) return 1;
         var deprecations = new DeprecationRegistry(new SqliteDeprecationStore(metadata), loggerFactory.CreateLogger<DeprecationRegistry>());
         foreach (var id in loaded.DeprecationIds) deprecations.Record(id);
+        if (!NodeProbe.CgroupV2Unified) deprecations.Record(DeprecationIds.CgroupV1);
         var plugins = new PluginRegistry();
         var identity = new DaemonIdentity(Guid.NewGuid().ToString(), Environment.ProcessId, DateTimeOffset.UtcNow,
             loaded.SourcePath ?? "");
@@ -64,8 +65,7 @@ internal static class Daemon
         var admin = new AdminService(config, identity, plugins, deprecations);
         var criLog = loggerFactory.CreateLogger("cri");
         await using var server = CriServer.Create(config,
-            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events,
-            onRetiredCall: path => deprecations.Record(DeprecationIds.CriApiV1Alpha2));
+            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations);
         server.CallCompleted = call =>
         {
             if (call.Status != Hull.Grpc.StatusCode.OK)
@@ -74,9 +74,7 @@ internal static class Daemon
         server.ListenUnix(config.Grpc.Address);
         File.SetUnixFileMode(config.Grpc.Address, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
         if (config.Grpc.Uid != 0 || config.Grpc.Gid != 0) Hull.Linux.FileOwnership.Chown(config.Grpc.Address, config.Grpc.Uid, config.Grpc.Gid);
-        plugins.Ok("io.containerd.metadata.v1", "sqlite", new Dictionary<string, string> { ["path"] = metadata.Path });
-        plugins.Ok("io.containerd.grpc.v1", "cri", new Dictionary<string, string> { ["address"] = config.Grpc.Address });
-        plugins.Ok("io.hull.grpc.v1", "admin", new Dictionary<string, string> { ["address"] = config.Grpc.Address });
+        RegisterPlugins(plugins, config, metadata);
 
         var stop = new TaskCompletionSource<PosixSignal>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(c.Signal); });
@@ -91,6 +89,28 @@ internal static class Daemon
         log.LogInformation("stopped");
         return 0;
     }
+
+    /// <summary>What this build serves, and what it does not yet, as `hullctl plugins ls` reports it.</summary>
+    private static void RegisterPlugins(PluginRegistry plugins, HullConfig config, MetadataStore metadata)
+    {
+        var socket = new Dictionary<string, string> { ["address"] = config.Grpc.Address };
+        plugins.Ok("io.containerd.metadata.v1", "sqlite", new Dictionary<string, string> { ["path"] = metadata.Path });
+        plugins.Ok("io.containerd.grpc.v1", "cri", socket, "io.containerd.cri.v1.runtime");
+        plugins.Ok("io.containerd.cri.v1", "runtime", null, "io.containerd.metadata.v1.sqlite");
+        plugins.Ok("io.hull.grpc.v1", "admin", socket, "io.containerd.metadata.v1.sqlite");
+        foreach (var (type, id, issue) in NotYetServed)
+            plugins.Add(new PluginInfo(type, id, PluginStatus.Skipped, $"not implemented yet ({issue} issue)", [], new Dictionary<string, string>()));
+    }
+
+    private static readonly (string Type, string Id, string Issue)[] NotYetServed =
+    [
+        ("io.containerd.cri.v1", "images", "Images"),
+        ("io.containerd.transfer.v1", "local", "Images"),
+        ("io.containerd.snapshotter.v1", "overlayfs", "Images"),
+        ("io.containerd.image-verifier.v1", "bindir", "Images"),
+        ("io.containerd.podsandbox.controller.v1", "podsandbox", "Pod sandboxes"),
+        ("io.containerd.nri.v1", "nri", "NRI"),
+    ];
 
     private static MetadataStore? OpenMetadata(string root, ILoggerFactory loggerFactory, ILogger log)
     {

@@ -1,5 +1,6 @@
 using Hull.Api.Cri;
 using Hull.Config;
+using Hull.Core.Deprecations;
 using Hull.Core.Events;
 using Hull.Grpc.Http2;
 using Hull.Grpc.Server;
@@ -14,7 +15,7 @@ public static class CriServer
         "CRI v1alpha2 was removed (containerd 2.0 and Hull serve runtime.v1 only); configure the kubelet or client to use CRI v1";
 
     public static GrpcServer Create(HullConfig config, IEnumerable<(Google.Protobuf.Reflection.ServiceDescriptor, object)> extraServices,
-        EventBroadcaster<ContainerEvent> events, Action<string>? onRetiredCall = null)
+        EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations)
     {
         var server = new GrpcServer(new GrpcServerOptions
         {
@@ -24,11 +25,11 @@ public static class CriServer
         })
         {
             MapException = StatusMapping.Map,
-            RetiredPathCalled = onRetiredCall,
+            RetiredPathCalled = _ => deprecations.Record(DeprecationIds.CriApiV1Alpha2),
         };
         var probe = new NodeProbe(config);
         var services = ApiReflection.Descriptor.Services;
-        server.AddService(services.Single(s => s.Name == "RuntimeService"), new RuntimeService(config, probe, events));
+        server.AddService(services.Single(s => s.Name == "RuntimeService"), new RuntimeService(config, probe, events, deprecations));
         server.AddService(services.Single(s => s.Name == "ImageService"), new ImageService());
         foreach (var (descriptor, implementation) in extraServices) server.AddService(descriptor, implementation);
         server.AddRetiredPrefix(RetiredV1Alpha2Prefix, RetiredV1Alpha2Message);

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Hull.Api.Cri;
 using Hull.Config;
 using Hull.Core;
+using Hull.Core.Deprecations;
 using Hull.Core.Events;
 using Hull.Grpc.Server;
 
@@ -11,7 +12,7 @@ namespace Hull.Cri;
 /// CRI RuntimeService. RPCs without a method here answer UNIMPLEMENTED naming the method (see
 /// ServiceBinder) until the issue that builds them lands.
 /// </summary>
-public sealed class RuntimeService(HullConfig config, NodeProbe probe, EventBroadcaster<ContainerEvent> events)
+public sealed class RuntimeService(HullConfig config, NodeProbe probe, EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations)
 {
     public Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>
         Task.FromResult(new VersionResponse
@@ -31,6 +32,7 @@ public sealed class RuntimeService(HullConfig config, NodeProbe probe, EventBroa
         };
         response.Status.Conditions.Add(RuntimeReadyCondition());
         response.Status.Conditions.Add(NetworkReadyCondition());
+        response.Status.Conditions.Add(NoDeprecationWarningsCondition());
         foreach (var name in HandlerNames())
             response.RuntimeHandlers.Add(new RuntimeHandler
             {
@@ -105,6 +107,26 @@ public sealed class RuntimeService(HullConfig config, NodeProbe probe, EventBroa
                 Reason = "NetworkPluginNotReady",
                 Message = $"Network plugin returns error: cni plugin not initialized: no network config found in {config.Runtime.Cni.ConfDir}",
             };
+
+    /// <summary>
+    /// containerd's ContainerdHasNoDeprecationWarnings, under Hull's name: false while the node uses a
+    /// deprecated feature, with a JSON map of ID → message; IDs in ignore_deprecation_warnings are left out.
+    /// </summary>
+    private RuntimeCondition NoDeprecationWarningsCondition()
+    {
+        var ignored = config.Runtime.IgnoreDeprecationWarnings.ToHashSet(StringComparer.Ordinal);
+        var active = deprecations.Snapshot().Where(w => !ignored.Contains(w.Id)).ToDictionary(w => w.Id, w => w.Message);
+        if (active.Count == 0) return new RuntimeCondition { Type = NoDeprecationWarnings, Status = true };
+        return new RuntimeCondition
+        {
+            Type = NoDeprecationWarnings,
+            Status = false,
+            Reason = "RuntimeHasDeprecationWarnings",
+            Message = JsonSerializer.Serialize(active),
+        };
+    }
+
+    public const string NoDeprecationWarnings = "RuntimeHasNoDeprecationWarnings";
 
     private string VerboseConfig() => JsonSerializer.Serialize(new
     {

@@ -124,3 +124,39 @@ public sealed class TestImages
         return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 }
+
+/// <summary>
+/// A class fixture: one <see cref="RegistryProcess"/> with every test image pushed, shared by a
+/// test class's tests (which must not change what is in it). Where the tests would be skipped for
+/// missing prerequisites it starts nothing.
+/// </summary>
+public sealed class PushedTestImages : IAsyncLifetime
+{
+    private RegistryProcess? _registry;
+    private TestImages? _images;
+
+    public RegistryProcess Registry => _registry ?? throw new InvalidOperationException("the registry was not started (missing prerequisites?)");
+    public TestImages Images => _images ?? throw new InvalidOperationException("the test images were not pushed (missing prerequisites?)");
+
+    public async Task InitializeAsync()
+    {
+        // xunit builds class fixtures even when every test is skipped.
+        if (Prerequisites.Missing(TestImages.RequiredTools) is not null && !Prerequisites.Required) return;
+        _registry = await RegistryProcess.StartAsync();
+        try
+        {
+            _images = await TestImages.PushAsync(_registry);
+        }
+        catch
+        {
+            await _registry.DisposeAsync();
+            _registry = null;
+            throw;
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_registry is not null) await _registry.DisposeAsync();
+    }
+}

@@ -157,6 +157,31 @@ public sealed class DaemonTests
             warning.GetProperty("lastOccurrence").GetString());
     }
 
+    [E2EFact]
+    public async Task Status_reports_deprecation_warnings_as_a_condition_honouring_ignore_deprecation_warnings()
+    {
+        await using (var hulld = await HulldProcess.StartAsync())
+        {
+            await ProcessRunner.RunAsync("node", [Repo.NodeInteropClient, "--socket", hulld.Socket, "v1alpha2"]);
+            var condition = (await hulld.Cri.StatusAsync()).Status.Conditions.Single(c => c.Type == "RuntimeHasNoDeprecationWarnings");
+            Assert.False(condition.Status);
+            Assert.Equal("RuntimeHasDeprecationWarnings", condition.Reason);
+            var warnings = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(condition.Message)!;
+            Assert.Contains("io.containerd.deprecation/cri-api-v1alpha2", warnings.Keys);
+        }
+        const string ignoring = """
+            version = 3
+            [plugins.'io.containerd.cri.v1.runtime']
+              ignore_deprecation_warnings = ['io.containerd.deprecation/cri-api-v1alpha2', 'io.containerd.deprecation/cgroup-v1']
+            """;
+        await using (var hulld = await HulldProcess.StartAsync(ignoring))
+        {
+            await ProcessRunner.RunAsync("node", [Repo.NodeInteropClient, "--socket", hulld.Socket, "v1alpha2"]);
+            var condition = (await hulld.Cri.StatusAsync()).Status.Conditions.Single(c => c.Type == "RuntimeHasNoDeprecationWarnings");
+            Assert.True(condition.Status, condition.Message);
+        }
+    }
+
     internal static string ConfigWithCniDir(string dir) => $"""
         version = 3
         [plugins.'io.containerd.cri.v1.runtime'.cni]

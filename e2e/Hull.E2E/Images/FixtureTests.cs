@@ -7,31 +7,8 @@ using Hull.E2E.Fixtures;
 
 namespace Hull.E2E.Images;
 
-/// <summary>One registry with every test image pushed, shared by the read-only tests below.</summary>
-public sealed class PushedImagesFixture : IAsyncLifetime
-{
-    private RegistryProcess? _registry;
-    private TestImages? _images;
-
-    public RegistryProcess Registry => _registry ?? throw new InvalidOperationException("the registry did not start (missing prerequisites?)");
-    public TestImages Images => _images ?? throw new InvalidOperationException("the images were not pushed (missing prerequisites?)");
-
-    public async Task InitializeAsync()
-    {
-        // Skipped tests still get their class fixture: start nothing where they would skip.
-        if (Prerequisites.Missing(TestImages.RequiredTools) is not null && !Prerequisites.Required) return;
-        _registry = await RegistryProcess.StartAsync();
-        _images = await TestImages.PushAsync(_registry);
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (_registry is not null) await _registry.DisposeAsync();
-    }
-}
-
 /// <summary>The registry, image and fault-injection fixtures do what the image tests rely on.</summary>
-public sealed class FixtureTests(PushedImagesFixture pushed) : IClassFixture<PushedImagesFixture>
+public sealed class FixtureTests(PushedTestImages pushed) : IClassFixture<PushedTestImages>
 {
     private const string OciManifest = "application/vnd.oci.image.manifest.v1+json";
     private const string OciIndex = "application/vnd.oci.image.index.v1+json";
@@ -268,6 +245,13 @@ public sealed class FixtureTests(PushedImagesFixture pushed) : IClassFixture<Pus
             proxy.Clear();
             var again = await SkopeoAsync("inspect", "--raw", "--tls-verify=false", $"docker://{viaProxy}");
             Assert.True(again.ExitCode == 0, again.ToString());
+
+            // Pushes work through it too: upload Locations point back at the proxy.
+            var push = await SkopeoAsync("copy", "--dest-tls-verify=false", $"oci:{copy}:latest", $"docker://{proxy.Host}/via-proxy/multilayer:latest");
+            Assert.True(push.ExitCode == 0, push.ToString());
+            Assert.Contains(proxy.Requests, r => r.IsBlob && r.Method is "PATCH" or "PUT");
+            var direct = await SkopeoAsync("inspect", "--raw", "--tls-verify=false", $"docker://{pushed.Registry.Host}/via-proxy/multilayer:latest");
+            Assert.True(direct.ExitCode == 0, direct.ToString());
         }
         finally
         {

@@ -72,8 +72,6 @@ public sealed class ContentStore : IContentStore
         return Path.Combine(BlobsRoot, digest[..colon], digest[(colon + 1)..]);
     }
 
-    internal string IngestDirectoryForTest(string ingestRef) => IngestDirectory(ingestRef);
-
     internal string IngestDirectory(string ingestRef) =>
         Path.Combine(IngestRoot, Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(ingestRef))));
 

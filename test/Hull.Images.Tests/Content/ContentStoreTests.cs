@@ -200,12 +200,13 @@ public sealed class ContentStoreTests : IDisposable
         var (fresh, freshDesc) = Blob(1000, seed: 2);
         await using (var w = await store.OpenWriterAsync("stale", desc, default)) await w.WriteAsync(data.AsMemory(0, 10));
         await using (var w = await store.OpenWriterAsync("fresh", freshDesc, default)) await w.WriteAsync(fresh.AsMemory(0, 10));
-        string staleData = Path.Combine(store.IngestDirectoryForTest("stale"), "data");
+        string staleData = Path.Combine(store.IngestDirectory("stale"), "data");
         File.SetLastWriteTimeUtc(staleData, DateTime.UtcNow.AddDays(-2));
         Directory.CreateDirectory(_root.Sub("content", "ingest", "torn")); // a crash while creating an ingest
 
         // A blob renamed into place right before a crash, never indexed.
         var (orphan, orphanDesc) = Blob(77, seed: 3);
+        Directory.CreateDirectory(_root.Sub("content", "blobs", "sha256"));
         await File.WriteAllBytesAsync(_root.Sub("content", "blobs", "sha256", orphanDesc.Digest[7..]), orphan);
 
         store = await OpenAsync();
