@@ -9,7 +9,7 @@
 #                    HULL_BIG_IMAGE_LAYERS layers, default 4), for the pull benchmark
 #   --push HOST:PORT push every built image to the (plain HTTP) registry at HOST:PORT as
 #                    HOST:PORT/hull-test/<name>:latest and print "<name> <reference> <digest>" lines
-#   --creds U:P      registry credentials for --push (Basic auth)
+#   --creds U:P      registry credentials for --push (Basic or token auth)
 #
 # OUTDIR after a build (each an OCI image layout with one tag, `latest`, unless noted):
 #   busybox        one gzip layer: /bin/busybox + applet symlinks, /etc/passwd and /etc/group
@@ -52,7 +52,7 @@ while (($#)); do
     --big) BIG=1 ;;
     --push) PUSH="${2:?--push needs HOST:PORT}"; shift ;;
     --creds) CREDS="${2:?--creds needs USER:PASS}"; shift ;;
-    -h|--help) sed -n '2,40p' "$SELF" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$SELF" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "build-test-images: unknown option $1 (try --help)" >&2; exit 2 ;;
     *) [[ -z "$OUT" ]] || { echo "build-test-images: more than one OUTDIR" >&2; exit 2; }; OUT="$1" ;;
   esac
@@ -358,5 +358,6 @@ if ((BIG)) && [[ "$(cat "$OUT/.stamp-big" 2>/dev/null)" != "$HASH $BIG_MB $BIG_L
   build_big_image
 fi
 if [[ -n "$PUSH" ]]; then
+  flock -u 9 # pushes only read OUTDIR: let parallel test runs push at once
   push_all
 fi

@@ -12,7 +12,7 @@ public sealed record HullConfig
     public int Version { get; init; } = Defaults.ConfigVersion;
     public string Root { get; init; } = Defaults.Root;
     public string State { get; init; } = Defaults.State;
-    /// <summary>Hull-only: unknown keys and unknown plugins are fatal instead of warnings.</summary>
+    /// <summary>Hull-only: unknown keys are fatal instead of warnings.</summary>
     public bool Strict { get; init; }
     public GrpcConfig Grpc { get; init; } = new();
     public DebugConfig Debug { get; init; } = new();

@@ -9,6 +9,14 @@ namespace Hull.Linux;
 /// </summary>
 public sealed record Mount(string Type, string Source, IReadOnlyList<string> Options)
 {
+    // Structural, so two mount lists compare by content (the record default compares the option list by reference).
+    public bool Equals(Mount? other) =>
+        other is not null && Type == other.Type && Source == other.Source && Options.SequenceEqual(other.Options);
+
+    public override int GetHashCode() => HashCode.Combine(Type, Source, Options.Count);
+
+    public override string ToString() => $"{Type} {Source} [{string.Join(',', Options)}]";
+
     /// <summary>Mounts this on <paramref name="target"/> (a read-only bind needs a second, remount call).</summary>
     public void MountAt(string target)
     {

@@ -71,17 +71,29 @@ public sealed class ConfigTests
     }
 
     [E2EFact]
-    public async Task A_config_that_does_not_parse_stops_hulld_before_it_touches_anything_pointing_at_the_line()
+    public Task A_config_that_does_not_parse_stops_hulld_before_it_touches_anything_pointing_at_the_line() =>
+        AssertRefusedAsync("version = 3\n[grpc]\naddress = \n", ":3:");
+
+    [E2EFact]
+    public Task A_config_with_the_wrong_type_stops_hulld_naming_the_key_and_type() =>
+        AssertRefusedAsync("version = 3\n[grpc]\nmax_recv_message_size = 'big'\n", "max_recv_message_size");
+
+    [E2EFact]
+    public Task A_config_naming_an_unknown_plugin_stops_hulld() =>
+        AssertRefusedAsync("version = 3\n[plugins.'io.example.v1.nope']\nx = 1\n", "io.example.v1.nope");
+
+    private static async Task AssertRefusedAsync(string toml, string expectedInMessage)
     {
         var dir = Directory.CreateTempSubdirectory("hull-e2e-config-").FullName;
         try
         {
             var path = Path.Combine(dir, "config.toml");
-            await File.WriteAllTextAsync(path, "version = 3\n[grpc]\naddress = \n");
+            await File.WriteAllTextAsync(path, toml);
             var socket = Path.Combine(dir, "hull.sock");
             var run = await Hulld("--config", path, "--address", socket, "--root", Path.Combine(dir, "root"), "--state", Path.Combine(dir, "state"));
             Assert.NotEqual(0, run.ExitCode);
-            Assert.Contains($"{path}:3:", run.Stdout + run.Stderr);
+            Assert.Contains(path, run.Stdout + run.Stderr);
+            Assert.Contains(expectedInMessage, run.Stdout + run.Stderr);
             Assert.False(Directory.Exists(Path.Combine(dir, "root")), "hulld must not create its root before the config is valid");
             Assert.False(File.Exists(socket));
         }

@@ -33,10 +33,10 @@ internal sealed class BindContext(string? sourceName, SourceMap map)
         }
     }
 
-    /// <summary>The diagnostics in file order; unknown keys and plugins become errors in strict mode.</summary>
+    /// <summary>The diagnostics in file order; unknown keys become errors in strict mode (unknown plugins always are).</summary>
     public IReadOnlyList<ConfigDiagnostic> Finish(bool strict) =>
         _diagnostics
-            .Select(d => strict && d.Kind is ConfigDiagnosticKind.UnknownKey or ConfigDiagnosticKind.UnknownPlugin
+            .Select(d => strict && d.Severity == DiagnosticSeverity.Warning && d.Kind is ConfigDiagnosticKind.UnknownKey or ConfigDiagnosticKind.UnknownPlugin
                 ? d with { Severity = DiagnosticSeverity.Error, Message = d.Message + " (fatal in strict mode)" }
                 : d)
             .OrderBy(d => d.Line)

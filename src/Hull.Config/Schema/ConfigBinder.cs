@@ -194,8 +194,9 @@ internal static class ConfigBinder
             else
             {
                 string? suggestion = KeySuggester.Closest(id, node.Plugins.Select(p => p.Key).Concat(node.ContainerdPlugins));
-                context.Warn(ConfigDiagnosticKind.UnknownPlugin,
-                    $"unknown plugin `{at.Path}`: Hull does not know plugin \"{id}\" and ignores its settings" +
+                // Neither Hull nor containerd has it: a typo or a config for another program, never ignored silently.
+                context.Error(ConfigDiagnosticKind.UnknownPlugin,
+                    $"unknown plugin `{at.Path}`: neither Hull nor containerd has a plugin \"{id}\"" +
                     (suggestion is null ? "" : $"; did you mean \"{suggestion}\"?"), at);
             }
         }

@@ -79,7 +79,7 @@ public static class ConfigSchema
             Note = "containerd's default is `/run/containerd`.",
         },
         Bool<HullConfig>("strict", c => c.Strict, (c, v) => c with { Strict = v },
-            "Unknown keys and unknown plugin sections are errors (hulld refuses to start) instead of warnings. `hulld --strict-config` does the same.") with
+            "Unknown keys are errors (hulld refuses to start) instead of warnings; plugins that neither Hull nor containerd has are errors always. `hulld --strict-config` does the same.") with
         {
             Usage = ConfigKeyUsage.HullOnly,
         },

@@ -19,7 +19,17 @@ internal sealed class RegistryHttpClients(RegistryClientOptions options) : IDisp
     public HttpClient For(RegistryHost host)
     {
         string key = Key(host);
-        return _clients.GetOrAdd(key, _ => new Lazy<HttpClient>(() => Create(host))).Value;
+        Lazy<HttpClient> entry = _clients.GetOrAdd(key, _ => new Lazy<HttpClient>(() => Create(host)));
+        try
+        {
+            return entry.Value;
+        }
+        catch
+        {
+            // A broken certificate file must not stay cached once it is fixed.
+            _clients.TryRemove(new KeyValuePair<string, Lazy<HttpClient>>(key, entry));
+            throw;
+        }
     }
 
     public void Dispose()

@@ -118,20 +118,37 @@ public class UnknownKeyTests
     }
 
     [Fact]
-    public void Force_strict_makes_unknown_keys_and_plugins_errors()
+    public void Force_strict_makes_unknown_keys_errors()
     {
         const string toml = """
             version = 3
             typo = 1
-            [plugins.'io.containerd.foo.v1.bar']
-            x = 1
             """;
 
         Assert.False(Load(toml).HasErrors);
         var strict = Load(toml, forceStrict: true);
         Assert.True(strict.HasErrors);
-        Assert.All(strict.Diagnostics, d => Assert.Equal(DiagnosticSeverity.Error, d.Severity));
-        Assert.Equal([UnknownKey, UnknownPlugin], strict.Diagnostics.Select(d => d.Kind));
+        var d = Assert.Single(strict.Diagnostics);
+        Assert.Equal((DiagnosticSeverity.Error, UnknownKey), (d.Severity, d.Kind));
+    }
+
+    [Fact]
+    public void A_plugin_neither_Hull_nor_containerd_has_is_always_an_error()
+    {
+        const string toml = """
+            version = 3
+            [plugins.'io.containerd.foo.v1.bar']
+            x = 1
+            """;
+
+        foreach (var strict in new[] { false, true })
+        {
+            var result = Load(toml, forceStrict: strict);
+            Assert.True(result.HasErrors);
+            var d = Assert.Single(result.Diagnostics);
+            Assert.Equal((DiagnosticSeverity.Error, UnknownPlugin), (d.Severity, d.Kind));
+            Assert.DoesNotContain("strict", d.Message);
+        }
     }
 
     [Fact]

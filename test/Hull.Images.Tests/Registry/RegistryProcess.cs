@@ -13,6 +13,9 @@ public sealed record RegistryProcessOptions
 
     /// <summary>Serve HTTPS with this certificate and key (PEM files).</summary>
     public (string Certificate, string Key)? Tls { get; init; }
+
+    /// <summary>With <see cref="Tls"/>: require client certificates issued by this CA (PEM file).</summary>
+    public string? ClientCa { get; init; }
 }
 
 /// <summary>
@@ -81,7 +84,10 @@ public sealed class RegistryProcess : IAsyncDisposable
 
             """);
         if (options.Tls is { } tls)
+        {
             config.Append($"  tls:\n    certificate: {tls.Certificate}\n    key: {tls.Key}\n");
+            if (options.ClientCa is not null) config.Append($"    clientcas:\n      - {options.ClientCa}\n");
+        }
         if (options.AuthYaml is not null)
             config.Append("auth:\n").Append(options.AuthYaml).Append('\n');
         string configPath = dir.Write("config.yml", config.ToString());
