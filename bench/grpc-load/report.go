@@ -34,9 +34,9 @@ func median(xs []float64) float64 {
 }
 
 type agg struct {
-	rps, p50, p99, cpu, ccpu []float64
-	errors                   int64
-	runs                     int
+	rps, p50, p99, cpu, ccpu, other []float64
+	errors                          int64
+	runs, disturbed                 int
 }
 
 func (a *agg) add(r runResult) {
@@ -49,6 +49,10 @@ func (a *agg) add(r runResult) {
 		a.cpu = append(a.cpu, r.ServerCPUusPerCal)
 	}
 	a.ccpu = append(a.ccpu, r.ClientCPUusPerCal)
+	a.other = append(a.other, r.OtherCPUCores)
+	if r.Disturbed {
+		a.disturbed++
+	}
 }
 
 func fmtInt(v float64) string {
@@ -132,12 +136,16 @@ func reportMain(args []string) {
 	out.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	totalErrors := int64(0)
 	minRuns := -1
+	var otherA, otherB []float64
+	disturbedA, disturbedB := 0, 0
 	for _, c := range concs {
 		x, y := byKey[fmt.Sprintf("%s/%d", A, c)], byKey[fmt.Sprintf("%s/%d", B, c)]
 		if x == nil || y == nil {
 			continue
 		}
 		totalErrors += x.errors + y.errors
+		otherA, otherB = append(otherA, x.other...), append(otherB, y.other...)
+		disturbedA, disturbedB = disturbedA+x.disturbed, disturbedB+y.disturbed
 		for _, n := range []int{x.runs, y.runs} {
 			if minRuns < 0 || n < minRuns {
 				minRuns = n
@@ -152,8 +160,9 @@ func reportMain(args []string) {
 			fmtUs(median(x.p50)), fmtUs(median(x.p99)), fmtUs(median(y.p50)), fmtUs(median(y.p99)),
 			ratio(median(x.p99), median(y.p99)), cpu)
 	}
-	fmt.Fprintf(&out, "\nMedians of %d runs per server and concurrency; calls/s ratio > 1 and p99 ratio < 1 favour %s. Failed calls: %d.\n",
-		minRuns, A, totalErrors)
+	fmt.Fprintf(&out, "\nMedians of %d runs per server and concurrency; calls/s ratio > 1 and p99 ratio < 1 favour %s. Failed calls: %d. "+
+		"Other load on the machine during the kept runs (median, cores): %s %.2f, %s %.2f; runs kept although disturbed (> --max-other-cpu): %s %d, %s %d.\n",
+		minRuns, A, totalErrors, A, median(otherA), B, median(otherB), A, disturbedA, B, disturbedB)
 
 	if *details {
 		out.WriteString("\n<details><summary>Every run</summary>\n\n")

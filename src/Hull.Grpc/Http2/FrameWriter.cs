@@ -106,6 +106,10 @@ public sealed class FrameWriter(PipeWriter output)
             _completed = true;
             await output.CompleteAsync().ConfigureAwait(false);
         }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            // Flushing the last frames failed because the transport is gone (e.g. closed by Http2Server.StopAsync).
+        }
         finally { _lock.Release(); }
     }
 

@@ -16,7 +16,9 @@ public sealed class Http2Server : IAsyncDisposable
     private readonly List<Socket> _listeners = new();
     private readonly List<Task> _acceptLoops = new();
     private readonly Dictionary<Http2Connection, Task> _connections = new();
+    private readonly Dictionary<Http2Connection, NetworkStream> _transports = new();
     private readonly CancellationTokenSource _stopping = new();
+    private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(1);
 
     public Http2Server(Http2ServerOptions options, long maxRequestBody, Http2RequestHandler handler)
     {
@@ -86,6 +88,7 @@ public sealed class Http2Server : IAsyncDisposable
         lock (_connections)
         {
             _connections[connection] = RunConnectionAsync(connection, stream);
+            _transports[connection] = stream;
         }
     }
 
@@ -99,7 +102,11 @@ public sealed class Http2Server : IAsyncDisposable
         finally
         {
             await stream.DisposeAsync().ConfigureAwait(false);
-            lock (_connections) _connections.Remove(connection);
+            lock (_connections)
+            {
+                _connections.Remove(connection);
+                _transports.Remove(connection);
+            }
         }
     }
 
@@ -109,9 +116,18 @@ public sealed class Http2Server : IAsyncDisposable
         foreach (var listener in _listeners) listener.Dispose();
         KeyValuePair<Http2Connection, Task>[] live;
         lock (_connections) live = _connections.ToArray();
-        await Task.WhenAll(live.Select(c => c.Key.ShutdownAsync(drainTimeout))).ConfigureAwait(false);
+        // A peer that stops reading blocks its connection's writes (GOAWAY included) for good: once the drain
+        // time and a grace period are over, connections still open are cut off by closing their sockets.
+        var deadline = Task.Delay(drainTimeout + CloseGrace);
+        await Task.WhenAny(Task.WhenAll(live.Select(c => c.Key.ShutdownAsync(drainTimeout))), deadline).ConfigureAwait(false);
         _stopping.Cancel();
-        await Task.WhenAll(live.Select(c => c.Value)).ConfigureAwait(false);
+        var closed = Task.WhenAll(live.Select(c => c.Value));
+        if (await Task.WhenAny(closed, deadline).ConfigureAwait(false) != closed)
+        {
+            lock (_connections)
+                foreach (var transport in _transports.Values) transport.Dispose();
+        }
+        await closed.ConfigureAwait(false);
         try { await Task.WhenAll(_acceptLoops).ConfigureAwait(false); } catch (OperationCanceledException) { }
     }
 

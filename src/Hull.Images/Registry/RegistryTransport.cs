@@ -58,7 +58,8 @@ internal sealed class RegistryTransport : IDisposable
         }
         catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !ct.IsCancellationRequested))
         {
-            string reason = e is OperationCanceledException ? "timed out" : e.Message;
+            // HttpClient reports its own timeouts (ConnectTimeout from dial_timeout) as a cancellation.
+            string reason = e is OperationCanceledException ? $"timed out ({e.InnerException?.Message ?? "no answer"})" : e.Message;
             throw new RegistryException(ErrorKind.Unavailable, $"cannot reach registry \"{spec.Host.Host}\": {reason}", spec.Host.Host, inner: e);
         }
     }

@@ -31,16 +31,17 @@ internal sealed class LayerExtraction(string root, LayerApplyOptions options)
             SetMetadata(root, entry);
             return;
         }
-        EnsureParents(parts, entry.Name, create: true);
-        string relative = string.Join('/', parts);
-        string path = Full(relative);
         string name = parts[^1];
-
-        if (name.StartsWith(WhiteoutPrefix, StringComparison.Ordinal))
+        bool whiteout = name.StartsWith(WhiteoutPrefix, StringComparison.Ordinal);
+        // Deleting needs no parents: if they are missing there is nothing to hide.
+        if (!EnsureParents(parts, entry.Name, create: !whiteout || Overlay)) return;
+        if (whiteout)
         {
             ApplyWhiteout(entry, parts);
             return;
         }
+        string relative = string.Join('/', parts);
+        string path = Full(relative);
 
         string? linkTarget = entry.Kind == LayerEntryKind.HardLink ? ResolveHardLinkTarget(entry) : null;
         if (linkTarget == path) return; // a link to itself: nothing to do, and removing "it" first would lose the file
@@ -82,7 +83,10 @@ internal sealed class LayerExtraction(string root, LayerApplyOptions options)
     public void Finish()
     {
         foreach (var (path, atime, atimeNs, mtime, mtimeNs) in _directoryTimes)
-            FileNodes.SetTimes(path, atime, atimeNs, mtime, mtimeNs);
+        {
+            // A later entry of the layer may have replaced or whited out the directory.
+            if (FileStatus.TryGet(path) is { IsDirectory: true }) FileNodes.SetTimes(path, atime, atimeNs, mtime, mtimeNs);
+        }
     }
 
     // ---- entries -------------------------------------------------------------------------------

@@ -221,4 +221,22 @@ public class ConnectionLifecycleTests
         await client.ExpectClosedAsync();
         Assert.True(client.Closed);
     }
+
+    [Fact]
+    public async Task ShutdownIsBoundedEvenWhenAPeerStopsReading()
+    {
+        var server = TestServer.Start();
+        await using var client = await server.ConnectReadyAsync((SettingId.InitialWindowSize, 0x7FFF_FFFF));
+        await client.SendWindowUpdateAsync(0, 0x7FFF_FFFF - 65_535);
+        client.StopReading();
+        // Far more than the socket buffers hold: the server's writer ends up blocked on a full socket.
+        for (int i = 0; i < 8; i++) await client.SendVersionAsync(1 + 2 * i, "big:4000000");
+        await Task.Delay(500);
+        var stopwatch = Stopwatch.StartNew();
+        var stop = server.Server.StopAsync(TimeSpan.FromMilliseconds(200));
+        await Task.WhenAny(stop, Task.Delay(TimeSpan.FromSeconds(5)));
+        Assert.True(stop.IsCompleted, "StopAsync hangs while a peer does not read");
+        Assert.InRange(stopwatch.ElapsedMilliseconds, 0, 3000);
+        await server.DisposeAsync();
+    }
 }

@@ -320,7 +320,6 @@ public class Http2FuzzTests
             if (outcome.GoAway is not null) goAways++;
             runs++;
         }
-        Console.WriteLine($"FUZZSTATS random runs={runs} goaways={goAways} ms={stopwatch.ElapsedMilliseconds}");
         Assert.True(runs >= 100, $"only {runs} runs");
         Assert.True(goAways > 0, "random input never produced a connection error; the harness is not reaching the parser");
         UnobservedExceptions.AssertNone();
@@ -354,7 +353,6 @@ public class Http2FuzzTests
                 Interlocked.Add(ref served, outcome.Responses);
             }
         }));
-        Console.WriteLine($"FUZZSTATS runs={runs} goaways={goAways} served={served} resets={resets} ms={stopwatch.ElapsedMilliseconds}");
         Assert.True(runs >= 200, $"only {runs} runs");
         Assert.True(goAways > 0 && served > 0 && resets > 0, $"runs={runs} goaways={goAways} served={served} resets={resets}");
         UnobservedExceptions.AssertNone();

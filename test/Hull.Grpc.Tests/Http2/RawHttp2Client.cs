@@ -112,6 +112,11 @@ internal sealed class RawHttp2Client : IAsyncDisposable
         _pump = Task.Run(PumpAsync);
     }
 
+    private volatile bool _stopReading;
+
+    /// <summary>Stops taking bytes off the socket (after the frame being read), so the server's writes back up.</summary>
+    public void StopReading() => _stopReading = true;
+
     public HpackEncoder Encoder { get; } = new();
     /// <summary>Frames received so far, in order.</summary>
     public List<Frame> Received { get; } = new();
@@ -308,7 +313,7 @@ internal sealed class RawHttp2Client : IAsyncDisposable
         var header = new byte[Http2Limits.FrameHeaderLength];
         try
         {
-            while (true)
+            while (!_stopReading)
             {
                 int read = await _stream.ReadAtLeastAsync(header, header.Length, throwOnEndOfStream: false);
                 if (read < header.Length) break;

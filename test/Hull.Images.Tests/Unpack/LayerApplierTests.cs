@@ -118,6 +118,13 @@ public sealed class LayerApplierTests : IDisposable
     }
 
     [Fact]
+    public async Task A_whiteout_below_a_missing_directory_creates_nothing_in_delete_mode()
+    {
+        await ApplyAsync(new LayerBuilder().Whiteout("never/there").Dir("d").Whiteout("d").Build());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_target));
+    }
+
+    [Fact]
     public async Task Whiteouts_become_overlay_char_devices_and_opaque_xattrs_in_overlay_mode()
     {
         await ApplyAsync(new LayerBuilder().Whiteout("etc/gone").Dir("d").Opaque("d").File("d/z", "z").Build(), WhiteoutMode.Overlay);
@@ -147,6 +154,27 @@ public sealed class LayerApplierTests : IDisposable
         Assert.Equal("original", File.ReadAllText(Path.Combine(outside, "f")));
         Assert.Equal("new", File.ReadAllText(At("f")));
         Assert.False(FileStatus.Get(At("f")).IsSymlink);
+    }
+
+    [Fact]
+    public async Task Decodes_zstd_streams_of_several_frames()
+    {
+        var tar = RichLayer();
+        byte[] zstd = [.. LayerBuilder.Zstd(tar[..1536]), .. LayerBuilder.Zstd(tar[1536..])];
+        Assert.Equal(LayerBuilder.DiffId(tar), await ApplyAsync(zstd, mediaType: MediaTypes.OciLayerZstd));
+        Assert.Equal("127.0.0.1 localhost\n", File.ReadAllText(At("etc/hosts")));
+    }
+
+    [Fact]
+    public async Task Removing_a_directory_never_follows_symlinks_inside_it()
+    {
+        string outside = _root.Sub("outside");
+        Directory.CreateDirectory(outside);
+        File.WriteAllText(Path.Combine(outside, "precious"), "p");
+        await ApplyAsync(new LayerBuilder().Dir("d").Symlink("d/out", outside).Build());
+        await ApplyAsync(new LayerBuilder().Whiteout("d").Build());
+        Assert.False(Directory.Exists(At("d")));
+        Assert.Equal("p", File.ReadAllText(Path.Combine(outside, "precious")));
     }
 
     // ---- malicious layers ---------------------------------------------------------------------
@@ -248,7 +276,8 @@ internal sealed class NonSeekableStream(byte[] data) : Stream
     public override bool CanSeek => false;
     public override bool CanWrite => false;
     public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    /// <summary>How far it was read (a network stream cannot seek, but tests want to know).</summary>
+    public override long Position { get => _inner.Position; set => throw new NotSupportedException(); }
     public override void Flush() { }
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();

@@ -1,0 +1,186 @@
+using Hull.Core;
+using Hull.Linux;
+using Hull.Linux.Namespaces;
+
+namespace Hull.Sandbox.Namespaces;
+
+/// <summary>What to create for one pod sandbox: which namespaces, and what to set in them before anyone joins.</summary>
+public sealed record NamespacePinRequest(string SandboxId)
+{
+    public NamespaceTypes Namespaces { get; init; } = NamespaceTypes.Network | NamespaceTypes.Ipc | NamespaceTypes.Uts;
+    /// <summary>Set in the new UTS namespace (requires <see cref="NamespaceTypes.Uts"/>); null keeps the node's.</summary>
+    public string? Hostname { get; init; }
+    /// <summary>Namespaced sysctls (<c>net.*</c>, IPC's <c>kernel.shm*</c>/<c>kernel.msg*</c>/<c>kernel.sem</c>/<c>fs.mqueue.*</c>), dot or slash form.</summary>
+    public IReadOnlyDictionary<string, string> Sysctls { get; init; } = new Dictionary<string, string>();
+}
+
+/// <summary>The bind mounts that keep a pod's namespaces alive; a path is null for a namespace not pinned.</summary>
+public sealed record PinnedNamespaces(string SandboxId, string? NetworkPath, string? IpcPath, string? UtsPath)
+{
+    public string? PathOf(NamespaceTypes type) => type switch
+    {
+        NamespaceTypes.Network => NetworkPath,
+        NamespaceTypes.Ipc => IpcPath,
+        NamespaceTypes.Uts => UtsPath,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "exactly one namespace kind"),
+    };
+}
+
+/// <summary>
+/// Creates a pod's network, IPC and UTS namespaces and pins each by bind-mounting it onto an empty file
+/// <c>&lt;state&gt;/ns/{net,ipc,uts}/&lt;sandbox id&gt;</c>, the way containerd and CRI-O's pinns do, so they outlive
+/// every process in them (and a restart of hulld). Removing is idempotent. Callers serialize calls per sandbox.
+/// </summary>
+public sealed class NamespacePinner
+{
+    /// <summary>The kinds a pod sandbox pins, in the order they are created and listed.</summary>
+    public static readonly IReadOnlyList<NamespaceTypes> Kinds = [NamespaceTypes.Network, NamespaceTypes.Ipc, NamespaceTypes.Uts];
+
+    private readonly Lock _sharedLock = new();
+    private bool _shared;
+
+    /// <param name="stateDirectory">The daemon's <c>state</c> directory (default <c>/run/hull</c>); pins go under its <c>ns/</c>.</param>
+    public NamespacePinner(string stateDirectory)
+    {
+        NamespaceDirectory = Path.Combine(stateDirectory, "ns");
+    }
+
+    /// <summary><c>&lt;state&gt;/ns</c>, made a shared mount point on first use.</summary>
+    public string NamespaceDirectory { get; }
+
+    public string PathOf(string sandboxId, NamespaceTypes type)
+    {
+        ValidateSandboxId(sandboxId);
+        return Path.Combine(NamespaceDirectory, LinuxNamespaces.ProcName(type), sandboxId);
+    }
+
+    /// <summary>Creates and pins the requested namespaces on a dedicated thread that is discarded afterwards.</summary>
+    /// <exception cref="HullException">AlreadyExists when this sandbox already has a live pin; InvalidArgument for a bad
+    /// id or sysctl; Internal when the kernel refuses. Nothing is left behind on failure.</exception>
+    public async Task<PinnedNamespaces> PinAsync(NamespacePinRequest request, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        string id = request.SandboxId;
+        ValidateSandboxId(id);
+        var kinds = Kinds.Where(k => request.Namespaces.HasFlag(k)).ToList();
+        if (kinds.Count == 0 || (request.Namespaces & ~(NamespaceTypes.Network | NamespaceTypes.Ipc | NamespaceTypes.Uts)) != 0)
+            throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{id}\": cannot pin namespaces {request.Namespaces}");
+        if (request.Hostname is not null && !request.Namespaces.HasFlag(NamespaceTypes.Uts))
+            throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{id}\": a hostname needs a private UTS namespace");
+        var sysctls = request.Sysctls.Select(kv => (Path: Sysctls.ProcPath(id, kv.Key, request.Namespaces), kv.Key, kv.Value)).ToList();
+
+        EnsureSharedMountPoint();
+        var targets = new List<(NamespaceTypes Kind, string Path)>();
+        try
+        {
+            foreach (var kind in kinds)
+            {
+                string path = PathOf(id, kind);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                if (LinuxNamespaces.IsNamespace(path))
+                    throw new HullException(ErrorKind.AlreadyExists,
+                        $"pod sandbox \"{id}\": {LinuxNamespaces.ProcName(kind)} namespace is already pinned at \"{path}\"");
+                // An empty file left by a crash between create and mount is simply reused.
+                using (new FileStream(path, new FileStreamOptions
+                       { Mode = FileMode.OpenOrCreate, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead }))
+                { }
+                targets.Add((kind, path));
+            }
+
+            await DedicatedThread.RunAsync($"hull-pin-{id}", () =>
+            {
+                LinuxNamespaces.Unshare(request.Namespaces);
+                if (request.Hostname is not null) LinuxNamespaces.SetHostname(request.Hostname);
+                foreach (var (procPath, name, value) in sysctls)
+                {
+                    try
+                    {
+                        Sysctls.Write(procPath, value);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{id}\": cannot set sysctl {name}={value}: {e.Message}", e);
+                    }
+                }
+                foreach (var (kind, path) in targets)
+                    LinuxNamespaces.BindMount(LinuxNamespaces.CurrentThreadNamespacePath(kind), path);
+                return true;
+            }).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            foreach (var (_, path) in targets) Unpin(id, path, suppress: true);
+            if (e is HullException) throw;
+            throw new HullException(ErrorKind.Internal, $"pod sandbox \"{id}\": cannot create namespaces: {e.Message}", e);
+        }
+
+        string? pathOf(NamespaceTypes k) => targets.Where(t => t.Kind == k).Select(t => t.Path).FirstOrDefault();
+        return new PinnedNamespaces(id, pathOf(NamespaceTypes.Network), pathOf(NamespaceTypes.Ipc), pathOf(NamespaceTypes.Uts));
+    }
+
+    /// <summary>Unmounts (MNT_DETACH) and deletes every pin of the sandbox. Idempotent: a missing pin is no error.</summary>
+    public void Remove(string sandboxId)
+    {
+        ValidateSandboxId(sandboxId);
+        foreach (var kind in Kinds) Unpin(sandboxId, PathOf(sandboxId, kind), suppress: false);
+    }
+
+    /// <summary>Whether the sandbox's pin of <paramref name="type"/> is still a namespace (statfs says nsfs).</summary>
+    public bool IsPinned(string sandboxId, NamespaceTypes type) => LinuxNamespaces.IsNamespace(PathOf(sandboxId, type));
+
+    /// <summary>The pins on disk (live or not), for reconciling with the metadata store after a restart.</summary>
+    public IReadOnlyList<string> ListSandboxIds()
+    {
+        var ids = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var kind in Kinds)
+        {
+            var dir = Path.Combine(NamespaceDirectory, LinuxNamespaces.ProcName(kind));
+            if (!Directory.Exists(dir)) continue;
+            foreach (var file in Directory.EnumerateFiles(dir)) ids.Add(Path.GetFileName(file));
+        }
+        return ids.ToList();
+    }
+
+    private static void Unpin(string sandboxId, string path, bool suppress)
+    {
+        try
+        {
+            Mounts.UnmountAll(path, detach: true);
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            if (suppress) return;
+            throw new HullException(ErrorKind.Internal, $"pod sandbox \"{sandboxId}\": cannot remove namespace pin \"{path}\": {e.Message}", e);
+        }
+    }
+
+    private void EnsureSharedMountPoint()
+    {
+        lock (_sharedLock)
+        {
+            if (_shared) return;
+            Directory.CreateDirectory(NamespaceDirectory);
+            try
+            {
+                LinuxNamespaces.MakeSharedMountPoint(NamespaceDirectory);
+            }
+            catch (SyscallException e)
+            {
+                throw new HullException(ErrorKind.FailedPrecondition, $"cannot make \"{NamespaceDirectory}\" a shared mount point for namespace pins: {e.Message}", e);
+            }
+            _shared = true;
+        }
+    }
+
+    internal static void ValidateSandboxId(string sandboxId)
+    {
+        if (!IsValidId(sandboxId))
+            throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox id \"{sandboxId}\" is not valid: letters, digits, '_', '.', '-', starting with a letter or digit");
+    }
+
+    /// <summary>The rule CNI applies to container ids (libcni's ValidateContainerID), which also keeps ids safe as file names.</summary>
+    internal static bool IsValidId(string id) =>
+        id.Length is > 0 and <= 255 && char.IsAsciiLetterOrDigit(id[0]) &&
+        id.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-');
+}
