@@ -61,11 +61,24 @@ internal static class Daemon
         var plugins = new PluginRegistry();
         var identity = new DaemonIdentity(Guid.NewGuid().ToString(), Environment.ProcessId, DateTimeOffset.UtcNow,
             loaded.SourcePath ?? "");
+        Hull.Images.ImageManager images;
+        Hull.Images.Registry.RegistryClient registry;
+        try
+        {
+            (images, registry, _) = await ImagesComposition.OpenAsync(config, metadata, deprecations, loggerFactory, CancellationToken.None)
+                .ConfigureAwait(false);
+        }
+        catch (Hull.Core.HullException e)
+        {
+            log.LogError("cannot open the image store: {Error}", e.Message);
+            return 1;
+        }
+        using var registryClient = registry;
         var events = new EventBroadcaster<ContainerEvent>();
         var admin = new AdminService(config, identity, plugins, deprecations);
         var criLog = loggerFactory.CreateLogger("cri");
         await using var server = CriServer.Create(config,
-            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations);
+            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations, images);
         server.CallCompleted = call =>
         {
             if (call.Status != Hull.Grpc.StatusCode.OK)
@@ -97,6 +110,11 @@ internal static class Daemon
         plugins.Ok("io.containerd.metadata.v1", "sqlite", new Dictionary<string, string> { ["path"] = metadata.Path });
         plugins.Ok("io.containerd.grpc.v1", "cri", socket, "io.containerd.cri.v1.runtime");
         plugins.Ok("io.containerd.cri.v1", "runtime", null, "io.containerd.metadata.v1.sqlite");
+        plugins.Ok("io.containerd.content.v1", "content", new Dictionary<string, string> { ["root"] = Path.Combine(config.Root, "content") });
+        plugins.Ok("io.containerd.snapshotter.v1", config.Images.Snapshotter, null, "io.containerd.metadata.v1.sqlite");
+        plugins.Ok("io.containerd.transfer.v1", "local", null, "io.containerd.content.v1.content", "io.containerd.snapshotter.v1." + config.Images.Snapshotter);
+        plugins.Ok("io.containerd.image-verifier.v1", "bindir", new Dictionary<string, string> { ["bin_dir"] = config.ImageVerifier.BinDir });
+        plugins.Ok("io.containerd.cri.v1", "images", null, "io.containerd.transfer.v1.local");
         plugins.Ok("io.hull.grpc.v1", "admin", socket, "io.containerd.metadata.v1.sqlite");
         foreach (var (type, id, issue) in NotYetServed)
             plugins.Add(new PluginInfo(type, id, PluginStatus.Skipped, $"not implemented yet ({issue} issue)", [], new Dictionary<string, string>()));
@@ -104,10 +122,6 @@ internal static class Daemon
 
     private static readonly (string Type, string Id, string Issue)[] NotYetServed =
     [
-        ("io.containerd.cri.v1", "images", "Images"),
-        ("io.containerd.transfer.v1", "local", "Images"),
-        ("io.containerd.snapshotter.v1", "overlayfs", "Images"),
-        ("io.containerd.image-verifier.v1", "bindir", "Images"),
         ("io.containerd.podsandbox.controller.v1", "podsandbox", "Pod sandboxes"),
         ("io.containerd.nri.v1", "nri", "NRI"),
     ];

@@ -15,7 +15,7 @@ public static class CriServer
         "CRI v1alpha2 was removed (containerd 2.0 and Hull serve runtime.v1 only); configure the kubelet or client to use CRI v1";
 
     public static GrpcServer Create(HullConfig config, IEnumerable<(Google.Protobuf.Reflection.ServiceDescriptor, object)> extraServices,
-        EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations)
+        EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations, Hull.Images.ImageManager images)
     {
         var server = new GrpcServer(new GrpcServerOptions
         {
@@ -30,7 +30,7 @@ public static class CriServer
         var probe = new NodeProbe(config);
         var services = ApiReflection.Descriptor.Services;
         server.AddService(services.Single(s => s.Name == "RuntimeService"), new RuntimeService(config, probe, events, deprecations));
-        server.AddService(services.Single(s => s.Name == "ImageService"), new ImageService());
+        server.AddService(services.Single(s => s.Name == "ImageService"), new ImageService(images));
         foreach (var (descriptor, implementation) in extraServices) server.AddService(descriptor, implementation);
         server.AddRetiredPrefix(RetiredV1Alpha2Prefix, RetiredV1Alpha2Message);
         return server;

@@ -50,6 +50,25 @@ public static class MetadataSchema
             ) STRICT;
             CREATE INDEX snapshots_parent ON snapshots (parent_id);
             """),
+        new(4, "images", """
+            -- Image names (tags and digest references) and what they point at. Several names may share one
+            -- image: CRI groups them by config_digest, the image ID.
+            CREATE TABLE images (
+                name              TEXT    NOT NULL PRIMARY KEY, -- normalised, e.g. docker.io/library/busybox:latest
+                target_media_type TEXT    NOT NULL,             -- the index or manifest the name resolved to
+                target_digest     TEXT    NOT NULL,
+                target_size       INTEGER NOT NULL,
+                manifest_digest   TEXT    NOT NULL,             -- the platform manifest that was unpacked
+                config_digest     TEXT    NOT NULL,             -- the image ID
+                chain_id          TEXT    NOT NULL,             -- top committed snapshot of the unpacked layers
+                snapshotter       TEXT    NOT NULL,
+                size              INTEGER NOT NULL,             -- compressed size of config and layers
+                labels            TEXT    NOT NULL DEFAULT '{}',
+                created           INTEGER NOT NULL,             -- Unix nanoseconds (MetadataTime)
+                updated           INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX images_config ON images (config_digest);
+            """),
     ];
 
     public static int LatestVersion => Migrations[^1].Version;

@@ -59,15 +59,10 @@ public static class ProcessRunner
         {
             var stdout = ReadCappedAsync(process.StandardOutput.BaseStream, spec.MaxOutputBytes);
             var stderr = ReadCappedAsync(process.StandardError.BaseStream, spec.MaxOutputBytes);
-            try
-            {
-                if (spec.Stdin is { Length: > 0 }) await process.StandardInput.BaseStream.WriteAsync(spec.Stdin, cancellationToken).ConfigureAwait(false);
-                process.StandardInput.Close();
-            }
-            catch (IOException) { } // the child exited without reading its input; its exit code says why
-
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(spec.Timeout);
+            // Stdin is written alongside the wait, so a child that never reads it still meets the timeout.
+            var stdin = WriteStdinAsync(process, spec.Stdin, timeout.Token);
             try
             {
                 await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
@@ -79,6 +74,10 @@ public static class ProcessRunner
                 throw new HullException(ErrorKind.DeadlineExceeded,
                     $"{spec.FileName} did not finish within {spec.Timeout.TotalSeconds:0.###} s and was killed");
             }
+            finally
+            {
+                await stdin.ConfigureAwait(false);
+            }
             // A grandchild may still hold the pipes open: never wait for it past the child's exit.
             using var drain = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             var (outBytes, outCut) = await stdout.WaitAsync(drain.Token).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : ([], true),
@@ -88,6 +87,17 @@ public static class ProcessRunner
             return new ProcessOutcome(process.ExitCode, outBytes, Encoding.UTF8.GetString(errBytes).Trim(), outCut || errCut,
                 Stopwatch.GetElapsedTime(started));
         }
+    }
+
+    private static async Task WriteStdinAsync(Process process, byte[]? input, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (input is { Length: > 0 }) await process.StandardInput.BaseStream.WriteAsync(input, cancellationToken).ConfigureAwait(false);
+            process.StandardInput.Close();
+        }
+        // The child exited or was killed without reading its input; its exit code or the timeout says why.
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException) { }
     }
 
     private static void KillTree(Process process)

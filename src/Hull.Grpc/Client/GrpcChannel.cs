@@ -14,6 +14,7 @@ namespace Hull.Grpc.Client;
 /// </summary>
 public sealed class GrpcChannel : IDisposable
 {
+    private static readonly TimeSpan MaxTimer = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
     private readonly HttpClient _http;
     private readonly Uri _baseAddress;
 
@@ -62,25 +63,59 @@ public sealed class GrpcChannel : IDisposable
     public async Task<TResponse> UnaryAsync<TResponse>(MethodDescriptor method, IMessage request, TimeSpan? timeout = null,
         CancellationToken cancellationToken = default) where TResponse : IMessage<TResponse>, new()
     {
-        using var response = await SendAsync(method, request, timeout, cancellationToken).ConfigureAwait(false);
-        var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        var first = await ReadMessageAsync<TResponse>(stream, cancellationToken).ConfigureAwait(false);
-        // Drain to the end so trailers are available.
-        while (await ReadMessageAsync<TResponse>(stream, cancellationToken).ConfigureAwait(false) is not null) { }
-        ThrowIfError(response);
-        return first ?? throw new RpcException(StatusCode.Internal, $"{PathOf(method)} returned OK without a response message");
+        using var deadline = StartDeadline(timeout, cancellationToken);
+        try
+        {
+            using var response = await SendAsync(method, request, timeout, deadline.Token).ConfigureAwait(false);
+            var stream = await response.Content.ReadAsStreamAsync(deadline.Token).ConfigureAwait(false);
+            var first = await ReadMessageAsync<TResponse>(stream, deadline.Token).ConfigureAwait(false);
+            // Drain to the end so trailers are available.
+            while (await ReadMessageAsync<TResponse>(stream, deadline.Token).ConfigureAwait(false) is not null) { }
+            ThrowIfError(response);
+            return first ?? throw new RpcException(StatusCode.Internal, $"{PathOf(method)} returned OK without a response message");
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw DeadlineExceeded(method, timeout);
+        }
     }
 
     public async IAsyncEnumerable<TResponse> ServerStreamingAsync<TResponse>(MethodDescriptor method, IMessage request,
         TimeSpan? timeout = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
         where TResponse : IMessage<TResponse>, new()
     {
-        using var response = await SendAsync(method, request, timeout, cancellationToken).ConfigureAwait(false);
-        var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        while (await ReadMessageAsync<TResponse>(stream, cancellationToken).ConfigureAwait(false) is { } message)
+        using var deadline = StartDeadline(timeout, cancellationToken);
+        using var response = await WithDeadline(SendAsync(method, request, timeout, deadline.Token)).ConfigureAwait(false);
+        var stream = await WithDeadline(response.Content.ReadAsStreamAsync(deadline.Token)).ConfigureAwait(false);
+        while (await WithDeadline(ReadMessageAsync<TResponse>(stream, deadline.Token)).ConfigureAwait(false) is { } message)
             yield return message;
         ThrowIfError(response);
+
+        // A yield cannot sit in a try with a catch, so each await gets the deadline translation on its own.
+        async Task<T> WithDeadline<T>(Task<T> task)
+        {
+            try { return await task.ConfigureAwait(false); }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                throw DeadlineExceeded(method, timeout);
+            }
+        }
     }
+
+    /// <summary>
+    /// grpc-timeout only informs the server; the client enforces the deadline itself too, so a server that
+    /// never answers cannot hold a call forever.
+    /// </summary>
+    private static CancellationTokenSource StartDeadline(TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        var source = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        // Timers wait at most ~49 days; a longer deadline never fires.
+        if (timeout is { } t && t <= MaxTimer) source.CancelAfter(t < TimeSpan.Zero ? TimeSpan.Zero : t);
+        return source;
+    }
+
+    private static RpcException DeadlineExceeded(MethodDescriptor method, TimeSpan? timeout) =>
+        new(StatusCode.DeadlineExceeded, $"{PathOf(method)}: deadline of {timeout} exceeded");
 
     private async Task<HttpResponseMessage> SendAsync(MethodDescriptor method, IMessage request, TimeSpan? timeout, CancellationToken cancellationToken)
     {

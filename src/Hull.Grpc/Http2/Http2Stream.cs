@@ -43,6 +43,11 @@ public sealed class Http2Stream
     /// <summary>Cancelled when the peer resets the stream or the connection ends.</summary>
     public CancellationToken Aborted => _aborted.Token;
     public bool ResponseCompleted => Volatile.Read(ref _responseCompleted) != 0;
+    /// <summary>
+    /// True once response headers went out. They travel with the first DATA, so a send that waits for
+    /// flow-control window (and is then cancelled) may not have sent them yet.
+    /// </summary>
+    internal bool HeadersSent { get; private set; }
 
     internal FlowWindow SendWindow { get; }
     internal bool RequestCompleted { get; private set; }
@@ -78,12 +83,14 @@ public sealed class Http2Stream
             bool last = data.IsEmpty;
             if (last && trailers is not null) MarkResponseCompleted();
             await _connection.Writer.WriteResponseAsync(Id, headers, chunk, last ? trailers : null).ConfigureAwait(false);
+            if (headers is not null) HeadersSent = true;
             headers = null;
             if (last && trailers is not null) { _connection.OnResponseCompleted(this); return; }
         }
         if (headers is null && trailers is null) return;
         if (trailers is not null) MarkResponseCompleted();
         await _connection.Writer.WriteResponseAsync(Id, headers, ReadOnlyMemory<byte>.Empty, trailers).ConfigureAwait(false);
+        if (headers is not null) HeadersSent = true;
         if (trailers is not null) _connection.OnResponseCompleted(this);
     }
 

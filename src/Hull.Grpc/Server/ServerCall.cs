@@ -22,7 +22,6 @@ internal sealed class ServerCall
     private readonly Http2Stream _stream;
     private readonly int _maxSendMessageSize;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
-    private bool _headersSent;
     private bool _completed;
 
     public ServerCall(Http2Stream stream, int maxSendMessageSize)
@@ -49,11 +48,13 @@ internal sealed class ServerCall
             try
             {
                 if (_completed) return;
-                var headers = _headersSent ? null : ResponseHeaders;
-                _headersSent = true;
-                if (thenOk) _completed = true;
+                // Headers go out with the first DATA, which may wait for flow-control window: the stream knows
+                // whether they were sent. If the wait is cancelled (deadline), the call is not complete yet, so
+                // CompleteAsync can still send the status.
+                var headers = _stream.HeadersSent ? null : ResponseHeaders;
                 await _stream.SendAsync(headers, buffer.AsMemory(0, size + GrpcProtocol.MessagePrefixLength),
                     thenOk ? OkTrailers : null, cancellationToken).ConfigureAwait(false);
+                if (thenOk) _completed = true;
             }
             finally { _sendLock.Release(); }
         }
@@ -72,7 +73,7 @@ internal sealed class ServerCall
             if (_completed) return;
             _completed = true;
             var trailers = new List<HeaderField>(5);
-            if (!_headersSent) trailers.AddRange(ResponseHeaders); // trailers-only response
+            if (!_stream.HeadersSent) trailers.AddRange(ResponseHeaders); // trailers-only response
             trailers.Add(new(GrpcProtocol.StatusTrailer, ((int)code).ToString(System.Globalization.CultureInfo.InvariantCulture)));
             if (!string.IsNullOrEmpty(message)) trailers.Add(new(GrpcProtocol.MessageTrailer, GrpcProtocol.EncodeMessage(message)));
             await _stream.SendAsync(null, ReadOnlyMemory<byte>.Empty, trailers).ConfigureAwait(false);

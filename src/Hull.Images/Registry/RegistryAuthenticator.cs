@@ -28,6 +28,7 @@ internal sealed record AuthScope(RegistryHost Host, string RegistryDomain, Regis
 internal sealed class RegistryAuthenticator(RegistryRetry retry, RegistryClientOptions options)
 {
     private const string ClientId = "hull";
+    private const int SweepThreshold = 256;
     private static readonly TimeSpan DefaultTokenLifetime = TimeSpan.FromSeconds(60);
 
     private readonly ConcurrentDictionary<string, AuthChallenge> _challenges = new(StringComparer.Ordinal);
@@ -103,8 +104,23 @@ internal sealed class RegistryAuthenticator(RegistryRetry retry, RegistryClientO
                 throw;
             }
 
-            if (token.RefreshAt > options.TimeProvider.GetUtcNow()) return token.Value;
+            if (token.RefreshAt > options.TimeProvider.GetUtcNow())
+            {
+                if (entry == fresh && _tokens.Count > SweepThreshold) SweepExpired();
+                return token.Value;
+            }
             _tokens.TryRemove(new KeyValuePair<string, Lazy<Task<CachedToken>>>(key, entry));
+        }
+    }
+
+    // One entry per repository and credentials accumulates in a long-running daemon; drop the stale ones.
+    private void SweepExpired()
+    {
+        DateTimeOffset now = options.TimeProvider.GetUtcNow();
+        foreach (KeyValuePair<string, Lazy<Task<CachedToken>>> pair in _tokens)
+        {
+            if (pair.Value.IsValueCreated && pair.Value.Value.IsCompletedSuccessfully && pair.Value.Value.Result.RefreshAt <= now)
+                _tokens.TryRemove(pair);
         }
     }
 

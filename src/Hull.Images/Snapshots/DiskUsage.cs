@@ -5,7 +5,7 @@ namespace Hull.Images.Snapshots;
 /// <summary>Disk usage of a snapshot: allocated bytes and inodes, each hard-linked inode counted once (like du).</summary>
 public readonly record struct SnapshotUsage(long Size, long Inodes)
 {
-    internal static SnapshotUsage Measure(string path, CancellationToken cancellationToken)
+    public static SnapshotUsage Measure(string path, CancellationToken cancellationToken)
     {
         var seen = new HashSet<(uint, uint, ulong)>();
         long size = 0, inodes = 0;

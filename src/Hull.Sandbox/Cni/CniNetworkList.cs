@@ -48,6 +48,7 @@ public sealed class CniNetworkList
     {
         var root = ParseObject(bytes);
         string name = RequiredString(root, "name", "a network list");
+        if (!IsValidName(name)) throw new FormatException($"network name \"{name}\" is not valid: letters, digits, '_', '.', '-', starting with a letter or digit");
         string version = OptionalString(root, "cniVersion") ?? "";
         CheckVersion(version);
         bool disableCheck = root["disableCheck"] switch
@@ -87,6 +88,10 @@ public sealed class CniNetworkList
 
     /// <summary>Whether the list's version is at least <paramref name="version"/> (CHECK and DEL's prevResult need 0.4.0).</summary>
     public bool VersionAtLeast(string version) => CompareVersions(CniVersion.Length == 0 ? "0.1.0" : CniVersion, version) >= 0;
+
+    /// <summary>libcni's ValidateNetworkName (the name is part of cache and IPAM file names).</summary>
+    internal static bool IsValidName(string name) =>
+        name.Length > 0 && char.IsAsciiLetterOrDigit(name[0]) && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-');
 
     internal static int CompareVersions(string a, string b)
     {

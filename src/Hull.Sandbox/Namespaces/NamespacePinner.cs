@@ -148,6 +148,10 @@ public sealed class NamespacePinner
             Mounts.UnmountAll(path, detach: true);
             File.Delete(path);
         }
+        catch (DirectoryNotFoundException)
+        {
+            // never pinned, or removed already
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             if (suppress) return;

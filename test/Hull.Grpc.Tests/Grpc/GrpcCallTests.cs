@@ -66,9 +66,9 @@ public class GrpcCallTests
         await using var server = TestServer.Start();
         using var channel = server.Channel();
         var stopwatch = Stopwatch.StartNew();
-        var e = await FailsAsync(VersionAsync(channel, "hang:3000:ignore", TimeSpan.FromMilliseconds(300)));
+        var e = await FailsAsync(VersionAsync(channel, "hang:10000:ignore", TimeSpan.FromMilliseconds(300)));
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
-        Assert.InRange(stopwatch.ElapsedMilliseconds, 250, 2000);
+        Assert.InRange(stopwatch.ElapsedMilliseconds, 250, 4000);
         Assert.False(server.Service.Signals("ignore").Finished.Task.IsCompleted, "the status must not wait for the handler");
         // The connection is fine, and the stream slot was released.
         Assert.Equal("next", (await VersionAsync(channel, "next")).Version);
@@ -297,5 +297,22 @@ public class GrpcCallTests
         using var channel = Hull.Grpc.Client.GrpcChannel.ForTcp(endPoint);
         var e = await FailsAsync(VersionAsync(channel, "nobody home"));
         Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+    }
+
+    [Fact]
+    public async Task ClientEnforcesItsDeadlineWhenTheServerNeverAnswers()
+    {
+        // A peer that accepts the connection and then says nothing at all.
+        using var silent = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        silent.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        silent.Listen(8);
+        using var channel = Hull.Grpc.Client.GrpcChannel.ForTcp((System.Net.IPEndPoint)silent.LocalEndPoint!);
+        var stopwatch = Stopwatch.StartNew();
+        var call = channel.UnaryAsync<VersionResponse>(TestServer.VersionMethod, new VersionRequest(), TimeSpan.FromMilliseconds(300));
+        await Task.WhenAny(call, Task.Delay(Timeout));
+        Assert.True(call.IsCompleted, "the call outlived its deadline by seconds");
+        var e = await FailsAsync(call);
+        Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
+        Assert.InRange(stopwatch.ElapsedMilliseconds, 250, 5000);
     }
 }

@@ -195,6 +195,23 @@ public class GrpcWireTests
         Assert.Equal("far", result.Message<VersionResponse>().Version);
     }
 
+    [Fact]
+    public async Task ServerAnswersDeadlineExceededAtTheDeadlineWhileTheHandlerIgnoresIt()
+    {
+        await using var server = TestServer.Start();
+        await using var client = await server.ConnectReadyAsync();
+        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
+        await client.SendVersionAsync(1, "hang:10000:wire-ignore", new HeaderField("grpc-timeout", "300m"));
+        var result = await client.ReadResponseAsync(1);
+        Assert.InRange(stopwatch.ElapsedMilliseconds, 250, 4000);
+        Assert.Equal(StatusCode.DeadlineExceeded, result.GrpcStatus);
+        Assert.Null(result.Trailers); // nothing was sent before: trailers-only
+        Assert.False(server.Service.Signals("wire-ignore").Finished.Task.IsCompleted);
+        // The client ended its side, the server its own: the stream is closed and the connection carries on.
+        await client.SendVersionAsync(3, "after");
+        Assert.Equal(StatusCode.OK, (await client.ReadResponseAsync(3)).GrpcStatus);
+    }
+
     [Theory]
     [InlineData("0m")]
     [InlineData("1n")]
@@ -257,5 +274,49 @@ public class GrpcWireTests
         await client.WriteFrameAsync(FrameType.Data, FrameFlags.EndStream, 1, []);
         var result = await client.ReadResponseAsync(1);
         Assert.Equal("tiny frames", result.Message<VersionResponse>().Version);
+    }
+
+    // ---- deadlines while the response waits for flow-control window ----
+
+    [Fact]
+    public async Task DeadlineBeforeAnyWindowIsATrailersOnlyDeadlineExceeded()
+    {
+        await using var server = TestServer.Start();
+        await using var client = await server.ConnectReadyAsync((SettingId.InitialWindowSize, 0));
+        await client.SendVersionAsync(1, "big:100", new HeaderField("grpc-timeout", "300m"));
+        var result = await client.ReadResponseAsync(1);
+        Assert.True(result.ResetCode is null, $"stream reset with {result.ResetCode} instead of a status: {client.Describe()}");
+        Assert.Equal("200", result.Header(":status"));
+        Assert.Equal(StatusCode.DeadlineExceeded, result.GrpcStatus);
+        Assert.Equal(0, result.Data.Length);
+    }
+
+    [Fact]
+    public async Task DeadlineWhileAResponseIsHalfSentEndsItWithDeadlineExceeded()
+    {
+        await using var server = TestServer.Start();
+        await using var client = await server.ConnectReadyAsync((SettingId.InitialWindowSize, 100));
+        client.AutoWindowUpdate = false;
+        await client.SendVersionAsync(1, "big:5000", new HeaderField("grpc-timeout", "300m"));
+        var result = await client.ReadResponseAsync(1);
+        Assert.True(result.ResetCode is null, $"stream reset with {result.ResetCode} instead of a status: {client.Describe()}");
+        Assert.Equal("200", result.Header(":status"));
+        Assert.Equal(100, result.Data.Length);
+        Assert.NotNull(result.Trailers);
+        Assert.Equal(StatusCode.DeadlineExceeded, result.GrpcStatus);
+    }
+
+    [Fact]
+    public async Task DeadlineWhileAStreamWaitsForWindowStillSendsResponseHeaders()
+    {
+        await using var server = TestServer.Start();
+        await using var client = await server.ConnectReadyAsync((SettingId.InitialWindowSize, 0));
+        await client.SendRequestAsync(1, RawHttp2Client.RequestHeaders(RawHttp2Client.EventsPath, new HeaderField("x-count", "3"), new HeaderField("grpc-timeout", "300m")),
+            RawHttp2Client.GrpcBody(new GetEventsRequest()));
+        var result = await client.ReadResponseAsync(1);
+        Assert.True(result.ResetCode is null, $"stream reset with {result.ResetCode} instead of a status: {client.Describe()}");
+        Assert.Equal("200", result.Header(":status"));
+        Assert.Equal("application/grpc", result.Header("content-type"));
+        Assert.Equal(StatusCode.DeadlineExceeded, result.GrpcStatus);
     }
 }

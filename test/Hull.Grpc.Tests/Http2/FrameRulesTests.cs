@@ -201,6 +201,20 @@ public class FrameRulesTests
     }
 
     [Fact]
+    public async Task HeadersAgainOnAHalfClosedStreamIsAStreamClosedError()
+    {
+        await using var server = TestServer.Start();
+        await using var client = await server.ConnectReadyAsync();
+        await client.SendVersionAsync(1, "gate:half-closed");
+        await server.Service.Signals("half-closed").Started.Task.WaitAsync(RawHttp2Client.Timeout);
+        await client.SendHeadersAsync(1, [new("x-more", "1")], endStream: true);
+        await client.ExpectRstStreamAsync(1, Http2ErrorCode.StreamClosed);
+        await server.Service.Signals("half-closed").Cancelled.Task.WaitAsync(RawHttp2Client.Timeout);
+        await client.SendVersionAsync(3, "after");
+        Assert.Equal(StatusCode.OK, (await client.ReadResponseAsync(3)).GrpcStatus);
+    }
+
+    [Fact]
     public async Task HeadersSplitAcrossSeveralContinuationFramesWork()
     {
         await using var server = TestServer.Start();

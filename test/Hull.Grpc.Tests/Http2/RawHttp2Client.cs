@@ -92,7 +92,8 @@ internal sealed class StreamResult
 /// </summary>
 internal sealed class RawHttp2Client : IAsyncDisposable
 {
-    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
+    /// <summary>Bound on every wait for the server; generous because CI machines can be very busy.</summary>
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
     public const string VersionPath = "/runtime.v1.RuntimeService/Version";
     public const string EventsPath = "/runtime.v1.RuntimeService/GetContainerEvents";
 

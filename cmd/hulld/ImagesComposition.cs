@@ -1,0 +1,48 @@
+using Hull.Config;
+using Hull.Core.Deprecations;
+using Hull.Core.Metadata;
+using Hull.Images;
+using Hull.Images.Content;
+using Hull.Images.Gc;
+using Hull.Images.Reference;
+using Hull.Images.Registry;
+using Hull.Images.Snapshots;
+using Hull.Images.Store;
+using Hull.Images.Transfer;
+using Hull.Images.Verifiers;
+using Microsoft.Extensions.Logging;
+
+namespace Hulld;
+
+/// <summary>Wires the transfer service: registry → content store → snapshotter → image store.</summary>
+internal static class ImagesComposition
+{
+    public static async Task<(ImageManager Images, RegistryClient Registry, string SnapshotRoot)> OpenAsync(HullConfig config, MetadataStore metadata,
+        DeprecationRegistry deprecations, ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        var content = await ContentStore.OpenAsync(config.Root, metadata, null,
+            loggers.CreateLogger<ContentStore>(), cancellationToken).ConfigureAwait(false);
+        var snapshotter = await Snapshotters.OpenAsync(config.Root, metadata, config.Images.Snapshotter,
+            loggers.CreateLogger("snapshotter"), cancellationToken).ConfigureAwait(false);
+        var images = new ImageStore(metadata);
+        var leases = new LeaseManager();
+        var gc = new GarbageCollector(content, snapshotter, images, leases, loggers.CreateLogger<GarbageCollector>());
+        // The CRI plugin's registry.config_path wins; the transfer service's is the fallback, as in containerd.
+        string hostsPath = config.Images.RegistryConfigPath.Length > 0 ? config.Images.RegistryConfigPath : config.Transfer.ConfigPath;
+        var registry = new RegistryClient(new RegistryHosts(hostsPath.Length > 0 ? hostsPath : null));
+        var verifier = new BindirVerifier(config.ImageVerifier, loggers.CreateLogger<BindirVerifier>());
+        var pinned = config.Images.PinnedImages.Values
+            .Select(r => ImageReference.TryParseDockerRef(r, out var parsed) ? parsed.ToString() : r)
+            .ToHashSet(StringComparer.Ordinal);
+        var puller = new ImagePuller(registry, content, snapshotter, images, leases, gc, verifier, deprecations, new PullOptions
+        {
+            MaxConcurrentDownloads = config.Images.MaxConcurrentDownloads,
+            ProgressTimeout = config.Images.ImagePullProgressTimeout,
+            PinnedNames = pinned,
+        }, loggers.CreateLogger<ImagePuller>());
+        // Finish whatever a crash interrupted: half-pulled content, extraction snapshots, removals.
+        await gc.CollectAsync(cancellationToken).ConfigureAwait(false);
+        string snapshotRoot = Path.Combine(config.Root, "snapshots");
+        return (new ImageManager(images, content, snapshotter, puller, gc, snapshotRoot), registry, snapshotRoot);
+    }
+}

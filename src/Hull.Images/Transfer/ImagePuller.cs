@@ -1,0 +1,358 @@
+using Hull.Core;
+using Hull.Core.Deprecations;
+using Hull.Images.Content;
+using Hull.Images.Gc;
+using Hull.Images.Oci;
+using Hull.Images.Reference;
+using Hull.Images.Registry;
+using Hull.Images.Snapshots;
+using Hull.Images.Store;
+using Hull.Images.Unpack;
+using Hull.Images.Verifiers;
+using Microsoft.Extensions.Logging;
+
+namespace Hull.Images.Transfer;
+
+public sealed record PullOptions
+{
+    public int MaxConcurrentDownloads { get; init; } = 3;
+    /// <summary>Zero disables the stall check.</summary>
+    public TimeSpan ProgressTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    public PlatformMatcher Platforms { get; init; } = PlatformMatcher.Default;
+    /// <summary>Normalised names whose images are pinned (pinned_images).</summary>
+    public IReadOnlySet<string> PinnedNames { get; init; } = new HashSet<string>();
+}
+
+/// <summary>
+/// Registry → content store → snapshots → image store. Layers download in parallel; each is unpacked
+/// as soon as it and its parents are there, streamed straight from the network into the snapshot when
+/// its parent is already done. A failed pull leaves nothing behind: its lease goes and a collection
+/// removes what it had written.
+/// </summary>
+public sealed class ImagePuller(
+    RegistryClient registry,
+    ContentStore content,
+    ISnapshotter snapshotter,
+    ImageStore images,
+    LeaseManager leases,
+    GarbageCollector gc,
+    IImageVerifier verifier,
+    DeprecationRegistry deprecations,
+    PullOptions options,
+    ILogger logger)
+{
+    private readonly Dictionary<string, Task<ImageRecord>> _inFlight = new(StringComparer.Ordinal);
+    private readonly LayerUnpacker _unpacker = new(snapshotter);
+    private readonly ContentStore _content = content;
+    private readonly ISnapshotter _snapshotter = snapshotter;
+    private readonly PullOptions _options = options;
+
+    /// <summary>
+    /// Pulls <paramref name="reference"/> and returns its record. Concurrent pulls of the same name with
+    /// the same credentials share one download; a caller's cancellation only stops its own wait.
+    /// </summary>
+    public async Task<ImageRecord> PullAsync(string reference, RegistryCredentials? credentials, IProgress<PullProgress>? progress,
+        CancellationToken cancellationToken)
+    {
+        var image = ImageReference.ParseDockerRef(reference);
+        string key = $"{image}\n{credentials}";
+        Task<ImageRecord> pull;
+        lock (_inFlight)
+        {
+            if (!_inFlight.TryGetValue(key, out pull!))
+            {
+                pull = RunSharedAsync(image, credentials, progress, key);
+                _inFlight[key] = pull;
+            }
+        }
+        return await pull.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<ImageRecord> RunSharedAsync(ImageReference image, RegistryCredentials? credentials, IProgress<PullProgress>? progress, string key)
+    {
+        await Task.Yield();
+        try
+        {
+            return await PullOnceAsync(image, credentials, progress).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_inFlight) _inFlight.Remove(key);
+        }
+    }
+
+    private async Task<ImageRecord> PullOnceAsync(ImageReference image, RegistryCredentials? credentials, IProgress<PullProgress>? progress)
+    {
+        string name = image.ToString();
+        using var watchdog = new StallWatchdog(_options.ProgressTimeout);
+        var report = new Progress(name, progress, watchdog);
+        bool succeeded = false;
+        var lease = leases.Create($"pull {name}");
+        try
+        {
+            var record = await PullLeasedAsync(image, credentials, lease, report, watchdog.Token).ConfigureAwait(false);
+            succeeded = true;
+            return record;
+        }
+        catch (OperationCanceledException) when (watchdog.Stalled)
+        {
+            throw new HullException(ErrorKind.DeadlineExceeded,
+                $"pull of image \"{name}\" made no progress for {watchdog.Limit.TotalSeconds:0.#} s (image_pull_progress_timeout)");
+        }
+        catch (Schema1ImageException e)
+        {
+            deprecations.Record(e.DeprecationId);
+            throw;
+        }
+        finally
+        {
+            lease.Dispose();
+            await CollectAsync(name, succeeded).ConfigureAwait(false);
+        }
+    }
+
+    private async Task CollectAsync(string name, bool succeeded)
+    {
+        try
+        {
+            await gc.CollectAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // The image is fine (or the pull already failed for a better reason); the next collection retries.
+            logger.LogWarning(e, "garbage collection after {Outcome} pull of {Image} failed", succeeded ? "a" : "a failed", name);
+        }
+    }
+
+    private async Task<ImageRecord> PullLeasedAsync(ImageReference image, RegistryCredentials? credentials, Lease lease, Progress report,
+        CancellationToken ct)
+    {
+        string name = image.ToString();
+        var repo = registry.Repository(image, credentials);
+        report.Step("", "manifest", PullPhase.Resolving, 0, 0);
+        var top = await repo.ResolveAsync(ct).ConfigureAwait(false);
+        await verifier.EnsureAllowedAsync(name, top.Descriptor, ct).ConfigureAwait(false);
+        lease.AddContent(top.Digest);
+        await StoreBytesAsync(top.Descriptor, top.Content, ct).ConfigureAwait(false);
+
+        var manifestDescriptor = top.Descriptor;
+        var document = top.Parse(name);
+        if (document is ImageIndex index)
+        {
+            manifestDescriptor = _options.Platforms.Select(index.Manifests) ?? throw new HullException(ErrorKind.NotFound,
+                $"image \"{name}\" has no manifest for platform {_options.Platforms.Preference[0]} " +
+                $"(it has {string.Join(", ", index.Manifests.Select(m => m.Platform?.ToString() ?? "unknown"))})");
+            lease.AddContent(manifestDescriptor.Digest);
+            var platformManifest = await repo.FetchManifestAsync(manifestDescriptor.Digest, ct).ConfigureAwait(false);
+            await StoreBytesAsync(platformManifest.Descriptor, platformManifest.Content, ct).ConfigureAwait(false);
+            document = platformManifest.Parse(name);
+            manifestDescriptor = platformManifest.Descriptor;
+        }
+        if (document is not ImageManifest manifest)
+            throw new HullException(ErrorKind.InvalidArgument, $"image \"{name}\": {manifestDescriptor.Digest} is not an image manifest");
+
+        lease.AddContent(manifest.Config.Digest);
+        var configBytes = await FetchSmallBlobAsync(repo, manifest.Config, ct).ConfigureAwait(false);
+        var config = ImageConfig.Parse(configBytes, name);
+        if (config.RootFs.DiffIds.Count != manifest.Layers.Count)
+            throw new HullException(ErrorKind.InvalidArgument,
+                $"image \"{name}\": the config lists {config.RootFs.DiffIds.Count} layers but the manifest has {manifest.Layers.Count}");
+
+        var chains = new string[manifest.Layers.Count];
+        string? parent = null;
+        for (int i = 0; i < chains.Length; i++)
+        {
+            chains[i] = parent = ChainIds.Next(parent, config.RootFs.DiffIds[i]);
+            lease.AddChain(chains[i]);
+            lease.AddContent(manifest.Layers[i].Digest);
+        }
+        await new LayerPipeline(this, repo, manifest.Layers, config.RootFs.DiffIds, chains, report, ct).RunAsync().ConfigureAwait(false);
+
+        var now = DateTimeOffset.UtcNow;
+        var labels = new Dictionary<string, string>(StringComparer.Ordinal);
+        var names = new List<string> { name };
+        var digestName = image.WithoutObject().WithDigest(top.Digest).ToString();
+        if (digestName != name) names.Add(digestName);
+        if (names.Any(_options.PinnedNames.Contains)) labels[ImageLabels.Pinned] = "pinned";
+        long size = manifest.Config.Size + manifest.Layers.Sum(l => l.Size);
+        var records = names.Select(n => new ImageRecord(n, top.Descriptor, manifestDescriptor.Digest, manifest.Config.Digest,
+            chains[^1], _snapshotter.Name, size, labels, now, now)).ToArray();
+        await images.PutAsync(records, ct).ConfigureAwait(false);
+        report.Step(top.Digest, "image", PullPhase.Done, size, size);
+        logger.LogInformation("pulled {Image} ({Id}, {Layers} layers, {Size} bytes)", name, manifest.Config.Digest, chains.Length, size);
+        return records[0];
+    }
+
+    /// <summary>Stores bytes already fetched (and digest-checked by the registry client) as a blob.</summary>
+    private async Task StoreBytesAsync(Descriptor descriptor, byte[] bytes, CancellationToken ct)
+    {
+        if (await _content.TryInfoAsync(descriptor.Digest, ct).ConfigureAwait(false) is not null) return;
+        try
+        {
+            await using var writer = await _content.OpenWriterAsync($"fetch-{descriptor.Digest}", descriptor, ct).ConfigureAwait(false);
+            if (writer.Offset > 0) await writer.ResetAsync(ct).ConfigureAwait(false);
+            await writer.WriteAsync(bytes, ct).ConfigureAwait(false);
+            await writer.CommitAsync(null, ct).ConfigureAwait(false);
+        }
+        catch (HullException e) when (e.Kind == ErrorKind.AlreadyExists) { }
+    }
+
+    private async Task<byte[]> FetchSmallBlobAsync(RegistryRepository repo, Descriptor descriptor, CancellationToken ct)
+    {
+        await DownloadAsync(repo, descriptor, null, ct).ConfigureAwait(false);
+        await using var stream = await _content.OpenReadAsync(descriptor.Digest, ct).ConfigureAwait(false);
+        using var buffer = new MemoryStream();
+        await stream.CopyToAsync(buffer, ct).ConfigureAwait(false);
+        return buffer.ToArray();
+    }
+
+    /// <summary>Downloads a blob into the content store, resuming an ingest a dropped connection left behind.</summary>
+    private async Task DownloadAsync(RegistryRepository repo, Descriptor descriptor, IProgress<long>? progress, CancellationToken ct)
+    {
+        if (await _content.TryInfoAsync(descriptor.Digest, ct).ConfigureAwait(false) is not null) return;
+        ContentWriter writer;
+        try
+        {
+            writer = await _content.OpenWriterAsync($"fetch-{descriptor.Digest}", descriptor, ct).ConfigureAwait(false);
+        }
+        catch (HullException e) when (e.Kind == ErrorKind.AlreadyExists)
+        {
+            return; // another pull finished it while this one waited for the ingest
+        }
+        await using (writer)
+        {
+            try
+            {
+                await using var body = await repo.FetchBlobAsync(descriptor, writer.Offset, progress, ct).ConfigureAwait(false);
+                await body.CopyToAsync(writer, 128 * 1024, ct).ConfigureAwait(false);
+                await writer.CommitAsync(null, ct).ConfigureAwait(false);
+            }
+            catch
+            {
+                await writer.AbortAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+    }
+
+    /// <summary>The per-layer part of one pull: bounded parallel downloads, in-order unpacks.</summary>
+    private sealed class LayerPipeline(ImagePuller puller, RegistryRepository repo, IReadOnlyList<Descriptor> layers,
+        IReadOnlyList<string> diffIds, string[] chains, Progress report, CancellationToken ct)
+    {
+        private readonly TaskCompletionSource[] _unpacked = layers.Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        private readonly SemaphoreSlim _downloads = new(Math.Max(1, puller._options.MaxConcurrentDownloads));
+
+        public async Task RunAsync()
+        {
+            using var failed = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var tasks = Enumerable.Range(0, layers.Count).Select(i => RunLayerAsync(i, failed)).ToArray();
+            try
+            {
+                await Task.WhenAll(tasks).ConfigureAwait(false);
+            }
+            catch
+            {
+                // Report the first real failure, not the cancellations it caused in sibling layers.
+                var first = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!)
+                    .FirstOrDefault(e => e is not OperationCanceledException);
+                if (first is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+                throw;
+            }
+        }
+
+        private async Task RunLayerAsync(int i, CancellationTokenSource failed)
+        {
+            try
+            {
+                await RunLayerCoreAsync(i, failed.Token).ConfigureAwait(false);
+                _unpacked[i].TrySetResult();
+            }
+            catch (Exception e)
+            {
+                _unpacked[i].TrySetException(e);
+                await failed.CancelAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+
+        private async Task RunLayerCoreAsync(int i, CancellationToken token)
+        {
+            var layer = layers[i];
+            if (await puller._snapshotter.TryStatAsync(chains[i], token).ConfigureAwait(false) is not null)
+            {
+                report.Step(layer.Digest, "layer", PullPhase.AlreadyPresent, layer.Size, layer.Size);
+                return;
+            }
+            report.Step(layer.Digest, "layer", PullPhase.Waiting, 0, layer.Size);
+            bool unpacked = false;
+            await _downloads.WaitAsync(token).ConfigureAwait(false);
+            try
+            {
+                var bytes = new Progress<long>(n => report.Step(layer.Digest, "layer", PullPhase.Downloading, n, layer.Size));
+                bool parentReady = i == 0 || _unpacked[i - 1].Task.IsCompletedSuccessfully;
+                if (parentReady && await puller._content.TryInfoAsync(layer.Digest, token).ConfigureAwait(false) is null)
+                    unpacked = await StreamAndUnpackAsync(i, bytes, token).ConfigureAwait(false);
+                if (!unpacked) await puller.DownloadAsync(repo, layer, bytes, token).ConfigureAwait(false);
+                report.Step(layer.Digest, "layer", PullPhase.Downloaded, layer.Size, layer.Size);
+            }
+            finally
+            {
+                _downloads.Release();
+            }
+            if (unpacked) return;
+            if (i > 0) await _unpacked[i - 1].Task.WaitAsync(token).ConfigureAwait(false);
+            report.Step(layer.Digest, "layer", PullPhase.Unpacking, layer.Size, layer.Size);
+            await using var stream = await puller._content.OpenReadAsync(layer.Digest, token).ConfigureAwait(false);
+            await puller._unpacker.UnpackAsync(stream, layer, i == 0 ? null : chains[i - 1], diffIds[i], token).ConfigureAwait(false);
+            report.Step(layer.Digest, "layer", PullPhase.Done, layer.Size, layer.Size);
+        }
+
+        /// <summary>
+        /// Network → (content ingest + decompress → untar) in one pass. Returns false when the layer's
+        /// ingest is held by another pull; the caller then waits for the blob and unpacks from it.
+        /// </summary>
+        private async Task<bool> StreamAndUnpackAsync(int i, IProgress<long> bytes, CancellationToken token)
+        {
+            var layer = layers[i];
+            ContentWriter writer;
+            try
+            {
+                writer = await puller._content.OpenWriterAsync($"fetch-{layer.Digest}", layer, token).ConfigureAwait(false);
+            }
+            catch (HullException e) when (e.Kind == ErrorKind.AlreadyExists)
+            {
+                return false;
+            }
+            await using (writer)
+            {
+                if (writer.Offset > 0) return false; // resume the partial ingest through the download path
+                try
+                {
+                    await using var body = await repo.FetchBlobAsync(layer, 0, bytes, token).ConfigureAwait(false);
+                    await using var tee = new TeeReadStream(body, writer);
+                    report.Step(layer.Digest, "layer", PullPhase.Unpacking, 0, layer.Size);
+                    await puller._unpacker.UnpackAsync(tee, layer, i == 0 ? null : chains[i - 1], diffIds[i], token).ConfigureAwait(false);
+                    await tee.CopyToAsync(Stream.Null, token).ConfigureAwait(false); // the tar may end before the blob does
+                    await writer.CommitAsync(null, token).ConfigureAwait(false);
+                }
+                catch
+                {
+                    await writer.AbortAsync().ConfigureAwait(false);
+                    throw;
+                }
+            }
+            report.Step(layer.Digest, "layer", PullPhase.Done, layer.Size, layer.Size);
+            return true;
+        }
+    }
+
+    /// <summary>Forwards progress to the caller and keeps the stall watchdog fed.</summary>
+    private sealed class Progress(string image, IProgress<PullProgress>? sink, StallWatchdog watchdog)
+    {
+        public void Step(string digest, string kind, PullPhase phase, long bytes, long total)
+        {
+            watchdog.Touch();
+            sink?.Report(new PullProgress(image, digest, kind, phase, bytes, total));
+        }
+    }
+}

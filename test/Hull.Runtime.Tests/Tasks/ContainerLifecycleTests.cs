@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Hull.Core;
+using Hull.Linux.Processes;
+using Hull.Runtime.Tasks;
+using Hull.Runtime.Tests.Fixtures;
+
+namespace Hull.Runtime.Tests.Tasks;
+
+/// <summary>Real containers under conmon + runc: create, start, exit codes, logs, stop and delete.</summary>
+public sealed class ContainerLifecycleTests
+{
+    private static CancellationToken Timeout(int seconds = 30) => new CancellationTokenSource(TimeSpan.FromSeconds(seconds)).Token;
+
+    private static readonly Regex CriLine = new(
+        @"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d) (stdout|stderr) (F|P) (.*)$", RegexOptions.CultureInvariant);
+
+    [ContainerFact]
+    public async Task A_container_that_exits_reports_its_exit_code_and_conmon_writes_both_streams_as_CRI_log_lines()
+    {
+        await using var env = new TaskTestEnvironment();
+        var tasks = env.NewManager();
+        var bundle = await env.BundleAsync(["sh", "-c", "echo hello; echo err >&2; exit 3"]);
+
+        var info = await tasks.CreateAsync(bundle.Request, Timeout());
+        Assert.True(info.Pid > 0);
+        Assert.Equal(RuntimeStatus.Created, (await tasks.StateAsync(bundle.Id, Timeout())).Status);
+        await tasks.StartAsync(bundle.Id, Timeout());
+        var exit = await tasks.WaitAsync(bundle.Id, Timeout());
+
+        Assert.Equal(3, exit.ExitCode);
+        Assert.False(exit.OomKilled);
+        Assert.Equal("Error", exit.Reason);
+        Assert.InRange(exit.FinishedAt, DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddSeconds(1));
+        var lines = (await File.ReadAllLinesAsync(bundle.LogPath)).Where(l => l.Length > 0).ToList();
+        Assert.Equal(2, lines.Count);
+        var parsed = lines.Select(l => CriLine.Match(l)).ToList();
+        Assert.All(parsed, m => Assert.True(m.Success, $"not a CRI log line: {m.Value}"));
+        Assert.Contains(parsed, m => m.Groups[2].Value == "stdout" && m.Groups[3].Value == "F" && m.Groups[4].Value == "hello");
+        Assert.Contains(parsed, m => m.Groups[2].Value == "stderr" && m.Groups[3].Value == "F" && m.Groups[4].Value == "err");
+
+        var state = await tasks.StateAsync(bundle.Id, Timeout());
+        Assert.Equal(RuntimeStatus.Stopped, state.Status);
+        Assert.Equal(3, state.Exit?.ExitCode);
+
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+        Assert.False(Directory.Exists(tasks.Paths.TaskDirectory(bundle.Id)));
+        Assert.False(File.Exists(tasks.Paths.ExitFile(bundle.Id)));
+        Assert.False(File.Exists(Path.Combine(bundle.BundlePath, "ctl")));
+        await Assert.ThrowsAsync<HullException>(() => tasks.StateAsync(bundle.Id, Timeout()));
+        Assert.True(File.Exists(bundle.LogPath), "the log stays for the kubelet");
+    }
+
+    [ContainerFact]
+    public async Task A_running_container_is_watched_by_a_detached_conmon_and_stop_escalates_to_SIGKILL_after_the_timeout()
+    {
+        await using var env = new TaskTestEnvironment();
+        var tasks = env.NewManager();
+        var bundle = await env.BundleAsync(["sh", "-c", "trap '' TERM; sleep 1000"]);
+        var info = await env.RunAsync(tasks, bundle);
+
+        var state = await tasks.StateAsync(bundle.Id, Timeout());
+        Assert.Equal(RuntimeStatus.Running, state.Status);
+        Assert.Equal(info.Pid, state.Pid);
+        Assert.True(ProcessInfo.IsAlive(info.Pid));
+        Assert.Null(tasks.TryGetExit(bundle.Id));
+
+        // conmon daemonized: not our child, in a session of its own, and the parent of the container's init.
+        var conmon = ProcessInfo.TryRead(info.ConmonPid);
+        Assert.NotNull(conmon);
+        Assert.Equal("conmon", conmon.Command);
+        Assert.NotEqual(Environment.ProcessId, conmon.ParentPid);
+        Assert.NotEqual(ProcessInfo.TryRead(Environment.ProcessId)!.Session, conmon.Session);
+        Assert.Equal(info.ConmonPid, ProcessInfo.TryRead(info.Pid)!.ParentPid);
+
+        var stopwatch = Stopwatch.StartNew();
+        var exit = await tasks.StopAsync(bundle.Id, TimeSpan.FromSeconds(1), Signals.SIGTERM, Timeout());
+        stopwatch.Stop();
+
+        Assert.Equal(137, exit.ExitCode);
+        Assert.InRange(stopwatch.Elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(10));
+        Assert.False(ProcessInfo.IsAlive(info.Pid));
+        await TaskTestEnvironment.EventuallyAsync(() => !ProcessInfo.IsAlive(info.ConmonPid), TimeSpan.FromSeconds(5), "conmon to exit");
+        Assert.Equal(137, (await tasks.StopAsync(bundle.Id, TimeSpan.FromSeconds(1), cancellationToken: Timeout())).ExitCode);
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+    }
+
+    [ContainerFact]
+    public async Task A_container_that_handles_SIGTERM_stops_before_the_timeout()
+    {
+        await using var env = new TaskTestEnvironment();
+        var tasks = env.NewManager();
+        var bundle = await env.BundleAsync(["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]);
+        await env.RunAsync(tasks, bundle);
+
+        var stopwatch = Stopwatch.StartNew();
+        var exit = await tasks.StopAsync(bundle.Id, TimeSpan.FromSeconds(20), Signals.SIGTERM, Timeout());
+
+        Assert.Equal(0, exit.ExitCode);
+        Assert.Equal("Completed", exit.Reason);
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(10), $"stop took {stopwatch.Elapsed}");
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+    }
+
+    [ContainerFact]
+    public async Task A_bundle_runc_cannot_start_fails_create_with_runcs_message_and_leaves_nothing_behind()
+    {
+        await using var env = new TaskTestEnvironment();
+        var tasks = env.NewManager();
+        var bundle = await env.BundleAsync(["/no/such/program"]);
+
+        var error = await Assert.ThrowsAsync<HullException>(async () =>
+        {
+            await tasks.CreateAsync(bundle.Request, Timeout());
+            await tasks.StartAsync(bundle.Id, Timeout()); // runc reports a missing program at create or at start
+        });
+
+        Assert.Contains(bundle.Id, error.Message);
+        Assert.Contains("no such file", error.Message, StringComparison.OrdinalIgnoreCase);
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+        Assert.False(Directory.Exists(tasks.Paths.TaskDirectory(bundle.Id)));
+        Assert.Empty(Directory.GetFileSystemEntries(tasks.Paths.AttachDirectory));
+    }
+
+    [ContainerFact]
+    public async Task Creating_an_existing_container_is_refused_and_deleting_an_unknown_one_is_not_an_error()
+    {
+        await using var env = new TaskTestEnvironment();
+        var tasks = env.NewManager();
+        var bundle = await env.BundleAsync(["sleep", "1000"]);
+        await tasks.CreateAsync(bundle.Request, Timeout());
+
+        var again = await Assert.ThrowsAsync<HullException>(() => tasks.CreateAsync(bundle.Request, Timeout()));
+        Assert.Equal(ErrorKind.AlreadyExists, again.Kind);
+        var missing = await Assert.ThrowsAsync<HullException>(() => tasks.StartAsync("nosuchcontainer", Timeout()));
+        Assert.Equal(ErrorKind.NotFound, missing.Kind);
+
+        await tasks.DeleteAsync(bundle.Id, Timeout()); // deleting a created (never started) container
+        await tasks.DeleteAsync("nosuchcontainer", Timeout());
+        Assert.Empty(tasks.ListIds());
+    }
+}
