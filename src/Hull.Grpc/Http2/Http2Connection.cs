@@ -314,20 +314,20 @@ public sealed class Http2Connection
         }
         if ((id & 1) == 0)
             throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"client opened even-numbered stream {id}");
-        _lastStreamId = id;
-        if (_goingAway)
-        {
-            // Not processed; GOAWAY told the peer so. Its DATA and other frames are ignored like those of a reset stream.
-            RememberReset(id);
-            return;
-        }
-
-        if (ValidateRequestHeaders(_headerScratch) is { } malformed)
-            throw new Http2StreamException(id, Http2ErrorCode.ProtocolError, $"malformed request on stream {id}: {malformed}");
-
         Http2Stream stream;
+        // One lock with ShutdownAsync: a stream is either counted in the GOAWAY's last stream ID and
+        // drained, or not processed at all; never opened after the drain saw zero streams.
         lock (_streams)
         {
+            _lastStreamId = id;
+            if (_goingAway)
+            {
+                // Not processed; GOAWAY told the peer so. Its DATA and other frames are ignored like those of a reset stream.
+                RememberReset(id);
+                return;
+            }
+            if (ValidateRequestHeaders(_headerScratch) is { } malformed)
+                throw new Http2StreamException(id, Http2ErrorCode.ProtocolError, $"malformed request on stream {id}: {malformed}");
             if (_streams.Count >= _options.MaxConcurrentStreams)
                 throw new Http2StreamException(id, Http2ErrorCode.RefusedStream,
                     $"stream {id} refused: {_options.MaxConcurrentStreams} concurrent streams already open");

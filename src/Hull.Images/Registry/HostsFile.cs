@@ -103,7 +103,7 @@ public static class HostsFile
 
         if (settings.TryGetValue("dial_timeout", out object? dial))
         {
-            if (dial is not string text || !GoDuration.TryParse(text, out TimeSpan timeout))
+            if (dial is not string text || !Hull.Config.GoDuration.TryParse(text, out TimeSpan timeout, out _))
                 throw Invalid(sourceName, $"{where}: dial_timeout must be a duration such as \"1s\"");
             result = result with { DialTimeout = timeout };
         }

@@ -276,7 +276,7 @@ internal sealed class LayerTarReader(Stream stream)
     }
 
     /// <summary>The data of one entry: reads stop at its end; a short archive is an error.</summary>
-    private sealed class EntryDataStream(LayerTarReader reader, long length) : Stream
+    private sealed class EntryDataStream(LayerTarReader reader, long length) : ReadOnlyStreamBase
     {
         public long Remaining { get; private set; } = length;
         public override long Length { get; } = length;
@@ -292,18 +292,6 @@ internal sealed class LayerTarReader(Stream stream)
             return read;
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
         public override long Position { get => Length - Remaining; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

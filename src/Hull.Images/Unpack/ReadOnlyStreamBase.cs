@@ -1,7 +1,7 @@
 namespace Hull.Images.Unpack;
 
 /// <summary>The boilerplate of a forward-only read stream; subclasses implement <see cref="ReadAsync(Memory{byte}, CancellationToken)"/>.</summary>
-internal abstract class ReadOnlyStreamBase : Stream
+public abstract class ReadOnlyStreamBase : Stream
 {
     public abstract override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default);
 

@@ -9,7 +9,7 @@ public sealed record CgroupPaths(string? Unified, IReadOnlyDictionary<string, st
     /// <summary>The v1 directory of a controller ("memory", "cpuacct", …), or null.</summary>
     public string? Controller(string name) => V1.TryGetValue(name, out var dir) ? dir : null;
 
-    /// <summary>Every distinct directory, deepest-mounted first order not guaranteed.</summary>
+    /// <summary>Every distinct directory of this cgroup, one per hierarchy.</summary>
     public IEnumerable<string> Directories =>
         V1.Values.Concat(Unified is null ? [] : [Unified]).Distinct(StringComparer.Ordinal);
 

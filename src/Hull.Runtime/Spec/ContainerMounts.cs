@@ -51,6 +51,16 @@ public static class ContainerMounts
                 throw new HullException(ErrorKind.InvalidArgument, $"mount container path \"{m.ContainerPath}\" is not absolute");
             if (!m.HostPath.StartsWith('/'))
                 throw new HullException(ErrorKind.InvalidArgument, $"mount host path \"{m.HostPath}\" (at \"{m.ContainerPath}\") is not absolute");
+            if (m.RecursiveReadOnly)
+            {
+                if (!m.Readonly)
+                    throw new HullException(ErrorKind.InvalidArgument, $"mount at \"{m.ContainerPath}\" is recursive read-only but not read-only");
+                if (m.Propagation != MountPropagation.Private)
+                    throw new HullException(ErrorKind.InvalidArgument, $"mount at \"{m.ContainerPath}\" is recursive read-only, which needs private propagation");
+                if (!RecursiveReadOnlySupported(host.Kernel, options.OciRuntimeSupportsRecursiveReadOnly))
+                    throw new HullException(ErrorKind.InvalidArgument,
+                        $"mount at \"{m.ContainerPath}\" is recursive read-only, which this runtime handler does not support (it needs Linux 5.12 or later, this is {host.Kernel}, and an OCI runtime that knows \"rro\", which runc 1.1 does not)");
+            }
         }
         var criDestinations = new HashSet<string>(criMounts.Select(m => Clean(m.ContainerPath)), StringComparer.Ordinal);
         bool InCri(string path) => criDestinations.Contains(Clean(path));
@@ -118,13 +128,6 @@ public static class ContainerMounts
 
             if (mount.RecursiveReadOnly)
             {
-                if (!mount.Readonly)
-                    throw new HullException(ErrorKind.InvalidArgument, $"mount at \"{mount.ContainerPath}\" is recursive read-only but not read-only");
-                if (mount.Propagation != MountPropagation.Private)
-                    throw new HullException(ErrorKind.InvalidArgument, $"mount at \"{mount.ContainerPath}\" is recursive read-only, which needs private propagation");
-                if (!RecursiveReadOnlySupported(host.Kernel, options.OciRuntimeSupportsRecursiveReadOnly))
-                    throw new HullException(ErrorKind.InvalidArgument,
-                        $"mount at \"{mount.ContainerPath}\" is recursive read-only, which this runtime handler does not support (it needs Linux 5.12 or later, this is {host.Kernel}, and an OCI runtime that knows \"rro\", which runc 1.1 does not)");
                 mountOptions.Add("rro");
             }
             else
@@ -151,8 +154,12 @@ public static class ContainerMounts
                     $"image \"{request.ImageName}\" declares volume \"{destination}\", but no container directory was given to hold it");
             string hostPath = Path.Join(request.ContainerDirectory, "volumes", Guid.NewGuid().ToString("N"));
             Directory.CreateDirectory(hostPath);
-            if (mode == ImageVolumeMode.Copy && RootfsPath.Resolve(request.RootfsPath, destination) is { } seed && Directory.Exists(seed))
+            if (mode == ImageVolumeMode.Copy && RootfsPath.Resolve(request.RootfsPath, destination) is { } seed && FileStatus.TryGet(seed) is { IsDirectory: true } seedStatus)
+            {
                 CopyTree(seed, hostPath);
+                File.SetUnixFileMode(hostPath, seedStatus.Permissions);
+                FileNodes.SetOwner(hostPath, seedStatus.Uid, seedStatus.Gid);
+            }
             yield return new ContainerMount { ContainerPath = destination, HostPath = hostPath };
         }
     }

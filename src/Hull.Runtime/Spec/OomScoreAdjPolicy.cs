@@ -23,7 +23,8 @@ public static class OomScoreAdjPolicy
 
     /// <summary>
     /// Whether this process may lower its oom_score_adj: writes current-1 to /proc/self/oom_score_adj and puts the
-    /// old value back. Raising it again is always allowed, so the probe leaves nothing changed.
+    /// old value back. Raising it again is always allowed, so the probe leaves nothing changed. Call it once at
+    /// start-up (it briefly changes this process's score), and set <see cref="SpecBuilderOptions.RestrictOomScoreAdj"/> when it is false.
     /// </summary>
     public static bool CanLower(string path = SelfPath)
     {

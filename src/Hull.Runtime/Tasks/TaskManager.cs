@@ -455,7 +455,7 @@ public sealed class TaskManager : IDisposable
     }
 
     /// <summary>The container's cgroup directories (recorded when it was created).</summary>
-    public CgroupPaths Cgroups(string id)
+    public CgroupPaths GetCgroupPaths(string id)
     {
         var record = GetEntry(id).Record;
         if (record.CgroupV1 is null && record.CgroupUnified is null)
@@ -464,7 +464,7 @@ public sealed class TaskManager : IDisposable
     }
 
     /// <summary>CPU and memory usage of the container's cgroup.</summary>
-    public CgroupStats Stats(string id) => CgroupStatsReader.Read(Cgroups(id));
+    public CgroupStats GetStats(string id) => CgroupStatsReader.Read(GetCgroupPaths(id));
 
     /// <summary>
     /// Makes conmon close the log file and open it again at the same path (CRI ReopenContainerLog, after the
@@ -628,7 +628,8 @@ public sealed class TaskManager : IDisposable
     {
         try
         {
-            if (conmonPid > 0) Signals.TrySend(conmonPid, Signals.SIGKILL);
+            if (conmonPid > 0 && ProcessInfo.TryRead(conmonPid) is { Command: "conmon", IsZombie: false })
+                Signals.TrySend(conmonPid, Signals.SIGKILL);
             await _runc.DeleteAsync(id, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (e is HullException or SyscallException)

@@ -267,7 +267,7 @@ public sealed class CniManager
                 work.Add((list.Name, ifName, () => DeleteAsync(request, list, ifName, args, caps, null, cached: false, errors, cancellationToken)));
 
         // Networks in reverse interface order, loopback after them.
-        foreach (var w in work.OrderBy(w => w.IfName == LoopbackInterface ? 1 : 0).ThenByDescending(w => w.IfName, StringComparer.Ordinal))
+        foreach (var w in work.OrderBy(w => w.IfName == LoopbackInterface ? 1 : 0).ThenByDescending(w => w.IfName.Length).ThenByDescending(w => w.IfName, StringComparer.Ordinal))
             await w.Delete().ConfigureAwait(false);
         return errors;
     }

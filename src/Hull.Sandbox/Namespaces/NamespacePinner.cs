@@ -67,6 +67,8 @@ public sealed class NamespacePinner
             throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{id}\": cannot pin namespaces {request.Namespaces}");
         if (request.Hostname is not null && !request.Namespaces.HasFlag(NamespaceTypes.Uts))
             throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{id}\": a hostname needs a private UTS namespace");
+        if (request.Hostname is { } hostname && (hostname.Length is 0 or > 64 || hostname.Any(c => c is '\0' or > '\x7f')))
+            throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{id}\": hostname \"{hostname}\" is not 1 to 64 ASCII characters");
         var sysctls = request.Sysctls.Select(kv => (Path: Sysctls.ProcPath(id, kv.Key, request.Namespaces), kv.Key, kv.Value)).ToList();
 
         EnsureSharedMountPoint();

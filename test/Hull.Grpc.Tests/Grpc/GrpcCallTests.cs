@@ -315,4 +315,39 @@ public class GrpcCallTests
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
         Assert.InRange(stopwatch.ElapsedMilliseconds, 250, 5000);
     }
+
+    [Fact]
+    public async Task UnixSocketListenerServesCalls()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "hull-grpc-test-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string path = Path.Combine(dir, "hull.sock");
+            await using var server = new GrpcServer();
+            server.AddService(TestServer.RuntimeServiceDescriptor, new TestRuntimeService());
+            server.ListenUnix(path);
+            using var channel = Hull.Grpc.Client.GrpcChannel.ForUnixSocket(path);
+            var response = await VersionAsync(channel, "over unix");
+            Assert.Equal("over unix", response.Version);
+            await server.StopAsync(TimeSpan.FromSeconds(1)).WaitAsync(Timeout);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    public sealed class MismatchedService
+    {
+        public Task<VersionResponse> Version(VersionRequest request) => Task.FromResult(new VersionResponse());
+    }
+
+    [Fact]
+    public void BindingAMethodOfTheWrongShapeFailsAtAddService()
+    {
+        var server = new GrpcServer();
+        var e = Assert.Throws<InvalidOperationException>(() => server.AddService(TestServer.RuntimeServiceDescriptor, new MismatchedService()));
+        Assert.Contains("/runtime.v1.RuntimeService/Version", e.Message);
+    }
 }

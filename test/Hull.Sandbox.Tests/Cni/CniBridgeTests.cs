@@ -193,7 +193,7 @@ public sealed class CniBridgeTests
     public async Task Del_after_the_netns_is_gone_still_releases_the_IP()
     {
         // ipMasq off: bridge 1.1.1 finds the masquerade rules to delete through the netns, so with the netns
-        // gone they would stay behind (see the CNI notes); the IPAM allocation is released either way.
+        // gone they would stay behind (see hack/cni/README.md); the IPAM allocation is released either way.
         using var net = new BridgeTestNetwork(ipMasq: false, portmap: false);
         var manager = net.NewManager();
         var pod = await net.NewPodAsync("nonetns");

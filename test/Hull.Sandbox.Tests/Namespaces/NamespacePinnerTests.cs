@@ -16,8 +16,14 @@ public sealed class NamespacePinnerTests : IDisposable
 
     public void Dispose()
     {
-        foreach (var id in _pinner.ListSandboxIds()) _pinner.Remove(id);
-        _state.Dispose();
+        try
+        {
+            foreach (var id in _pinner.ListSandboxIds()) _pinner.Remove(id);
+        }
+        finally
+        {
+            _state.Dispose();
+        }
     }
 
     private static ulong InodeOfOwn(string kind) =>
@@ -147,6 +153,18 @@ public sealed class NamespacePinnerTests : IDisposable
 
         await _pinner.PinAsync(new NamespacePinRequest("crashed"));
         Assert.True(_pinner.IsPinned("crashed", NamespaceTypes.Network));
+    }
+
+    [Fact]
+    public async Task A_hostname_the_kernel_would_refuse_is_InvalidArgument()
+    {
+        var e = await Assert.ThrowsAsync<HullException>(() => _pinner.PinAsync(new NamespacePinRequest("host") { Hostname = new string('h', 65) }));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        var e2 = await Assert.ThrowsAsync<HullException>(() => _pinner.PinAsync(new NamespacePinRequest("host")
+        {
+            Namespaces = NamespaceTypes.Network, Hostname = "h",
+        }));
+        Assert.Contains("private UTS namespace", e2.Message);
     }
 
     [Fact]
