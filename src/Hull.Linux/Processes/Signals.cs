@@ -57,6 +57,23 @@ public static partial class Signals
         throw new SyscallException("kill", null, errno);
     }
 
+    /// <summary>
+    /// kill(-group): signals every process of a process group (a command and the children it left behind); false when
+    /// the group is empty. Refuses group 1 and this process's own group.
+    /// </summary>
+    public static bool TrySendToGroup(int processGroup, int signal)
+    {
+        if (processGroup <= 1 || processGroup == getpgrp())
+            throw new ArgumentOutOfRangeException(nameof(processGroup), processGroup, "refusing to signal init's or our own process group");
+        if (kill(-processGroup, signal) == 0) return true;
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno == ESRCH) return false;
+        throw new SyscallException("kill", null, errno);
+    }
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial int kill(int pid, int signal);
+
+    [LibraryImport("libc")]
+    private static partial int getpgrp();
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -304,8 +305,9 @@ public sealed class TaskManager : IDisposable
     /// <summary>
     /// Runs a command in the container and returns its output (CRI ExecSync), under a conmon exec session as CRI-O
     /// does: conmon runs <c>runc exec --detach</c>, collects the output into a CRI log and reports the exit code.
-    /// It returns as soon as the command has exited, even if a background child still holds its stdout, and kills
-    /// the command's process group when <paramref name="timeout"/> (whole seconds; zero means none) passes.
+    /// It returns as soon as the command has exited, even if a background child still holds its stdout. When
+    /// <paramref name="timeout"/> (zero means none) passes first, the command's process group is killed and the
+    /// result says <see cref="ExecSyncResult.TimedOut"/> with exit code -1.
     /// </summary>
     public async Task<ExecSyncResult> ExecSyncAsync(string id, IReadOnlyList<string> command, TimeSpan timeout,
         CancellationToken cancellationToken = default)
@@ -320,7 +322,6 @@ public sealed class TaskManager : IDisposable
             var specFile = Path.Combine(dir, "process.json");
             var logFile = Path.Combine(dir, "output.log");
             File.WriteAllText(specFile, ExecProcessSpec(entry.Record, command).ToJsonString());
-            int seconds = timeout > TimeSpan.Zero ? (int)Math.Ceiling(timeout.TotalSeconds) : 0;
             var arguments = new List<string>
             {
                 "--api-version", "-c", id, "-u", execId, "-r", RuntimePath, "-p", Path.Combine(dir, "pid"),
@@ -329,43 +330,53 @@ public sealed class TaskManager : IDisposable
                 "--log-global-size-max", _options.ExecSyncOutputLimit.ToString(CultureInfo.InvariantCulture),
             };
             if (_options.ConmonSyslog) arguments.Add("--syslog");
-            if (seconds > 0) arguments.AddRange(["-T", seconds.ToString(CultureInfo.InvariantCulture)]);
+            // conmon's own timeout (glib whole-second timers, which may fire up to a second early) only backs up ours.
+            if (timeout > TimeSpan.Zero)
+                arguments.AddRange(["-T", ((int)Math.Ceiling(timeout.TotalSeconds) + 1).ToString(CultureInfo.InvariantCulture)]);
             arguments.AddRange(["--runtime-arg", "--root=" + _runc.Root]);
 
+            var started = Stopwatch.GetTimestamp();
             using var conmon = Spawn(arguments, dir);
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            // conmon enforces the timeout; this only bounds a conmon that fails to.
-            if (seconds > 0) deadline.CancelAfter(TimeSpan.FromSeconds(seconds) + TimeSpan.FromSeconds(10));
+            // Bounds a conmon that fails to end the session.
+            if (timeout > TimeSpan.Zero) deadline.CancelAfter(timeout + TimeSpan.FromSeconds(10));
             int execPid = 0;
             try
             {
                 await conmon.ReleaseAsync(deadline.Token).ConfigureAwait(false);
-                var started = await conmon.ReadMessageAsync(deadline.Token).ConfigureAwait(false);
-                if (started is null || started.Data <= 0)
+                var first = await conmon.ReadMessageAsync(deadline.Token).ConfigureAwait(false);
+                if (first is null || first.Data <= 0)
                 {
                     await conmon.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
-                    throw ExecFailure(id, started?.Message ?? await conmon.StderrAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false));
+                    throw ExecFailure(id, first?.Message ?? await conmon.StderrAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false));
                 }
-                execPid = started.Data;
-                var ended = await conmon.ReadMessageAsync(deadline.Token).ConfigureAwait(false);
+                execPid = first.Data;
+                var endedTask = conmon.ReadMessageAsync(deadline.Token);
+                bool timedOut = false;
+                if (timeout > TimeSpan.Zero)
+                {
+                    var remaining = timeout - Stopwatch.GetElapsedTime(started);
+                    var timer = Task.Delay(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, deadline.Token);
+                    if (await Task.WhenAny(endedTask, timer).ConfigureAwait(false) != endedTask)
+                    {
+                        timedOut = true;
+                        KillExec(execPid);
+                    }
+                }
+                var ended = await endedTask.ConfigureAwait(false);
                 await conmon.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
                 if (ended is null)
                     throw new HullException(ErrorKind.Internal, $"conmon of an exec in container \"{id}\" exited without its exit code");
-                bool timedOut = ended.Data == -1 && ended.Message == TimedOutMessage;
+                timedOut |= ended.Data == -1 && ended.Message == TimedOutMessage;
                 if (ended.Data < 0 && !timedOut) throw ExecFailure(id, ended.Message);
                 return ReadExecOutput(logFile, timedOut ? -1 : ended.Data, timedOut);
             }
             catch (OperationCanceledException) when (execPid > 0 || !cancellationToken.IsCancellationRequested)
             {
-                if (execPid > 0)
-                {
-                    using var exec = PidFd.TryOpen(execPid);
-                    exec?.TrySendSignal(Signals.SIGKILL);
-                }
+                if (execPid > 0) KillExec(execPid);
                 conmon.KillAndReap();
                 if (cancellationToken.IsCancellationRequested) throw;
-                var result = ReadExecOutput(logFile, -1, timedOut: true);
-                return result with { Stderr = [.. result.Stderr, .. Encoding.UTF8.GetBytes(TimedOutMessage)] };
+                return ReadExecOutput(logFile, -1, timedOut: true);
             }
             catch
             {
@@ -383,6 +394,20 @@ public sealed class TaskManager : IDisposable
             {
             }
         }
+    }
+
+    /// <summary>
+    /// Kills an exec'd command and whatever it started: runc makes it the leader of its own session and process
+    /// group, so the group goes (as conmon does on its timeout); otherwise just the process.
+    /// </summary>
+    private static void KillExec(int execPid)
+    {
+        using var pidfd = PidFd.TryOpen(execPid);
+        if (pidfd is null || pidfd.HasExited) return;
+        if (ProcessInfo.TryRead(execPid) is { IsZombie: false } info && info.ProcessGroup == execPid)
+            Signals.TrySendToGroup(execPid, Signals.SIGKILL);
+        else
+            pidfd.TrySendSignal(Signals.SIGKILL);
     }
 
     private ExecSyncResult ReadExecOutput(string logFile, int exitCode, bool timedOut)
@@ -472,7 +497,11 @@ public sealed class TaskManager : IDisposable
     /// </summary>
     public async Task ReopenLogAsync(string id, CancellationToken cancellationToken = default)
     {
-        var record = GetEntry(id).Record;
+        var entry = GetEntry(id);
+        var record = entry.Record;
+        // After the exit conmon only drains and leaves; it would never act on the message.
+        if (TryReadExit(entry) is not null)
+            throw new HullException(ErrorKind.FailedPrecondition, $"container \"{id}\" is not running, so its log cannot be reopened");
         var before = FileStatus.TryGet(record.LogPath)?.Inode;
         using (var control = Descriptors.TryOpenFifoForWrite(TaskPaths.ControlFifo(record.BundlePath)))
         {
@@ -483,6 +512,8 @@ public sealed class TaskManager : IDisposable
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
         while (FileStatus.TryGet(record.LogPath) is not { } now || (before is not null && now.Inode == before))
         {
+            if (TryReadExit(entry) is not null || !ConmonAlive(record))
+                throw new HullException(ErrorKind.FailedPrecondition, $"container \"{id}\" exited before its log was reopened");
             if (DateTime.UtcNow > deadline)
                 throw new HullException(ErrorKind.Internal, $"conmon of container \"{id}\" did not reopen {record.LogPath}");
             await Task.Delay(10, cancellationToken).ConfigureAwait(false);

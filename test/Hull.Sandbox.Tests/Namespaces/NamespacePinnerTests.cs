@@ -62,30 +62,27 @@ public sealed class NamespacePinnerTests : IDisposable
     [RootFact]
     public async Task Hostname_and_namespaced_sysctls_are_set_in_the_pod_namespaces_only()
     {
-        string hostHostname = File.ReadAllText("/proc/sys/kernel/hostname").Trim();
-        string hostPortStart = File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim();
-        string hostShmmni = File.ReadAllText("/proc/sys/kernel/shmmni").Trim();
-
         var pinned = await _pinner.PinAsync(new NamespacePinRequest("pod2")
         {
             Hostname = "pod-two",
             Sysctls = new Dictionary<string, string>
             {
-                ["net.ipv4.ip_unprivileged_port_start"] = "0",
-                ["kernel/shmmni"] = "1000", // slash form
+                ["net.ipv4.ip_unprivileged_port_start"] = "77",
+                ["kernel/shmmni"] = "1234", // slash form
             },
         });
 
-        Assert.Equal("pod-two", await NamespaceRunner.RunInAsync(pinned.UtsPath!, NamespaceTypes.Uts,
-            () => File.ReadAllText("/proc/sys/kernel/hostname").Trim()));
-        Assert.Equal("0", await NamespaceRunner.RunInAsync(pinned.NetworkPath!, NamespaceTypes.Network,
-            () => File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim()));
-        Assert.Equal("1000", await NamespaceRunner.RunInAsync(pinned.IpcPath!, NamespaceTypes.Ipc,
-            () => File.ReadAllText("/proc/sys/kernel/shmmni").Trim()));
+        var inside = (
+            Hostname: await NamespaceRunner.RunInAsync(pinned.UtsPath!, NamespaceTypes.Uts, () => File.ReadAllText("/proc/sys/kernel/hostname").Trim()),
+            PortStart: await NamespaceRunner.RunInAsync(pinned.NetworkPath!, NamespaceTypes.Network,
+                () => File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim()),
+            Shmmni: await NamespaceRunner.RunInAsync(pinned.IpcPath!, NamespaceTypes.Ipc, () => File.ReadAllText("/proc/sys/kernel/shmmni").Trim()));
+        Assert.Equal(("pod-two", "77", "1234"), inside);
 
-        Assert.Equal(hostHostname, File.ReadAllText("/proc/sys/kernel/hostname").Trim());
-        Assert.Equal(hostPortStart, File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim());
-        Assert.Equal(hostShmmni, File.ReadAllText("/proc/sys/kernel/shmmni").Trim());
+        // The node keeps its own values (compared with the pod's, as other tests may run on this node meanwhile).
+        Assert.NotEqual("pod-two", File.ReadAllText("/proc/sys/kernel/hostname").Trim());
+        Assert.NotEqual("77", File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim());
+        Assert.NotEqual("1234", File.ReadAllText("/proc/sys/kernel/shmmni").Trim());
     }
 
     [RootFact]
