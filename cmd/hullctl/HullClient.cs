@@ -10,6 +10,7 @@ namespace Hullctl;
 internal sealed class HullClient(string socket) : IDisposable
 {
     private static readonly ServiceDescriptor Runtime = ApiReflection.Descriptor.Services.Single(s => s.Name == "RuntimeService");
+    private static readonly ServiceDescriptor Image = ApiReflection.Descriptor.Services.Single(s => s.Name == "ImageService");
     private static readonly ServiceDescriptor Admin = AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin");
     private readonly GrpcChannel _channel = GrpcChannel.ForUnixSocket(socket);
 
@@ -21,6 +22,28 @@ internal sealed class HullClient(string socket) : IDisposable
     public Task<ServerInfoResponse> ServerInfoAsync() => Call<ServerInfoResponse>(Admin, "ServerInfo", new ServerInfoRequest());
     public Task<PluginsResponse> PluginsAsync() => Call<PluginsResponse>(Admin, "Plugins", new PluginsRequest());
     public Task<DeprecationsResponse> DeprecationsAsync() => Call<DeprecationsResponse>(Admin, "Deprecations", new DeprecationsRequest());
+
+    public Task<ListImagesResponse> ListImagesAsync(CancellationToken ct) =>
+        Call<ListImagesResponse>(Image, "ListImages", new ListImagesRequest(), ct);
+    public Task<ImageStatusResponse> ImageStatusAsync(string image, CancellationToken ct) =>
+        Call<ImageStatusResponse>(Image, "ImageStatus", new ImageStatusRequest { Image = new ImageSpec { Image = image } }, ct);
+    public Task<RemoveImageResponse> RemoveImageAsync(string image, CancellationToken ct) =>
+        Call<RemoveImageResponse>(Image, "RemoveImage", new RemoveImageRequest { Image = new ImageSpec { Image = image } }, ct);
+    public Task<TagImageResponse> TagImageAsync(string source, string target, CancellationToken ct) =>
+        Call<TagImageResponse>(Admin, "TagImage", new TagImageRequest { Source = source, Target = target }, ct);
+
+    // Transfers take as long as the image is large: no deadline, Ctrl+C cancels them.
+    public IAsyncEnumerable<TransferProgress> PullImageAsync(AdminPullRequest request, CancellationToken ct) =>
+        _channel.ServerStreamingAsync<TransferProgress>(Admin.FindMethodByName("PullImage"), request, null, ct);
+    public IAsyncEnumerable<TransferProgress> PushImageAsync(AdminPushRequest request, CancellationToken ct) =>
+        _channel.ServerStreamingAsync<TransferProgress>(Admin.FindMethodByName("PushImage"), request, null, ct);
+    public Task<ImportImageResponse> ImportImageAsync(ImportImageRequest request, CancellationToken ct) =>
+        _channel.UnaryAsync<ImportImageResponse>(Admin.FindMethodByName("ImportImage"), request, null, ct);
+    public Task<ExportImageResponse> ExportImageAsync(ExportImageRequest request, CancellationToken ct) =>
+        _channel.UnaryAsync<ExportImageResponse>(Admin.FindMethodByName("ExportImage"), request, null, ct);
+
+    private Task<T> Call<T>(ServiceDescriptor service, string method, IMessage request, CancellationToken ct) where T : IMessage<T>, new() =>
+        _channel.UnaryAsync<T>(service.FindMethodByName(method), request, Timeout, ct);
 
     private Task<T> Call<T>(ServiceDescriptor service, string method, IMessage request) where T : IMessage<T>, new() =>
         _channel.UnaryAsync<T>(service.FindMethodByName(method), request, Timeout);

@@ -103,6 +103,7 @@ pluginsList.SetAction(parse => Run(parse, async client =>
 }));
 plugins.Subcommands.Add(pluginsList);
 root.Subcommands.Add(plugins);
+root.Subcommands.Add(ImagesCommands.Create(addressOption));
 
 return await root.Parse(args).InvokeAsync();
 

@@ -63,9 +63,10 @@ internal static class Daemon
             loaded.SourcePath ?? "");
         Hull.Images.ImageManager images;
         Hull.Images.Registry.RegistryClient registry;
+        Hull.Images.Transfer.ITransferService transfer;
         try
         {
-            (images, registry, _) = await ImagesComposition.OpenAsync(config, metadata, deprecations, loggerFactory, CancellationToken.None)
+            (images, registry, _, transfer) = await ImagesComposition.OpenAsync(config, metadata, deprecations, loggerFactory, CancellationToken.None)
                 .ConfigureAwait(false);
         }
         catch (Hull.Core.HullException e)
@@ -75,7 +76,7 @@ internal static class Daemon
         }
         using var registryClient = registry;
         var events = new EventBroadcaster<ContainerEvent>();
-        var admin = new AdminService(config, identity, plugins, deprecations);
+        var admin = new AdminService(config, identity, plugins, deprecations, transfer);
         var criLog = loggerFactory.CreateLogger("cri");
         await using var server = CriServer.Create(config,
             [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations, images);

@@ -17,7 +17,7 @@ namespace Hulld;
 /// <summary>Wires the transfer service: registry → content store → snapshotter → image store.</summary>
 internal static class ImagesComposition
 {
-    public static async Task<(ImageManager Images, RegistryClient Registry, string SnapshotRoot)> OpenAsync(HullConfig config, MetadataStore metadata,
+    public static async Task<(ImageManager Images, RegistryClient Registry, string SnapshotRoot, ITransferService Transfer)> OpenAsync(HullConfig config, MetadataStore metadata,
         DeprecationRegistry deprecations, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         var content = await ContentStore.OpenAsync(config.Root, metadata, null,
@@ -43,6 +43,12 @@ internal static class ImagesComposition
         // Finish whatever a crash interrupted: half-pulled content, extraction snapshots, removals.
         await gc.CollectAsync(cancellationToken).ConfigureAwait(false);
         string snapshotRoot = Path.Combine(config.Root, "snapshots");
-        return (new ImageManager(images, content, snapshotter, puller, gc, snapshotRoot), registry, snapshotRoot);
+        var manager = new ImageManager(images, content, snapshotter, puller, gc, snapshotRoot);
+        var pusher = new ImagePusher(registry, content, leases,
+            new PushOptions { MaxConcurrentUploads = config.Transfer.MaxConcurrentUploadedLayers }, loggers.CreateLogger<ImagePusher>());
+        var importer = new OciArchiveImporter(content, snapshotter, images, leases, gc, loggers.CreateLogger<OciArchiveImporter>());
+        var transfer = new TransferService(manager, pusher, importer, new OciArchiveExporter(content, leases),
+            new ImportOptions { PinnedNames = pinned });
+        return (manager, registry, snapshotRoot, transfer);
     }
 }

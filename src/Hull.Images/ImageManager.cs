@@ -48,6 +48,21 @@ public sealed class ImageManager(ImageStore store, ContentStore content, ISnapsh
         return record is null ? null : Summarise(all.Where(r => r.ConfigDigest == record.ConfigDigest).ToArray())[0];
     }
 
+    /// <summary>
+    /// The image-store record <paramref name="spec"/> names, for transfers that need the name's target:
+    /// the record of that name, or for an ID the image's first name by tag (else by digest). Null when absent.
+    /// </summary>
+    public async Task<ImageRecord?> FindRecordAsync(string spec, CancellationToken cancellationToken)
+    {
+        var all = await store.ListAsync(cancellationToken).ConfigureAwait(false);
+        string? id = AsId(spec);
+        if (id is not null && all.Where(r => r.ConfigDigest == id).OrderBy(r => r.Name.Contains('@')).ThenBy(r => r.Name, StringComparer.Ordinal)
+                .FirstOrDefault() is { } byId)
+            return byId;
+        if (!ImageReference.TryParseDockerRef(spec, out var reference)) return null;
+        return all.FirstOrDefault(r => r.Name == reference.ToString());
+    }
+
     /// <summary>The image's runtime config, read from the content store.</summary>
     public async Task<ImageConfig> ConfigAsync(ImageSummary image, CancellationToken cancellationToken)
     {

@@ -77,6 +77,10 @@ internal static class ImageTestSupport
     public static Task<RpcException> PullFailsAsync(this HulldProcess hulld, string image, AuthConfig? auth = null, TimeSpan? timeout = null) =>
         Assert.ThrowsAsync<RpcException>(() => hulld.PullAsync(image, auth, timeout));
 
+    /// <summary>The status code, with the message in the failure when it is not the expected one.</summary>
+    public static void AssertCode(this RpcException error, StatusCode expected) =>
+        Assert.True(error.StatusCode == expected, $"expected {expected}, got {error.StatusCode}: {error.Detail}");
+
     public static async Task<Image?> StatusAsync(this HulldProcess hulld, string spec) =>
         (await hulld.Cri.Image<ImageStatusResponse>("ImageStatus", new ImageStatusRequest { Image = new ImageSpec { Image = spec } })).Image;
 
@@ -155,7 +159,7 @@ internal static class ImageTestSupport
     }
 
     /// <summary>How many GETs of a blob the proxy forwarded or faulted.</summary>
-    public static int BlobGets(this FaultyRegistryProxy proxy, string digest) =>
+    public static int GetCount(this FaultyRegistryProxy proxy, string digest) =>
         proxy.Requests.Count(r => r.Method == "GET" && r.IsBlob && r.Path.EndsWith("/" + digest, StringComparison.Ordinal));
 
     /// <summary>Picks blob GETs of one digest, for <see cref="FaultyRegistryProxy.Inject"/>.</summary>

@@ -57,8 +57,8 @@ public static class ProcessRunner
         }
         using (process)
         {
-            var stdout = ReadCappedAsync(process.StandardOutput.BaseStream, spec.MaxOutputBytes);
-            var stderr = ReadCappedAsync(process.StandardError.BaseStream, spec.MaxOutputBytes);
+            var stdout = new CappedReader(process.StandardOutput.BaseStream, spec.MaxOutputBytes);
+            var stderr = new CappedReader(process.StandardError.BaseStream, spec.MaxOutputBytes);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(spec.Timeout);
             // Stdin is written alongside the wait, so a child that never reads it still meets the timeout.
@@ -78,12 +78,12 @@ public static class ProcessRunner
             {
                 await stdin.ConfigureAwait(false);
             }
-            // A grandchild may still hold the pipes open: never wait for it past the child's exit.
-            using var drain = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            var (outBytes, outCut) = await stdout.WaitAsync(drain.Token).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : ([], true),
-                TaskScheduler.Default).ConfigureAwait(false);
-            var (errBytes, errCut) = await stderr.WaitAsync(drain.Token).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : ([], true),
-                TaskScheduler.Default).ConfigureAwait(false);
+            // A grandchild may still hold the pipes open: never wait for it past the child's exit, and
+            // keep what the child itself wrote.
+            var drain = Task.WhenAll(stdout.Completion, stderr.Completion);
+            await Task.WhenAny(drain, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None)).ConfigureAwait(false);
+            var (outBytes, outCut) = stdout.Snapshot();
+            var (errBytes, errCut) = stderr.Snapshot();
             return new ProcessOutcome(process.ExitCode, outBytes, Encoding.UTF8.GetString(errBytes).Trim(), outCut || errCut,
                 Stopwatch.GetElapsedTime(started));
         }
@@ -106,18 +106,44 @@ public static class ProcessRunner
         catch (InvalidOperationException) { } // already gone
     }
 
-    private static async Task<(byte[], bool)> ReadCappedAsync(Stream stream, int max)
+    /// <summary>Reads a pipe to its end into a capped buffer whose contents can be taken at any time.</summary>
+    private sealed class CappedReader
     {
-        var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        bool truncated = false;
-        int read;
-        while ((read = await stream.ReadAsync(chunk).ConfigureAwait(false)) > 0)
+        private readonly MemoryStream _buffer = new();
+        private readonly int _max;
+        private bool _truncated;
+
+        public CappedReader(Stream stream, int max)
         {
-            int keep = (int)Math.Min(read, max - buffer.Length);
-            if (keep > 0) buffer.Write(chunk, 0, keep);
-            if (keep < read) truncated = true;
+            _max = max;
+            Completion = ReadAsync(stream);
         }
-        return (buffer.ToArray(), truncated);
+
+        public Task Completion { get; }
+
+        /// <summary>What was read so far; flagged truncated when the cap was hit or the pipe is still open.</summary>
+        public (byte[] Bytes, bool Truncated) Snapshot()
+        {
+            lock (_buffer) return (_buffer.ToArray(), _truncated || !Completion.IsCompleted);
+        }
+
+        private async Task ReadAsync(Stream stream)
+        {
+            var chunk = new byte[16 * 1024];
+            try
+            {
+                int read;
+                while ((read = await stream.ReadAsync(chunk).ConfigureAwait(false)) > 0)
+                {
+                    lock (_buffer)
+                    {
+                        int keep = (int)Math.Min(read, _max - _buffer.Length);
+                        if (keep > 0) _buffer.Write(chunk, 0, keep);
+                        if (keep < read) _truncated = true;
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException) { }
+        }
     }
 }

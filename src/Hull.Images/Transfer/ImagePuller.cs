@@ -104,6 +104,11 @@ public sealed class ImagePuller(
             deprecations.Record(e.DeprecationId);
             throw;
         }
+        catch (HullException e) when (!e.Message.Contains($"\"{name}\"", StringComparison.Ordinal))
+        {
+            // Content, unpack and download errors name the blob or layer; the kubelet also needs the image.
+            throw new HullException(e.Kind, $"image \"{name}\": {e.Message}", e);
+        }
         finally
         {
             lease.Dispose();
@@ -223,7 +228,8 @@ public sealed class ImagePuller(
         {
             try
             {
-                await using var body = await repo.FetchBlobAsync(descriptor, writer.Offset, progress, ct).ConfigureAwait(false);
+                await using var body = new RegistryBodyStream(
+                    await repo.FetchBlobAsync(descriptor, writer.Offset, progress, ct).ConfigureAwait(false), descriptor.Digest, ct);
                 await body.CopyToAsync(writer, 128 * 1024, ct).ConfigureAwait(false);
                 await writer.CommitAsync(null, ct).ConfigureAwait(false);
             }
@@ -328,10 +334,21 @@ public sealed class ImagePuller(
                 if (writer.Offset > 0) return false; // resume the partial ingest through the download path
                 try
                 {
-                    await using var body = await repo.FetchBlobAsync(layer, 0, bytes, token).ConfigureAwait(false);
+                    await using var body = new RegistryBodyStream(await repo.FetchBlobAsync(layer, 0, bytes, token).ConfigureAwait(false), layer.Digest, token);
                     await using var tee = new TeeReadStream(body, writer);
                     report.Step(layer.Digest, "layer", PullPhase.Unpacking, 0, layer.Size);
-                    await puller._unpacker.UnpackAsync(tee, layer, i == 0 ? null : chains[i - 1], diffIds[i], token).ConfigureAwait(false);
+                    try
+                    {
+                        await puller._unpacker.UnpackAsync(tee, layer, i == 0 ? null : chains[i - 1], diffIds[i], token).ConfigureAwait(false);
+                    }
+                    catch (HullException e) when (e.Kind is ErrorKind.InvalidArgument or ErrorKind.FailedPrecondition && !token.IsCancellationRequested)
+                    {
+                        // A layer that will not decompress or untar, or has the wrong DiffID, may just have been corrupted on
+                        // the way. Unpacking streams ahead of the digest check, so finish the download: if the bytes are not
+                        // the blob the manifest names, the commit reports the digest mismatch, which is the real cause.
+                        if (await CheckRestOfBlobAsync(tee, writer, token).ConfigureAwait(false) is { } mismatch) throw mismatch;
+                        throw;
+                    }
                     await tee.CopyToAsync(Stream.Null, token).ConfigureAwait(false); // the tar may end before the blob does
                     await writer.CommitAsync(null, token).ConfigureAwait(false);
                 }
@@ -343,6 +360,72 @@ public sealed class ImagePuller(
             }
             report.Step(layer.Digest, "layer", PullPhase.Done, layer.Size, layer.Size);
             return true;
+        }
+    }
+
+    /// <summary>
+    /// The body of a blob download. A read that fails once the registry client's resumes are used up is the
+    /// registry's (or the network's) failure, Unavailable naming the blob, not a local I/O error of whatever
+    /// consumes the stream (the unpacker reports its own I/O errors as Internal).
+    /// </summary>
+    private sealed class RegistryBodyStream(Stream inner, string digest, CancellationToken pullToken) : Stream
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                return await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested && !pullToken.IsCancellationRequested)
+            {
+                throw new HullException(ErrorKind.Unavailable, $"downloading blob \"{digest}\" failed: {e.Message}", e);
+            }
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) inner.Dispose();
+            base.Dispose(disposing);
+        }
+
+        public override async ValueTask DisposeAsync()
+        {
+            await inner.DisposeAsync().ConfigureAwait(false);
+            await base.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// After a failed streaming unpack: reads the rest of the blob into its ingest and commits it. Returns the size or
+    /// digest mismatch when the bytes are not the blob; null when they are (the layer itself is bad) or when the rest
+    /// cannot be fetched (then the unpack error stands).
+    /// </summary>
+    private static async Task<HullException?> CheckRestOfBlobAsync(Stream tee, ContentWriter writer, CancellationToken token)
+    {
+        try
+        {
+            await tee.CopyToAsync(Stream.Null, token).ConfigureAwait(false);
+            await writer.CommitAsync(null, token).ConfigureAwait(false);
+            return null;
+        }
+        catch (HullException e)
+        {
+            return e.Kind == ErrorKind.FailedPrecondition ? e : null;
         }
     }
 

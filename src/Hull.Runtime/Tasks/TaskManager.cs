@@ -21,7 +21,7 @@ namespace Hull.Runtime.Tasks;
 /// this class — a restarted hulld — picks up where the last one stopped (<see cref="RecoverAsync"/>).
 /// Operations that change a container take its own lock; nothing holds a global lock.
 /// </summary>
-public sealed class TaskManager : IDisposable
+public sealed class TaskManager : ITaskService, IDisposable
 {
     private const string TimedOutMessage = "command timed out";
     private static readonly TimeSpan ExitPollInterval = TimeSpan.FromMilliseconds(250);
@@ -659,6 +659,8 @@ public sealed class TaskManager : IDisposable
     {
         try
         {
+            // The monitor may have forked (and written its pid file) after we stopped waiting for it.
+            if (conmonPid <= 0) conmonPid = ReadPidFile(Paths.ConmonPidFile(id)) ?? 0;
             if (conmonPid > 0 && ProcessInfo.TryRead(conmonPid) is { Command: "conmon", IsZombie: false })
                 Signals.TrySend(conmonPid, Signals.SIGKILL);
             await _runc.DeleteAsync(id, CancellationToken.None).ConfigureAwait(false);

@@ -123,6 +123,42 @@ public sealed class ContainerLifecycleTests
     }
 
     [ContainerFact]
+    public async Task A_cancelled_create_kills_and_reaps_conmon_and_leaves_nothing_behind()
+    {
+        await using var env = new TaskTestEnvironment();
+        var tasks = env.NewManager();
+        var bundle = await env.BundleAsync(["sleep", "1000"]);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => tasks.CreateAsync(bundle.Request, new CancellationToken(canceled: true)));
+
+        Assert.False(Directory.Exists(tasks.Paths.TaskDirectory(bundle.Id)));
+        Assert.Empty(tasks.ListIds());
+        // Neither running nor a zombie (other tests run their own conmons meanwhile: look for this container's).
+        await TaskTestEnvironment.EventuallyAsync(() => ConmonsOf(bundle.Id).Count == 0, TimeSpan.FromSeconds(5), "conmon to be reaped");
+        await tasks.CreateAsync(bundle.Request, Timeout()); // the id is free again
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+    }
+
+    private static List<int> ConmonsOf(string id)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || ProcessInfo.TryRead(pid) is not { Command: "conmon" }) continue;
+            try
+            {
+                // a zombie's cmdline is empty, so check the parent link too
+                var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));
+                if (cmdline.Contains(id) || (cmdline.Length == 0 && ProcessInfo.TryRead(pid)!.ParentPid == Environment.ProcessId)) found.Add(pid);
+            }
+            catch (IOException)
+            {
+            }
+        }
+        return found;
+    }
+
+    [ContainerFact]
     public async Task Creating_an_existing_container_is_refused_and_deleting_an_unknown_one_is_not_an_error()
     {
         await using var env = new TaskTestEnvironment();

@@ -53,7 +53,7 @@ public sealed class CniManagerFakePluginTests : IDisposable
         Script("slow", """
             #!/bin/sh
             cat > /dev/null
-            [ "$CNI_COMMAND" = ADD ] && sleep 30
+            [ "$CNI_COMMAND" = ADD ] && sleep 60
             exit 0
             """);
     }
@@ -227,7 +227,7 @@ public sealed class CniManagerFakePluginTests : IDisposable
     public async Task A_plugin_that_hangs_is_killed_at_the_timeout()
     {
         Network("net1", "slow");
-        var e = await Assert.ThrowsAsync<HullException>(() => Manager(TimeSpan.FromMilliseconds(500)).SetupAsync(Pod("sbx7")));
+        var e = await Assert.ThrowsAsync<HullException>(() => Manager(TimeSpan.FromSeconds(3)).SetupAsync(Pod("sbx7")));
         Assert.Equal(ErrorKind.DeadlineExceeded, e.Kind);
         Assert.Contains("CNI plugin \"slow\"", e.Message);
     }
