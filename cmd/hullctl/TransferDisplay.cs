@@ -80,7 +80,9 @@ internal static class TransferDisplay
     {
         if (total <= 0) return bytes > 0 ? Size(bytes) : "";
         var (divisor, unit) = Unit(total);
-        return string.Create(CultureInfo.InvariantCulture, $"{bytes / divisor:0.0}/{total / divisor:0.0} {unit}");
+        return unit == "B"
+            ? string.Create(CultureInfo.InvariantCulture, $"{bytes}/{total} B")
+            : string.Create(CultureInfo.InvariantCulture, $"{bytes / divisor:0.0}/{total / divisor:0.0} {unit}");
     }
 
     public static string Size(long bytes)

@@ -75,11 +75,22 @@ internal static class Daemon
             return 1;
         }
         using var registryClient = registry;
+        Hull.Sandbox.SandboxManager sandboxes;
+        Hull.Sandbox.Cni.CniManager cni;
+        try
+        {
+            (sandboxes, cni) = await SandboxComposition.OpenAsync(config, metadata, loggerFactory, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Hull.Core.HullException e)
+        {
+            log.LogError("cannot recover pod sandboxes: {Error}", e.Message);
+            return 1;
+        }
         var events = new EventBroadcaster<ContainerEvent>();
         var admin = new AdminService(config, identity, plugins, deprecations, transfer);
         var criLog = loggerFactory.CreateLogger("cri");
         await using var server = CriServer.Create(config,
-            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations, images);
+            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations, images, sandboxes, cni);
         server.CallCompleted = call =>
         {
             if (call.Status != Hull.Grpc.StatusCode.OK)
@@ -117,13 +128,14 @@ internal static class Daemon
         plugins.Ok("io.containerd.image-verifier.v1", "bindir", new Dictionary<string, string> { ["bin_dir"] = config.ImageVerifier.BinDir });
         plugins.Ok("io.containerd.cri.v1", "images", null, "io.containerd.transfer.v1.local");
         plugins.Ok("io.hull.grpc.v1", "admin", socket, "io.containerd.metadata.v1.sqlite");
+        plugins.Ok("io.containerd.podsandbox.controller.v1", "podsandbox", new Dictionary<string, string> { ["state"] = config.State },
+            "io.containerd.metadata.v1.sqlite");
         foreach (var (type, id, issue) in NotYetServed)
             plugins.Add(new PluginInfo(type, id, PluginStatus.Skipped, $"not implemented yet ({issue} issue)", [], new Dictionary<string, string>()));
     }
 
     private static readonly (string Type, string Id, string Issue)[] NotYetServed =
     [
-        ("io.containerd.podsandbox.controller.v1", "podsandbox", "Pod sandboxes"),
         ("io.containerd.nri.v1", "nri", "NRI"),
     ];
 

@@ -15,7 +15,8 @@ public static class CriServer
         "CRI v1alpha2 was removed (containerd 2.0 and Hull serve runtime.v1 only); configure the kubelet or client to use CRI v1";
 
     public static GrpcServer Create(HullConfig config, IEnumerable<(Google.Protobuf.Reflection.ServiceDescriptor, object)> extraServices,
-        EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations, Hull.Images.ImageManager images)
+        EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations, Hull.Images.ImageManager images,
+        Hull.Sandbox.SandboxManager? sandboxes = null, Hull.Sandbox.Cni.CniManager? cni = null)
     {
         var server = new GrpcServer(new GrpcServerOptions
         {
@@ -27,9 +28,13 @@ public static class CriServer
             MapException = StatusMapping.Map,
             RetiredPathCalled = _ => deprecations.Record(DeprecationIds.CriApiV1Alpha2),
         };
-        var probe = new NodeProbe(config);
+        var probe = new NodeProbe();
         var services = ApiReflection.Descriptor.Services;
-        server.AddService(services.Single(s => s.Name == "RuntimeService"), new RuntimeService(config, probe, events, deprecations));
+        server.AddService(services.Single(s => s.Name == "RuntimeService"), new RuntimeService(config, probe, events, deprecations)
+        {
+            Sandboxes = sandboxes,
+            Cni = cni ?? new Hull.Sandbox.Cni.CniManager(Hull.Sandbox.Cni.CniOptions.From(config)),
+        });
         server.AddService(services.Single(s => s.Name == "ImageService"), new ImageService(images));
         foreach (var (descriptor, implementation) in extraServices) server.AddService(descriptor, implementation);
         server.AddRetiredPrefix(RetiredV1Alpha2Prefix, RetiredV1Alpha2Message);

@@ -3,7 +3,7 @@ using Hull.Config;
 namespace Hull.Cri;
 
 /// <summary>Answers readiness questions about the node from what is really on it.</summary>
-public sealed class NodeProbe(HullConfig config)
+public sealed class NodeProbe
 {
     /// <summary>The OCI runtime binary of a handler, resolved on PATH; null when it cannot be found.</summary>
     public string? ResolveRuntimeBinary(RuntimeHandlerConfig handler)
@@ -17,18 +17,6 @@ public sealed class NodeProbe(HullConfig config)
             if (File.Exists(candidate)) return candidate;
         }
         return null;
-    }
-
-    /// <summary>The first CNI network config in conf_dir by name (.conf, .conflist, .json), or null.</summary>
-    public string? FirstCniConfig()
-    {
-        var dir = config.Runtime.Cni.ConfDir;
-        if (!Directory.Exists(dir)) return null;
-        return Directory.EnumerateFiles(dir)
-            .Where(f => f.EndsWith(".conf", StringComparison.Ordinal) || f.EndsWith(".conflist", StringComparison.Ordinal) ||
-                        f.EndsWith(".json", StringComparison.Ordinal))
-            .Order(StringComparer.Ordinal)
-            .FirstOrDefault();
     }
 
     public static bool CgroupV2Unified => File.Exists("/sys/fs/cgroup/cgroup.controllers");

@@ -12,7 +12,7 @@ namespace Hull.Cri;
 /// CRI RuntimeService. RPCs without a method here answer UNIMPLEMENTED naming the method (see
 /// ServiceBinder) until the issue that builds them lands.
 /// </summary>
-public sealed class RuntimeService(HullConfig config, NodeProbe probe, EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations)
+public sealed partial class RuntimeService(HullConfig config, NodeProbe probe, EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations)
 {
     public Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>
         Task.FromResult(new VersionResponse
@@ -97,16 +97,13 @@ public sealed class RuntimeService(HullConfig config, NodeProbe probe, EventBroa
             };
     }
 
-    private RuntimeCondition NetworkReadyCondition() =>
-        probe.FirstCniConfig() is not null
+    private RuntimeCondition NetworkReadyCondition()
+    {
+        var status = (Cni ?? new Hull.Sandbox.Cni.CniManager(Hull.Sandbox.Cni.CniOptions.From(config))).Status();
+        return status.NetworkReady
             ? new RuntimeCondition { Type = "NetworkReady", Status = true }
-            : new RuntimeCondition
-            {
-                Type = "NetworkReady",
-                Status = false,
-                Reason = "NetworkPluginNotReady",
-                Message = $"Network plugin returns error: cni plugin not initialized: no network config found in {config.Runtime.Cni.ConfDir}",
-            };
+            : new RuntimeCondition { Type = "NetworkReady", Status = false, Reason = status.Reason, Message = status.Message };
+    }
 
     /// <summary>
     /// containerd's ContainerdHasNoDeprecationWarnings, under Hull's name: false while the node uses a

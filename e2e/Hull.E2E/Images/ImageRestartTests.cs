@@ -47,9 +47,11 @@ public sealed class ImageRestartTests(PushedTestImages pushed) : IClassFixture<P
         var ingest = Assert.Single(Directory.EnumerateDirectories(second.IngestDir()));
         Assert.InRange(new FileInfo(Path.Combine(ingest, "data")).Length, 1, layer.Size - 1);
 
+        int ranged = pushed.Registry.RangedGets(pushed.Images.Busybox.RepositoryPath, layer.Digest);
         string id = await second.PullAsync(image);
         Assert.Equal(id, (await second.StatusAsync(image))?.Id);
         Assert.Equal(2, proxy.GetCount(layer.Digest));
+        Assert.Equal(ranged + 1, pushed.Registry.RangedGets(pushed.Images.Busybox.RepositoryPath, layer.Digest));
         Assert.Empty(Directory.EnumerateFileSystemEntries(second.IngestDir()));
         Assert.Single(second.SnapshotDirs());
     }

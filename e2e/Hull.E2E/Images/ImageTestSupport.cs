@@ -162,6 +162,10 @@ internal static class ImageTestSupport
     public static int GetCount(this FaultyRegistryProxy proxy, string digest) =>
         proxy.Requests.Count(r => r.Method == "GET" && r.IsBlob && r.Path.EndsWith("/" + digest, StringComparison.Ordinal));
 
+    /// <summary>Ranged (206) GETs of a blob in the registry's access log: downloads resumed where they broke off.</summary>
+    public static int RangedGets(this RegistryProcess registry, string repository, string digest) =>
+        registry.Log.Split('\n').Count(l => l.Contains($"\"GET /v2/{repository}/blobs/{digest} HTTP/1.1\" 206 ", StringComparison.Ordinal));
+
     /// <summary>Picks blob GETs of one digest, for <see cref="FaultyRegistryProxy.Inject"/>.</summary>
     public static Func<ProxiedRequest, bool> GetsOf(string digest) =>
         r => r.Method == "GET" && r.IsBlob && r.Path.EndsWith("/" + digest, StringComparison.Ordinal);

@@ -64,11 +64,13 @@ public sealed class PullFaultTests(PushedTestImages pushed) : IClassFixture<Push
         await using var _ = proxy;
         await using var __ = hulld;
         proxy.Inject(RegistryFault.Truncate, ImageTestSupport.GetsOf(layer.Digest), times: 1);
+        int ranged = pushed.Registry.RangedGets(pushed.Images.Busybox.RepositoryPath, layer.Digest);
 
         string id = await hulld.PullAsync(image);
         Assert.Equal(id, (await hulld.StatusAsync(image))?.Id);
-        // The first GET was cut at half; the second asked for the rest.
+        // The first GET was cut at half; the second asked for the rest with a Range request.
         Assert.Equal(2, proxy.GetCount(layer.Digest));
+        Assert.Equal(ranged + 1, pushed.Registry.RangedGets(pushed.Images.Busybox.RepositoryPath, layer.Digest));
         Assert.Contains(layer.Digest, hulld.Blobs());
         Assert.Single(hulld.SnapshotDirs());
         Assert.Empty(Directory.EnumerateFileSystemEntries(hulld.IngestDir()));

@@ -203,6 +203,23 @@ public sealed class PullVariantTests(PushedTestImages pushed) : IClassFixture<Pu
         Assert.True(after.Timestamp >= before.Timestamp);
     }
 
+    [E2EFact("docker-registry", "skopeo", "umoci")]
+    public async Task An_image_named_in_pinned_images_is_listed_as_pinned_and_others_are_not()
+    {
+        var busybox = pushed.Images.Busybox;
+        await using var hulld = await ImageTestSupport.StartHulldAsync(pushed.Registry.Host, extraSections: $"""
+            [plugins.'io.containerd.cri.v1.images'.pinned_images]
+              sandbox = '{busybox.Repository}'
+            """);
+        await hulld.PullAsync(busybox.Reference);
+        await hulld.PullAsync(pushed.Images.Multilayer.Reference);
+
+        var images = (await hulld.ListImagesAsync()).ToDictionary(i => i.RepoTags.Single());
+        Assert.True(images[busybox.Reference].Pinned);
+        Assert.False(images[pushed.Images.Multilayer.Reference].Pinned);
+        Assert.True((await hulld.StatusAsync(busybox.DigestReference))?.Pinned);
+    }
+
     private async Task<(string MediaType, string Digest, JsonElement Json)> ConfigAsync(TestImage image)
     {
         var manifest = await ImageTestSupport.ManifestAsync(pushed.Registry.Host, image);

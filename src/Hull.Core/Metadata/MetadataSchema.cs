@@ -69,6 +69,28 @@ public static class MetadataSchema
             ) STRICT;
             CREATE INDEX images_config ON images (config_digest);
             """),
+        new(5, "sandboxes", """
+            -- Pod sandboxes, written before a sandbox's resources are made (state 'creating') so a crash mid-create
+            -- can be undone at the next start, and kept until RemovePodSandbox. spec and instance are JSON: enough to
+            -- answer status and list and to redo the teardown (CNI DEL, namespace pins, cgroup) after a restart.
+            CREATE TABLE sandboxes (
+                id              TEXT    NOT NULL PRIMARY KEY,
+                name            TEXT    NOT NULL,
+                namespace       TEXT    NOT NULL,
+                uid             TEXT    NOT NULL,
+                attempt         INTEGER NOT NULL,
+                runtime_handler TEXT    NOT NULL,
+                state           TEXT    NOT NULL CHECK (state IN ('creating', 'ready', 'notready')),
+                created         INTEGER NOT NULL,             -- Unix nanoseconds (MetadataTime)
+                exited          INTEGER,                      -- NULL while ready
+                netns_path      TEXT    NOT NULL DEFAULT '',
+                ips             TEXT    NOT NULL DEFAULT '[]', -- JSON array of addresses, primary first
+                spec            TEXT    NOT NULL,             -- JSON PodSandboxSpec
+                instance        TEXT    NOT NULL DEFAULT '{}', -- JSON of what the sandboxer made (paths, pid, cgroup)
+                labels          TEXT    NOT NULL DEFAULT '{}',
+                annotations     TEXT    NOT NULL DEFAULT '{}'
+            ) STRICT;
+            """),
     ];
 
     public static int LatestVersion => Migrations[^1].Version;

@@ -64,3 +64,26 @@ public sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);
 }
+
+/// <summary>
+/// Keeps each blob's progress moving forward for displays: a report that arrives late (byte counts
+/// posted from another thread after the blob moved on) keeps the phase already reached and the highest
+/// byte count seen. Phases only advance in the order of <see cref="TransferPhase"/>.
+/// </summary>
+public sealed class ForwardOnlyProgress(IProgress<TransferProgress> inner) : IProgress<TransferProgress>
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<(string, string), (TransferPhase Phase, long Bytes)> _reached = [];
+
+    public void Report(TransferProgress value)
+    {
+        lock (_lock)
+        {
+            var key = (value.Digest, value.Kind);
+            if (_reached.TryGetValue(key, out var reached) && value.Phase <= reached.Phase)
+                value = value with { Phase = reached.Phase, Bytes = Math.Max(value.Bytes, reached.Bytes) };
+            _reached[key] = (value.Phase, value.Bytes);
+            inner.Report(value);
+        }
+    }
+}

@@ -16,9 +16,14 @@ public sealed class TransferService(ImageManager images, ImagePusher pusher, Oci
     private readonly ImportOptions _importDefaults = importDefaults ?? new ImportOptions();
 
     public Task<ImageRecord> PullAsync(string reference, RegistryCredentials? credentials, IProgress<TransferProgress>? progress,
-        CancellationToken cancellationToken) =>
-        images.PullAsync(reference, credentials,
-            progress is null ? null : new SyncProgress<PullProgress>(p => progress.Report(TransferProgress.FromPull(p))), cancellationToken);
+        CancellationToken cancellationToken)
+    {
+        if (progress is null) return images.PullAsync(reference, credentials, null, cancellationToken);
+        // Layers report from several threads (byte counts through the thread pool): keep each one moving forward.
+        var ordered = new ForwardOnlyProgress(progress);
+        return images.PullAsync(reference, credentials, new SyncProgress<PullProgress>(p => ordered.Report(TransferProgress.FromPull(p))),
+            cancellationToken);
+    }
 
     public async Task<PushResult> PushAsync(string image, string? target, RegistryCredentials? credentials, IProgress<TransferProgress>? progress,
         CancellationToken cancellationToken)

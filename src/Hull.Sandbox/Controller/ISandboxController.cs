@@ -35,6 +35,12 @@ public interface ISandboxController
 
     Task UpdateAsync(string sandboxId, SandboxResources resources, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// After a restart: takes back a sandbox this sandboxer made (as last persisted) and returns it as it really is
+    /// now: NotReady when its infra process or its pinned network namespace is gone.
+    /// </summary>
+    Task<SandboxInstance> RecoverAsync(PodSandboxSpec spec, SandboxInstance persisted, CancellationToken cancellationToken);
+
     /// <summary>The task endpoint of a started sandbox: create/start/signal/wait/exec/measure its containers.</summary>
     ITaskService Tasks(string sandboxId);
 
@@ -48,4 +54,5 @@ public sealed record SandboxPlatform(string Os, string Architecture);
 
 public sealed record SandboxExit(int ExitCode, DateTimeOffset ExitedAt);
 
-public enum SandboxState { Ready, NotReady }
+/// <summary>A sandbox's life: Creating until Create and Start have both succeeded (a crash leaves it to be undone).</summary>
+public enum SandboxState { Ready, NotReady, Creating }

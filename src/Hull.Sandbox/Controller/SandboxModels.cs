@@ -58,6 +58,18 @@ public sealed record SandboxInstance
     public string ResolvConfPath { get; init; } = "";
     public string ShmPath { get; init; } = "";
     public IReadOnlyList<IPAddress> Ips { get; init; } = [];
+    /// <summary>The sandboxer that made this sandbox (the handler's <c>sandboxer</c>).</summary>
+    public string Sandboxer { get; init; } = "";
+    /// <summary>The sandbox's own directory (hostname, hosts, resolv.conf, shm), under the state directory.</summary>
+    public string Directory { get; init; } = "";
+    /// <summary>The infra process's task id in the task endpoint ("" when the pod has none).</summary>
+    public string InfraTaskId { get; init; } = "";
+    /// <summary>Hull created the pod cgroup (<see cref="CgroupParent"/>) and removes it with the sandbox.</summary>
+    public bool CgroupCreated { get; init; }
+    /// <summary>CNI ADD succeeded and no DEL has succeeded since: stop (or remove, after a failed stop) runs DEL.</summary>
+    public bool NetworkAttached { get; init; }
+    /// <summary>The per-pod tmpfs is mounted at <see cref="ShmPath"/>.</summary>
+    public bool ShmMounted { get; init; }
 }
 
 public sealed record SandboxStatus(SandboxInstance Instance, DateTimeOffset? ExitedAt, IReadOnlyDictionary<string, string> Info);

@@ -2,7 +2,8 @@ using Hull.Images.Oci;
 using Hull.Images.Store;
 using Hull.Images.Tests.Content;
 
-namespace Hull.Images.Tests.Store;
+// Not Hull.Images.Tests.Store: that namespace would hide Hull.Images.Store from test code that writes Store.ImageRecord.
+namespace Hull.Images.Tests.Stores;
 
 public sealed class ImageStoreTests : IDisposable
 {

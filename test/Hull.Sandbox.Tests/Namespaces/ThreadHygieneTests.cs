@@ -51,13 +51,23 @@ public sealed class ThreadHygieneTests : IDisposable
         var links = NamespacePinner.Kinds.ToDictionary(k => LinuxNamespaces.ProcName(k),
             k => NamespaceRunner.RunInAsync(pinned.PathOf(k)!, k, () => new FileInfo(LinuxNamespaces.CurrentThreadNamespacePath(k)).LinkTarget!).Result);
 
-        // Many short visits, many completions: each could have started a pool worker from inside the namespace.
-        await Task.WhenAll(Enumerable.Range(0, 100).Select(i =>
+        // Many short visits whose completions land on the thread pool (off xunit's context) while the pool is allowed
+        // to add workers on demand: queueing from a thread inside the namespace would create them there.
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 64), io);
+        try
         {
-            var kind = NamespacePinner.Kinds[i % 3];
-            return NamespaceRunner.RunInAsync(pinned.PathOf(kind)!, kind, () => File.ReadAllText("/proc/sys/kernel/shmmni"));
-        }));
-        await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() => Thread.Sleep(1)))); // make the pool grow
+            await Task.Run(() => Task.WhenAll(Enumerable.Range(0, 100).Select(async i =>
+            {
+                var kind = NamespacePinner.Kinds[i % 3];
+                await NamespaceRunner.RunInAsync(pinned.PathOf(kind)!, kind, () => File.ReadAllText("/proc/sys/kernel/shmmni"));
+                Thread.Sleep(5); // keep this worker busy so the next completion needs another
+            })));
+        }
+        finally
+        {
+            ThreadPool.SetMinThreads(workers, io);
+        }
 
         var stopwatch = Stopwatch.StartNew();
         List<string> left;

@@ -1,0 +1,228 @@
+using Hull.Api.Cri;
+using Hull.Core;
+using Hull.Grpc.Server;
+using Hull.Sandbox;
+using Hull.Sandbox.Cni;
+using Hull.Sandbox.Controller;
+using Hull.Sandbox.Store;
+using Domain = Hull.Sandbox.Controller;
+
+namespace Hull.Cri;
+
+/// <summary>The pod sandbox RPCs: CRI messages in, domain calls on <see cref="SandboxManager"/>, CRI messages out.</summary>
+public sealed partial class RuntimeService
+{
+    /// <summary>Set by <see cref="CriServer"/>; pod RPCs answer Unavailable without it.</summary>
+    internal SandboxManager? Sandboxes { get; init; }
+
+    /// <summary>Set by <see cref="CriServer"/>: the CNI manager of the default configuration (the NetworkReady condition).</summary>
+    internal CniManager? Cni { get; init; }
+
+    private SandboxManager Pods => Sandboxes ?? throw new HullException(ErrorKind.Unavailable, "pod sandboxes are not available in this hulld");
+
+    public async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
+    {
+        var config = request.Config ?? throw new HullException(ErrorKind.InvalidArgument, "RunPodSandbox needs a sandbox config");
+        var spec = ToSpec(SandboxManager.NewId(), config, request.RuntimeHandler);
+        var id = await Pods.RunAsync(spec, context.CancellationToken).ConfigureAwait(false);
+        return new RunPodSandboxResponse { PodSandboxId = id };
+    }
+
+    public async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
+    {
+        await Pods.StopAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
+        return new StopPodSandboxResponse();
+    }
+
+    public async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
+    {
+        await Pods.RemoveAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
+        return new RemovePodSandboxResponse();
+    }
+
+    public async Task<PodSandboxStatusResponse> PodSandboxStatus(PodSandboxStatusRequest request, ServerCallContext context)
+    {
+        var (record, info) = await Pods.StatusAsync(request.PodSandboxId, request.Verbose, context.CancellationToken).ConfigureAwait(false);
+        var spec = record.Spec;
+        var status = new Api.Cri.PodSandboxStatus
+        {
+            Id = record.Id,
+            Metadata = Metadata(spec.Identity),
+            State = ToCri(record.State),
+            CreatedAt = UnixNanos(record.CreatedAt),
+            Network = new PodSandboxNetworkStatus(),
+            Linux = new LinuxPodSandboxStatus
+            {
+                Namespaces = new Namespace
+                {
+                    Options = new NamespaceOption
+                    {
+                        Network = (Api.Cri.NamespaceMode)spec.NetworkMode,
+                        Pid = (Api.Cri.NamespaceMode)spec.PidMode,
+                        Ipc = (Api.Cri.NamespaceMode)spec.IpcMode,
+                    },
+                },
+            },
+            RuntimeHandler = spec.RuntimeHandler,
+        };
+        var ips = record.Instance.Ips;
+        if (ips.Count > 0 && spec.NetworkMode != Domain.NamespaceMode.Node)
+        {
+            status.Network.Ip = ips[0].ToString();
+            foreach (var ip in ips.Skip(1)) status.Network.AdditionalIps.Add(new PodIP { Ip = ip.ToString() });
+        }
+        Copy(status.Labels, spec.Labels);
+        Copy(status.Annotations, spec.Annotations);
+        var response = new PodSandboxStatusResponse { Status = status, Timestamp = UnixNanos(DateTimeOffset.UtcNow) };
+        Copy(response.Info, info);
+        return response;
+    }
+
+    public Task<ListPodSandboxResponse> ListPodSandbox(ListPodSandboxRequest request, ServerCallContext context)
+    {
+        var filter = request.Filter is { } f
+            ? new SandboxFilter(f.Id, f.State is { } s ? (s.State == PodSandboxState.SandboxReady ? SandboxState.Ready : SandboxState.NotReady) : null,
+                f.LabelSelector.Count > 0 ? f.LabelSelector : null)
+            : null;
+        var response = new ListPodSandboxResponse();
+        foreach (var record in Pods.List(filter))
+        {
+            var item = new PodSandbox
+            {
+                Id = record.Id,
+                Metadata = Metadata(record.Spec.Identity),
+                State = ToCri(record.State),
+                CreatedAt = UnixNanos(record.CreatedAt),
+                RuntimeHandler = record.Spec.RuntimeHandler,
+            };
+            Copy(item.Labels, record.Spec.Labels);
+            Copy(item.Annotations, record.Spec.Annotations);
+            response.Items.Add(item);
+        }
+        return Task.FromResult(response);
+    }
+
+    public async Task<PodSandboxStatsResponse> PodSandboxStats(PodSandboxStatsRequest request, ServerCallContext context)
+    {
+        var (record, _) = await Pods.StatusAsync(request.PodSandboxId, verbose: false, context.CancellationToken).ConfigureAwait(false);
+        return new PodSandboxStatsResponse { Stats = await StatsOf(record, context.CancellationToken).ConfigureAwait(false) };
+    }
+
+    public async Task<ListPodSandboxStatsResponse> ListPodSandboxStats(ListPodSandboxStatsRequest request, ServerCallContext context)
+    {
+        var f = request.Filter;
+        var records = Pods.List(new SandboxFilter(f?.Id, SandboxState.Ready, f is { LabelSelector.Count: > 0 } ? f.LabelSelector : null));
+        var response = new ListPodSandboxStatsResponse();
+        foreach (var record in records)
+        {
+            try
+            {
+                response.Stats.Add(await StatsOf(record, context.CancellationToken).ConfigureAwait(false));
+            }
+            catch (HullException e) when (e.Kind == ErrorKind.NotFound)
+            {
+                // removed meanwhile
+            }
+        }
+        return response;
+    }
+
+    public async Task<UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest request, ServerCallContext context)
+    {
+        var r = request.Resources;
+        var resources = r is null ? new SandboxResources()
+            : new SandboxResources(r.CpuShares > 0 ? r.CpuShares : null, r.CpuQuota != 0 ? r.CpuQuota : null, r.CpuPeriod > 0 ? r.CpuPeriod : null,
+                r.MemoryLimitInBytes > 0 ? r.MemoryLimitInBytes : null);
+        await Pods.UpdateResourcesAsync(request.PodSandboxId, resources, context.CancellationToken).ConfigureAwait(false);
+        return new UpdatePodSandboxResourcesResponse();
+    }
+
+    private async Task<Api.Cri.PodSandboxStats> StatsOf(SandboxRecord record, CancellationToken cancellationToken)
+    {
+        var metrics = await Pods.MetricsAsync(record.Id, cancellationToken).ConfigureAwait(false);
+        long at = UnixNanos(metrics.Timestamp);
+        var attributes = new PodSandboxAttributes { Id = record.Id, Metadata = Metadata(record.Spec.Identity) };
+        Copy(attributes.Labels, record.Spec.Labels);
+        Copy(attributes.Annotations, record.Spec.Annotations);
+        var network = new NetworkUsage { Timestamp = at };
+        foreach (var i in metrics.Interfaces)
+        {
+            var usage = new NetworkInterfaceUsage
+            {
+                Name = i.Name,
+                RxBytes = new UInt64Value { Value = i.RxBytes },
+                RxErrors = new UInt64Value { Value = i.RxErrors },
+                TxBytes = new UInt64Value { Value = i.TxBytes },
+                TxErrors = new UInt64Value { Value = i.TxErrors },
+            };
+            if (i.Name == "eth0") network.DefaultInterface = usage;
+            else network.Interfaces.Add(usage);
+        }
+        return new Api.Cri.PodSandboxStats
+        {
+            Attributes = attributes,
+            Linux = new LinuxPodSandboxStats
+            {
+                Cpu = new CpuUsage { Timestamp = at, UsageCoreNanoSeconds = new UInt64Value { Value = metrics.CpuUsageNanos } },
+                Memory = new MemoryUsage { Timestamp = at, WorkingSetBytes = new UInt64Value { Value = metrics.MemoryWorkingSetBytes } },
+                Network = network,
+            },
+        };
+    }
+
+    // ---------------------------------------------------------------- translation
+
+    internal static PodSandboxSpec ToSpec(string id, PodSandboxConfig config, string runtimeHandler)
+    {
+        var m = config.Metadata ?? throw new HullException(ErrorKind.InvalidArgument, "RunPodSandbox needs sandbox metadata");
+        var linux = config.Linux;
+        var ns = linux?.SecurityContext?.NamespaceOptions;
+        var resources = linux?.Resources;
+        return new PodSandboxSpec
+        {
+            Id = id,
+            Identity = new PodIdentity(m.Name, m.Namespace, m.Uid, m.Attempt),
+            RuntimeHandler = runtimeHandler,
+            Hostname = config.Hostname,
+            LogDirectory = config.LogDirectory,
+            Dns = config.DnsConfig is { } dns ? new PodDns(dns.Servers.ToList(), dns.Searches.ToList(), dns.Options.ToList()) : null,
+            PortMappings = config.PortMappings.Select(p => new PodPortMapping(p.Protocol switch
+            {
+                Protocol.Udp => "UDP",
+                Protocol.Sctp => "SCTP",
+                _ => "TCP",
+            }, p.ContainerPort, p.HostPort, p.HostIp)).ToList(),
+            Labels = new Dictionary<string, string>(config.Labels, StringComparer.Ordinal),
+            Annotations = new Dictionary<string, string>(config.Annotations, StringComparer.Ordinal),
+            CgroupParent = linux?.CgroupParent ?? "",
+            NetworkMode = ns is null ? Domain.NamespaceMode.Pod : (Domain.NamespaceMode)ns.Network,
+            PidMode = ns is null ? Domain.NamespaceMode.Container : (Domain.NamespaceMode)ns.Pid,
+            IpcMode = ns is null ? Domain.NamespaceMode.Pod : (Domain.NamespaceMode)ns.Ipc,
+            Sysctls = linux is null ? new Dictionary<string, string>() : new Dictionary<string, string>(linux.Sysctls, StringComparer.Ordinal),
+            Resources = resources is null ? null : new SandboxResources(resources.CpuShares > 0 ? resources.CpuShares : null,
+                resources.CpuQuota != 0 ? resources.CpuQuota : null, resources.CpuPeriod > 0 ? resources.CpuPeriod : null,
+                resources.MemoryLimitInBytes > 0 ? resources.MemoryLimitInBytes : null),
+            Privileged = linux?.SecurityContext?.Privileged ?? false,
+            RunAsUser = linux?.SecurityContext?.RunAsUser?.Value,
+            SupplementalGroups = linux?.SecurityContext?.SupplementalGroups.ToList() ?? [],
+        };
+    }
+
+    private static void Copy(Google.Protobuf.Collections.MapField<string, string> to, IReadOnlyDictionary<string, string> from)
+    {
+        foreach (var (k, v) in from) to[k] = v;
+    }
+
+    private static PodSandboxMetadata Metadata(PodIdentity identity) => new()
+    {
+        Name = identity.Name,
+        Namespace = identity.Namespace,
+        Uid = identity.Uid,
+        Attempt = identity.Attempt,
+    };
+
+    private static PodSandboxState ToCri(SandboxState state) =>
+        state == SandboxState.Ready ? PodSandboxState.SandboxReady : PodSandboxState.SandboxNotready;
+
+    private static long UnixNanos(DateTimeOffset at) => (at.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+}

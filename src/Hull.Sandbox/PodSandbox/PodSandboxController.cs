@@ -1,0 +1,559 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Hull.Core;
+using Hull.Linux.Namespaces;
+using Hull.Runtime.Cgroups;
+using Hull.Runtime.Tasks;
+using Hull.Sandbox.Cni;
+using Hull.Sandbox.Controller;
+using Hull.Sandbox.Namespaces;
+using Hull.Sandbox.Store;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Hull.Sandbox.PodSandbox;
+
+/// <summary>How the <c>podsandbox</c> sandboxer works on this node.</summary>
+public sealed record PodSandboxOptions
+{
+    public required string StateDirectory { get; init; }
+    /// <summary>The default handler's cgroup driver; with systemd, the pod's slice is left to systemd and runc.</summary>
+    public bool SystemdCgroup { get; init; }
+    public long ShmSizeBytes { get; init; } = PodSandboxFiles.DefaultShmSize;
+    public string HostResolvConf { get; init; } = "/etc/resolv.conf";
+    public string HostHosts { get; init; } = "/etc/hosts";
+    /// <summary>The infra process of a pod that shares its PID namespace (statically linked; bind-mounted into an empty rootfs).</summary>
+    public string InfraBinary { get; init; } = "/usr/bin/catatonit";
+    /// <summary>Clamp the infra process's oom_score_adj to hulld's own (root without CAP_SYS_RESOURCE).</summary>
+    public bool RestrictOomScoreAdj { get; init; }
+    public TimeSpan CgroupRemoveTimeout { get; init; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>
+/// The <c>podsandbox</c> sandboxer: a pod is a set of pinned namespaces (network, IPC, UTS), a CNI attachment, a few
+/// files, a /dev/shm tmpfs and a cgroup; an infra process (<c>catatonit -P</c> under runc) exists only when the pod
+/// shares a PID namespace. Containers run through the local conmon + runc task manager.
+/// </summary>
+public sealed partial class PodSandboxController : ISandboxController
+{
+    public const string SandboxerName = "podsandbox";
+    /// <summary>The pod cgroup's parent when the kubelet gives none (cgroupfs): /hull/&lt;id&gt;, as <see cref="Runtime.Spec.CgroupsPath"/> places containers.</summary>
+    private const string DefaultCgroupRoot = Runtime.Spec.CgroupsPath.CgroupfsRoot;
+    private static readonly TimeSpan InfraStopTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly PodSandboxOptions _options;
+    private readonly NamespacePinner _pinner;
+    private readonly Func<string, CniManager> _cniFor;
+    private readonly Func<string, TaskManager> _tasksFor;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, Pod> _pods = new(StringComparer.Ordinal);
+
+    /// <param name="cniFor">The CNI manager of a runtime handler (handlers may have their own conf dir).</param>
+    /// <param name="tasksFor">The task manager of a runtime handler (its OCI runtime binary and cgroup driver).</param>
+    public PodSandboxController(PodSandboxOptions options, NamespacePinner pinner, Func<string, CniManager> cniFor,
+        Func<string, TaskManager> tasksFor, ILogger<PodSandboxController>? logger = null)
+    {
+        _options = options;
+        _pinner = pinner;
+        _cniFor = cniFor;
+        _tasksFor = tasksFor;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+    }
+
+    public string Name => SandboxerName;
+
+    public SandboxerFeatures Features { get; } = new(RecursiveReadOnlyMounts: false, UserNamespaces: false);
+
+    private sealed class Pod(PodSandboxSpec spec, SandboxInstance instance)
+    {
+        public PodSandboxSpec Spec { get; } = spec;
+        public volatile SandboxInstance Instance = instance;
+        public DateTimeOffset? ExitedAt;
+        public readonly TaskCompletionSource<SandboxExit> Exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly SemaphoreSlim Lock = new(1, 1);
+    }
+
+    // ---------------------------------------------------------------- create
+
+    public async Task<SandboxInstance> CreateAsync(PodSandboxSpec spec, CancellationToken cancellationToken)
+    {
+        string id = spec.Id;
+        NamespacePinner.ValidateSandboxId(id);
+        string dir = PodSandboxFiles.SandboxDirectory(_options.StateDirectory, id);
+        var pod = new Pod(spec, new SandboxInstance { Id = id, CreatedAt = DateTimeOffset.UtcNow, Sandboxer = Name, Directory = dir });
+        if (!_pods.TryAdd(id, pod)) throw new HullException(ErrorKind.AlreadyExists, $"pod sandbox \"{id}\" already exists");
+        try
+        {
+            Directory.CreateDirectory(dir);
+            string hostname = HostnameOf(spec);
+
+            // The pod cgroup (cgroupfs; with systemd, runc makes the slice's scopes).
+            if (!_options.SystemdCgroup)
+            {
+                var (parent, created) = EnsureCgroup(spec);
+                pod.Instance = pod.Instance with { CgroupParent = parent, CgroupCreated = created };
+            }
+            else pod.Instance = pod.Instance with { CgroupParent = spec.CgroupParent };
+
+            // Namespaces: host network means host UTS too (containerd's rule); host IPC means no IPC namespace.
+            var kinds = NamespaceTypes.None;
+            if (spec.NetworkMode != NamespaceMode.Node) kinds |= NamespaceTypes.Network | NamespaceTypes.Uts;
+            if (spec.IpcMode != NamespaceMode.Node) kinds |= NamespaceTypes.Ipc;
+            if (kinds == NamespaceTypes.None && spec.Sysctls.Count > 0)
+                throw new HullException(ErrorKind.InvalidArgument,
+                    $"pod sandbox \"{id}\": sysctls {string.Join(", ", spec.Sysctls.Keys)} need a pod network or IPC namespace, but the pod uses the node's");
+            if (kinds != NamespaceTypes.None)
+            {
+                var pins = await _pinner.PinAsync(new NamespacePinRequest(id)
+                {
+                    Namespaces = kinds,
+                    Hostname = kinds.HasFlag(NamespaceTypes.Uts) ? hostname : null,
+                    Sysctls = spec.Sysctls,
+                }, cancellationToken).ConfigureAwait(false);
+                pod.Instance = pod.Instance with
+                {
+                    NetNsPath = pins.NetworkPath ?? "",
+                    IpcNsPath = pins.IpcPath ?? "",
+                    UtsNsPath = pins.UtsPath ?? "",
+                };
+            }
+
+            // CNI ADD (it undoes itself when it fails).
+            if (spec.NetworkMode != NamespaceMode.Node)
+            {
+                var network = await _cniFor(spec.RuntimeHandler).SetupAsync(NetworkRequest(spec, pod.Instance.NetNsPath), cancellationToken)
+                    .ConfigureAwait(false);
+                pod.Instance = pod.Instance with { Ips = network.PodIps, NetworkAttached = true };
+            }
+
+            PodSandboxFiles.WriteHostname(dir, hostname);
+            PodSandboxFiles.WriteHosts(dir, hostname, pod.Instance.Ips, spec.NetworkMode == NamespaceMode.Node ? _options.HostHosts : null);
+            PodSandboxFiles.WriteResolvConf(dir, spec.Dns, _options.HostResolvConf);
+            pod.Instance = pod.Instance with
+            {
+                HostnamePath = PodSandboxFiles.HostnamePath(dir),
+                HostsPath = PodSandboxFiles.HostsPath(dir),
+                ResolvConfPath = PodSandboxFiles.ResolvConfPath(dir),
+            };
+            if (spec.IpcMode == NamespaceMode.Node) pod.Instance = pod.Instance with { ShmPath = "/dev/shm" };
+            else
+            {
+                PodSandboxFiles.MountShm(dir, _options.ShmSizeBytes);
+                pod.Instance = pod.Instance with { ShmPath = PodSandboxFiles.ShmPath(dir), ShmMounted = true };
+            }
+            _logger.LogInformation("pod sandbox {Id} ({Name}): created, IPs {Ips}", id, spec.Identity.ReservationKey, string.Join(", ", pod.Instance.Ips));
+            return pod.Instance;
+        }
+        catch (Exception e)
+        {
+            _logger.LogWarning("pod sandbox {Id}: create failed, undoing: {Error}", id, e.Message);
+            try
+            {
+                await TearDownAsync(pod, removeAll: true, CancellationToken.None).ConfigureAwait(false);
+                _pods.TryRemove(id, out _);
+            }
+            catch (Exception undo)
+            {
+                _logger.LogError("pod sandbox {Id}: undoing a failed create failed: {Error}", id, undo.Message);
+                if (e is HullException h) throw new HullException(h.Kind, $"{h.Message}; cleaning up also failed: {undo.Message}", h);
+                throw new HullException(ErrorKind.Internal, $"pod sandbox \"{id}\": {e.Message}; cleaning up also failed: {undo.Message}", e);
+            }
+            if (e is HullException or OperationCanceledException) throw;
+            throw new HullException(ErrorKind.Internal, $"pod sandbox \"{id}\": cannot create: {e.Message}", e);
+        }
+    }
+
+    public async Task<SandboxInstance> StartAsync(string sandboxId, CancellationToken cancellationToken)
+    {
+        var pod = Get(sandboxId);
+        await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (pod.Spec.PidMode == NamespaceMode.Pod && pod.Instance.InfraTaskId.Length == 0)
+            {
+                var (taskId, pid, pidNs) = await StartInfraAsync(pod, cancellationToken).ConfigureAwait(false);
+                pod.Instance = pod.Instance with { InfraTaskId = taskId, InfraPid = pid, PidNsPath = pidNs };
+            }
+            pod.Instance = pod.Instance with { State = SandboxState.Ready };
+            return pod.Instance;
+        }
+        finally
+        {
+            pod.Lock.Release();
+        }
+    }
+
+    public Task<SandboxPlatform> PlatformAsync(string sandboxId, CancellationToken cancellationToken)
+    {
+        Get(sandboxId);
+        string arch = RuntimeInformation.OSArchitecture switch
+        {
+            Architecture.X64 => "amd64",
+            Architecture.Arm64 => "arm64",
+            Architecture.Arm => "arm",
+            Architecture.S390x => "s390x",
+            Architecture.Ppc64le => "ppc64le",
+            var other => other.ToString().ToLowerInvariant(),
+        };
+        return Task.FromResult(new SandboxPlatform("linux", arch));
+    }
+
+    // ---------------------------------------------------------------- stop / shutdown
+
+    public async Task StopAsync(string sandboxId, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var pod = Get(sandboxId);
+        await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await TearDownAsync(pod, removeAll: false, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            pod.Lock.Release();
+        }
+    }
+
+    public async Task ShutdownAsync(string sandboxId, CancellationToken cancellationToken)
+    {
+        if (!_pods.TryGetValue(sandboxId, out var pod)) return;
+        await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await TearDownAsync(pod, removeAll: true, cancellationToken).ConfigureAwait(false);
+            _pods.TryRemove(sandboxId, out _);
+        }
+        finally
+        {
+            pod.Lock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Undoes the pod in reverse: infra process, CNI DEL, namespace pins, shm; with <paramref name="removeAll"/> also the
+    /// cgroup and the directory. Every step is idempotent and runs even when an earlier one failed; the first failure
+    /// is thrown at the end. The pins are kept while CNI DEL has not succeeded, so a retry can run it again.
+    /// </summary>
+    private async Task TearDownAsync(Pod pod, bool removeAll, CancellationToken cancellationToken)
+    {
+        string id = pod.Spec.Id;
+        var errors = new List<Exception>();
+        async Task Step(string what, Func<Task> step)
+        {
+            try
+            {
+                await step().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                _logger.LogWarning("pod sandbox {Id}: {What} failed: {Error}", id, what, e.Message);
+                errors.Add(e);
+            }
+        }
+
+        if (pod.Instance.InfraTaskId is { Length: > 0 } infra)
+            await Step("stopping the infra process", async () =>
+            {
+                var tasks = _tasksFor(pod.Spec.RuntimeHandler);
+                try
+                {
+                    await tasks.StopAsync(infra, InfraStopTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+                catch (HullException e) when (e.Kind == ErrorKind.NotFound) { }
+                try
+                {
+                    await tasks.DeleteAsync(infra, cancellationToken).ConfigureAwait(false);
+                }
+                catch (HullException e) when (e.Kind == ErrorKind.NotFound) { }
+                pod.Instance = pod.Instance with { InfraTaskId = "", InfraPid = 0, PidNsPath = "" };
+            }).ConfigureAwait(false);
+
+        bool networkDone = true;
+        if (pod.Spec.NetworkMode != NamespaceMode.Node && (pod.Instance.NetworkAttached || removeAll))
+        {
+            int before = errors.Count;
+            await Step("CNI DEL", async () =>
+            {
+                await _cniFor(pod.Spec.RuntimeHandler).TeardownAsync(
+                    NetworkRequest(pod.Spec, pod.Instance.NetNsPath.Length > 0 ? pod.Instance.NetNsPath : _pinner.PathOf(id, NamespaceTypes.Network)),
+                    cancellationToken).ConfigureAwait(false);
+                pod.Instance = pod.Instance with { NetworkAttached = false };
+            }).ConfigureAwait(false);
+            networkDone = errors.Count == before;
+        }
+
+        if (networkDone)
+            await Step("removing the namespace pins", () =>
+            {
+                _pinner.Remove(id);
+                return Task.CompletedTask;
+            }).ConfigureAwait(false);
+
+        string dir = PodSandboxFiles.SandboxDirectory(_options.StateDirectory, id);
+        await Step("unmounting /dev/shm", () =>
+        {
+            PodSandboxFiles.UnmountShm(dir);
+            pod.Instance = pod.Instance with { ShmMounted = false };
+            return Task.CompletedTask;
+        }).ConfigureAwait(false);
+
+        if (removeAll)
+        {
+            var cgroup = pod.Instance.CgroupCreated ? pod.Instance.CgroupParent
+                : pod.Spec.CgroupParent.Length == 0 && !_options.SystemdCgroup ? $"{DefaultCgroupRoot}/{id}" : null;
+            if (cgroup is not null)
+                await Step("removing the pod cgroup", async () =>
+                {
+                    await CgroupTree.RemoveAsync(CgroupPaths.ForCgroupsPath(cgroup, CgroupLayout.Detect()), _options.CgroupRemoveTimeout, cancellationToken)
+                        .ConfigureAwait(false);
+                    pod.Instance = pod.Instance with { CgroupCreated = false };
+                }).ConfigureAwait(false);
+            if (errors.Count == 0)
+                await Step("removing the sandbox directory", () =>
+                {
+                    if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+                    return Task.CompletedTask;
+                }).ConfigureAwait(false);
+        }
+
+        if (pod.Instance.State != SandboxState.NotReady || pod.ExitedAt is null)
+        {
+            pod.ExitedAt ??= DateTimeOffset.UtcNow;
+            pod.Instance = pod.Instance with { State = SandboxState.NotReady };
+            pod.Exit.TrySetResult(new SandboxExit(0, pod.ExitedAt.Value));
+        }
+
+        if (errors.Count > 0)
+        {
+            var first = errors[0];
+            string message = $"pod sandbox \"{id}\": {(removeAll ? "remove" : "stop")} failed: {string.Join("; ", errors.Select(e => e.Message))}";
+            throw new HullException(first is HullException h ? h.Kind : ErrorKind.Internal, message, first);
+        }
+    }
+
+    public Task<SandboxExit> WaitAsync(string sandboxId, CancellationToken cancellationToken) =>
+        Get(sandboxId).Exit.Task.WaitAsync(cancellationToken);
+
+    // ---------------------------------------------------------------- status, metrics, update
+
+    public Task<SandboxStatus> StatusAsync(string sandboxId, bool verbose, CancellationToken cancellationToken)
+    {
+        var pod = Get(sandboxId);
+        var instance = pod.Instance;
+        var info = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (verbose) info["info"] = VerboseInfo(pod, instance);
+        return Task.FromResult(new SandboxStatus(instance, pod.ExitedAt, info));
+    }
+
+    private string VerboseInfo(Pod pod, SandboxInstance instance)
+    {
+        var cni = instance.NetworkAttached && pod.Spec.NetworkMode != NamespaceMode.Node
+            ? _cniFor(pod.Spec.RuntimeHandler).GetCachedStatus(pod.Spec.Id) : null;
+        var info = new JsonObject
+        {
+            ["sandboxID"] = pod.Spec.Id,
+            ["sandboxer"] = Name,
+            ["runtimeHandler"] = pod.Spec.RuntimeHandler,
+            ["pid"] = instance.InfraPid,
+            ["netNamespaceClosed"] = instance.NetNsPath.Length > 0 && !LinuxNamespaces.IsNamespace(instance.NetNsPath),
+            ["namespaces"] = new JsonObject
+            {
+                ["network"] = instance.NetNsPath,
+                ["ipc"] = instance.IpcNsPath,
+                ["uts"] = instance.UtsNsPath,
+                ["pid"] = instance.PidNsPath,
+            },
+            ["cgroupParent"] = instance.CgroupParent,
+            ["sandboxDirectory"] = instance.Directory,
+            ["files"] = new JsonObject
+            {
+                ["hostname"] = instance.HostnamePath,
+                ["hosts"] = instance.HostsPath,
+                ["resolvConf"] = instance.ResolvConfPath,
+                ["shm"] = instance.ShmPath,
+            },
+            ["cniResult"] = cni is null ? null : new JsonArray(cni.Attachments.Select(a => (JsonNode)new JsonObject
+            {
+                ["network"] = a.NetworkName,
+                ["interface"] = a.InterfaceName,
+                ["result"] = a.Result.Raw.DeepClone(),
+            }).ToArray()),
+            ["config"] = JsonSerializer.SerializeToNode(pod.Spec, SandboxStore.Json),
+        };
+        return info.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    public async Task<SandboxMetrics> MetricsAsync(string sandboxId, CancellationToken cancellationToken)
+    {
+        var pod = Get(sandboxId);
+        var instance = pod.Instance;
+        ulong cpu = 0, workingSet = 0;
+        var at = DateTimeOffset.UtcNow;
+        if (!_options.SystemdCgroup && instance.CgroupParent.Length > 0)
+        {
+            try
+            {
+                var stats = CgroupStatsReader.Read(CgroupPaths.ForCgroupsPath(instance.CgroupParent, CgroupLayout.Detect()));
+                (cpu, workingSet, at) = (stats.CpuUsageNanoseconds, stats.MemoryWorkingSetBytes, stats.Timestamp);
+            }
+            catch (HullException e) when (e.Kind == ErrorKind.NotFound) { }
+        }
+        IReadOnlyList<InterfaceMetrics> interfaces = [];
+        if (instance.NetNsPath.Length > 0 && LinuxNamespaces.IsNamespace(instance.NetNsPath))
+            interfaces = await NamespaceRunner.RunInAsync(instance.NetNsPath, NamespaceTypes.Network,
+                () => ParseNetDev(File.ReadAllText("/proc/thread-self/net/dev"))).ConfigureAwait(false);
+        return new SandboxMetrics(at, cpu, workingSet, interfaces);
+    }
+
+    /// <summary>/proc/net/dev: "iface: rx_bytes rx_packets rx_errs … (8 rx fields) tx_bytes tx_packets tx_errs …"; lo is left out.</summary>
+    internal static IReadOnlyList<InterfaceMetrics> ParseNetDev(string text)
+    {
+        var result = new List<InterfaceMetrics>();
+        foreach (var line in text.Split('\n').Skip(2))
+        {
+            int colon = line.IndexOf(':');
+            if (colon < 0) continue;
+            string name = line[..colon].Trim();
+            if (name == "lo") continue;
+            var f = line[(colon + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length < 11) continue;
+            ulong P(int i) => ulong.Parse(f[i], CultureInfo.InvariantCulture);
+            result.Add(new InterfaceMetrics(name, P(0), P(2), P(8), P(10)));
+        }
+        return result;
+    }
+
+    public Task UpdateAsync(string sandboxId, SandboxResources resources, CancellationToken cancellationToken)
+    {
+        var pod = Get(sandboxId);
+        if (_options.SystemdCgroup || pod.Instance.CgroupParent.Length == 0) return Task.CompletedTask;
+        var paths = CgroupPaths.ForCgroupsPath(pod.Instance.CgroupParent, CgroupLayout.Detect());
+        void Write(string? dir, string file, long? value)
+        {
+            if (dir is null || value is null) return;
+            var path = Path.Combine(dir, file);
+            if (File.Exists(path)) File.WriteAllText(path, value.Value.ToString(CultureInfo.InvariantCulture));
+        }
+        try
+        {
+            Write(paths.Controller("cpu"), "cpu.shares", resources.CpuShares);
+            Write(paths.Controller("cpu"), "cpu.cfs_period_us", resources.CpuPeriod);
+            Write(paths.Controller("cpu"), "cpu.cfs_quota_us", resources.CpuQuota);
+            Write(paths.Controller("memory"), "memory.limit_in_bytes", resources.MemoryLimitBytes);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HullException(ErrorKind.Internal, $"pod sandbox \"{sandboxId}\": cannot update the pod cgroup: {e.Message}", e);
+        }
+        pod.Instance = pod.Instance with { };
+        return Task.CompletedTask;
+    }
+
+    // ---------------------------------------------------------------- recovery, tasks
+
+    public async Task<SandboxInstance> RecoverAsync(PodSandboxSpec spec, SandboxInstance persisted, CancellationToken cancellationToken)
+    {
+        var pod = new Pod(spec, persisted);
+        _pods[spec.Id] = pod;
+        if (persisted.State != SandboxState.Ready) return persisted;
+        string? lost = null;
+        if (persisted.NetNsPath.Length > 0 && !LinuxNamespaces.IsNamespace(persisted.NetNsPath))
+            lost = $"its network namespace {persisted.NetNsPath} is gone";
+        else if (persisted.InfraTaskId.Length > 0)
+        {
+            try
+            {
+                var recovered = await _tasksFor(spec.RuntimeHandler).RecoverAsync(persisted.InfraTaskId, cancellationToken).ConfigureAwait(false);
+                if (recovered.Status != RuntimeStatus.Running) lost = $"its infra process is {recovered.Status.ToString().ToLowerInvariant()}";
+            }
+            catch (HullException e)
+            {
+                lost = $"its infra process cannot be found: {e.Message}";
+            }
+        }
+        if (lost is not null)
+        {
+            _logger.LogWarning("pod sandbox {Id}: not ready after restart: {Reason}", spec.Id, lost);
+            pod.ExitedAt = DateTimeOffset.UtcNow;
+            pod.Instance = persisted with { State = SandboxState.NotReady };
+            pod.Exit.TrySetResult(new SandboxExit(255, pod.ExitedAt.Value));
+        }
+        return pod.Instance;
+    }
+
+    /// <summary>Sets the exit time a restart found in the store (so status keeps reporting it).</summary>
+    internal void SetExitedAt(string sandboxId, DateTimeOffset exitedAt)
+    {
+        if (_pods.TryGetValue(sandboxId, out var pod))
+        {
+            pod.ExitedAt = exitedAt;
+            pod.Exit.TrySetResult(new SandboxExit(0, exitedAt));
+        }
+    }
+
+    public ITaskService Tasks(string sandboxId) => _tasksFor(Get(sandboxId).Spec.RuntimeHandler);
+
+    private Pod Get(string sandboxId) =>
+        _pods.TryGetValue(sandboxId, out var pod) ? pod
+            : throw new HullException(ErrorKind.NotFound, $"pod sandbox \"{sandboxId}\" not found");
+
+    // ---------------------------------------------------------------- pieces
+
+    private static string HostnameOf(PodSandboxSpec spec)
+    {
+        if (spec.NetworkMode == NamespaceMode.Node) return Environment.MachineName;
+        string name = spec.Hostname.Length > 0 ? spec.Hostname : spec.Identity.Name;
+        return name.Length > 63 ? name[..63] : name;
+    }
+
+    private static PodNetworkRequest NetworkRequest(PodSandboxSpec spec, string netns) => new(spec.Id, netns)
+    {
+        PodName = spec.Identity.Name,
+        PodNamespace = spec.Identity.Namespace,
+        PodUid = spec.Identity.Uid,
+        PortMappings = spec.PortMappings.Where(p => p.HostPort > 0)
+            .Select(p => new CniPortMapping(p.HostPort, p.ContainerPort, p.Protocol.ToLowerInvariant(), p.HostIp)).ToList(),
+        Dns = spec.Dns is { } d ? new CniDnsCapability(d.Servers, d.Searches, d.Options) : null,
+        CgroupPath = spec.CgroupParent.Length > 0 ? spec.CgroupParent : null,
+        Annotations = spec.Annotations,
+    };
+
+    /// <summary>Creates the pod cgroup (cgroupfs) in every hierarchy where it is missing; returns it and whether Hull made it.</summary>
+    private static (string Path, bool Created) EnsureCgroup(PodSandboxSpec spec)
+    {
+        string parent = spec.CgroupParent.Trim();
+        if (parent.EndsWith(".slice", StringComparison.Ordinal))
+            throw new HullException(ErrorKind.InvalidArgument,
+                $"cgroup parent \"{spec.CgroupParent}\" is a systemd slice, but the cgroup driver is cgroupfs (the kubelet's cgroupDriver must match Hull's)");
+        string path = parent.Length == 0 ? $"{DefaultCgroupRoot}/{spec.Id}" : "/" + parent.Trim('/');
+        var layout = CgroupLayout.Detect();
+        if (layout.Mode == CgroupMode.None) return (path, false);
+        CgroupPaths paths;
+        try
+        {
+            paths = CgroupPaths.ForCgroupsPath(path, layout);
+        }
+        catch (ArgumentException e)
+        {
+            throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{spec.Id}\": {e.Message}", e);
+        }
+        bool created = false;
+        foreach (var dir in paths.Directories)
+        {
+            if (Directory.Exists(dir)) continue;
+            try
+            {
+                Directory.CreateDirectory(dir);
+                created = true;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new HullException(ErrorKind.Internal, $"pod sandbox \"{spec.Id}\": cannot create cgroup \"{dir}\": {e.Message}", e);
+            }
+        }
+        return (path, created);
+    }
+}
