@@ -85,6 +85,20 @@ if [ -f "$NODE_DIR/package.json" ]; then
   fi
 fi
 
+# ---------------------------------------------------------------- interop: streaming (npm spdy + ws)
+STREAM_DIR="$ROOT/e2e/interop/streaming"
+if [ -f "$STREAM_DIR/package-lock.json" ]; then
+  stamp="$STREAM_DIR/node_modules/.hull-install-stamp"
+  want="$(sha256sum "$STREAM_DIR/package.json" "$STREAM_DIR/package-lock.json" | sha256sum | cut -d' ' -f1)"
+  if [ -d "$STREAM_DIR/node_modules" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    log "streaming interop clients: node_modules up to date"
+  else
+    log "streaming interop clients: npm ci (spdy, ws)"
+    (cd "$STREAM_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$want" >"$stamp"
+  fi
+fi
+
 # ---------------------------------------------------------------- interop: go (grpc-go 1.33 from Debian)
 GO_DIR="$ROOT/e2e/interop/go"
 if [ -d "$GO_DIR/cri-probe" ]; then

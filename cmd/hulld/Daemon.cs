@@ -77,9 +77,10 @@ internal static class Daemon
         using var registryClient = registry;
         Hull.Sandbox.SandboxManager sandboxes;
         Hull.Sandbox.Cni.CniManager cni;
+        Action releaseSandboxResources;
         try
         {
-            (sandboxes, cni) = await SandboxComposition.OpenAsync(config, metadata, loggerFactory, CancellationToken.None).ConfigureAwait(false);
+            (sandboxes, cni, releaseSandboxResources) = await SandboxComposition.OpenAsync(config, metadata, loggerFactory, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Hull.Core.HullException e)
         {
@@ -111,6 +112,7 @@ internal static class Daemon
         log.LogInformation("{Signal}: draining connections (up to {Seconds} s)", signal, DrainTimeout.TotalSeconds);
         await server.StopAsync(DrainTimeout).ConfigureAwait(false);
         TryDelete(config.Grpc.Address);
+        releaseSandboxResources();
         log.LogInformation("stopped");
         return 0;
     }

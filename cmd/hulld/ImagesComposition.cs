@@ -29,7 +29,8 @@ internal static class ImagesComposition
         var gc = new GarbageCollector(content, snapshotter, images, leases, loggers.CreateLogger<GarbageCollector>());
         // The CRI plugin's registry.config_path wins; the transfer service's is the fallback, as in containerd.
         string hostsPath = config.Images.RegistryConfigPath.Length > 0 ? config.Images.RegistryConfigPath : config.Transfer.ConfigPath;
-        var registry = new RegistryClient(new RegistryHosts(hostsPath.Length > 0 ? hostsPath : null));
+        var registry = new RegistryClient(new RegistryHosts(hostsPath.Length > 0 ? hostsPath : null),
+            new RegistryClientOptions { Logger = loggers.CreateLogger<RegistryClient>() }); // retries and failing hosts are logged
         var verifier = new BindirVerifier(config.ImageVerifier, loggers.CreateLogger<BindirVerifier>());
         var pinned = config.Images.PinnedImages.Values
             .Select(r => ImageReference.TryParseDockerRef(r, out var parsed) ? parsed.ToString() : r)

@@ -15,7 +15,7 @@ namespace Hulld;
 /// <summary>Wires pod sandboxes: runtime handlers → sandboxers (podsandbox), CNI per handler, task managers, the store.</summary>
 internal static class SandboxComposition
 {
-    public static async Task<(SandboxManager Sandboxes, CniManager Cni)> OpenAsync(HullConfig config, MetadataStore metadata,
+    public static async Task<(SandboxManager Sandboxes, CniManager Cni, Action Shutdown)> OpenAsync(HullConfig config, MetadataStore metadata,
         ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         var runtime = config.Runtime;
@@ -58,6 +58,6 @@ internal static class SandboxComposition
         var handlers = runtime.Runtimes.ToDictionary(r => r.Key, r => new SandboxHandler(r.Key, r.Value.Sandboxer), StringComparer.Ordinal);
         var manager = new SandboxManager(new SandboxStore(metadata), [podsandbox], handlers, defaultName, loggers.CreateLogger<SandboxManager>());
         await manager.RecoverAsync(cancellationToken).ConfigureAwait(false);
-        return (manager, defaultCni);
+        return (manager, defaultCni, podsandbox.ReleaseUnused);
     }
 }

@@ -106,7 +106,7 @@ public sealed class SandboxManager
             sandboxerTouched = true;
             var instance = await sandboxer.CreateAsync(spec, cancellationToken).ConfigureAwait(false);
             instance = await sandboxer.StartAsync(spec.Id, cancellationToken).ConfigureAwait(false);
-            var ready = entry.Record with { Instance = instance, State = SandboxState.Ready, CreatedAt = instance.CreatedAt };
+            var ready = entry.Record with { Instance = instance, State = SandboxState.Ready };
             await _store.PutAsync(ready, cancellationToken).ConfigureAwait(false);
             entry.Record = ready;
             _logger.LogInformation("pod sandbox {Id} ({Name}) is ready", spec.Id, name);

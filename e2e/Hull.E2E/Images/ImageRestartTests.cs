@@ -51,7 +51,7 @@ public sealed class ImageRestartTests(PushedTestImages pushed) : IClassFixture<P
         string id = await second.PullAsync(image);
         Assert.Equal(id, (await second.StatusAsync(image))?.Id);
         Assert.Equal(2, proxy.GetCount(layer.Digest));
-        Assert.Equal(ranged + 1, pushed.Registry.RangedGets(pushed.Images.Busybox.RepositoryPath, layer.Digest));
+        await pushed.Registry.AssertRangedGetsAsync(pushed.Images.Busybox.RepositoryPath, layer.Digest, ranged + 1);
         Assert.Empty(Directory.EnumerateFileSystemEntries(second.IngestDir()));
         Assert.Single(second.SnapshotDirs());
     }

@@ -166,6 +166,14 @@ internal static class ImageTestSupport
     public static int RangedGets(this RegistryProcess registry, string repository, string digest) =>
         registry.Log.Split('\n').Count(l => l.Contains($"\"GET /v2/{repository}/blobs/{digest} HTTP/1.1\" 206 ", StringComparison.Ordinal));
 
+    /// <summary>Waits (the registry's log arrives through a pipe) until the access log shows <paramref name="expected"/> ranged GETs of the blob.</summary>
+    public static async Task AssertRangedGetsAsync(this RegistryProcess registry, string repository, string digest, int expected)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (registry.RangedGets(repository, digest) != expected && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(expected, registry.RangedGets(repository, digest));
+    }
+
     /// <summary>Picks blob GETs of one digest, for <see cref="FaultyRegistryProxy.Inject"/>.</summary>
     public static Func<ProxiedRequest, bool> GetsOf(string digest) =>
         r => r.Method == "GET" && r.IsBlob && r.Path.EndsWith("/" + digest, StringComparison.Ordinal);

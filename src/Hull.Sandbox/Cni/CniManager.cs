@@ -126,7 +126,7 @@ public sealed class CniManager
         {
             // Undo with the same request, so IPAM allocations and veths of the plugins that did succeed are released.
             var undoErrors = await DeleteAllAsync(request, targets, CancellationToken.None).ConfigureAwait(false);
-            string suffix = undoErrors.Count == 0 ? "" : $"; cleaning up also failed: {string.Join("; ", undoErrors)}";
+            string suffix = undoErrors.Count == 0 ? "" : $"; cleaning up also failed: {string.Join("; ", undoErrors.Select(u => u.Message))}";
             if (e is HullException h) throw new HullException(h.Kind, h.Message + suffix, h);
             if (e is OperationCanceledException) throw;
             throw new HullException(ErrorKind.Internal, $"pod sandbox \"{request.SandboxId}\": cannot set up the network: {e.Message}{suffix}", e);

@@ -143,6 +143,23 @@ public sealed class NamespacePinner
         return ids.ToList();
     }
 
+    /// <summary>
+    /// At daemon shutdown: when no sandbox has a live pin any more, undoes the shared bind mount of
+    /// <see cref="NamespaceDirectory"/> onto itself (it is made again by the next <see cref="PinAsync"/>), so a stopped
+    /// daemon with no pods leaves no mount behind. Returns whether it was released.
+    /// </summary>
+    public bool ReleaseIfUnused()
+    {
+        lock (_sharedLock)
+        {
+            foreach (var id in ListSandboxIds())
+                if (Kinds.Any(k => IsPinned(id, k))) return false;
+            if (Directory.Exists(NamespaceDirectory)) Mounts.UnmountAll(NamespaceDirectory, detach: true);
+            _shared = false;
+            return true;
+        }
+    }
+
     private static void Unpin(string sandboxId, string path, bool suppress)
     {
         try

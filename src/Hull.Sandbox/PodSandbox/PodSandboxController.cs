@@ -152,7 +152,7 @@ public sealed partial class PodSandboxController : ISandboxController
             _logger.LogWarning("pod sandbox {Id}: create failed, undoing: {Error}", id, e.Message);
             try
             {
-                await TearDownAsync(pod, removeAll: true, CancellationToken.None).ConfigureAwait(false);
+                await TearDownAsync(pod, removeAll: true, CancellationToken.None, undoingCreate: true).ConfigureAwait(false);
                 _pods.TryRemove(id, out _);
             }
             catch (Exception undo)
@@ -237,7 +237,9 @@ public sealed partial class PodSandboxController : ISandboxController
     /// cgroup and the directory. Every step is idempotent and runs even when an earlier one failed; the first failure
     /// is thrown at the end. The pins are kept while CNI DEL has not succeeded, so a retry can run it again.
     /// </summary>
-    private async Task TearDownAsync(Pod pod, bool removeAll, CancellationToken cancellationToken)
+    /// <param name="undoingCreate">Undoing this process's own failed create: a failed CNI ADD has already been undone by
+    /// the CNI manager, and a DEL failure (a plugin that never ran ADD, say) does not keep the namespaces, as in containerd.</param>
+    private async Task TearDownAsync(Pod pod, bool removeAll, CancellationToken cancellationToken, bool undoingCreate = false)
     {
         string id = pod.Spec.Id;
         var errors = new List<Exception>();
@@ -272,7 +274,7 @@ public sealed partial class PodSandboxController : ISandboxController
             }).ConfigureAwait(false);
 
         bool networkDone = true;
-        if (pod.Spec.NetworkMode != NamespaceMode.Node && (pod.Instance.NetworkAttached || removeAll))
+        if (pod.Spec.NetworkMode != NamespaceMode.Node && (pod.Instance.NetworkAttached || (removeAll && !undoingCreate)))
         {
             int before = errors.Count;
             await Step("CNI DEL", async () =>
@@ -283,6 +285,11 @@ public sealed partial class PodSandboxController : ISandboxController
                 pod.Instance = pod.Instance with { NetworkAttached = false };
             }).ConfigureAwait(false);
             networkDone = errors.Count == before;
+            if (!networkDone && undoingCreate)
+            {
+                errors.RemoveRange(before, errors.Count - before); // logged above
+                networkDone = true;
+            }
         }
 
         if (networkDone)
@@ -491,6 +498,19 @@ public sealed partial class PodSandboxController : ISandboxController
         {
             pod.ExitedAt = exitedAt;
             pod.Exit.TrySetResult(new SandboxExit(0, exitedAt));
+        }
+    }
+
+    /// <summary>At daemon shutdown: releases node-wide mounts no pod uses any more (pods themselves keep running).</summary>
+    public void ReleaseUnused()
+    {
+        try
+        {
+            _pinner.ReleaseIfUnused();
+        }
+        catch (Exception e) when (e is IOException or Linux.SyscallException)
+        {
+            _logger.LogWarning("cannot release the namespace directory: {Error}", e.Message);
         }
     }
 

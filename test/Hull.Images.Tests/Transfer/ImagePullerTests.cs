@@ -247,6 +247,36 @@ public sealed class ImagePullerTests : IAsyncLifetime
         await AssertNothingStoredAsync();
     }
 
+    [Fact]
+    public async Task A_pull_that_reuses_blobs_and_snapshots_a_running_collection_is_removing_gets_them_back()
+    {
+        // One collector for the puller and for removals, as in hulld; its deletions can be held up.
+        var gate = new GatedContentStore(_content);
+        var leases = new LeaseManager();
+        var gc = new GarbageCollector(gate, _snapshotter, _images, leases, NullLogger.Instance);
+        var puller = new ImagePuller(_registry, _content, _snapshotter, _images, leases, gc, new AllowAll(), _deprecations,
+            new PullOptions { Platforms = PlatformMatcher.Only(new Platform("linux", "amd64")) }, NullLogger.Instance);
+        var first = await puller.PullAsync(Name, null, null, default);
+
+        // The image is removed; the collection that follows has marked everything dead and is about to delete it...
+        await _images.DeleteAsync((await _images.ByIdAsync(first.Id, default)).Select(r => r.Name).ToArray(), default);
+        gate.HoldDeletes();
+        var removal = gc.CollectAsync(default);
+        await gate.DeleteWaiting;
+        // ...when the image is pulled again. It must not adopt what that collection is removing.
+        var again = puller.PullAsync(Name, null, null, default);
+        await Task.WhenAny(again, Task.Delay(500));
+        gate.ReleaseDeletes();
+        await removal;
+        var second = await again;
+
+        Assert.Equal(first.Id, second.Id);
+        foreach (var digest in new[] { Image.Index, Image.For("amd64").Manifest, Image.For("amd64").Config, Image.Layer }.Select(b => b.Descriptor.Digest))
+            Assert.NotNull(await _content.TryInfoAsync(digest, default));
+        Assert.NotNull(await _snapshotter.TryStatAsync(second.ChainId, default));
+        Assert.Equal(new GcResult(0, 0, 0), await gc.CollectAsync(default));
+    }
+
     // ---- the fake registry ----------------------------------------------------------------------
 
     private async Task ServeAsync(HttpListenerContext context)
@@ -321,6 +351,41 @@ public sealed class ImagePullerTests : IAsyncLifetime
             Assert.True(DateTime.UtcNow < deadline, "timed out waiting");
             await Task.Delay(10);
         }
+    }
+
+    /// <summary>A content store whose deletions can be made to wait, to stop a collection between its mark and its sweep.</summary>
+    private sealed class GatedContentStore(ContentStore inner) : IContentStore
+    {
+        private readonly TaskCompletionSource _waiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private TaskCompletionSource? _hold;
+
+        /// <summary>Completes when a deletion is waiting.</summary>
+        public Task DeleteWaiting => _waiting.Task;
+
+        public void HoldDeletes() => _hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void ReleaseDeletes() => _hold?.TrySetResult();
+
+        public async Task DeleteAsync(string digest, CancellationToken cancellationToken)
+        {
+            if (_hold is { } hold)
+            {
+                _waiting.TrySetResult();
+                await hold.Task.WaitAsync(cancellationToken);
+            }
+            await inner.DeleteAsync(digest, cancellationToken);
+        }
+
+        public Task<ContentInfo> InfoAsync(string digest, CancellationToken cancellationToken) => inner.InfoAsync(digest, cancellationToken);
+        public Task<ContentInfo?> TryInfoAsync(string digest, CancellationToken cancellationToken) => inner.TryInfoAsync(digest, cancellationToken);
+        public Task<IReadOnlyList<ContentInfo>> WalkAsync(CancellationToken cancellationToken) => inner.WalkAsync(cancellationToken);
+        public Task<Stream> OpenReadAsync(string digest, CancellationToken cancellationToken) => inner.OpenReadAsync(digest, cancellationToken);
+        public Task<ContentInfo> SetLabelsAsync(string digest, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken) =>
+            inner.SetLabelsAsync(digest, labels, cancellationToken);
+        public Task<ContentWriter> OpenWriterAsync(string ingestRef, Descriptor expected, CancellationToken cancellationToken) =>
+            inner.OpenWriterAsync(ingestRef, expected, cancellationToken);
+        public Task<IReadOnlyList<IngestStatus>> ListIngestsAsync(CancellationToken cancellationToken) => inner.ListIngestsAsync(cancellationToken);
+        public Task AbortAsync(string ingestRef, CancellationToken cancellationToken) => inner.AbortAsync(ingestRef, cancellationToken);
     }
 
     private sealed class AllowAll : IImageVerifier

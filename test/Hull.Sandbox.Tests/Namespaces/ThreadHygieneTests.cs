@@ -48,8 +48,10 @@ public sealed class ThreadHygieneTests : IDisposable
     public async Task No_thread_is_left_in_a_pod_namespace_after_pinning_and_running_in_it()
     {
         var pinned = await _pinner.PinAsync(new NamespacePinRequest("hygiene") { Sysctls = new Dictionary<string, string> { ["kernel.shmmni"] = "1234" } });
-        var links = NamespacePinner.Kinds.ToDictionary(k => LinuxNamespaces.ProcName(k),
-            k => NamespaceRunner.RunInAsync(pinned.PathOf(k)!, k, () => new FileInfo(LinuxNamespaces.CurrentThreadNamespacePath(k)).LinkTarget!).Result);
+        var links = new Dictionary<string, string>();
+        foreach (var k in NamespacePinner.Kinds)
+            links[LinuxNamespaces.ProcName(k)] = await NamespaceRunner.RunInAsync(pinned.PathOf(k)!, k,
+                () => new FileInfo(LinuxNamespaces.CurrentThreadNamespacePath(k)).LinkTarget!);
 
         // Many short visits whose completions land on the thread pool (off xunit's context) while the pool is allowed
         // to add workers on demand: queueing from a thread inside the namespace would create them there.

@@ -1,0 +1,252 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Hull.Api.Cri;
+using Hull.E2E.Fixtures;
+using Hull.Grpc;
+
+namespace Hull.E2E.Pods;
+
+/// <summary>Pod sandboxes over the CRI socket, with real namespaces, the real CNI bridge plugins and a real cgroup tree.</summary>
+public sealed class PodSandboxTests
+{
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter", "iptables-save", "ip")]
+    public async Task A_pod_gets_an_IP_from_the_bridge_is_listed_and_stop_and_remove_leave_nothing_behind()
+    {
+        await using var env = await PodTestEnvironment.StartAsync();
+        string cgroup = $"{env.CgroupRoot}/pod-a";
+        var config = PodTestEnvironment.PodConfig("pod-a", cgroupParent: cgroup);
+        config.DnsConfig = new DNSConfig { Servers = { "10.96.0.10" }, Searches = { "e2e.svc.cluster.local" }, Options = { "ndots:5" } };
+        var id = await env.RunPodAsync(config);
+
+        var status = await env.StatusAsync(id, verbose: true);
+        Assert.Equal(PodSandboxState.SandboxReady, status.Status.State);
+        Assert.StartsWith(env.SubnetPrefix, status.Status.Network.Ip);
+        Assert.Equal("pod-a", status.Status.Metadata.Name);
+        Assert.Equal("pod-a", status.Status.Labels["app"]);
+        var info = status.Info["info"];
+        Assert.Contains("cniResult", info);
+        Assert.Contains(status.Status.Network.Ip, info);
+        Assert.Contains("\"runtimeHandler\"", info);
+        var netns = await env.NetNsAsync(id);
+        Assert.Contains(netns, File.ReadAllText("/proc/self/mountinfo"));
+        Assert.True(Directory.Exists($"/sys/fs/cgroup/memory{cgroup}"), "pod cgroup was not created");
+
+        // The pod's files.
+        var dir = Path.Combine(env.Hulld.State, "sandboxes", id);
+        Assert.Equal("pod-a\n", File.ReadAllText(Path.Combine(dir, "hostname")));
+        Assert.Contains("nameserver 10.96.0.10", File.ReadAllText(Path.Combine(dir, "resolv.conf")));
+        Assert.Contains("search e2e.svc.cluster.local", File.ReadAllText(Path.Combine(dir, "resolv.conf")));
+        Assert.Contains("localhost", File.ReadAllText(Path.Combine(dir, "hosts")));
+        Assert.Contains(Path.Combine(dir, "shm") + " ", File.ReadAllText("/proc/self/mountinfo"));
+        var hostname = await ProcessRunner.RunAsync("nsenter", [$"--uts={Path.Combine(env.Hulld.State, "ns", "uts", id)}", "/bin/busybox", "hostname"]);
+        Assert.Equal("pod-a", hostname.Stdout.Trim());
+
+        // Lists and their filters.
+        Assert.Contains((await env.ListAsync()).Items, p => p.Id == id && p.State == PodSandboxState.SandboxReady);
+        Assert.Single((await env.ListAsync(new PodSandboxFilter { Id = id[..12] })).Items);
+        Assert.Empty((await env.ListAsync(new PodSandboxFilter { Id = (id[0] == 'a' ? "b" : "a") + id[1..12] })).Items);
+        Assert.Single((await env.ListAsync(new PodSandboxFilter { LabelSelector = { ["app"] = "pod-a" } })).Items);
+        Assert.Empty((await env.ListAsync(new PodSandboxFilter { LabelSelector = { ["app"] = "other" } })).Items);
+        Assert.Empty((await env.ListAsync(new PodSandboxFilter { State = new PodSandboxStateValue { State = PodSandboxState.SandboxNotready } })).Items);
+
+        // Stats: the pod cgroup and its eth0.
+        var stats = await env.Cri.Runtime<PodSandboxStatsResponse>("PodSandboxStats", new PodSandboxStatsRequest { PodSandboxId = id });
+        Assert.Equal(id, stats.Stats.Attributes.Id);
+        Assert.Equal("eth0", stats.Stats.Linux.Network.DefaultInterface.Name);
+
+        await env.StopAsync(id);
+        await env.StopAsync(id); // idempotent
+        status = await env.StatusAsync(id);
+        Assert.Equal(PodSandboxState.SandboxNotready, status.Status.State);
+        Assert.Single((await env.ListAsync(new PodSandboxFilter { State = new PodSandboxStateValue { State = PodSandboxState.SandboxNotready } })).Items);
+
+        await env.RemoveAsync(id);
+        await env.RemoveAsync(id); // idempotent
+        var gone = await Assert.ThrowsAsync<RpcException>(() => env.StatusAsync(id));
+        Assert.Equal(StatusCode.NotFound, gone.StatusCode);
+        Assert.Empty((await env.ListAsync()).Items);
+        var left = await env.LeftoversAsync(id, netns, cgroup);
+        Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left));
+    }
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "nsenter", "/bin/busybox", "ip")]
+    public async Task Two_pods_reach_each_other_over_the_bridge()
+    {
+        await using var env = await PodTestEnvironment.StartAsync();
+        var a = await env.RunPodAsync(PodTestEnvironment.PodConfig("pod-a"));
+        var b = await env.RunPodAsync(PodTestEnvironment.PodConfig("pod-b"));
+        var ipB = (await env.StatusAsync(b)).Status.Network.Ip;
+        Assert.NotEqual((await env.StatusAsync(a)).Status.Network.Ip, ipB);
+
+        using var listener = StartListener(await env.NetNsAsync(b), 8080);
+        await Task.Delay(300);
+        var send = await ProcessRunner.RunAsync("sh", ["-c", $"echo hello-from-a | nsenter --net={await env.NetNsAsync(a)} /bin/busybox nc -w 3 {ipB} 8080"],
+            TimeSpan.FromSeconds(20));
+        Assert.True(send.ExitCode == 0, send.ToString());
+        Assert.Contains("hello-from-a", await ReadListenerAsync(listener));
+    }
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "nsenter", "/bin/busybox", "iptables-save", "ip")]
+    public async Task A_host_port_mapping_is_reachable_from_the_host_and_its_rules_go_with_the_pod()
+    {
+        await using var env = await PodTestEnvironment.StartAsync();
+        int hostPort = 31000 + env.N;
+        var config = PodTestEnvironment.PodConfig("web");
+        config.PortMappings.Add(new PortMapping { Protocol = Protocol.Tcp, ContainerPort = 80, HostPort = hostPort });
+        var id = await env.RunPodAsync(config);
+        var iptables = await ProcessRunner.RunAsync("iptables-save", []);
+        Assert.Contains(hostPort.ToString(System.Globalization.CultureInfo.InvariantCulture), iptables.Stdout);
+
+        var netns = await env.NetNsAsync(id);
+        using var listener = StartListener(netns, 80);
+        await Task.Delay(300);
+        using (var client = new TcpClient())
+        {
+            await client.ConnectAsync(env.Gateway, hostPort).WaitAsync(TimeSpan.FromSeconds(10));
+            await client.GetStream().WriteAsync("hello-from-host\n"u8.ToArray());
+        }
+        Assert.Contains("hello-from-host", await ReadListenerAsync(listener));
+
+        await env.StopAsync(id);
+        await env.RemoveAsync(id);
+        var left = await env.LeftoversAsync(id, netns, null);
+        Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left));
+        Assert.DoesNotContain($"--dport {hostPort} ", (await ProcessRunner.RunAsync("iptables-save", [])).Stdout);
+    }
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "iptables-save", "ip")]
+    public async Task A_broken_CNI_config_fails_cleanly_and_the_retry_after_fixing_it_works()
+    {
+        await using var env = await PodTestEnvironment.StartAsync();
+        // The bridge and host-local succeed, then a plugin that does not exist fails: what succeeded must be undone.
+        env.WriteNetwork(extraPlugin: "hull-no-such-plugin");
+        var config = PodTestEnvironment.PodConfig("flaky", uid: "uid-flaky", cgroupParent: $"{env.CgroupRoot}/flaky");
+        var e = await Assert.ThrowsAnyAsync<RpcException>(() => env.RunPodAsync(config));
+        Assert.Contains("hull-no-such-plugin", e.Detail);
+        Assert.Empty((await env.ListAsync()).Items);
+        var sandboxes = Path.Combine(env.Hulld.State, "sandboxes");
+        var leftDirs = Directory.Exists(sandboxes) ? Directory.GetDirectories(sandboxes) : [];
+        Assert.Empty(leftDirs);
+        var left = await env.LeftoversAsync("hull-no-such-id", null, $"{env.CgroupRoot}/flaky");
+        Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left));
+        Assert.Empty(Directory.Exists(Path.Combine(env.Hulld.State, "ns", "net")) ? Directory.GetFiles(Path.Combine(env.Hulld.State, "ns", "net")) : []);
+
+        // The kubelet retries with the same name: it is free again, and with the config fixed the pod runs.
+        env.WriteNetwork();
+        var id = await env.RunPodAsync(config);
+        Assert.StartsWith(env.SubnetPrefix, (await env.StatusAsync(id)).Status.Network.Ip);
+    }
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "ip")]
+    public async Task A_second_RunPodSandbox_for_the_same_name_is_refused_while_the_first_pod_exists()
+    {
+        await using var env = await PodTestEnvironment.StartAsync();
+        var config = PodTestEnvironment.PodConfig("twice", uid: "uid-twice");
+        var id = await env.RunPodAsync(config);
+        var e = await Assert.ThrowsAsync<RpcException>(() => env.RunPodAsync(config));
+        Assert.Equal(StatusCode.AlreadyExists, e.StatusCode);
+        Assert.Contains("is reserved for", e.Detail);
+        Assert.Contains(id, e.Detail);
+        Assert.Single((await env.ListAsync()).Items);
+
+        // Another attempt of the same pod is a different name; after removal the name is free again.
+        var second = await env.RunPodAsync(PodTestEnvironment.PodConfig("twice", uid: "uid-twice", attempt: 1));
+        await env.StopAsync(id);
+        await env.RemoveAsync(id);
+        var again = await env.RunPodAsync(config);
+        Assert.NotEqual(id, again);
+        Assert.NotEqual(second, again);
+    }
+
+    [E2EFact("runc", "ip")]
+    public async Task RunPodSandbox_with_an_unknown_runtime_handler_names_the_known_ones()
+    {
+        await using var env = await PodTestEnvironment.StartAsync();
+        var e = await Assert.ThrowsAsync<RpcException>(() => env.RunPodAsync(PodTestEnvironment.PodConfig("nohandler"), handler: "kata"));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("\"kata\"", e.Detail);
+        Assert.Contains("\"runc\"", e.Detail);
+        Assert.Empty((await env.ListAsync()).Items);
+    }
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "nsenter", "ip", "iptables-save")]
+    public async Task After_hulld_is_killed_and_restarted_pods_are_reported_as_they_were()
+    {
+        await using var env = await PodTestEnvironment.StartAsync();
+        var ready = await env.RunPodAsync(PodTestEnvironment.PodConfig("survivor", uid: "uid-survivor", cgroupParent: $"{env.CgroupRoot}/survivor"));
+        var stopped = await env.RunPodAsync(PodTestEnvironment.PodConfig("stopped"));
+        await env.StopAsync(stopped);
+        var before = await env.StatusAsync(ready, verbose: true);
+        var netns = await env.NetNsAsync(ready);
+
+        await env.KillAndRestartAsync();
+
+        var after = await env.StatusAsync(ready, verbose: true);
+        Assert.Equal(PodSandboxState.SandboxReady, after.Status.State);
+        Assert.Equal(before.Status.Network.Ip, after.Status.Network.Ip);
+        Assert.Equal(before.Status.CreatedAt, after.Status.CreatedAt);
+        Assert.Equal(netns, await env.NetNsAsync(ready));
+        Assert.Equal(PodSandboxState.SandboxNotready, (await env.StatusAsync(stopped)).Status.State);
+        Assert.Equal(2, (await env.ListAsync()).Items.Count);
+        // The name is still reserved after the restart.
+        var e = await Assert.ThrowsAsync<RpcException>(() => env.RunPodAsync(PodTestEnvironment.PodConfig("survivor", uid: "uid-survivor")));
+        Assert.Equal(StatusCode.AlreadyExists, e.StatusCode);
+
+        // Teardown after the restart still finds everything (CNI DEL from the cached result).
+        await env.StopAsync(ready);
+        await env.RemoveAsync(ready);
+        var left = await env.LeftoversAsync(ready, netns, $"{env.CgroupRoot}/survivor");
+        Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left));
+    }
+
+    [E2EFact("runc", "conmon", "/usr/bin/catatonit", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "ip", "iptables-save")]
+    public async Task A_pod_sharing_its_PID_namespace_runs_catatonit_and_is_not_ready_after_a_restart_once_it_died()
+    {
+        await using var env = await PodTestEnvironment.StartAsync();
+        var config = PodTestEnvironment.PodConfig("shared-pid", cgroupParent: $"{env.CgroupRoot}/shared-pid");
+        config.Linux.SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Pid = NamespaceMode.Pod } };
+        var id = await env.RunPodAsync(config);
+        var status = await env.StatusAsync(id, verbose: true);
+        Assert.Equal(PodSandboxState.SandboxReady, status.Status.State);
+        using var info = System.Text.Json.JsonDocument.Parse(status.Info["info"]);
+        int pid = info.RootElement.GetProperty("pid").GetInt32();
+        Assert.True(pid > 0, status.Info["info"]);
+        Assert.Contains("catatonit", File.ReadAllText($"/proc/{pid}/cmdline"));
+        Assert.Equal($"/proc/{pid}/ns/pid", info.RootElement.GetProperty("namespaces").GetProperty("pid").GetString());
+
+        // The infra process dies while hulld is down: after the restart the pod is reported not ready.
+        await env.Hulld.KillAsync();
+        HulldProcess.Signal(pid, 9);
+        await Task.Delay(500);
+        await env.KillAndRestartAsync();
+        Assert.Equal(PodSandboxState.SandboxNotready, (await env.StatusAsync(id)).Status.State);
+
+        var netns = info.RootElement.GetProperty("namespaces").GetProperty("network").GetString();
+        await env.StopAsync(id);
+        await env.RemoveAsync(id);
+        var left = await env.LeftoversAsync(id, netns, $"{env.CgroupRoot}/shared-pid");
+        Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left));
+    }
+
+    private static Process StartListener(string netns, int port)
+    {
+        var info = new ProcessStartInfo("nsenter") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { $"--net={netns}", "/bin/busybox", "nc", "-l", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+            info.ArgumentList.Add(a);
+        return Process.Start(info)!;
+    }
+
+    private static async Task<string> ReadListenerAsync(Process listener)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            await listener.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            listener.Kill();
+        }
+        return await listener.StandardOutput.ReadToEndAsync();
+    }
+}

@@ -1,0 +1,275 @@
+using System.Text;
+using Hull.Cri.Streaming;
+using Hull.Cri.Streaming.Spdy;
+using Hull.Linux.Zlib;
+
+namespace Hull.Cri.Tests.Streaming;
+
+public class SpdyFramingTests
+{
+    private static (SpdyFrameWriter W, SpdyFrameReader R, MemoryStream Wire) Pair()
+    {
+        var wire = new MemoryStream();
+        return (new SpdyFrameWriter(wire), new SpdyFrameReader(wire), wire);
+    }
+
+    private static async Task<SpdyFrame> RoundTrip(SpdyFrame frame)
+    {
+        var (w, r, wire) = Pair();
+        await w.WriteAsync(frame);
+        wire.Position = 0;
+        return (await r.ReadFrameAsync(default))!;
+    }
+
+    [Fact]
+    public void Dictionary_is_the_1423_byte_SPDY3_dictionary_with_its_known_id()
+    {
+        Assert.Equal(1423, SpdyDictionary.V3.Length);
+        Assert.Equal(SpdyDictionary.Adler32, Adler32.Compute(SpdyDictionary.V3));
+    }
+
+    [Fact]
+    public void Compressed_header_blocks_start_with_the_zlib_header_naming_the_SPDY3_dictionary()
+    {
+        using var d = new ZlibDeflater(SpdyDictionary.V3);
+        var bytes = d.Compress(SpdyHeaderBlock.Encode(new SpdyHeaders { { "streamtype", "stdout" } }));
+        // 78 bb: deflate, 32K window, FDICT set; then the DICTID e3 c6 a7 c2 seen on every SPDY/3 wire.
+        Assert.Equal(new byte[] { 0x78, 0xbb, 0xe3, 0xc6, 0xa7, 0xc2 }, bytes[..6]);
+    }
+
+    [Fact]
+    public void Header_compression_context_persists_across_blocks()
+    {
+        using var d = new ZlibDeflater(SpdyDictionary.V3);
+        using var i = new ZlibInflater(SpdyDictionary.V3);
+        for (int n = 0; n < 5; n++)
+        {
+            var h = new SpdyHeaders { { "streamtype", "error" }, { "port", (8000 + n).ToString() }, { "requestid", n.ToString() } };
+            var compressed = d.Compress(SpdyHeaderBlock.Encode(h));
+            if (n > 0) Assert.False(compressed.AsSpan().StartsWith(new byte[] { 0x78, 0xbb }), "only the first block carries the zlib header");
+            var back = SpdyHeaderBlock.Decode(i.Decompress(compressed, 1 << 16));
+            Assert.Equal(h.ToString(), back.ToString());
+        }
+    }
+
+    [Fact]
+    public void Inflater_rejects_a_stream_made_with_another_dictionary()
+    {
+        using var d = new ZlibDeflater("not the spdy dictionary"u8);
+        using var i = new ZlibInflater(SpdyDictionary.V3);
+        Assert.Throws<InvalidDataException>(() => i.Decompress(d.Compress("hello"u8), 1024));
+    }
+
+    [Fact]
+    public void Inflater_enforces_the_output_limit()
+    {
+        using var d = new ZlibDeflater(SpdyDictionary.V3);
+        using var i = new ZlibInflater(SpdyDictionary.V3);
+        Assert.Throws<InvalidDataException>(() => i.Decompress(d.Compress(new byte[100_000]), 10_000));
+    }
+
+    [Fact]
+    public async Task SynStream_round_trips_with_headers_priority_and_flags()
+    {
+        var f = (SpdySynStreamFrame)await RoundTrip(new SpdySynStreamFrame(5, 3, 7, 0, SpdyFlags.Fin | SpdyFlags.Unidirectional,
+            new SpdyHeaders { { "streamType", "stdin" }, { "multi", "a\0b" } }));
+        Assert.Equal((5u, 3u, (byte)7, true, true), (f.StreamId, f.AssociatedStreamId, f.Priority, f.Fin, f.Unidirectional));
+        Assert.Equal("stdin", f.Headers.Get("STREAMTYPE"));
+        Assert.Equal("a", f.Headers.Get("multi"));
+        Assert.Equal("streamtype", f.Headers[0].Key);
+    }
+
+    [Fact]
+    public async Task Control_frames_round_trip()
+    {
+        Assert.Equal(new SpdyRstStreamFrame(9, SpdyRstStatus.FlowControlError), await RoundTrip(new SpdyRstStreamFrame(9, SpdyRstStatus.FlowControlError)));
+        Assert.Equal(new SpdyPingFrame(0xFFFFFFFF), await RoundTrip(new SpdyPingFrame(0xFFFFFFFF)));
+        Assert.Equal(new SpdyGoAwayFrame(11, SpdyGoAwayStatus.InternalError), await RoundTrip(new SpdyGoAwayFrame(11, SpdyGoAwayStatus.InternalError)));
+        Assert.Equal(new SpdyWindowUpdateFrame(0, 0x7FFFFFFF), await RoundTrip(new SpdyWindowUpdateFrame(0, 0x7FFFFFFF)));
+        var s = (SpdySettingsFrame)await RoundTrip(new SpdySettingsFrame(true, [new SpdySetting(SpdySettingId.InitialWindowSize, 1, 1 << 20), new SpdySetting(SpdySettingId.MaxConcurrentStreams, 0, 100)]));
+        Assert.True(s.ClearSettings);
+        Assert.Equal(1u << 20, s.Get(SpdySettingId.InitialWindowSize));
+        Assert.Equal(100u, s.Get(SpdySettingId.MaxConcurrentStreams));
+        var r = (SpdySynReplyFrame)await RoundTrip(new SpdySynReplyFrame(2, true, new SpdyHeaders { { ":status", "200" } }));
+        Assert.Equal("200", r.Headers.Get(":status"));
+        Assert.True(r.Fin);
+        var h = (SpdyHeadersFrame)await RoundTrip(new SpdyHeadersFrame(4, false, new SpdyHeaders { { "x", "y" } }));
+        Assert.Equal("y", h.Headers.Get("x"));
+    }
+
+    [Fact]
+    public async Task Data_frame_round_trips_and_has_the_draft3_layout()
+    {
+        var w = new SpdyFrameWriter(Stream.Null);
+        var bytes = w.Serialize(new SpdyDataFrame(3, true, "hi"u8.ToArray()));
+        Assert.Equal(new byte[] { 0, 0, 0, 3, 1, 0, 0, 2, (byte)'h', (byte)'i' }, bytes);
+        var d = (SpdyDataFrame)await RoundTrip(new SpdyDataFrame(3, true, "hi"u8.ToArray()));
+        Assert.Equal("hi", Encoding.ASCII.GetString(d.Data.Span));
+        Assert.True(d.Fin);
+    }
+
+    [Fact]
+    public void Control_frame_header_is_version_3_with_the_control_bit()
+    {
+        var bytes = new SpdyFrameWriter(Stream.Null).Serialize(new SpdyPingFrame(1));
+        Assert.Equal(new byte[] { 0x80, 0x03, 0x00, 0x06, 0x00, 0x00, 0x00, 0x04, 0, 0, 0, 1 }, bytes);
+    }
+
+    [Fact]
+    public void Reader_rejects_other_versions_and_bad_lengths()
+    {
+        var r = new SpdyFrameReader(Stream.Null);
+        Assert.Throws<SpdyProtocolException>(() => r.Parse(0x80020006, 0, new byte[4]));
+        Assert.Throws<SpdyProtocolException>(() => r.Parse(0x80030006, 0, new byte[3]));
+        Assert.Throws<SpdyProtocolException>(() => r.Parse(0x80030004, 0, new byte[] { 0, 0, 0, 2, 0, 0, 0, 7 }));
+        Assert.IsType<SpdyUnknownControlFrame>(r.Parse(0x8003000A, 0, new byte[3]));
+    }
+
+    [Fact]
+    public async Task Truncated_frame_is_an_error_but_clean_eof_is_not()
+    {
+        Assert.Null(await new SpdyFrameReader(new MemoryStream()).ReadFrameAsync(default));
+        await Assert.ThrowsAsync<EndOfStreamException>(async () => await new SpdyFrameReader(new MemoryStream(new byte[] { 0x80, 3, 0, 6, 0, 0, 0, 4, 0 })).ReadFrameAsync(default));
+    }
+
+    [Fact]
+    public async Task Session_flow_control_blocks_a_flow_controlled_peer_until_window_update()
+    {
+        // Two sessions over a socket pair; the client is flow-controlled (it sends SETTINGS),
+        // so the server may send at most 64 KiB before the client's WINDOW_UPDATEs.
+        var (a, b) = await SocketPair();
+        await using var server = new SpdySession(a, isServer: true);
+        await using var client = new SpdySession(b, isServer: false);
+        server.Start();
+        client.Start();
+        var openTask = client.OpenStreamAsync(new SpdyHeaders { { "streamtype", "stdout" } });
+        var incoming = await server.IncomingStreams.ReadAsync();
+        await incoming.ReplyAsync();
+        var clientStream = await openTask;
+        var payload = new byte[300 * 1024];
+        new Random(1).NextBytes(payload);
+        var write = Task.Run(async () => { await incoming.WriteAsync(payload); await incoming.CloseWriteAsync(); });
+        await Task.Delay(200);
+        Assert.False(write.IsCompleted, "writer must stall on the 64 KiB window until the reader consumes");
+        var got = new MemoryStream();
+        await clientStream.CopyToAsync(got);
+        await write;
+        Assert.Equal(payload, got.ToArray());
+    }
+
+    [Fact]
+    public async Task Ping_round_trips()
+    {
+        var (a, b) = await SocketPair();
+        await using var server = new SpdySession(a, isServer: true);
+        await using var client = new SpdySession(b, isServer: false);
+        server.Start();
+        client.Start();
+        var rtt = await client.PingAsync().WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(rtt < TimeSpan.FromSeconds(5));
+        await server.PingAsync().WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    internal static async Task<(Stream, Stream)> SocketPair()
+    {
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var c = new System.Net.Sockets.TcpClient();
+        await c.ConnectAsync(System.Net.IPAddress.Loopback, ((System.Net.IPEndPoint)l.LocalEndpoint).Port);
+        var s = await l.AcceptTcpClientAsync();
+        l.Stop();
+        return (s.GetStream(), c.GetStream());
+    }
+}
+
+public class WebSocketChannelFramingTests
+{
+    [Fact]
+    public void Binary_messages_carry_the_channel_byte()
+    {
+        var (msg, type) = WebSocketChannelConnection.Encode(2, "err"u8, base64: false);
+        Assert.Equal(System.Net.WebSockets.WebSocketMessageType.Binary, type);
+        Assert.Equal(new byte[] { 2, (byte)'e', (byte)'r', (byte)'r' }, msg);
+        var (ch, data) = WebSocketChannelConnection.Decode(msg, false, false, out var close);
+        Assert.Equal((2, "err", false), (ch, Encoding.ASCII.GetString(data), close));
+    }
+
+    [Fact]
+    public void Base64_messages_are_text_with_an_ascii_channel_digit()
+    {
+        var (msg, type) = WebSocketChannelConnection.Encode(1, "hello"u8, base64: true);
+        Assert.Equal(System.Net.WebSockets.WebSocketMessageType.Text, type);
+        Assert.Equal("1aGVsbG8=", Encoding.ASCII.GetString(msg));
+        var (ch, data) = WebSocketChannelConnection.Decode(msg, true, false, out _);
+        Assert.Equal((1, "hello"), (ch, Encoding.ASCII.GetString(data)));
+    }
+
+    [Fact]
+    public void V5_close_signal_names_the_channel_and_is_only_v5()
+    {
+        var (ch, _) = WebSocketChannelConnection.Decode(new byte[] { 255, 0 }, false, supportsClose: true, out var close);
+        Assert.True(close);
+        Assert.Equal(0, ch);
+        Assert.Throws<InvalidDataException>(() => WebSocketChannelConnection.Decode(new byte[] { 255, 0, 1 }, false, true, out _));
+        var (ch4, _) = WebSocketChannelConnection.Decode(new byte[] { 255, 0 }, false, supportsClose: false, out var close4);
+        Assert.False(close4);
+        Assert.Equal(255, ch4);
+    }
+
+    [Fact]
+    public void Exit_status_documents_match_kubelet()
+    {
+        Assert.Equal("""{"metadata":{},"status":"Success"}""", Encoding.UTF8.GetString(StreamStatus.Success()));
+        var json = Encoding.UTF8.GetString(StreamStatus.NonZeroExit(3, ["sh", "-c", "exit 3"]));
+        Assert.Contains("\"reason\":\"NonZeroExitCode\"", json);
+        Assert.Contains("\"causes\":[{\"reason\":\"ExitCode\",\"message\":\"3\"}]", json);
+        Assert.Equal(3, StreamStatus.ParseExitCode(Encoding.UTF8.GetBytes(json)));
+        Assert.Equal(0, StreamStatus.ParseExitCode([]));
+        Assert.Throws<RemoteCommandException>(() => StreamStatus.ParseExitCode(StreamStatus.InternalError("boom")));
+        Assert.Empty(StreamStatus.ForProtocol(StreamProtocols.RemoteCommandV3, StreamStatus.Success()));
+        Assert.StartsWith("command terminated", Encoding.UTF8.GetString(StreamStatus.ForProtocol(StreamProtocols.RemoteCommandV2, StreamStatus.NonZeroExit(1, ["x"]))));
+    }
+
+    [Fact]
+    public async Task Resize_stream_decodes_concatenated_json_objects()
+    {
+        var ms = new MemoryStream("{\"Width\":80,\"Height\":24}\n{\"Width\":120,\"Height\":40}{\"Width\":1,"u8.ToArray());
+        var sizes = new List<TerminalSize>();
+        await foreach (var s in StreamStatus.ReadResizeEvents(ms)) sizes.Add(s);
+        Assert.Equal([new TerminalSize(80, 24), new TerminalSize(120, 40)], sizes);
+    }
+
+    [Fact]
+    public void Protocol_negotiation_takes_the_clients_first_accepted()
+    {
+        Assert.Equal("v3.channel.k8s.io", StreamProtocols.Negotiate(["v9", "v3.channel.k8s.io", "v4.channel.k8s.io"], StreamProtocols.SpdyRemoteCommand));
+        Assert.Null(StreamProtocols.Negotiate(["v9"], StreamProtocols.SpdyRemoteCommand));
+        Assert.Equal(["a", "b", "c"], StreamProtocols.SplitList(["a, b", "c"]));
+    }
+
+    [Fact]
+    public void Token_cache_is_single_use_expires_and_is_bounded()
+    {
+        var time = new ManualTime();
+        var cache = new StreamingRequestCache(TimeSpan.FromMinutes(1), 2, time);
+        var req = new ExecRequest("c1", ["echo"], false, false, true, false);
+        var t1 = cache.Insert(req);
+        Assert.Matches("^[A-Za-z0-9_-]{16}$", t1);
+        Assert.True(cache.TryConsume(t1, out var got));
+        Assert.Same(req, got);
+        Assert.False(cache.TryConsume(t1, out _));
+        var t2 = cache.Insert(req);
+        cache.Insert(req);
+        var ex = Assert.Throws<Hull.Core.HullException>(() => cache.Insert(req));
+        Assert.Equal(Hull.Core.ErrorKind.ResourceExhausted, ex.Kind);
+        time.Now += TimeSpan.FromSeconds(61);
+        Assert.False(cache.TryConsume(t2, out _));
+        cache.Insert(req); // expired entries make room
+    }
+
+    private sealed class ManualTime : TimeProvider
+    {
+        public DateTimeOffset Now = DateTimeOffset.UnixEpoch;
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+}
