@@ -216,7 +216,7 @@ type runResult struct {
 	Method      string  `json:"method"`
 	Concurrency int     `json:"concurrency"`
 	WarmupS     float64 `json:"warmup_s"`
-	DurationS   float64 `json:"duration_s"` // measured window, as actually timed
+	DurationS   float64 `json:"duration_s"` // between the CPU samples (the window is --duration)
 	Calls       int64   `json:"calls"`
 	Errors      int64   `json:"errors"`
 	FirstError  string  `json:"first_error,omitempty"`
@@ -459,8 +459,10 @@ func main() {
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	window := t1.Sub(t0).Seconds()
-	res.DurationS = window
+	// Calls are classified by the exact window [warmup, warmup+duration);
+	// t0/t1 (when the CPU counters were read) may lag it by a scheduling delay.
+	window := dur.Seconds()
+	res.DurationS = t1.Sub(t0).Seconds()
 	res.Calls = int64(len(all))
 	res.CallsPerSec = float64(res.Calls) / window
 	res.P50us = percentile(all, 50)
@@ -486,7 +488,7 @@ func main() {
 			res.ServerCPUusPerCal = res.ServerCPUs * 1e6 / float64(res.Calls)
 		}
 	}
-	other := float64(sys1-sys0-(cli1-cli0)-(srv1-srv0)) / clkTck / window
+	other := float64(sys1-sys0-(cli1-cli0)-(srv1-srv0)) / clkTck / res.DurationS
 	if other < 0 {
 		other = 0
 	}

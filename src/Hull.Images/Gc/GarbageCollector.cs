@@ -29,6 +29,18 @@ public sealed class GarbageCollector(
     /// <summary>Snapshot keys in use outside the image store (containers' active snapshots).</summary>
     public Func<CancellationToken, Task<IReadOnlyCollection<string>>>? SnapshotRoots { get; set; }
 
+    /// <summary>
+    /// Waits for the collection in progress, if any, to finish. A collection reads the leases once, before it
+    /// sweeps; one that read them before a resource was leased may still remove it. So an operation that leases
+    /// something that already exists (a pull finding a blob or snapshot present) calls this after leasing and
+    /// before relying on it: any collection still running then has finished, and every later one sees the lease.
+    /// </summary>
+    public async Task WaitForRunningCollectionAsync(CancellationToken cancellationToken)
+    {
+        await _running.WaitAsync(cancellationToken).ConfigureAwait(false);
+        _running.Release();
+    }
+
     public async Task<GcResult> CollectAsync(CancellationToken cancellationToken)
     {
         await _running.WaitAsync(cancellationToken).ConfigureAwait(false);

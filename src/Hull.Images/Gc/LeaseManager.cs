@@ -36,7 +36,8 @@ public sealed class LeaseManager
 
 /// <summary>
 /// Resources one operation holds. Add a resource before creating it: a collection that sees the
-/// resource on disk then also sees the lease.
+/// resource on disk then also sees the lease. To rely on a resource that already exists, add it and then
+/// call <see cref="GarbageCollector.WaitForRunningCollectionAsync"/> before checking that it is there.
 /// </summary>
 public sealed class Lease : IDisposable
 {

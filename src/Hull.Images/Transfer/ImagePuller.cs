@@ -138,6 +138,7 @@ public sealed class ImagePuller(
         var top = await repo.ResolveAsync(ct).ConfigureAwait(false);
         await verifier.EnsureAllowedAsync(name, top.Descriptor, ct).ConfigureAwait(false);
         lease.AddContent(top.Digest);
+        await gc.WaitForRunningCollectionAsync(ct).ConfigureAwait(false); // leased content found present stays present
         await StoreBytesAsync(top.Descriptor, top.Content, ct).ConfigureAwait(false);
 
         var manifestDescriptor = top.Descriptor;
@@ -148,6 +149,7 @@ public sealed class ImagePuller(
                 $"image \"{name}\" has no manifest for platform {_options.Platforms.Preference[0]} " +
                 $"(it has {string.Join(", ", index.Manifests.Select(m => m.Platform?.ToString() ?? "unknown"))})");
             lease.AddContent(manifestDescriptor.Digest);
+            await gc.WaitForRunningCollectionAsync(ct).ConfigureAwait(false);
             var platformManifest = await repo.FetchManifestAsync(manifestDescriptor.Digest, ct).ConfigureAwait(false);
             await StoreBytesAsync(platformManifest.Descriptor, platformManifest.Content, ct).ConfigureAwait(false);
             document = platformManifest.Parse(name);
@@ -157,6 +159,7 @@ public sealed class ImagePuller(
             throw new HullException(ErrorKind.InvalidArgument, $"image \"{name}\": {manifestDescriptor.Digest} is not an image manifest");
 
         lease.AddContent(manifest.Config.Digest);
+        await gc.WaitForRunningCollectionAsync(ct).ConfigureAwait(false);
         var configBytes = await FetchSmallBlobAsync(repo, manifest.Config, ct).ConfigureAwait(false);
         var config = ImageConfig.Parse(configBytes, name);
         if (config.RootFs.DiffIds.Count != manifest.Layers.Count)
@@ -171,6 +174,7 @@ public sealed class ImagePuller(
             lease.AddChain(chains[i]);
             lease.AddContent(manifest.Layers[i].Digest);
         }
+        await gc.WaitForRunningCollectionAsync(ct).ConfigureAwait(false); // before the pipeline relies on snapshots and blobs it finds
         await new LayerPipeline(this, repo, manifest.Layers, config.RootFs.DiffIds, chains, report, ct).RunAsync().ConfigureAwait(false);
 
         var now = DateTimeOffset.UtcNow;
