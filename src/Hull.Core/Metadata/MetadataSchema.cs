@@ -91,6 +91,22 @@ public static class MetadataSchema
                 annotations     TEXT    NOT NULL DEFAULT '{}'
             ) STRICT;
             """),
+        new(6, "containers", """
+            -- Containers, written before a container's resources are made (state 'creating') so a crash mid-create can be
+            -- undone at the next start, and kept until RemoveContainer. The id is also the container's snapshot key, so
+            -- the image garbage collector keeps every snapshot listed here. record is JSON: enough to answer status and
+            -- list and to find the task, bundle and snapshot again after a restart.
+            CREATE TABLE containers (
+                id          TEXT    NOT NULL PRIMARY KEY,
+                sandbox_id  TEXT    NOT NULL,
+                name        TEXT    NOT NULL,
+                attempt     INTEGER NOT NULL,
+                state       TEXT    NOT NULL CHECK (state IN ('creating', 'created', 'running', 'exited', 'unknown')),
+                created     INTEGER NOT NULL,             -- Unix nanoseconds (MetadataTime)
+                record      TEXT    NOT NULL              -- JSON ContainerRecord
+            ) STRICT;
+            CREATE INDEX containers_sandbox ON containers (sandbox_id);
+            """),
     ];
 
     public static int LatestVersion => Migrations[^1].Version;

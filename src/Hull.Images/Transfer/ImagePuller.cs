@@ -41,7 +41,7 @@ public sealed class ImagePuller(
     PullOptions options,
     ILogger logger)
 {
-    private readonly Dictionary<string, Task<ImageRecord>> _inFlight = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SharedPull> _inFlight = new(StringComparer.Ordinal);
     private readonly LayerUnpacker _unpacker = new(snapshotter);
     private readonly ContentStore _content = content;
     private readonly ISnapshotter _snapshotter = snapshotter;
@@ -49,48 +49,76 @@ public sealed class ImagePuller(
 
     /// <summary>
     /// Pulls <paramref name="reference"/> and returns its record. Concurrent pulls of the same name with
-    /// the same credentials share one download; a caller's cancellation only stops its own wait.
+    /// the same credentials share one download; the pull is abandoned (and cleaned up) only when every
+    /// caller waiting for it has gone.
     /// </summary>
     public async Task<ImageRecord> PullAsync(string reference, RegistryCredentials? credentials, IProgress<PullProgress>? progress,
         CancellationToken cancellationToken)
     {
         var image = ImageReference.ParseDockerRef(reference);
         string key = $"{image}\n{credentials}";
-        Task<ImageRecord> pull;
+        SharedPull pull;
         lock (_inFlight)
         {
-            if (!_inFlight.TryGetValue(key, out pull!))
+            if (!_inFlight.TryGetValue(key, out pull!) || pull.Abandoning)
             {
-                pull = RunSharedAsync(image, credentials, progress, key);
+                pull = new SharedPull();
+                pull.Task = RunSharedAsync(image, credentials, progress, key, pull);
                 _inFlight[key] = pull;
             }
+            pull.Waiters++;
         }
-        return await pull.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await pull.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            bool abandon;
+            lock (_inFlight) abandon = pull.Abandoning = --pull.Waiters == 0 && !pull.Task.IsCompleted;
+            if (abandon) await pull.Abandoned.CancelAsync().ConfigureAwait(false);
+        }
     }
 
-    private async Task<ImageRecord> RunSharedAsync(ImageReference image, RegistryCredentials? credentials, IProgress<PullProgress>? progress, string key)
+    private async Task<ImageRecord> RunSharedAsync(ImageReference image, RegistryCredentials? credentials, IProgress<PullProgress>? progress, string key,
+        SharedPull pull)
     {
         await Task.Yield();
         try
         {
-            return await PullOnceAsync(image, credentials, progress).ConfigureAwait(false);
+            return await PullOnceAsync(image, credentials, progress, pull.Abandoned.Token).ConfigureAwait(false);
         }
         finally
         {
-            lock (_inFlight) _inFlight.Remove(key);
+            lock (_inFlight)
+            {
+                if (_inFlight.TryGetValue(key, out var current) && current == pull) _inFlight.Remove(key);
+            }
         }
     }
 
-    private async Task<ImageRecord> PullOnceAsync(ImageReference image, RegistryCredentials? credentials, IProgress<PullProgress>? progress)
+    /// <summary>One download shared by every caller pulling the same name with the same credentials.</summary>
+    private sealed class SharedPull
+    {
+        public Task<ImageRecord> Task = null!;
+        public readonly CancellationTokenSource Abandoned = new();
+        public int Waiters;
+        /// <summary>Every waiter left; callers arriving now start a new pull instead of joining this one.</summary>
+        public bool Abandoning;
+    }
+
+    private async Task<ImageRecord> PullOnceAsync(ImageReference image, RegistryCredentials? credentials, IProgress<PullProgress>? progress,
+        CancellationToken abandoned)
     {
         string name = image.ToString();
         using var watchdog = new StallWatchdog(_options.ProgressTimeout);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(watchdog.Token, abandoned);
         var report = new Progress(name, progress, watchdog);
         bool succeeded = false;
         var lease = leases.Create($"pull {name}");
         try
         {
-            var record = await PullLeasedAsync(image, credentials, lease, report, watchdog.Token).ConfigureAwait(false);
+            var record = await PullLeasedAsync(image, credentials, lease, report, stop.Token).ConfigureAwait(false);
             succeeded = true;
             return record;
         }

@@ -225,6 +225,23 @@ public sealed class ImagePullerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_pull_every_caller_gave_up_on_stops_and_leaves_nothing()
+    {
+        _layerFault = (_, _) => Task.Delay(Timeout.Infinite, _server.Stopping);
+        var puller = Puller(new PullOptions { ProgressTimeout = TimeSpan.Zero });
+        using var kubelet = new CancellationTokenSource();
+
+        var pull = puller.PullAsync(Name, null, null, kubelet.Token);
+        await WaitForAsync(() => _layerGets == 1);
+        await kubelet.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pull);
+        // The abandoned download stops and its cleanup runs: the ingest is aborted and the store empties.
+        await WaitForAsync(() => _content.ListIngestsAsync(default).GetAwaiter().GetResult().Count == 0 &&
+                                 _content.WalkAsync(default).GetAwaiter().GetResult().Count == 0);
+        await AssertNothingStoredAsync();
+    }
+
+    [Fact]
     public async Task A_rejected_image_fetches_no_blob_and_stores_nothing()
     {
         var e = await Assert.ThrowsAsync<VerificationFailedException>(() => Puller(verifier: new RejectAll()).PullAsync(Name, null, null, default));
