@@ -377,8 +377,10 @@ if [ "$DO_PULLS" -eq 1 ]; then
     for s in hulld containerd; do
       "start_$s" "pull-$s-$r"
       out="$("$DRIVER" pull --socket "$SRV_SOCK" --server-pid "$SRV_PID" --label "$s" --image "$BIG")" || die "$s pull failed: $out; see $T/pull-$s-$r.log"
+      # Sanity check that the pull unpacked: the root holds the content and the unpacked snapshot.
+      out="$(jq -c --argjson b "$(du -sb "$T/pull-$s-$r/root" | cut -f1)" '. + {root_bytes: $b}' <<<"$out")"
       printf '%s\n' "$out" >>"$RESULTS"
-      log "$s pull round $r: $(jq -r .seconds <<<"$out") s"
+      log "$s pull round $r: $(jq -r .seconds <<<"$out") s, root $(( $(jq -r .root_bytes <<<"$out") >> 20 )) MiB"
       stop_server "$SRV_PID" "$T/pull-$s-$r"
     done
     tar_run

@@ -21,7 +21,7 @@ for project in "${projects[@]}"; do
   echo "=== $name"
   # blame-hang turns a hung test into a failure with a dump instead of a stuck CI run.
   dotnet test "$project" -c "$configuration" --no-build --nologo \
-    --blame-hang-timeout 5m --logger "console;verbosity=normal" "$@" 2>&1 | tee "$logdir/$name.log" | grep -E '^\s+(Failed|Skipped) |Error Message|^(Passed|Failed)!|Total tests' || true
+    --blame-hang-timeout 5m "$@" 2>&1 | tee "$logdir/$name.log" | grep -E '^\s+(Failed|Skipped) |Error Message|^(Passed|Failed)!' || true
   summary="$(grep -E '^(Passed|Failed)! +- ' "$logdir/$name.log" | tail -1)"
   if [[ -z "$summary" ]]; then
     echo "$name: no test summary (crash or build problem); see above"
