@@ -88,10 +88,21 @@ internal static class Daemon
             return 1;
         }
         var events = new EventBroadcaster<ContainerEvent>();
+        Hull.Cri.Containers.ContainerManager containers;
+        try
+        {
+            containers = await ContainerComposition.OpenAsync(config, metadata, images, sandboxes, events, loggerFactory, CancellationToken.None)
+                .ConfigureAwait(false);
+        }
+        catch (Hull.Core.HullException e)
+        {
+            log.LogError("cannot recover containers: {Error}", e.Message);
+            return 1;
+        }
         var admin = new AdminService(config, identity, plugins, deprecations, transfer);
         var criLog = loggerFactory.CreateLogger("cri");
         await using var server = CriServer.Create(config,
-            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations, images, sandboxes, cni);
+            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations, images, sandboxes, cni, containers);
         server.CallCompleted = call =>
         {
             if (call.Status != Hull.Grpc.StatusCode.OK)
@@ -112,6 +123,7 @@ internal static class Daemon
         log.LogInformation("{Signal}: draining connections (up to {Seconds} s)", signal, DrainTimeout.TotalSeconds);
         await server.StopAsync(DrainTimeout).ConfigureAwait(false);
         TryDelete(config.Grpc.Address);
+        containers.Shutdown();
         releaseSandboxResources();
         log.LogInformation("stopped");
         return 0;

@@ -16,7 +16,7 @@ public static class CriServer
 
     public static GrpcServer Create(HullConfig config, IEnumerable<(Google.Protobuf.Reflection.ServiceDescriptor, object)> extraServices,
         EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations, Hull.Images.ImageManager images,
-        Hull.Sandbox.SandboxManager? sandboxes = null, Hull.Sandbox.Cni.CniManager? cni = null)
+        Hull.Sandbox.SandboxManager? sandboxes = null, Hull.Sandbox.Cni.CniManager? cni = null, Containers.ContainerManager? containers = null)
     {
         var server = new GrpcServer(new GrpcServerOptions
         {
@@ -33,6 +33,7 @@ public static class CriServer
         server.AddService(services.Single(s => s.Name == "RuntimeService"), new RuntimeService(config, probe, events, deprecations)
         {
             Sandboxes = sandboxes,
+            ContainerManager = containers,
             Cni = cni ?? new Hull.Sandbox.Cni.CniManager(Hull.Sandbox.Cni.CniOptions.From(config)),
         });
         server.AddService(services.Single(s => s.Name == "ImageService"), new ImageService(images));

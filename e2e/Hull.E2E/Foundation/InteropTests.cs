@@ -40,7 +40,7 @@ public sealed class InteropTests
         Assert.Equal("CGROUPFS", config.GetProperty("response").GetProperty("linux").GetProperty("cgroup_driver").GetString());
         var unimplemented = await NodeAsync(hulld, "unimplemented");
         Assert.Equal(12, Code(unimplemented));
-        Assert.Contains("ListContainers", unimplemented.GetProperty("details").GetString());
+        Assert.Contains("CheckpointContainer", unimplemented.GetProperty("details").GetString());
     }
 
     [E2EFact("node")]

@@ -24,7 +24,7 @@ public sealed class PullProgressTimeoutTests(PushedTestImages pushed) : IClassFi
         error.AssertCode(StatusCode.DeadlineExceeded);
         Assert.Contains($"\"{image}\"", error.Detail);
         Assert.Contains("no progress", error.Detail);
-        Assert.InRange(watch.Elapsed, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(10));
+        Assert.InRange(watch.Elapsed, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(20)); // generous: CI machines are loaded
         Assert.Contains(proxy.Requests, r => r.Fault == RegistryFault.Hang);
         await hulld.AssertStoreIsEmptyAsync();
     }

@@ -36,14 +36,26 @@ public sealed class PodTestEnvironment : IAsyncDisposable
     public string ConfigPath => Path.Combine(ConfDir, "10-e2e.conflist");
     public string CgroupRoot => $"/hulle2e{N}";
 
+    /// <summary>The registry hulld pulls from (hosts.toml under certs.d), when the tests need images.</summary>
+    public RegistryProcess? Registry { get; private set; }
+
     public string ConfigToml => $"""
         version = 3
         [plugins.'io.containerd.cri.v1.runtime'.cni]
           conf_dir = '{ConfDir}'
           bin_dirs = ['/usr/lib/cni']
-        """;
+        """ + (Registry is null ? "" : $"""
 
-    public static async Task<PodTestEnvironment> StartAsync()
+        [plugins.'io.containerd.cri.v1.images'.registry]
+          config_path = '{Path.Combine(Dir, "certs.d")}'
+        """);
+
+    /// <summary>Like <see cref="StartAsync()"/>, with hulld pulling from <paramref name="registry"/> over plain HTTP.</summary>
+    public static Task<PodTestEnvironment> StartAsync(RegistryProcess registry) => StartAsync(registry, null);
+
+    public static Task<PodTestEnvironment> StartAsync() => StartAsync(null, null);
+
+    private static async Task<PodTestEnvironment> StartAsync(RegistryProcess? registry, object? _)
     {
         int n = 0;
         for (int tries = 0; tries < 250; tries++)
@@ -54,6 +66,17 @@ public sealed class PodTestEnvironment : IAsyncDisposable
         var env = new PodTestEnvironment(n, Directory.CreateTempSubdirectory("hull-e2e-pods-").FullName);
         Directory.CreateDirectory(env.ConfDir);
         env.WriteNetwork();
+        if (registry is not null)
+        {
+            env.Registry = registry;
+            var hosts = Path.Combine(env.Dir, "certs.d", registry.Host);
+            Directory.CreateDirectory(hosts);
+            await File.WriteAllTextAsync(Path.Combine(hosts, "hosts.toml"), $"""
+                server = "http://{registry.Host}"
+                [host."http://{registry.Host}"]
+                  capabilities = ["pull", "resolve"]
+                """);
+        }
         env.Hulld = await HulldProcess.StartInAsync(env.Dir, env.ConfigToml);
         return env;
     }
@@ -83,9 +106,10 @@ public sealed class PodTestEnvironment : IAsyncDisposable
     }
 
     /// <summary>hulld is killed with SIGKILL and started again over the same root and state.</summary>
-    public async Task KillAndRestartAsync()
+    public async Task KillAndRestartAsync(Func<Task>? whileDown = null)
     {
         await Hulld.KillAsync();
+        if (whileDown is not null) await whileDown();
         Hulld.Channel.Dispose();
         Hulld = await HulldProcess.StartInAsync(Dir, ConfigToml);
     }

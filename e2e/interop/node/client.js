@@ -253,7 +253,7 @@ async function runCase(C, client, opts) {
     case 'runtimeconfig':
       return { ...(await unary(client, 'RuntimeConfig', {}, opts.timeoutMs)), ms: ms() };
     case 'unimplemented':
-      return { ...(await unary(client, 'ListContainers', {}, opts.timeoutMs)), ms: ms() };
+      return { ...(await unary(client, 'CheckpointContainer', {}, opts.timeoutMs)), ms: ms() };
     case 'deadline': {
       const r = await eventsStream(client, { deadlineMs: opts.deadlineMs });
       return { ...r, deadline_ms: opts.deadlineMs, ...(await followup(client, opts)) };

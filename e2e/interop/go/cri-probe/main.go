@@ -37,7 +37,7 @@ import (
 
 const (
 	methodVersion        = "/runtime.v1.RuntimeService/Version"
-	methodListContainers = "/runtime.v1.RuntimeService/ListContainers"
+	methodListContainers = "/runtime.v1.RuntimeService/CheckpointContainer" // stays UNIMPLEMENTED: Hull does not checkpoint
 	methodEvents         = "/runtime.v1.RuntimeService/GetContainerEvents"
 	methodV1alpha2       = "/runtime.v1alpha2.RuntimeService/Version"
 )
@@ -411,7 +411,7 @@ func run(c string, conn *grpc.ClientConn, o options) result {
 		r["ms"] = ms(t0)
 		return r
 	case "unimplemented":
-		// ListContainersRequest {} — empty body.
+		// CheckpointContainerRequest {} — empty body.
 		r, raw := unary(conn, methodListContainers, []byte{}, o.timeout)
 		if raw != nil {
 			r["response_base64"] = base64.StdEncoding.EncodeToString(raw)
