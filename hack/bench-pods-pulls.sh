@@ -343,7 +343,10 @@ if [ "$DO_PODS" -eq 1 ]; then
   done
   stop_pid "$H_PID"; stop_pid "$C_PID"
   sleep 0.5
-  for p in $(leftover_pids); do log "warning: process $p left after the pod runs: $(tr '\0' ' ' </proc/$p/cmdline | cut -c1-120)"; done
+  for p in $(leftover_pids); do
+    [[ " ${PIDS[*]} " == *" $p "* ]] && continue # the registry, still needed for the pulls
+    log "warning: process $p left after the pod runs: $(tr '\0' ' ' </proc/$p/cmdline | cut -c1-120)"
+  done
 fi
 
 # ---------------------------------------------------------------- B. pulls

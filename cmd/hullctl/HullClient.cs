@@ -42,6 +42,18 @@ internal sealed class HullClient(string socket) : IDisposable
     public Task<ExportImageResponse> ExportImageAsync(ExportImageRequest request, CancellationToken ct) =>
         _channel.UnaryAsync<ExportImageResponse>(Admin.FindMethodByName("ExportImage"), request, null, ct);
 
+    /// <summary>Pulls through CRI when the node does not have the image yet, as the kubelet's IfNotPresent policy does.</summary>
+    public async Task PullIfMissingAsync(string image, CancellationToken ct)
+    {
+        if ((await ImageStatusAsync(image, ct)).Image is not null) return;
+        await _channel.UnaryAsync<PullImageResponse>(Image.FindMethodByName("PullImage"),
+            new PullImageRequest { Image = new ImageSpec { Image = image } }, TimeSpan.FromMinutes(10), ct);
+    }
+
+    /// <summary>Any CRI RuntimeService call, by RPC name.</summary>
+    public Task<T> RuntimeAsync<T>(string method, IMessage request, TimeSpan timeout, CancellationToken ct) where T : IMessage<T>, new() =>
+        _channel.UnaryAsync<T>(Runtime.FindMethodByName(method), request, timeout, ct);
+
     private Task<T> Call<T>(ServiceDescriptor service, string method, IMessage request, CancellationToken ct) where T : IMessage<T>, new() =>
         _channel.UnaryAsync<T>(service.FindMethodByName(method), request, Timeout, ct);
 

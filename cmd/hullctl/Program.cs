@@ -104,6 +104,7 @@ pluginsList.SetAction(parse => Run(parse, async client =>
 plugins.Subcommands.Add(pluginsList);
 root.Subcommands.Add(plugins);
 root.Subcommands.Add(ImagesCommands.Create(addressOption));
+root.Subcommands.Add(RunCommand.Create(addressOption));
 
 return await root.Parse(args).InvokeAsync();
 

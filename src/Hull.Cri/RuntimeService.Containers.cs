@@ -1,0 +1,345 @@
+using Hull.Api.Cri;
+using Hull.Core;
+using Hull.Cri.Containers;
+using ContainerState = Hull.Cri.Containers.ContainerState;
+using ContainerFilter = Hull.Cri.Containers.ContainerFilter;
+using Hull.Grpc;
+using Hull.Grpc.Server;
+using Hull.Runtime.Tasks;
+using Spec = Hull.Runtime.Spec;
+
+namespace Hull.Cri;
+
+/// <summary>The container RPCs: CRI messages in, domain calls on <see cref="ContainerManager"/>, CRI messages out.</summary>
+public sealed partial class RuntimeService
+{
+    public const string CheckpointUnimplementedMessage =
+        "method runtime.v1.RuntimeService/CheckpointContainer: Hull does not checkpoint containers";
+
+    /// <summary>Set by <see cref="CriServer"/>; container RPCs answer Unavailable without it.</summary>
+    internal ContainerManager? ContainerManager { get; init; }
+
+    private ContainerManager Containers =>
+        ContainerManager ?? throw new HullException(ErrorKind.Unavailable, "containers are not available in this hulld");
+
+    public async Task<CreateContainerResponse> CreateContainer(CreateContainerRequest request, ServerCallContext context)
+    {
+        var config = request.Config ?? throw new HullException(ErrorKind.InvalidArgument, "CreateContainer needs a container config");
+        if (string.IsNullOrEmpty(request.PodSandboxId)) throw new HullException(ErrorKind.InvalidArgument, "CreateContainer needs a pod sandbox id");
+        var id = await Containers.CreateAsync(new ContainerCreateRequest(request.PodSandboxId, config.Image?.Image ?? "", ToDomain(config)),
+            context.CancellationToken).ConfigureAwait(false);
+        return new CreateContainerResponse { ContainerId = id };
+    }
+
+    public async Task<StartContainerResponse> StartContainer(StartContainerRequest request, ServerCallContext context)
+    {
+        await Containers.StartAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
+        return new StartContainerResponse();
+    }
+
+    public async Task<StopContainerResponse> StopContainer(StopContainerRequest request, ServerCallContext context)
+    {
+        await Containers.StopAsync(request.ContainerId, TimeSpan.FromSeconds(Math.Max(0, request.Timeout)), context.CancellationToken)
+            .ConfigureAwait(false);
+        return new StopContainerResponse();
+    }
+
+    public async Task<RemoveContainerResponse> RemoveContainer(RemoveContainerRequest request, ServerCallContext context)
+    {
+        await Containers.RemoveAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
+        return new RemoveContainerResponse();
+    }
+
+    public Task<ListContainersResponse> ListContainers(ListContainersRequest request, ServerCallContext context)
+    {
+        var f = request.Filter;
+        var filter = f is null ? null : new ContainerFilter(f.Id, f.State is { } s ? FromCri(s.State) : null, f.PodSandboxId,
+            f.LabelSelector.Count > 0 ? f.LabelSelector : null);
+        var response = new ListContainersResponse();
+        foreach (var r in Containers.List(filter))
+        {
+            if (r.State == ContainerState.Creating) continue;
+            var item = new Container
+            {
+                Id = r.Id,
+                PodSandboxId = r.SandboxId,
+                Metadata = new ContainerMetadata { Name = r.Name, Attempt = r.Attempt },
+                Image = new ImageSpec { Image = r.Image },
+                ImageRef = r.ImageRef,
+                ImageId = r.ImageId,
+                State = ToCri(r.State),
+                CreatedAt = UnixNanos(r.CreatedAt),
+            };
+            Copy(item.Labels, r.Labels);
+            Copy(item.Annotations, r.Annotations);
+            response.Containers.Add(item);
+        }
+        return Task.FromResult(response);
+    }
+
+    public async Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
+    {
+        var r = Containers.Status(request.ContainerId);
+        var status = new Api.Cri.ContainerStatus
+        {
+            Id = r.Id,
+            Metadata = new ContainerMetadata { Name = r.Name, Attempt = r.Attempt },
+            State = ToCri(r.State),
+            CreatedAt = UnixNanos(r.CreatedAt),
+            StartedAt = r.StartedAt is { } started ? UnixNanos(started) : 0,
+            FinishedAt = r.FinishedAt is { } finished ? UnixNanos(finished) : 0,
+            ExitCode = r.ExitCode,
+            Image = new ImageSpec { Image = r.Image },
+            ImageRef = r.ImageRef,
+            ImageId = r.ImageId,
+            Reason = r.Reason,
+            Message = r.Message,
+            LogPath = r.LogPath,
+        };
+        Copy(status.Labels, r.Labels);
+        Copy(status.Annotations, r.Annotations);
+        foreach (var m in r.Mounts)
+            status.Mounts.Add(new Mount
+            {
+                ContainerPath = m.ContainerPath,
+                HostPath = m.HostPath,
+                Readonly = m.Readonly,
+                Propagation = m.Propagation switch
+                {
+                    nameof(Spec.MountPropagation.HostToContainer) => MountPropagation.PropagationHostToContainer,
+                    nameof(Spec.MountPropagation.Bidirectional) => MountPropagation.PropagationBidirectional,
+                    _ => MountPropagation.PropagationPrivate,
+                },
+            });
+        if (r.Resources is { } res)
+            status.Resources = new ContainerResources
+            {
+                Linux = new LinuxContainerResources
+                {
+                    CpuShares = (long)(res.CpuShares ?? 0),
+                    CpuQuota = res.CpuQuota ?? 0,
+                    CpuPeriod = (long)(res.CpuPeriod ?? 0),
+                    CpusetCpus = res.CpusetCpus ?? "",
+                    CpusetMems = res.CpusetMems ?? "",
+                    MemoryLimitInBytes = res.MemoryLimitBytes ?? 0,
+                    MemorySwapLimitInBytes = res.MemorySwapLimitBytes ?? 0,
+                },
+            };
+        var response = new ContainerStatusResponse { Status = status };
+        if (request.Verbose)
+        {
+            string runtimeSpec = "";
+            try
+            {
+                runtimeSpec = await File.ReadAllTextAsync(Path.Combine(r.BundlePath, Spec.SpecWriter.ConfigFileName), context.CancellationToken)
+                    .ConfigureAwait(false);
+            }
+            catch (IOException) { }
+            response.Info["info"] = System.Text.Json.JsonSerializer.Serialize(new
+            {
+                sandboxID = r.SandboxId,
+                pid = r.Pid,
+                snapshotKey = r.Id,
+                snapshotter = r.Snapshotter,
+                bundle = r.BundlePath,
+                runtimeSpec = runtimeSpec.Length > 0 ? System.Text.Json.JsonDocument.Parse(runtimeSpec).RootElement : default(System.Text.Json.JsonElement?),
+            });
+        }
+        return response;
+    }
+
+    public async Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
+    {
+        var result = await Containers.ExecSyncAsync(request.ContainerId, request.Cmd.ToList(), TimeSpan.FromSeconds(Math.Max(0, request.Timeout)),
+            context.CancellationToken).ConfigureAwait(false);
+        return new ExecSyncResponse
+        {
+            Stdout = Google.Protobuf.ByteString.CopyFrom(result.Stdout),
+            Stderr = Google.Protobuf.ByteString.CopyFrom(result.Stderr),
+            ExitCode = result.ExitCode,
+        };
+    }
+
+    public async Task<UpdateContainerResourcesResponse> UpdateContainerResources(UpdateContainerResourcesRequest request, ServerCallContext context)
+    {
+        var r = request.Linux ?? throw new HullException(ErrorKind.InvalidArgument, "UpdateContainerResources needs linux resources");
+        if (r.MemoryLimitInBytes < 0 || r.CpuShares < 0 || r.CpuPeriod < 0)
+            throw new HullException(ErrorKind.InvalidArgument, $"invalid resources for container \"{request.ContainerId}\": negative values");
+        await Containers.UpdateResourcesAsync(request.ContainerId, new TaskResources
+        {
+            CpuShares = r.CpuShares > 0 ? (ulong)r.CpuShares : null,
+            CpuQuota = r.CpuQuota != 0 ? r.CpuQuota : null,
+            CpuPeriod = r.CpuPeriod > 0 ? (ulong)r.CpuPeriod : null,
+            CpusetCpus = r.CpusetCpus.Length > 0 ? r.CpusetCpus : null,
+            CpusetMems = r.CpusetMems.Length > 0 ? r.CpusetMems : null,
+            MemoryLimitBytes = r.MemoryLimitInBytes > 0 ? r.MemoryLimitInBytes : null,
+            MemorySwapLimitBytes = r.MemorySwapLimitInBytes > 0 ? r.MemorySwapLimitInBytes : null,
+            Unified = r.Unified.Count > 0 ? new Dictionary<string, string>(r.Unified) : null,
+        }, context.CancellationToken).ConfigureAwait(false);
+        return new UpdateContainerResourcesResponse();
+    }
+
+    public async Task<ReopenContainerLogResponse> ReopenContainerLog(ReopenContainerLogRequest request, ServerCallContext context)
+    {
+        await Containers.ReopenLogAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
+        return new ReopenContainerLogResponse();
+    }
+
+    public async Task<ContainerStatsResponse> ContainerStats(ContainerStatsRequest request, ServerCallContext context) =>
+        new() { Stats = await StatsOf(Containers.Status(request.ContainerId), context.CancellationToken).ConfigureAwait(false) };
+
+    public async Task<ListContainerStatsResponse> ListContainerStats(ListContainerStatsRequest request, ServerCallContext context)
+    {
+        var f = request.Filter;
+        var response = new ListContainerStatsResponse();
+        foreach (var r in Containers.List(new ContainerFilter(f?.Id, ContainerState.Running, f?.PodSandboxId,
+                     f is { LabelSelector.Count: > 0 } ? f.LabelSelector : null)))
+        {
+            try
+            {
+                response.Stats.Add(await StatsOf(r, context.CancellationToken).ConfigureAwait(false));
+            }
+            catch (HullException) { } // removed or exited meanwhile
+        }
+        return response;
+    }
+
+    public Task<CheckpointContainerResponse> CheckpointContainer(CheckpointContainerRequest request, ServerCallContext context) =>
+        throw new RpcException(StatusCode.Unimplemented, CheckpointUnimplementedMessage);
+
+    private async Task<Api.Cri.ContainerStats> StatsOf(ContainerRecord r, CancellationToken cancellationToken)
+    {
+        var (cgroup, bytes, inodes) = await Containers.StatsAsync(r.Id, cancellationToken).ConfigureAwait(false);
+        long at = UnixNanos(cgroup.Timestamp);
+        var attributes = new ContainerAttributes { Id = r.Id, Metadata = new ContainerMetadata { Name = r.Name, Attempt = r.Attempt } };
+        Copy(attributes.Labels, r.Labels);
+        Copy(attributes.Annotations, r.Annotations);
+        return new Api.Cri.ContainerStats
+        {
+            Attributes = attributes,
+            Cpu = new CpuUsage { Timestamp = at, UsageCoreNanoSeconds = new UInt64Value { Value = cgroup.CpuUsageNanoseconds } },
+            Memory = new MemoryUsage
+            {
+                Timestamp = at,
+                WorkingSetBytes = new UInt64Value { Value = cgroup.MemoryWorkingSetBytes },
+                UsageBytes = new UInt64Value { Value = cgroup.MemoryUsageBytes },
+                RssBytes = new UInt64Value { Value = cgroup.MemoryRssBytes },
+                PageFaults = new UInt64Value { Value = cgroup.PageFaults },
+                MajorPageFaults = new UInt64Value { Value = cgroup.MajorPageFaults },
+                AvailableBytes = cgroup.MemoryLimitBytes is { } limit
+                    ? new UInt64Value { Value = limit > cgroup.MemoryWorkingSetBytes ? limit - cgroup.MemoryWorkingSetBytes : 0 }
+                    : null,
+            },
+            WritableLayer = new FilesystemUsage
+            {
+                Timestamp = at,
+                FsId = new FilesystemIdentifier { Mountpoint = Path.GetDirectoryName(r.BundlePath) ?? "" },
+                UsedBytes = new UInt64Value { Value = (ulong)Math.Max(0, bytes) },
+                InodesUsed = new UInt64Value { Value = (ulong)Math.Max(0, inodes) },
+            },
+        };
+    }
+
+    // ---------------------------------------------------------------- translation
+
+    internal static Spec.ContainerConfig ToDomain(ContainerConfig config)
+    {
+        var m = config.Metadata ?? throw new HullException(ErrorKind.InvalidArgument, "CreateContainer needs container metadata");
+        var linux = config.Linux;
+        var sc = linux?.SecurityContext;
+        var r = linux?.Resources;
+        return new Spec.ContainerConfig
+        {
+            Name = m.Name,
+            Attempt = m.Attempt,
+            Command = config.Command.ToList(),
+            Args = config.Args.ToList(),
+            Env = config.Envs.Select(e => new Spec.EnvVar(e.Key, e.Value)).ToList(),
+            WorkingDir = config.WorkingDir.Length > 0 ? config.WorkingDir : null,
+            Mounts = config.Mounts.Select(x => new Spec.ContainerMount
+            {
+                ContainerPath = x.ContainerPath,
+                HostPath = x.HostPath,
+                Readonly = x.Readonly,
+                RecursiveReadOnly = x.RecursiveReadOnly,
+                SelinuxRelabel = x.SelinuxRelabel,
+                Propagation = x.Propagation switch
+                {
+                    MountPropagation.PropagationHostToContainer => Spec.MountPropagation.HostToContainer,
+                    MountPropagation.PropagationBidirectional => Spec.MountPropagation.Bidirectional,
+                    _ => Spec.MountPropagation.Private,
+                },
+            }).ToList(),
+            Devices = config.Devices.Select(d => new Spec.ContainerDevice(d.ContainerPath, d.HostPath,
+                d.Permissions.Length > 0 ? d.Permissions : "rwm")).ToList(),
+            Labels = new Dictionary<string, string>(config.Labels, StringComparer.Ordinal),
+            Annotations = new Dictionary<string, string>(config.Annotations, StringComparer.Ordinal),
+            Tty = config.Tty,
+            Stdin = config.Stdin,
+            StdinOnce = config.StdinOnce,
+            LogPath = config.LogPath.Length > 0 ? config.LogPath : null,
+            Resources = r is null ? null : new Spec.LinuxResources
+            {
+                CpuPeriod = r.CpuPeriod,
+                CpuQuota = r.CpuQuota,
+                CpuShares = r.CpuShares,
+                MemoryLimitInBytes = r.MemoryLimitInBytes,
+                MemorySwapLimitInBytes = r.MemorySwapLimitInBytes,
+                OomScoreAdj = r.OomScoreAdj,
+                CpusetCpus = r.CpusetCpus.Length > 0 ? r.CpusetCpus : null,
+                CpusetMems = r.CpusetMems.Length > 0 ? r.CpusetMems : null,
+                HugepageLimits = r.HugepageLimits.Select(h => new Spec.HugepageLimit(h.PageSize, h.Limit)).ToList(),
+                Unified = new Dictionary<string, string>(r.Unified, StringComparer.Ordinal),
+            },
+            Security = sc is null ? new Spec.ContainerSecurity { PidMode = Spec.PidNamespaceMode.Container } : new Spec.ContainerSecurity
+            {
+                Privileged = sc.Privileged,
+                RunAsUser = sc.RunAsUser?.Value,
+                RunAsUsername = sc.RunAsUsername.Length > 0 ? sc.RunAsUsername : null,
+                RunAsGroup = sc.RunAsGroup?.Value,
+                SupplementalGroups = sc.SupplementalGroups.ToList(),
+                SupplementalGroupsPolicy = sc.SupplementalGroupsPolicy == SupplementalGroupsPolicy.Strict
+                    ? Spec.SupplementalGroupsPolicy.Strict : Spec.SupplementalGroupsPolicy.Merge,
+                ReadonlyRootfs = sc.ReadonlyRootfs,
+                NoNewPrivs = sc.NoNewPrivs,
+                Capabilities = sc.Capabilities is { } caps
+                    ? new Spec.CapabilityChanges { Add = caps.AddCapabilities.ToList(), Drop = caps.DropCapabilities.ToList() }
+                    : null,
+                Seccomp = Profile(sc.Seccomp),
+                AppArmor = Profile(sc.Apparmor),
+                MaskedPaths = sc.MaskedPaths.Count > 0 ? sc.MaskedPaths.ToList() : null,
+                ReadonlyPaths = sc.ReadonlyPaths.Count > 0 ? sc.ReadonlyPaths.ToList() : null,
+                PidMode = (sc.NamespaceOptions?.Pid ?? NamespaceMode.Container) switch
+                {
+                    NamespaceMode.Pod => Spec.PidNamespaceMode.Pod,
+                    NamespaceMode.Node => Spec.PidNamespaceMode.Node,
+                    NamespaceMode.Target => Spec.PidNamespaceMode.Target,
+                    _ => Spec.PidNamespaceMode.Container,
+                },
+            },
+        };
+    }
+
+    private static Spec.SecurityProfile? Profile(SecurityProfile? profile) => profile is null ? null : profile.ProfileType switch
+    {
+        SecurityProfile.Types.ProfileType.Unconfined => Spec.SecurityProfile.Unconfined,
+        SecurityProfile.Types.ProfileType.Localhost => Spec.SecurityProfile.Localhost(profile.LocalhostRef),
+        _ => Spec.SecurityProfile.RuntimeDefault,
+    };
+
+    private static Api.Cri.ContainerState ToCri(ContainerState state) => state switch
+    {
+        ContainerState.Running => Api.Cri.ContainerState.ContainerRunning,
+        ContainerState.Exited => Api.Cri.ContainerState.ContainerExited,
+        ContainerState.Unknown => Api.Cri.ContainerState.ContainerUnknown,
+        _ => Api.Cri.ContainerState.ContainerCreated,
+    };
+
+    private static ContainerState FromCri(Api.Cri.ContainerState state) => state switch
+    {
+        Api.Cri.ContainerState.ContainerRunning => ContainerState.Running,
+        Api.Cri.ContainerState.ContainerExited => ContainerState.Exited,
+        Api.Cri.ContainerState.ContainerUnknown => ContainerState.Unknown,
+        _ => ContainerState.Created,
+    };
+}
