@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
-# Hull's main job on embedded defaults: build, start hulld on /run/hull/hull.sock with no config
-# file, and show what it serves. Pods from a locally built image arrive with the Pod sandboxes and
-# Containers issues; until then the script stops after the runtime answers, and says so.
-# Usage: sudo hack/quickstart.sh   (Ctrl-C stops hulld)
+# Hull's main job on embedded defaults: build Hull, build a busybox image locally (no network),
+# start hulld with no config file, import the image and run a pod with one container in it, the
+# way the kubelet would (RunPodSandbox, CreateContainer, StartContainer, ... RemovePodSandbox).
+# Usage: sudo hack/quickstart.sh [--keep-running]   (as root; --keep-running leaves hulld up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+keep=0
+[[ "${1:-}" == "--keep-running" ]] && keep=1
+
 bash hack/install-deps.sh
-bin="cmd/hulld/bin/Release/net10.0"
-ctl="dotnet cmd/hullctl/bin/Release/net10.0/hullctl.dll"
-dotnet "$bin/hulld.dll" &
-hulld=$!
-trap 'kill -TERM $hulld 2>/dev/null; wait $hulld 2>/dev/null' EXIT
-for _ in $(seq 1 100); do
-  [[ -S /run/hull/hull.sock ]] && $ctl version >/dev/null 2>&1 && break
-  sleep 0.1
-done
-$ctl version
-$ctl info
-echo
-echo "hulld is serving CRI v1 on /run/hull/hull.sock (Ctrl-C to stop)."
-echo "Running pods needs the Pod sandboxes and Containers issues: RunPodSandbox answers UNIMPLEMENTED until they land."
-wait $hulld
+# Embedded defaults read CNI configs from /etc/cni/net.d and plugins from /opt/cni/bin, as containerd does.
+bash hack/cni/install.sh
+mkdir -p /opt/cni/bin
+for plugin in /usr/lib/cni/*; do [[ -e "/opt/cni/bin/$(basename "$plugin")" ]] || ln -s "$plugin" /opt/cni/bin/; done
+
+work="$(mktemp -d)"
+bash hack/build-test-images.sh "$work/images" >/dev/null
+skopeo copy -q "oci:$work/images/busybox:latest" "oci-archive:$work/busybox.tar"
+
+hulld="cmd/hulld/bin/Release/net10.0/hulld.dll"
+ctl=(dotnet cmd/hullctl/bin/Release/net10.0/hullctl.dll)
+dotnet "$hulld" &
+pid=$!
+cleanup() { ((keep)) || { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; rm -rf "$work"; }
+trap cleanup EXIT
+for _ in $(seq 1 200); do "${ctl[@]}" version >/dev/null 2>&1 && break; sleep 0.1; done
+"${ctl[@]}" version
+
+"${ctl[@]}" images import "$work/busybox.tar" --name hull.local/busybox:latest
+"${ctl[@]}" run --name quickstart hull.local/busybox:latest -- \
+  sh -c 'echo "hello from a Hull pod: $(hostname)"; /bin/busybox ip -4 -o addr show eth0; id'
+((keep)) && echo "hulld keeps running on /run/hull/hull.sock (pid $pid)"
