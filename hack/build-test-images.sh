@@ -22,6 +22,8 @@
 #   multiarch      an OCI image index: linux/amd64 and linux/arm64/v8, both with busybox's layer;
 #                  each config has Env HULL_PLATFORM=<os/arch> so a test can tell which it got
 #   docker-schema2 busybox as a Docker schema 2 manifest (skopeo `dir:` layout, not OCI)
+#   pause          busybox's layer as a stand-in pause image: Entrypoint ["/bin/sleep"], Cmd ["infinity"],
+#                  User 65534:65534, Env HULL_IMAGE=pause (for pinned_images.sandbox tests)
 #   big            (--big) busybox + random-data layers
 #   digests        "<name> <manifest digest>" for every image above; pushes keep these digests
 # The Docker schema 1 image (docker-schema1) is made at push time: skopeo signs a schema 1
@@ -239,6 +241,12 @@ json.dump(index, open(index_path, "w"), separators=(",", ":"))
 EOF
 }
 
+build_pause() { # L
+  umoci config --image "$1:busybox" --no-history --tag pause \
+    --config.entrypoint /bin/sleep --config.cmd infinity --config.user 65534:65534 \
+    --config.env HULL_IMAGE=pause --config.label org.hull.test.image=pause
+}
+
 build_big() { # L
   local b="$WORK/bundle-big" i per
   per=$(( BIG_MB * 1024 * 1024 / BIG_LAYERS ))
@@ -262,7 +270,7 @@ write_digests() { # names...
   done
 }
 
-SMALL=(busybox multilayer zstd uncompressed multiarch docker-schema2)
+SMALL=(busybox multilayer zstd uncompressed multiarch docker-schema2 pause)
 
 build_small() {
   log "building test images into $OUT"
@@ -274,7 +282,9 @@ build_small() {
   build_busybox "$L"
   build_multilayer "$L"
   build_multiarch "$L"
+  build_pause "$L"
   export_image "$L:busybox" busybox
+  export_image "$L:pause" pause
   export_image "$L:multilayer" multilayer
   rm -rf "$STAGE/multiarch"
   skopeo copy -q --all "oci:$L:multiarch" "oci:$STAGE/multiarch:latest"

@@ -105,6 +105,7 @@ plugins.Subcommands.Add(pluginsList);
 root.Subcommands.Add(plugins);
 root.Subcommands.Add(ImagesCommands.Create(addressOption));
 root.Subcommands.Add(RunCommand.Create(addressOption));
+foreach (var c in StreamingCommands.Create(addressOption)) root.Subcommands.Add(c);
 
 return await root.Parse(args).InvokeAsync();
 

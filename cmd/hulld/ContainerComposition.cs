@@ -26,7 +26,13 @@ internal static class ContainerComposition
                 ? SecurityProfile.RuntimeDefault : SecurityProfile.Unconfined,
         }, HostInfo.Detect());
         var manager = new ContainerManager(new ContainerStore(metadata), sandboxes, images, specs, events, config.State,
-            loggers.CreateLogger<ContainerManager>());
+            loggers.CreateLogger<ContainerManager>())
+        {
+            // Each pod's containers use the cgroup driver of the pod's own runtime handler ("" is the default handler).
+            CgroupDriverFor = name =>
+                runtime.Runtimes.TryGetValue(name.Length == 0 ? runtime.DefaultRuntimeName : name, out var h) && h.SystemdCgroup
+                    ? CgroupDriver.Systemd : CgroupDriver.Cgroupfs,
+        };
         sandboxes.StopContainers = manager.StopPodContainersAsync;
         sandboxes.RemoveContainers = manager.RemovePodContainersAsync;
         await manager.RecoverAsync(cancellationToken).ConfigureAwait(false);

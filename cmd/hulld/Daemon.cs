@@ -80,7 +80,7 @@ internal static class Daemon
         Action releaseSandboxResources;
         try
         {
-            (sandboxes, cni, releaseSandboxResources) = await SandboxComposition.OpenAsync(config, metadata, loggerFactory, CancellationToken.None).ConfigureAwait(false);
+            (sandboxes, cni, releaseSandboxResources) = await SandboxComposition.OpenAsync(config, metadata, images, loggerFactory, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Hull.Core.HullException e)
         {
@@ -99,10 +99,23 @@ internal static class Daemon
             log.LogError("cannot recover containers: {Error}", e.Message);
             return 1;
         }
+        Hull.Cri.Streaming.StreamingServer streaming;
+        try
+        {
+            streaming = await StreamingComposition.StartAsync(config, containers, sandboxes, loggerFactory, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is Hull.Core.HullException or IOException or System.Security.Cryptography.CryptographicException)
+        {
+            log.LogError("cannot start the streaming server: {Error}", e.Message);
+            return 1;
+        }
+        await using var streamingServer = streaming;
+        log.LogInformation("streaming server (exec, attach, port-forward) listening on {Address}", streaming.BaseAddress);
         var admin = new AdminService(config, identity, plugins, deprecations, transfer);
         var criLog = loggerFactory.CreateLogger("cri");
         await using var server = CriServer.Create(config,
-            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations, images, sandboxes, cni, containers);
+            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations, images, sandboxes, cni, containers,
+            streaming);
         server.CallCompleted = call =>
         {
             if (call.Status != Hull.Grpc.StatusCode.OK)
@@ -123,6 +136,7 @@ internal static class Daemon
         log.LogInformation("{Signal}: draining connections (up to {Seconds} s)", signal, DrainTimeout.TotalSeconds);
         await server.StopAsync(DrainTimeout).ConfigureAwait(false);
         TryDelete(config.Grpc.Address);
+        await streaming.DisposeAsync().ConfigureAwait(false);
         containers.Shutdown();
         releaseSandboxResources();
         log.LogInformation("stopped");

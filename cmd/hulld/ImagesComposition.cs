@@ -27,10 +27,12 @@ internal static class ImagesComposition
         var images = new ImageStore(metadata);
         var leases = new LeaseManager();
         var gc = new GarbageCollector(content, snapshotter, images, leases, loggers.CreateLogger<GarbageCollector>());
-        // Containers' writable snapshots (key = container id) are roots, from the store, so even the collection at
-        // start (before the containers are recovered) keeps them.
+        // Containers' writable snapshots (key = container id) and pods' pause-image snapshots (pinned_images.sandbox)
+        // are roots, from the stores, so even the collection at start (before anything is recovered) keeps them.
         var containerStore = new Hull.Cri.Containers.ContainerStore(metadata);
-        gc.SnapshotRoots = containerStore.SnapshotKeysAsync;
+        var sandboxStore = new Hull.Sandbox.Store.SandboxStore(metadata);
+        gc.SnapshotRoots = async ct =>
+            [.. await containerStore.SnapshotKeysAsync(ct).ConfigureAwait(false), .. await sandboxStore.InfraSnapshotKeysAsync(ct).ConfigureAwait(false)];
         // The CRI plugin's registry.config_path wins; the transfer service's is the fallback, as in containerd.
         string hostsPath = config.Images.RegistryConfigPath.Length > 0 ? config.Images.RegistryConfigPath : config.Transfer.ConfigPath;
         var registry = new RegistryClient(new RegistryHosts(hostsPath.Length > 0 ? hostsPath : null),

@@ -16,7 +16,7 @@ namespace Hulld;
 internal static class SandboxComposition
 {
     public static async Task<(SandboxManager Sandboxes, CniManager Cni, Action Shutdown)> OpenAsync(HullConfig config, MetadataStore metadata,
-        ILoggerFactory loggers, CancellationToken cancellationToken)
+        Hull.Images.ImageManager images, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         var runtime = config.Runtime;
         string defaultName = runtime.DefaultRuntimeName;
@@ -53,7 +53,9 @@ internal static class SandboxComposition
             StateDirectory = config.State,
             SystemdCgroup = HandlerConfig("").SystemdCgroup,
             RestrictOomScoreAdj = restrictOom,
-        }, new NamespacePinner(config.State), CniFor, TasksFor, loggers.CreateLogger<PodSandboxController>());
+            SandboxImage = config.Images.PinnedSandboxImage,
+        }, new NamespacePinner(config.State), CniFor, TasksFor, loggers.CreateLogger<PodSandboxController>(),
+            new InfraImageProvider(images, loggers.CreateLogger<InfraImageProvider>()));
 
         var handlers = runtime.Runtimes.ToDictionary(r => r.Key, r => new SandboxHandler(r.Key, r.Value.Sandboxer), StringComparer.Ordinal);
         var manager = new SandboxManager(new SandboxStore(metadata), [podsandbox], handlers, defaultName, loggers.CreateLogger<SandboxManager>());

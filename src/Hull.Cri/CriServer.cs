@@ -16,7 +16,8 @@ public static class CriServer
 
     public static GrpcServer Create(HullConfig config, IEnumerable<(Google.Protobuf.Reflection.ServiceDescriptor, object)> extraServices,
         EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations, Hull.Images.ImageManager images,
-        Hull.Sandbox.SandboxManager? sandboxes = null, Hull.Sandbox.Cni.CniManager? cni = null, Containers.ContainerManager? containers = null)
+        Hull.Sandbox.SandboxManager? sandboxes = null, Hull.Sandbox.Cni.CniManager? cni = null, Containers.ContainerManager? containers = null,
+        Streaming.StreamingServer? streaming = null)
     {
         var server = new GrpcServer(new GrpcServerOptions
         {
@@ -34,6 +35,7 @@ public static class CriServer
         {
             Sandboxes = sandboxes,
             ContainerManager = containers,
+            StreamingServer = streaming,
             Cni = cni ?? new Hull.Sandbox.Cni.CniManager(Hull.Sandbox.Cni.CniOptions.From(config)),
         });
         server.AddService(services.Single(s => s.Name == "ImageService"), new ImageService(images));

@@ -80,6 +80,33 @@ public sealed partial class RuntimeService
     public async Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
     {
         var r = Containers.Status(request.ContainerId);
+        var status = ToCriStatus(r);
+        var response = new ContainerStatusResponse { Status = status };
+        if (request.Verbose)
+        {
+            string runtimeSpec = "";
+            try
+            {
+                runtimeSpec = await File.ReadAllTextAsync(Path.Combine(r.BundlePath, Spec.SpecWriter.ConfigFileName), context.CancellationToken)
+                    .ConfigureAwait(false);
+            }
+            catch (IOException) { }
+            response.Info["info"] = System.Text.Json.JsonSerializer.Serialize(new
+            {
+                sandboxID = r.SandboxId,
+                pid = r.Pid,
+                snapshotKey = r.Id,
+                snapshotter = r.Snapshotter,
+                bundle = r.BundlePath,
+                runtimeSpec = runtimeSpec.Length > 0 ? System.Text.Json.JsonDocument.Parse(runtimeSpec).RootElement : default(System.Text.Json.JsonElement?),
+            });
+        }
+        return response;
+    }
+
+    /// <summary>A container record as CRI's ContainerStatus (ContainerStatus, events, PodSandboxStatus).</summary>
+    internal static Api.Cri.ContainerStatus ToCriStatus(ContainerRecord r)
+    {
         var status = new Api.Cri.ContainerStatus
         {
             Id = r.Id,
@@ -95,7 +122,13 @@ public sealed partial class RuntimeService
             Reason = r.Reason,
             Message = r.Message,
             LogPath = r.LogPath,
+            StopSignal = ToCriSignal(r.StopSignal),
         };
+        if (r.User is { } user)
+        {
+            status.User = new ContainerUser { Linux = new LinuxContainerUser { Uid = user.Uid, Gid = user.Gid } };
+            status.User.Linux.SupplementalGroups.AddRange(user.SupplementalGroups);
+        }
         Copy(status.Labels, r.Labels);
         Copy(status.Annotations, r.Annotations);
         foreach (var m in r.Mounts)
@@ -125,27 +158,7 @@ public sealed partial class RuntimeService
                     MemorySwapLimitInBytes = res.MemorySwapLimitBytes ?? 0,
                 },
             };
-        var response = new ContainerStatusResponse { Status = status };
-        if (request.Verbose)
-        {
-            string runtimeSpec = "";
-            try
-            {
-                runtimeSpec = await File.ReadAllTextAsync(Path.Combine(r.BundlePath, Spec.SpecWriter.ConfigFileName), context.CancellationToken)
-                    .ConfigureAwait(false);
-            }
-            catch (IOException) { }
-            response.Info["info"] = System.Text.Json.JsonSerializer.Serialize(new
-            {
-                sandboxID = r.SandboxId,
-                pid = r.Pid,
-                snapshotKey = r.Id,
-                snapshotter = r.Snapshotter,
-                bundle = r.BundlePath,
-                runtimeSpec = runtimeSpec.Length > 0 ? System.Text.Json.JsonDocument.Parse(runtimeSpec).RootElement : default(System.Text.Json.JsonElement?),
-            });
-        }
-        return response;
+        return status;
     }
 
     public async Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
@@ -240,6 +253,47 @@ public sealed partial class RuntimeService
         };
     }
 
+    // ---------------------------------------------------------------- events
+
+    /// <summary>
+    /// An event as containerd's CRI sends it (internal/cri/server/events.go generateAndSendContainerEvent): the pod's status
+    /// and its containers' statuses from the snapshot taken when the change happened, or, without one, as they are now.
+    /// The pod status is absent only when the pod is gone; the kubelet then ignores the event and relists.
+    /// </summary>
+    private ContainerEventResponse ToCriEvent(Hull.Core.Events.ContainerEvent e)
+    {
+        var snapshot = e.Snapshot as ContainerEventSnapshot ?? ContainerManager?.SnapshotOf(e.SandboxId);
+        var response = new ContainerEventResponse
+        {
+            ContainerId = e.ContainerId,
+            ContainerEventType = e.Kind switch
+            {
+                Hull.Core.Events.ContainerEventKind.Created => ContainerEventType.ContainerCreatedEvent,
+                Hull.Core.Events.ContainerEventKind.Started => ContainerEventType.ContainerStartedEvent,
+                Hull.Core.Events.ContainerEventKind.Stopped => ContainerEventType.ContainerStoppedEvent,
+                _ => ContainerEventType.ContainerDeletedEvent,
+            },
+            CreatedAt = UnixNanos(e.At),
+        };
+        var pod = snapshot?.Pod ?? Sandboxes?.List(new Hull.Sandbox.SandboxFilter(e.SandboxId)).FirstOrDefault(p => p.Id == e.SandboxId);
+        if (pod is not null) response.PodSandboxStatus = ToCriStatus(pod);
+        if (snapshot is not null)
+            foreach (var c in snapshot.Containers) response.ContainersStatuses.Add(ToCriStatus(c));
+        return response;
+    }
+
+    /// <summary>
+    /// A pod sandbox's own change (containerd sends these with container id = sandbox id): started after RunPodSandbox,
+    /// stopped after StopPodSandbox, deleted after RemovePodSandbox (with the pod as it was before it went).
+    /// </summary>
+    internal void PublishSandboxEvent(string sandboxId, Hull.Core.Events.ContainerEventKind kind, Hull.Sandbox.Store.SandboxRecord? podBefore = null)
+    {
+        if (events.SubscriberCount == 0) return;
+        var snapshot = ContainerManager?.SnapshotOf(sandboxId) ?? new ContainerEventSnapshot(null, []);
+        if (snapshot.Pod is null && podBefore is not null) snapshot = snapshot with { Pod = podBefore };
+        events.Publish(new Hull.Core.Events.ContainerEvent(sandboxId, sandboxId, kind, DateTimeOffset.UtcNow) { Snapshot = snapshot });
+    }
+
     // ---------------------------------------------------------------- translation
 
     internal static Spec.ContainerConfig ToDomain(ContainerConfig config)
@@ -278,6 +332,7 @@ public sealed partial class RuntimeService
             Stdin = config.Stdin,
             StdinOnce = config.StdinOnce,
             LogPath = config.LogPath.Length > 0 ? config.LogPath : null,
+            StopSignal = config.StopSignal == Signal.RuntimeDefault ? null : SignalName(config.StopSignal),
             Resources = r is null ? null : new Spec.LinuxResources
             {
                 CpuPeriod = r.CpuPeriod,
@@ -326,6 +381,29 @@ public sealed partial class RuntimeService
         SecurityProfile.Types.ProfileType.Localhost => Spec.SecurityProfile.Localhost(profile.LocalhostRef),
         _ => Spec.SecurityProfile.RuntimeDefault,
     };
+
+    /// <summary>"SIGRTMINPLUS1" → "SIGRTMIN+1", as <see cref="Hull.Linux.Processes.Signals.TryParse"/> reads it.</summary>
+    private static string SignalName(Signal signal)
+    {
+        var name = (Enum.GetName(signal) ?? "").ToUpperInvariant();
+        return name.Replace("PLUS", "+", StringComparison.Ordinal).Replace("MINUS", "-", StringComparison.Ordinal);
+    }
+
+    private static readonly Dictionary<int, Signal> CriSignals = BuildCriSignals();
+
+    private static Dictionary<int, Signal> BuildCriSignals()
+    {
+        var map = new Dictionary<int, Signal>();
+        foreach (var value in Enum.GetValues<Signal>().Order())
+        {
+            if (value == Signal.RuntimeDefault) continue;
+            if (Hull.Linux.Processes.Signals.TryParse(SignalName(value)) is { } number) map.TryAdd(number, value);
+        }
+        return map;
+    }
+
+    /// <summary>A signal number as CRI's enum (the first name in the enum's order: SIGCHLD before SIGCLD).</summary>
+    private static Signal ToCriSignal(int number) => CriSignals.GetValueOrDefault(number, Signal.RuntimeDefault);
 
     private static Api.Cri.ContainerState ToCri(ContainerState state) => state switch
     {

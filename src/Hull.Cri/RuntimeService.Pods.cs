@@ -25,24 +25,41 @@ public sealed partial class RuntimeService
         var config = request.Config ?? throw new HullException(ErrorKind.InvalidArgument, "RunPodSandbox needs a sandbox config");
         var spec = ToSpec(SandboxManager.NewId(), config, request.RuntimeHandler);
         var id = await Pods.RunAsync(spec, context.CancellationToken).ConfigureAwait(false);
+        PublishSandboxEvent(id, Hull.Core.Events.ContainerEventKind.Started);
         return new RunPodSandboxResponse { PodSandboxId = id };
     }
 
     public async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
     {
         await Pods.StopAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
+        if (Pods.List(new SandboxFilter(request.PodSandboxId)).FirstOrDefault() is { } stopped)
+            PublishSandboxEvent(stopped.Id, Hull.Core.Events.ContainerEventKind.Stopped);
         return new StopPodSandboxResponse();
     }
 
     public async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
     {
+        var before = request.PodSandboxId.Length > 0 ? Pods.List(new SandboxFilter(request.PodSandboxId)).FirstOrDefault() : null;
         await Pods.RemoveAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
+        if (before is not null) PublishSandboxEvent(before.Id, Hull.Core.Events.ContainerEventKind.Deleted, before with { State = SandboxState.NotReady });
         return new RemovePodSandboxResponse();
     }
 
     public async Task<PodSandboxStatusResponse> PodSandboxStatus(PodSandboxStatusRequest request, ServerCallContext context)
     {
         var (record, info) = await Pods.StatusAsync(request.PodSandboxId, request.Verbose, context.CancellationToken).ConfigureAwait(false);
+        var status = ToCriStatus(record);
+        var response = new PodSandboxStatusResponse { Status = status, Timestamp = UnixNanos(DateTimeOffset.UtcNow) };
+        // The kubelet's evented PLEG takes the pod's container statuses from here instead of asking for each one.
+        if (ContainerManager is { } containers)
+            foreach (var c in containers.SnapshotOf(record.Id).Containers) response.ContainersStatuses.Add(ToCriStatus(c));
+        Copy(response.Info, info);
+        return response;
+    }
+
+    /// <summary>A pod record as CRI's PodSandboxStatus (PodSandboxStatus, container events).</summary>
+    internal static Api.Cri.PodSandboxStatus ToCriStatus(SandboxRecord record)
+    {
         var spec = record.Spec;
         var status = new Api.Cri.PodSandboxStatus
         {
@@ -73,9 +90,7 @@ public sealed partial class RuntimeService
         }
         Copy(status.Labels, spec.Labels);
         Copy(status.Annotations, spec.Annotations);
-        var response = new PodSandboxStatusResponse { Status = status, Timestamp = UnixNanos(DateTimeOffset.UtcNow) };
-        Copy(response.Info, info);
-        return response;
+        return status;
     }
 
     public Task<ListPodSandboxResponse> ListPodSandbox(ListPodSandboxRequest request, ServerCallContext context)

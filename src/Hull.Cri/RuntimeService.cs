@@ -56,24 +56,15 @@ public sealed partial class RuntimeService(HullConfig config, NodeProbe probe, E
         });
     }
 
+    /// <summary>
+    /// The evented PLEG's stream: each change of a container (or of a pod sandbox, with its id as the container id) with the
+    /// pod's status and all its containers' statuses as they were at that change. See RuntimeService.Containers.cs.
+    /// </summary>
     public async Task GetContainerEvents(GetEventsRequest request, IServerStreamWriter<ContainerEventResponse> writer, ServerCallContext context)
     {
         using var subscription = events.Subscribe();
         await foreach (var e in subscription.Reader.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))
-        {
-            await writer.WriteAsync(new ContainerEventResponse
-            {
-                ContainerId = e.ContainerId,
-                ContainerEventType = e.Kind switch
-                {
-                    ContainerEventKind.Created => ContainerEventType.ContainerCreatedEvent,
-                    ContainerEventKind.Started => ContainerEventType.ContainerStartedEvent,
-                    ContainerEventKind.Stopped => ContainerEventType.ContainerStoppedEvent,
-                    _ => ContainerEventType.ContainerDeletedEvent,
-                },
-                CreatedAt = e.At.ToUnixTimeMilliseconds() * 1_000_000,
-            }).ConfigureAwait(false);
-        }
+            await writer.WriteAsync(ToCriEvent(e)).ConfigureAwait(false);
     }
 
     private RuntimeHandlerConfig DefaultHandler() =>

@@ -362,6 +362,10 @@ public sealed class SandboxManager
             _index[record.Id] = new Entry(recovered);
             _names.Reserve(record.Spec.Identity.ReservationKey, record.Id);
         }
+        // What the store does not know (a crash between making a pod's pieces and persisting it) is removed.
+        var known = records.Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var pods in _sandboxers.Values.OfType<PodSandbox.PodSandboxController>())
+            await pods.SweepOrphansAsync(known, cancellationToken).ConfigureAwait(false);
         _logger.LogInformation("recovered {Count} pod sandboxes ({Ready} ready)", _index.Count,
             _index.Values.Count(e => e.Record.State == SandboxState.Ready));
     }

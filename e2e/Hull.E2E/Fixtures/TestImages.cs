@@ -50,6 +50,8 @@ public sealed class TestImages
     /// <summary>busybox as a signed Docker schema 1 manifest; only where the registry accepts schema 1 (<see cref="RegistryOptions.Schema1"/>).</summary>
     public TestImage DockerSchema1 => All.TryGetValue("docker-schema1", out var image) ? image
         : throw new InvalidOperationException("the registry refused the Docker schema 1 image (RegistryOptions.Schema1 is off)");
+    /// <summary>busybox's layer as a pause image: Entrypoint ["/bin/sleep"], Cmd ["infinity"], User 65534:65534 (for pinned_images.sandbox).</summary>
+    public TestImage Pause => All["pause"];
     /// <summary>busybox + HULL_BIG_IMAGE_MB (200) MiB of random data in 4 layers; only after PushAsync(big: true).</summary>
     public TestImage Big => All.TryGetValue("big", out var image) ? image
         : throw new InvalidOperationException("the big image was not pushed; use TestImages.PushAsync(registry, big: true)");

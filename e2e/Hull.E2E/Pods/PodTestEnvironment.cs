@@ -39,6 +39,9 @@ public sealed class PodTestEnvironment : IAsyncDisposable
     /// <summary>The registry hulld pulls from (hosts.toml under certs.d), when the tests need images.</summary>
     public RegistryProcess? Registry { get; private set; }
 
+    /// <summary>TOML appended to the generated config (e.g. a <c>pinned_images</c> table).</summary>
+    public string ExtraToml { get; private set; } = "";
+
     public string ConfigToml => $"""
         version = 3
         [plugins.'io.containerd.cri.v1.runtime'.cni]
@@ -48,14 +51,15 @@ public sealed class PodTestEnvironment : IAsyncDisposable
 
         [plugins.'io.containerd.cri.v1.images'.registry]
           config_path = '{Path.Combine(Dir, "certs.d")}'
-        """);
+        """) + (ExtraToml.Length == 0 ? "" : "\n" + ExtraToml);
 
     /// <summary>Like <see cref="StartAsync()"/>, with hulld pulling from <paramref name="registry"/> over plain HTTP.</summary>
     public static Task<PodTestEnvironment> StartAsync(RegistryProcess registry) => StartAsync(registry, null);
 
     public static Task<PodTestEnvironment> StartAsync() => StartAsync(null, null);
 
-    private static async Task<PodTestEnvironment> StartAsync(RegistryProcess? registry, object? _)
+    /// <summary>Like <see cref="StartAsync()"/>, with <paramref name="extraToml"/> appended to hulld's config.</summary>
+    public static async Task<PodTestEnvironment> StartAsync(RegistryProcess? registry, string? extraToml)
     {
         int n = 0;
         for (int tries = 0; tries < 250; tries++)
@@ -63,7 +67,7 @@ public sealed class PodTestEnvironment : IAsyncDisposable
             n = Interlocked.Increment(ref s_next) % 250 + 1;
             if (!Directory.Exists($"/sys/class/net/hulle2e{n}")) break;
         }
-        var env = new PodTestEnvironment(n, Directory.CreateTempSubdirectory("hull-e2e-pods-").FullName);
+        var env = new PodTestEnvironment(n, Directory.CreateTempSubdirectory("hull-e2e-pods-").FullName) { ExtraToml = extraToml ?? "" };
         Directory.CreateDirectory(env.ConfDir);
         env.WriteNetwork();
         if (registry is not null)

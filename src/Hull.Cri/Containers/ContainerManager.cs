@@ -20,6 +20,9 @@ namespace Hull.Cri.Containers;
 /// <summary>What CreateContainer is given, in domain terms (Hull.Cri translates the CRI message).</summary>
 public sealed record ContainerCreateRequest(string SandboxId, string Image, ContainerConfig Config);
 
+/// <summary>A pod and its containers at the moment of a <see cref="ContainerEvent"/> (its <see cref="ContainerEvent.Snapshot"/>).</summary>
+public sealed record ContainerEventSnapshot(SandboxRecord? Pod, IReadOnlyList<ContainerRecord> Containers);
+
 /// <summary>What ListContainers filters on; null fields match everything.</summary>
 public sealed record ContainerFilter(string? IdPrefix = null, ContainerState? State = null, string? SandboxIdPrefix = null,
     IReadOnlyDictionary<string, string>? Labels = null);
@@ -57,6 +60,9 @@ public sealed class ContainerManager
         _stateDirectory = stateDirectory;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
+
+    /// <summary>The cgroup driver of a runtime handler ("" is the default handler); null uses the spec builder's.</summary>
+    public Func<string, CgroupDriver>? CgroupDriverFor { get; init; }
 
     private sealed class Entry(ContainerRecord record)
     {
@@ -118,7 +124,7 @@ public sealed class ContainerManager
             RequestedLogPath = config.LogPath ?? "",
             BundlePath = bundle,
             Snapshotter = _images.Snapshotter.Name,
-            StopSignal = Signals.TryParse(execution.StopSignal) ?? Signals.SIGTERM,
+            StopSignal = Signals.TryParse(config.StopSignal) ?? Signals.TryParse(execution.StopSignal) ?? Signals.SIGTERM,
             Tty = config.Tty,
             Stdin = config.Stdin,
             StdinOnce = config.StdinOnce,
@@ -156,10 +162,15 @@ public sealed class ContainerManager
                     Volumes = execution.Volumes?.Keys.ToList() ?? [],
                     Labels = execution.Labels ?? new Dictionary<string, string>(),
                 },
-                Sandbox = SandboxContextOf(pod),
+                Sandbox = SandboxContextOf(pod) with { CgroupDriver = CgroupDriverFor?.Invoke(pod.Spec.RuntimeHandler) },
                 ContainerDirectory = bundle,
             }, cancellationToken).ConfigureAwait(false);
             await SpecWriter.WriteAsync(spec, bundle, cancellationToken).ConfigureAwait(false);
+            if (spec.Process?.User is { } user)
+                record = record with
+                {
+                    User = new ContainerUserInfo(user.Uid, user.Gid, user.AdditionalGids?.Select(g => (long)g).ToList() ?? []),
+                };
 
             var info = await tasks.CreateAsync(new TaskCreateRequest(id, bundle, logPath)
             {
@@ -299,6 +310,7 @@ public sealed class ContainerManager
                 };
                 await _store.PutAsync(failed, CancellationToken.None).ConfigureAwait(false);
                 entry.Record = failed;
+                Publish(failed, ContainerEventKind.Stopped);
                 throw;
             }
             var started = record with { State = ContainerState.Running, StartedAt = DateTimeOffset.UtcNow };
@@ -547,8 +559,20 @@ public sealed class ContainerManager
         await _sandboxes.Tasks(record.SandboxId).ReopenLogAsync(record.Id, cancellationToken).ConfigureAwait(false);
     }
 
-    private void Publish(ContainerRecord record, ContainerEventKind kind) =>
-        _events.Publish(new ContainerEvent(record.Id, record.SandboxId, kind, DateTimeOffset.UtcNow));
+    /// <summary>Publishes a change with a snapshot of the container's pod and all its containers as they are now.</summary>
+    private void Publish(ContainerRecord record, ContainerEventKind kind)
+    {
+        if (_events.SubscriberCount == 0) return; // nobody listens: spare the snapshot
+        _events.Publish(new ContainerEvent(record.Id, record.SandboxId, kind, DateTimeOffset.UtcNow)
+        {
+            Snapshot = SnapshotOf(record.SandboxId),
+        });
+    }
+
+    /// <summary>The pod (null when it is gone) and its containers from the in-memory indexes; never waits.</summary>
+    public ContainerEventSnapshot SnapshotOf(string sandboxId) => new(
+        _sandboxes.List(new SandboxFilter(sandboxId)).FirstOrDefault(p => p.Id == sandboxId),
+        List(new ContainerFilter(SandboxIdPrefix: sandboxId)).Where(c => c.SandboxId == sandboxId && c.State != ContainerState.Creating).ToList());
 
     private Entry Find(string idOrPrefix) =>
         TryFind(idOrPrefix) ?? throw new HullException(ErrorKind.NotFound, $"container \"{idOrPrefix}\" not found");

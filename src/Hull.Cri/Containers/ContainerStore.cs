@@ -8,6 +8,9 @@ namespace Hull.Cri.Containers;
 /// <summary>Where a container is in its life. <see cref="Creating"/> is persisted only so a crash mid-create can be undone.</summary>
 public enum ContainerState { Creating, Created, Running, Exited, Unknown }
 
+/// <summary>The identity a container's first process runs as (CRI LinuxContainerUser).</summary>
+public sealed record ContainerUserInfo(long Uid, long Gid, IReadOnlyList<long> SupplementalGroups);
+
 /// <summary>A mount as ContainerStatus reports it.</summary>
 public sealed record ContainerMountInfo(string ContainerPath, string HostPath, bool Readonly, string Propagation);
 
@@ -49,6 +52,8 @@ public sealed record ContainerRecord
     public string Reason { get; init; } = "";
     public string Message { get; init; } = "";
     public int Pid { get; init; }
+    /// <summary>The uid, gid and supplemental groups the container's process was started with (from its OCI spec); null for records from before they were kept.</summary>
+    public ContainerUserInfo? User { get; init; }
     /// <summary>The CPU/memory the container was created or last updated with (for status resources).</summary>
     public Hull.Runtime.Tasks.TaskResources? Resources { get; init; }
 }

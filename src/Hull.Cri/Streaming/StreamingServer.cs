@@ -45,6 +45,7 @@ public sealed class StreamingServer : IAsyncDisposable
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stopping = new();
     private WebApplication? _app;
+    private int _disposed;
 
     public StreamingServer(IStreamingRuntime runtime, StreamingServerOptions? options = null, ILoggerFactory? loggerFactory = null)
     {
@@ -389,6 +390,7 @@ public sealed class StreamingServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_app != null)
         {

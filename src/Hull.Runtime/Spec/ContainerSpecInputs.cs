@@ -41,6 +41,8 @@ public sealed record ContainerConfig
     public bool StdinOnce { get; init; }
     /// <summary>The CRI log file (relative to the pod's log directory); used by the monitor, not by the spec.</summary>
     public string? LogPath { get; init; }
+    /// <summary>CRI's stop_signal ("SIGUSR1"); replaces the image's stop signal when set. Used by the monitor, not by the spec.</summary>
+    public string? StopSignal { get; init; }
     public LinuxResources? Resources { get; init; }
     public ContainerSecurity Security { get; init; } = new();
 }
@@ -218,6 +220,8 @@ public sealed record SandboxContext
     public UserNamespace? UserNamespace { get; init; }
     /// <summary>The pod's cgroup parent from the kubelet: "/kubepods/burstable/pod…" (cgroupfs) or "kubepods-burstable-pod….slice" (systemd).</summary>
     public string? CgroupParent { get; init; }
+    /// <summary>The cgroup driver of the pod's runtime handler; null means the builder's <see cref="SpecBuilderOptions.CgroupDriver"/>.</summary>
+    public CgroupDriver? CgroupDriver { get; init; }
     public bool Privileged { get; init; }
     public string? HostsPath { get; init; }
     public string? ResolvConfPath { get; init; }

@@ -132,7 +132,7 @@ public sealed class SpecBuilder(SpecBuilderOptions options, HostInfo host)
             GidMappings = sandbox.UserNamespace is { GidMappings.Count: > 0 } gn ? gn.GidMappings : null,
             Sysctl = sysctls.Count == 0 ? null : sysctls,
             Resources = resources,
-            CgroupsPath = CgroupsPath.For(Options.CgroupDriver, sandbox.CgroupParent, sandbox.SandboxId, request.ContainerId),
+            CgroupsPath = CgroupsPath.For(sandbox.CgroupDriver ?? Options.CgroupDriver, sandbox.CgroupParent, sandbox.SandboxId, request.ContainerId),
             Namespaces = Namespaces(security, sandbox),
             Devices = devices.Count == 0 ? null : devices,
             Seccomp = seccomp,
@@ -238,6 +238,8 @@ public static class ResourceMapper
 
         OciMemory? memory = null;
         long limit = resources.MemoryLimitInBytes, swap = resources.MemorySwapLimitInBytes;
+        if (limit < 0 || swap < -1)
+            throw new HullException(ErrorKind.InvalidArgument, $"memory limit {limit} and memory+swap limit {swap} must not be negative");
         if (limit != 0 || swap != 0)
         {
             long? swapValue = null;

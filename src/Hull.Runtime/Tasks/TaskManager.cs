@@ -21,7 +21,7 @@ namespace Hull.Runtime.Tasks;
 /// this class — a restarted hulld — picks up where the last one stopped (<see cref="RecoverAsync"/>).
 /// Operations that change a container take its own lock; nothing holds a global lock.
 /// </summary>
-public sealed class TaskManager : ITaskService, IDisposable
+public sealed partial class TaskManager : ITaskService, IInteractiveTaskService, IDisposable
 {
     private const string TimedOutMessage = "command timed out";
     private static readonly TimeSpan ExitPollInterval = TimeSpan.FromMilliseconds(250);

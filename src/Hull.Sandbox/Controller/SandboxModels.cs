@@ -64,6 +64,8 @@ public sealed record SandboxInstance
     public string Directory { get; init; } = "";
     /// <summary>The infra process's task id in the task endpoint ("" when the pod has none).</summary>
     public string InfraTaskId { get; init; } = "";
+    /// <summary>The pause image the infra process runs from (its rootfs is a snapshot of it); "" for catatonit or no infra process.</summary>
+    public string InfraImage { get; init; } = "";
     /// <summary>Hull created the pod cgroup (<see cref="CgroupParent"/>) and removes it with the sandbox.</summary>
     public bool CgroupCreated { get; init; }
     /// <summary>CNI ADD succeeded and no DEL has succeeded since: stop (or remove, after a failed stop) runs DEL.</summary>

@@ -27,6 +27,11 @@ public sealed record PodSandboxOptions
     public string HostHosts { get; init; } = "/etc/hosts";
     /// <summary>The infra process of a pod that shares its PID namespace (statically linked; bind-mounted into an empty rootfs).</summary>
     public string InfraBinary { get; init; } = "/usr/bin/catatonit";
+    /// <summary>
+    /// <c>pinned_images.sandbox</c>: when set, the infra process (still only for a pod that shares its PID namespace) is
+    /// this image's entrypoint + cmd on a read-only snapshot of it, instead of catatonit. Needs an <see cref="IInfraImageProvider"/>.
+    /// </summary>
+    public string SandboxImage { get; init; } = "";
     /// <summary>Clamp the infra process's oom_score_adj to hulld's own (root without CAP_SYS_RESOURCE).</summary>
     public bool RestrictOomScoreAdj { get; init; }
     public TimeSpan CgroupRemoveTimeout { get; init; } = TimeSpan.FromSeconds(10);
@@ -48,15 +53,17 @@ public sealed partial class PodSandboxController : ISandboxController
     private readonly NamespacePinner _pinner;
     private readonly Func<string, CniManager> _cniFor;
     private readonly Func<string, TaskManager> _tasksFor;
+    private readonly IInfraImageProvider? _infraImages;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Pod> _pods = new(StringComparer.Ordinal);
 
     /// <param name="cniFor">The CNI manager of a runtime handler (handlers may have their own conf dir).</param>
     /// <param name="tasksFor">The task manager of a runtime handler (its OCI runtime binary and cgroup driver).</param>
     public PodSandboxController(PodSandboxOptions options, NamespacePinner pinner, Func<string, CniManager> cniFor,
-        Func<string, TaskManager> tasksFor, ILogger<PodSandboxController>? logger = null)
+        Func<string, TaskManager> tasksFor, ILogger<PodSandboxController>? logger = null, IInfraImageProvider? infraImages = null)
     {
         _options = options;
+        _infraImages = infraImages;
         _pinner = pinner;
         _cniFor = cniFor;
         _tasksFor = tasksFor;
@@ -273,6 +280,10 @@ public sealed partial class PodSandboxController : ISandboxController
                 pod.Instance = pod.Instance with { InfraTaskId = "", InfraPid = 0, PidNsPath = "" };
             }).ConfigureAwait(false);
 
+        // The pause image's snapshot goes once its process is gone (or never started).
+        if (pod.Instance.InfraImage.Length > 0 && pod.Instance.InfraTaskId.Length == 0)
+            await Step("releasing the infra image snapshot", () => ReleaseInfraImageAsync(pod, cancellationToken)).ConfigureAwait(false);
+
         bool networkDone = true;
         if (pod.Spec.NetworkMode != NamespaceMode.Node && (pod.Instance.NetworkAttached || (removeAll && !undoingCreate)))
         {
@@ -365,6 +376,7 @@ public sealed partial class PodSandboxController : ISandboxController
             ["sandboxer"] = Name,
             ["runtimeHandler"] = pod.Spec.RuntimeHandler,
             ["pid"] = instance.InfraPid,
+            ["infraImage"] = instance.InfraImage,
             ["netNamespaceClosed"] = instance.NetNsPath.Length > 0 && !LinuxNamespaces.IsNamespace(instance.NetNsPath),
             ["namespaces"] = new JsonObject
             {
@@ -433,29 +445,26 @@ public sealed partial class PodSandboxController : ISandboxController
         return result;
     }
 
+    /// <summary>
+    /// Writes the pod's new limits into its cgroup (cgroupfs driver; v1 files, or v2's cpu.weight/cpu.max/memory.max).
+    /// With the systemd driver the pod's slice belongs to systemd and the kubelet, so nothing is written.
+    /// </summary>
     public Task UpdateAsync(string sandboxId, SandboxResources resources, CancellationToken cancellationToken)
     {
         var pod = Get(sandboxId);
         if (_options.SystemdCgroup || pod.Instance.CgroupParent.Length == 0) return Task.CompletedTask;
-        var paths = CgroupPaths.ForCgroupsPath(pod.Instance.CgroupParent, CgroupLayout.Detect());
-        void Write(string? dir, string file, long? value)
-        {
-            if (dir is null || value is null) return;
-            var path = Path.Combine(dir, file);
-            if (File.Exists(path)) File.WriteAllText(path, value.Value.ToString(CultureInfo.InvariantCulture));
-        }
+        var layout = CgroupLayout.Detect();
+        if (layout.Mode == CgroupMode.None) return Task.CompletedTask;
         try
         {
-            Write(paths.Controller("cpu"), "cpu.shares", resources.CpuShares);
-            Write(paths.Controller("cpu"), "cpu.cfs_period_us", resources.CpuPeriod);
-            Write(paths.Controller("cpu"), "cpu.cfs_quota_us", resources.CpuQuota);
-            Write(paths.Controller("memory"), "memory.limit_in_bytes", resources.MemoryLimitBytes);
+            var skipped = PodCgroupResources.Apply(CgroupPaths.ForCgroupsPath(pod.Instance.CgroupParent, layout), layout, resources);
+            foreach (var file in skipped)
+                _logger.LogWarning("pod sandbox {Id}: cannot set {File}: the pod cgroup has no such file (controller not enabled?)", sandboxId, file);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new HullException(ErrorKind.Internal, $"pod sandbox \"{sandboxId}\": cannot update the pod cgroup: {e.Message}", e);
         }
-        pod.Instance = pod.Instance with { };
         return Task.CompletedTask;
     }
 

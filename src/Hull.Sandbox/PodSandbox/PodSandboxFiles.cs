@@ -22,6 +22,7 @@ public static class PodSandboxFiles
     public static string ResolvConfPath(string dir) => Path.Combine(dir, "resolv.conf");
     public static string ShmPath(string dir) => Path.Combine(dir, "shm");
     public static string InfraBundle(string dir) => Path.Combine(dir, "infra");
+    public static string InfraRootfs(string dir) => Path.Combine(InfraBundle(dir), "rootfs");
 
     /// <summary>/etc/hostname: the hostname and a newline.</summary>
     public static void WriteHostname(string dir, string hostname) => WriteAtomic(HostnamePath(dir), hostname + "\n");

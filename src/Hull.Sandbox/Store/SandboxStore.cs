@@ -73,6 +73,19 @@ public sealed class SandboxStore(MetadataStore store)
             return records;
         }, cancellationToken);
 
+    /// <summary>
+    /// Snapshot keys every persisted pod may hold (its pause-image rootfs, <see cref="PodSandbox.InfraSnapshots.Key"/>), for
+    /// the garbage collector's roots. Every pod counts, whatever its state: the row is written before the snapshot is made.
+    /// </summary>
+    public Task<IReadOnlyCollection<string>> InfraSnapshotKeysAsync(CancellationToken cancellationToken) =>
+        store.ReadAsync<IReadOnlyCollection<string>>(static session =>
+        {
+            var keys = new List<string>();
+            using var reader = session.Command("SELECT id FROM sandboxes").ExecuteReader();
+            while (reader.Read()) keys.Add(PodSandbox.InfraSnapshots.Key(reader.GetString(0)));
+            return keys;
+        }, cancellationToken);
+
     private static SandboxRecord Read(SqliteDataReader reader)
     {
         var spec = JsonSerializer.Deserialize<PodSandboxSpec>(reader.GetString(11), Json)

@@ -236,6 +236,24 @@ public class SpecBuilderTests
         var systemd = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), sandbox: sandbox with { CgroupParent = "kubepods-besteffort-poduid.slice" }),
             new SpecBuilderOptions { CgroupDriver = CgroupDriver.Systemd });
         Assert.Equal("kubepods-besteffort-poduid.slice:hull:c0ffee", systemd.Linux!.CgroupsPath);
+
+        // The pod's runtime handler decides the driver, whatever the builder's default is.
+        var handlerSystemd = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir),
+            sandbox: sandbox with { CgroupParent = "kubepods-besteffort-poduid.slice", CgroupDriver = CgroupDriver.Systemd }));
+        Assert.Equal("kubepods-besteffort-poduid.slice:hull:c0ffee", handlerSystemd.Linux!.CgroupsPath);
+        var handlerCgroupfs = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), sandbox: sandbox with { CgroupDriver = CgroupDriver.Cgroupfs }),
+            new SpecBuilderOptions { CgroupDriver = CgroupDriver.Systemd });
+        Assert.Equal("/kubepods/besteffort/poduid/c0ffee", handlerCgroupfs.Linux!.CgroupsPath);
+    }
+
+    [Fact]
+    public async Task A_negative_memory_limit_is_InvalidArgument()
+    {
+        using var dir = new TempDir();
+        var container = new ContainerConfig { Name = "app", Command = ["/a"], Resources = new LinuxResources { MemoryLimitInBytes = -5 } };
+        var error = await Assert.ThrowsAsync<Hull.Core.HullException>(() => Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), container)));
+        Assert.Equal(Hull.Core.ErrorKind.InvalidArgument, error.Kind);
+        Assert.Contains("memory limit -5", error.Message);
     }
 
     [Fact]

@@ -1,0 +1,306 @@
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Hull.Core;
+using Hull.Linux;
+using Hull.Linux.Processes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
+
+namespace Hull.Runtime.Tasks;
+
+/// <summary>
+/// Streaming exec and attach. Exec runs <c>runc exec --process</c> in the foreground as hulld's child (posix_spawn):
+/// without a TTY the command gets unix socket pairs as stdin/stdout/stderr directly (runc passes its stdio through),
+/// with a TTY runc sends the pty master over a <c>--console-socket</c> and the command is the session leader of that
+/// terminal. runc's exit code is the command's. This is not a conmon exec session: the session lives exactly as long
+/// as its client (kubelet's streaming sessions do not survive a runtime restart either), and ending it kills the
+/// command's process group and runc. Attach goes to conmon's attach socket.
+/// </summary>
+public sealed partial class TaskManager
+{
+    public async Task<InteractiveExec> StartExecAsync(string id, InteractiveExecRequest request, CancellationToken cancellationToken = default)
+    {
+        var entry = GetEntry(id);
+        if (request.Command.Count == 0) throw new HullException(ErrorKind.InvalidArgument, $"exec in container \"{id}\" needs a command");
+        var execId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        var dir = Path.Combine(Paths.ExecDirectory, $"{id}-{execId}");
+        Directory.CreateDirectory(dir);
+        var session = new RuncExecSession(id, dir, request.Tty, _logger);
+        try
+        {
+            var process = ExecProcessSpec(entry.Record, request.Command);
+            if (request.Tty)
+            {
+                process["terminal"] = true;
+                if (request.InitialSize is { } size && size.Width > 0 && size.Height > 0)
+                    process["consoleSize"] = new JsonObject { ["height"] = size.Height, ["width"] = size.Width };
+            }
+            var specFile = Path.Combine(dir, "process.json");
+            await File.WriteAllTextAsync(specFile, process.ToJsonString(), cancellationToken).ConfigureAwait(false);
+            var arguments = new List<string>(_runc.GlobalArguments) { "exec", "--process", specFile, "--pid-file", session.PidFile };
+            Socket? listener = null;
+            if (request.Tty)
+            {
+                // Short: sun_path holds 108 bytes, and the exec directory name is long.
+                var consolePath = Path.Combine(Paths.ExecDirectory, $"c-{execId}.sock");
+                listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                listener.Bind(new UnixDomainSocketEndPoint(consolePath));
+                listener.Listen(1);
+                session.ConsolePath = consolePath;
+                arguments.AddRange(["--console-socket", consolePath]);
+            }
+            arguments.Add(id);
+            _logger.LogDebug("exec in container {Id}: {Runtime} {Arguments}", id, RuntimePath, string.Join(' ', arguments));
+            session.Spawn(RuntimePath, arguments, request);
+            if (listener is not null)
+            {
+                using (listener)
+                    await session.ReceiveTerminalAsync(listener, cancellationToken).ConfigureAwait(false);
+            }
+            return session;
+        }
+        catch
+        {
+            await session.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    public async Task<AttachConnection> AttachAsync(string id, CancellationToken cancellationToken = default)
+    {
+        var entry = GetEntry(id);
+        if (TryReadExit(entry) is not null)
+            throw new HullException(ErrorKind.FailedPrecondition, $"container \"{id}\" has exited; cannot attach to it");
+        var socket = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(Paths.AttachSocket(id)), cancellationToken).ConfigureAwait(false);
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new HullException(ErrorKind.FailedPrecondition,
+                $"cannot attach to container \"{id}\": its monitor's attach socket {Paths.AttachSocket(id)} does not answer ({e.Message})", e);
+        }
+        return new AttachConnection(socket, TaskPaths.ControlFifo(entry.Record.BundlePath));
+    }
+
+    /// <summary>One foreground <c>runc exec</c> and its stdio.</summary>
+    private sealed class RuncExecSession(string containerId, string directory, bool tty, ILogger logger) : InteractiveExec
+    {
+        private readonly TaskCompletionSource<int> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _runcPid;
+        private Stream? _stdin, _stdout, _stderr;
+        private Socket? _stdinSocket;
+        private Socket? _capture;
+        private Task<string> _captured = Task.FromResult("");
+        private SafeFileDescriptor? _terminal;
+        private int _disposed;
+
+        public string PidFile => Path.Combine(directory, "pid");
+        public string? ConsolePath { get; set; }
+
+        public override Stream? Stdin => _stdin;
+        public override Stream? Stdout => _stdout;
+        public override Stream? Stderr => _stderr;
+        public override bool Tty => tty;
+        public override Task<int> Exited => _exited.Task;
+
+        public void Spawn(string runtimePath, List<string> arguments, InteractiveExecRequest request)
+        {
+            var descriptors = new Dictionary<int, System.Runtime.InteropServices.SafeHandle>();
+            var childEnds = new List<SafeFileDescriptor>();
+            try
+            {
+                // runc's own errors go to its stderr: with a TTY (or without stderr requested) we keep them for the error message.
+                var (captureParent, captureChild) = Descriptors.CreateSocketPair();
+                childEnds.Add(captureChild);
+                _capture = captureParent.ToSocket();
+                descriptors[2] = captureChild;
+                if (!tty)
+                {
+                    if (request.Stdin)
+                    {
+                        var (parent, child) = Descriptors.CreateSocketPair();
+                        childEnds.Add(child);
+                        _stdinSocket = parent.ToSocket();
+                        _stdin = new NetworkStream(_stdinSocket, ownsSocket: true);
+                        descriptors[0] = child;
+                    }
+                    if (request.Stdout)
+                    {
+                        var (parent, child) = Descriptors.CreateSocketPair();
+                        childEnds.Add(child);
+                        _stdout = new NetworkStream(parent.ToSocket(), ownsSocket: true);
+                        descriptors[1] = child;
+                    }
+                    if (request.Stderr)
+                    {
+                        var (parent, child) = Descriptors.CreateSocketPair();
+                        childEnds.Add(child);
+                        _stderr = new NetworkStream(parent.ToSocket(), ownsSocket: true);
+                        descriptors[2] = child;
+                        // The command's stderr is the client's; runc's errors go there too.
+                    }
+                }
+                if (descriptors[2] != captureChild)
+                {
+                    _capture.Dispose();
+                    _capture = null;
+                }
+                else _captured = ReadAllAsync(_capture, 64 << 10);
+                var environment = new Dictionary<string, string>(StringComparer.Ordinal)
+                {
+                    ["PATH"] = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                };
+                if (Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } xdg) environment["XDG_RUNTIME_DIR"] = xdg;
+                try
+                {
+                    _runcPid = ProcessSpawner.Spawn(new SpawnRequest(runtimePath, arguments)
+                    {
+                        Environment = environment,
+                        WorkingDirectory = directory,
+                        Descriptors = descriptors,
+                    });
+                }
+                catch (SyscallException e)
+                {
+                    throw new HullException(ErrorKind.FailedPrecondition, $"cannot start {runtimePath}: {e.Message}", e);
+                }
+                _ = WaitAsync();
+            }
+            finally
+            {
+                foreach (var end in childEnds) end.Dispose();
+            }
+        }
+
+        private async Task WaitAsync()
+        {
+            try
+            {
+                var status = await ChildProcesses.WaitForExitAsync(_runcPid).ConfigureAwait(false);
+                // runc reports the command's status; when runc itself failed before starting it, say why.
+                if (status.Code != 0 && !File.Exists(PidFile))
+                {
+                    string text = "";
+                    try
+                    {
+                        text = await _captured.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+                    }
+                    catch (TimeoutException)
+                    {
+                    }
+                    var message = RuncClient.RuncMessage(text);
+                    if (_capture is not null && message != "(no error output)")
+                    {
+                        var kind = RuncClient.IsNotFound(message) ? ErrorKind.NotFound
+                            : message.Contains("not running", StringComparison.OrdinalIgnoreCase) || message.Contains("stopped", StringComparison.OrdinalIgnoreCase)
+                                ? ErrorKind.FailedPrecondition : ErrorKind.Internal;
+                        _exited.TrySetException(new HullException(kind, $"exec in container \"{containerId}\" failed: {message}"));
+                        return;
+                    }
+                }
+                _exited.TrySetResult(status.Code);
+            }
+            catch (Exception e)
+            {
+                _exited.TrySetException(e);
+            }
+        }
+
+        public async Task ReceiveTerminalAsync(Socket listener, CancellationToken cancellationToken)
+        {
+            using var accepting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var accept = listener.AcceptAsync(accepting.Token).AsTask();
+            if (await Task.WhenAny(accept, _exited.Task).ConfigureAwait(false) != accept)
+            {
+                await accepting.CancelAsync().ConfigureAwait(false);
+                await _exited.Task.ConfigureAwait(false); // throws runc's error when it failed
+                throw new HullException(ErrorKind.Internal, $"exec in container \"{containerId}\": runc exited without sending the terminal");
+            }
+            using var connection = await accept.ConfigureAwait(false);
+            _terminal = await Task.Run(() => Terminals.ReceiveDescriptor(connection), cancellationToken).ConfigureAwait(false);
+            var handle = new SafeFileHandle(_terminal.DangerousGetHandle(), ownsHandle: false);
+            var stream = new FileStream(handle, FileAccess.ReadWrite, bufferSize: 0);
+            _stdin = stream;
+            _stdout = stream;
+        }
+
+        public override void CloseStdin()
+        {
+            if (tty) return;
+            try
+            {
+                _stdinSocket?.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+            }
+        }
+
+        public override void Resize(ushort width, ushort height)
+        {
+            if (_terminal is null || width == 0 || height == 0) return;
+            try
+            {
+                Terminals.SetWindowSize(_terminal, height, width);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
+            {
+                logger.LogDebug("resizing the terminal of an exec in {Id}: {Message}", containerId, e.Message);
+            }
+        }
+
+        public override void Kill()
+        {
+            if (ReadPidFile(PidFile) is int pid and > 0) KillExec(pid);
+            if (_runcPid > 0 && !_exited.Task.IsCompleted) Signals.TrySend(_runcPid, Signals.SIGKILL);
+        }
+
+        public override async ValueTask DisposeAsync()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+            if (_runcPid > 0)
+            {
+                if (!_exited.Task.IsCompleted) Kill();
+                try
+                {
+                    await _exited.Task.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is TimeoutException or HullException or InvalidOperationException or IOException)
+                {
+                }
+                // The command may have written its pid just as runc died: make sure it is gone.
+                if (ReadPidFile(PidFile) is int pid and > 0) KillExec(pid);
+            }
+            foreach (var s in new IDisposable?[] { _stdin, _stdout, _stderr, _capture, _terminal }) s?.Dispose();
+            if (ConsolePath is not null) TryDelete(ConsolePath);
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        private static async Task<string> ReadAllAsync(Socket socket, int max)
+        {
+            var output = new MemoryStream();
+            var chunk = new byte[4096];
+            try
+            {
+                int read;
+                while ((read = await socket.ReceiveAsync(chunk, SocketFlags.None).ConfigureAwait(false)) > 0)
+                    if (output.Length < max) output.Write(chunk, 0, (int)Math.Min(read, max - output.Length));
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+            }
+            return Encoding.UTF8.GetString(output.ToArray());
+        }
+    }
+}

@@ -1,0 +1,96 @@
+using Hull.Linux;
+using Hull.Runtime.Cgroups;
+using Hull.Sandbox.Namespaces;
+using Microsoft.Extensions.Logging;
+
+namespace Hull.Sandbox.PodSandbox;
+
+public sealed partial class PodSandboxController
+{
+    /// <summary>
+    /// At start, after recovery: removes what a pod the store does not know left on the node (a crash between making
+    /// something and persisting it, or a store restored from elsewhere): namespace pins under <c>&lt;state&gt;/ns/</c>,
+    /// sandbox directories under <c>&lt;state&gt;/sandboxes/</c> (their shm and infra rootfs mounts first), and the default
+    /// pod cgroup <c>/hull/&lt;id&gt;</c>. Each removal is logged. The orphan's infra snapshot is left to garbage collection
+    /// (it is no root once the pod is not in the store). Returns the ids swept.
+    /// </summary>
+    /// <param name="known">Every sandbox id in the store, whatever its sandboxer and state.</param>
+    public async Task<IReadOnlyList<string>> SweepOrphansAsync(IReadOnlySet<string> known, CancellationToken cancellationToken)
+    {
+        var swept = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var id in _pinner.ListSandboxIds())
+        {
+            if (known.Contains(id) || _pods.ContainsKey(id) || !NamespacePinner.IsValidId(id)) continue;
+            try
+            {
+                _pinner.Remove(id);
+                _logger.LogWarning("removed the namespace pins of pod sandbox {Id}, which the store does not know (left by a crash?)", id);
+                swept.Add(id);
+            }
+            catch (Core.HullException e)
+            {
+                _logger.LogError("cannot remove the orphaned namespace pins of pod sandbox {Id}: {Error}", id, e.Message);
+            }
+        }
+
+        var sandboxes = Path.Combine(_options.StateDirectory, PodSandboxFiles.DirectoryName);
+        if (Directory.Exists(sandboxes))
+        {
+            foreach (var dir in Directory.EnumerateDirectories(sandboxes))
+            {
+                var id = Path.GetFileName(dir);
+                if (known.Contains(id) || _pods.ContainsKey(id)) continue;
+                try
+                {
+                    foreach (var mountPoint in MountPointsBelow(dir).OrderByDescending(p => p.Length))
+                        Mounts.UnmountAll(mountPoint, detach: true);
+                    if (MountPointsBelow(dir).Count > 0)
+                    {
+                        _logger.LogError("orphaned sandbox directory {Dir} still has mounts; leaving it", dir);
+                        continue;
+                    }
+                    Directory.Delete(dir, recursive: true);
+                    _logger.LogWarning("removed the directory of pod sandbox {Id}, which the store does not know (left by a crash?)", id);
+                    swept.Add(id);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or SyscallException)
+                {
+                    _logger.LogError("cannot remove orphaned sandbox directory {Dir}: {Error}", dir, e.Message);
+                }
+            }
+        }
+
+        if (!_options.SystemdCgroup && CgroupLayout.Detect() is { Mode: not CgroupMode.None } layout)
+            foreach (var id in swept.Where(NamespacePinner.IsValidId))
+            {
+                var paths = CgroupPaths.ForCgroupsPath($"{DefaultCgroupRoot}/{id}", layout);
+                if (!paths.Directories.Any(Directory.Exists)) continue;
+                try
+                {
+                    await CgroupTree.RemoveAsync(paths, _options.CgroupRemoveTimeout, cancellationToken).ConfigureAwait(false);
+                    _logger.LogWarning("removed the cgroup {Cgroup} of unknown pod sandbox {Id}", $"{DefaultCgroupRoot}/{id}", id);
+                }
+                catch (Exception e) when (e is Core.HullException or IOException)
+                {
+                    _logger.LogError("cannot remove the cgroup of orphaned pod sandbox {Id}: {Error}", id, e.Message);
+                }
+            }
+        return swept.ToList();
+    }
+
+    /// <summary>Mount points at or below <paramref name="path"/> (/proc/self/mountinfo field 5, octal escapes undone).</summary>
+    private static IReadOnlyList<string> MountPointsBelow(string path)
+    {
+        var prefix = path.TrimEnd('/') + "/";
+        var result = new List<string>();
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            var fields = line.Split(' ');
+            if (fields.Length < 5) continue;
+            var mountPoint = System.Text.RegularExpressions.Regex.Replace(fields[4], @"\\([0-7]{3})",
+                m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
+            if (mountPoint == path.TrimEnd('/') || mountPoint.StartsWith(prefix, StringComparison.Ordinal)) result.Add(mountPoint);
+        }
+        return result;
+    }
+}
