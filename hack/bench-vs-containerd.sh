@@ -43,7 +43,7 @@ while [ $# -gt 0 ]; do
     --results) need "$@"; RESULTS="$2"; shift ;;
     --write-docs) WRITE_DOCS=1 ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-vs-containerd: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -53,6 +53,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench-vs-containerd: error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root"
+# One command from a fresh machine: the project's own dependencies first (idempotent, quick when present).
+bash "$(dirname "${BASH_SOURCE[0]}")/install-deps.sh" --no-build >&2
 if ! command -v containerd >/dev/null || ! command -v containerd-shim-runc-v2 >/dev/null; then
   log "installing Debian containerd (apt-get)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q containerd >&2 ||

@@ -34,7 +34,7 @@ PACKAGES=(
   runc conmon catatonit containernetworking-plugins iptables iproute2
   docker-registry skopeo umoci busybox-static containerd
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
-  python3 zstd util-linux
+  python3 zstd util-linux jq curl
 )
 if ! command -v node >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)

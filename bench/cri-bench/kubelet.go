@@ -22,7 +22,8 @@ package main
 //    processes under a monitor (pause/catatonit: any child of a monitor whose
 //    command is not the workload's). CPU seconds are the growth of
 //    utime+stime+cutime+cstime per process over the run; peak RSS is the
-//    largest sum of RSS over one sample.
+//    largest sum of RSS over one sample. A monitor's short-lived forks (the
+//    runc it runs) keep its pid and start time, so they count as the monitor.
 //
 // Prints one JSON line (kind "kubelet"); exit 1 when a CRI call failed.
 // This file registers itself from init() so that main.go's dispatch is not

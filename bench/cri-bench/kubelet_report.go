@@ -54,9 +54,8 @@ func klMetrics(which string) []klMetric {
 			{"pod start p99", op("pod_start", 99)},
 			{"StopPodSandbox p50", op("stop_pod", 50)},
 			{"RemovePodSandbox p50", op("remove_pod", 50)},
-			{"relist p50", func(r *kubeletResult) float64 { return r.Relist.P50ms }},
-			{"relist p99", func(r *kubeletResult) float64 { return r.Relist.P99ms }},
-			{"relist max", func(r *kubeletResult) float64 { return r.Relist.MaxMs }},
+			{"relist p50", relist(func(r *kubeletResult) float64 { return r.Relist.P50ms })},
+			{"relist p99", relist(func(r *kubeletResult) float64 { return r.Relist.P99ms })},
 			{"pods/s", func(r *kubeletResult) float64 { return r.PodsPerS }},
 		}
 	default:
@@ -69,6 +68,16 @@ func klMetrics(which string) []klMetric {
 			{"total peak RSS MiB", func(r *kubeletResult) float64 { return r.Procs.TotalRSSMiB }},
 			{"machine CPU s", func(r *kubeletResult) float64 { return r.Procs.MachineCPUs }},
 		}
+	}
+}
+
+// relist: no sample (a run shorter than the relist period) is missing, not 0.
+func relist(f func(r *kubeletResult) float64) func(r *kubeletResult) float64 {
+	return func(r *kubeletResult) float64 {
+		if r.Relist.N == 0 {
+			return -1
+		}
+		return f(r)
 	}
 }
 
@@ -100,17 +109,27 @@ func klTable(w *bytes.Buffer, keys []klKey, runs map[klKey]map[string][]*kubelet
 		for _, m := range ms {
 			var h, c []float64
 			for _, r := range runs[k]["hulld"] {
-				h = append(h, m.get(r))
+				if v := m.get(r); v >= 0 {
+					h = append(h, v)
+				}
 			}
 			for _, r := range runs[k]["containerd"] {
-				c = append(c, m.get(r))
+				if v := m.get(r); v >= 0 {
+					c = append(c, v)
+				}
 			}
 			mh, mc := med(h), med(c)
-			if len(h) == 0 && len(c) == 0 {
-				w.WriteString(" — |")
-				continue
+			sh, sc := g3(mh), g3(mc)
+			if len(h) == 0 {
+				sh = "—"
 			}
-			fmt.Fprintf(w, " %s / %s (%s) |", g3(mh), g3(mc), ratio(mh, mc))
+			if len(c) == 0 {
+				sc = "—"
+			}
+			if len(h) == 0 || len(c) == 0 {
+				mh = 0
+			}
+			fmt.Fprintf(w, " %s / %s (%s) |", sh, sc, ratio(mh, mc))
 		}
 		w.WriteString("\n")
 	}
@@ -153,10 +172,14 @@ func cmdKubeletReport(args []string) {
 	w.WriteString("\n**Runtime resources over the run** (create + teardown; daemon = hulld or containerd with its waited-for children; per-pod procs = conmon (hulld) or containerd-shim-runc-v2 + pause (containerd); each cell hulld / containerd (ratio)):\n\n")
 	klTable(&w, keys, runs, klMetrics("resources"))
 	w.WriteString("\n<details><summary>Every run</summary>\n\n")
-	w.WriteString("| # | server | setting | run / create / start / pod start p50 ms | pod start p99 ms | stop / remove p50 ms | relist p50 / p99 / max ms | pods/s | daemon / per-pod CPU s | daemon / per-pod / total peak RSS MiB | per-pod procs (max) | load at start | errors |\n")
+	w.WriteString("| # | server | setting | run / create / start / pod start p50 ms | pod start p99 ms | stop / remove p50 ms | relist p50 / p99 / max ms (samples) | pods/s | daemon / per-pod CPU s | daemon / per-pod / total peak RSS MiB | per-pod procs (max) | load at start | errors |\n")
 	w.WriteString("|---:|---|---|---|---:|---|---|---:|---|---|---:|---|---:|\n")
 	for i, r := range all {
 		o := r.Ops
+		rel := fmt.Sprintf("%s / %s / %s", g3(r.Relist.P50ms), g3(r.Relist.P99ms), g3(r.Relist.MaxMs))
+		if r.Relist.N == 0 {
+			rel = "— (no sample)"
+		}
 		errs := fmt.Sprint(r.Errors)
 		if r.FirstErr != "" {
 			errs += " (" + strings.ReplaceAll(r.FirstErr, "|", "/") + ")"
@@ -164,11 +187,11 @@ func cmdKubeletReport(args []string) {
 		if len(errs) > 120 {
 			errs = errs[:120] + "…"
 		}
-		fmt.Fprintf(&w, "| %d | %s | %s | %s / %s / %s / %s | %s | %s / %s | %s / %s / %s | %s | %s / %s | %s / %s / %s | %d | %s | %s |\n",
+		fmt.Fprintf(&w, "| %d | %s | %s | %s / %s / %s / %s | %s | %s / %s | %s (%d) | %s | %s / %s | %s / %s / %s | %d | %s | %s |\n",
 			i+1, r.Label, klKey{r.Count, r.Parallel},
 			g3(o["run_pod"].P50ms), g3(o["create_container"].P50ms), g3(o["start_container"].P50ms), g3(o["pod_start"].P50ms),
 			g3(o["pod_start"].P99ms), g3(o["stop_pod"].P50ms), g3(o["remove_pod"].P50ms),
-			g3(r.Relist.P50ms), g3(r.Relist.P99ms), g3(r.Relist.MaxMs), g3(r.PodsPerS),
+			rel, r.Relist.N, g3(r.PodsPerS),
 			g3(r.Procs.DaemonCPUs), g3(r.Procs.MonitorCPUs+r.Procs.InfraCPUs),
 			g3(r.Procs.DaemonRSSMiB), g3(r.Procs.MonitorRSSMiB+r.Procs.InfraRSSMiB), g3(r.Procs.TotalRSSMiB),
 			r.Procs.MonitorsMax+r.Procs.InfraMax, r.LoadAvg, errs)

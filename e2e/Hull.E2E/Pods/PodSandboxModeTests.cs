@@ -47,6 +47,8 @@ public sealed class PodSandboxModeTests(PushedTestImages pushed) : IClassFixture
         using (var plainInfo = JsonDocument.Parse((await env.StatusAsync(plain, verbose: true)).Info["info"]))
             Assert.Equal(0, plainInfo.RootElement.GetProperty("pid").GetInt32());
         Assert.Equal(snapshotsWhileRunning, SnapshotCount(snapshots));
+        await env.StopAsync(plain);
+        await env.RemoveAsync(plain);
 
         var netns = info.RootElement.GetProperty("namespaces").GetProperty("network").GetString();
         await env.StopAsync(id);
@@ -125,7 +127,7 @@ public sealed class PodSandboxModeTests(PushedTestImages pushed) : IClassFixture
             Assert.True(s.Linux.Cpu.Timestamp > 0);
             Assert.NotNull(s.Linux.Memory.WorkingSetBytes);
             Assert.NotNull(s.Linux.Network);
-            Assert.Contains(s.Linux.Network.Interfaces, i => i.Name == "eth0");
+            Assert.Equal("eth0", s.Linux.Network.DefaultInterface?.Name);
         }
         var one = await env.Cri.Runtime<PodSandboxStatsResponse>("PodSandboxStats", new PodSandboxStatsRequest { PodSandboxId = ids[0] });
         Assert.Equal("stats-a", one.Stats.Attributes.Metadata.Name);
