@@ -52,6 +52,7 @@ internal static class SandboxComposition
         {
             StateDirectory = config.State,
             SystemdCgroup = HandlerConfig("").SystemdCgroup,
+            SystemdCgroupOf = handler => HandlerConfig(handler).SystemdCgroup,
             RestrictOomScoreAdj = restrictOom,
             SandboxImage = config.Images.PinnedSandboxImage,
         }, new NamespacePinner(config.State), CniFor, TasksFor, loggers.CreateLogger<PodSandboxController>(),

@@ -420,9 +420,9 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
         // Large output arrives whole.
         var big = await ExecAsync(id, ["/bin/sh", "-c", "head -c 1048576 /dev/zero | tr '\\000' a"]);
         Assert.Equal(1 << 20, big.Stdout.Length);
-        // A command that does not exist is an exit code, not an RPC error (as runc exec reports it).
-        var missing = await ExecAsync(id, ["/no/such/binary"]);
-        Assert.NotEqual(0, missing.ExitCode);
+        // A command that does not exist is an error naming it (containerd answers the same way).
+        var missing = await Assert.ThrowsAsync<RpcException>(() => ExecAsync(id, ["/no/such/binary"]));
+        Assert.Contains("/no/such/binary", missing.Message);
         // The deadline kills the command's processes and returns even though a background child holds stdout.
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var timedOut = await Assert.ThrowsAsync<RpcException>(() => ExecAsync(id, ["/bin/sh", "-c", "sleep 60 & sleep 60"], timeout: 2));

@@ -153,6 +153,43 @@ public sealed class PodSandboxModeTests(PushedTestImages pushed) : IClassFixture
         }
     }
 
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "ip", "iptables-save")]
+    public async Task With_the_systemd_cgroup_driver_the_pod_cgroup_is_the_kubelets_slice_and_anything_else_is_refused()
+    {
+        // No pod here starts a process (none shares its PID namespace), so this runs on nodes without systemd too.
+        await using var env = await PodTestEnvironment.StartAsync(null, """
+            [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+              SystemdCgroup = true
+            """);
+        var runtimeConfig = await env.Cri.Runtime<RuntimeConfigResponse>("RuntimeConfig", new RuntimeConfigRequest());
+        Assert.Equal(CgroupDriver.Systemd, runtimeConfig.Linux.CgroupDriver);
+
+        var e = await Assert.ThrowsAsync<Hull.Grpc.RpcException>(() =>
+            env.RunPodAsync(PodTestEnvironment.PodConfig("sd-bad", cgroupParent: $"{env.CgroupRoot}/sd-bad")));
+        Assert.Equal(Hull.Grpc.StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("not a systemd slice", e.Message);
+        Assert.Empty((await env.ListAsync()).Items);
+
+        string slice = $"hulle2e{env.N}-pod{Guid.NewGuid():N}.slice";
+        var id = await env.RunPodAsync(PodTestEnvironment.PodConfig("sd-ok", cgroupParent: slice));
+        using (var info = JsonDocument.Parse((await env.StatusAsync(id, verbose: true)).Info["info"]))
+            Assert.Equal(slice, info.RootElement.GetProperty("cgroupParent").GetString());
+        // Hull made no cgroup of its own for it, in any hierarchy.
+        Assert.DoesNotContain(Directory.EnumerateDirectories("/sys/fs/cgroup"),
+            h => Directory.Exists(Path.Combine(h, "hull", id)) || Directory.EnumerateDirectories(h, "*.slice").Any(d => d.EndsWith(slice, StringComparison.Ordinal)));
+        var stats = await env.Cri.Runtime<PodSandboxStatsResponse>("PodSandboxStats", new PodSandboxStatsRequest { PodSandboxId = id });
+        Assert.NotNull(stats.Stats.Linux.Cpu);
+        await env.Cri.Runtime<UpdatePodSandboxResourcesResponse>("UpdatePodSandboxResources", new UpdatePodSandboxResourcesRequest
+        {
+            PodSandboxId = id,
+            Resources = new LinuxContainerResources { MemoryLimitInBytes = 64L << 20 },
+        });
+        await env.StopAsync(id);
+        await env.RemoveAsync(id);
+        var left = await env.LeftoversAsync(id, null, null);
+        Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left));
+    }
+
     /// <summary>Snapshot directories of hulld's snapshotter (one per snapshot, named by its numeric id).</summary>
     private static int SnapshotCount(string snapshotsRoot) =>
         Directory.EnumerateDirectories(snapshotsRoot).SelectMany(Directory.EnumerateDirectories)

@@ -83,7 +83,7 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         Assert.Contains("45 123", tty.Out);
         // A command that does not exist: an error, not a hang.
         var missing = await Record.ExceptionAsync(() => SpdyExec(env, id, ["/no/such/command"]));
-        Assert.True(missing is RemoteCommandException || missing is null, $"unexpected: {missing}");
+        Assert.True(missing is Hull.Cri.Streaming.RemoteCommandException || missing is null, $"unexpected: {missing}");
 
         // WebSocket (v5 and v4).
         foreach (var protocol in new[] { Protocols.RemoteCommandV5, Protocols.RemoteCommandV4 })

@@ -296,6 +296,8 @@ public sealed class ContainerManager
                 throw new HullException(ErrorKind.FailedPrecondition,
                     $"container \"{record.Id}\" is {ContainerStore.StateName(record.State)}, not created; it cannot be started");
             var tasks = _sandboxes.Tasks(record.SandboxId);
+            // Taken before runc start, so a process that exits at once never finishes before it started.
+            var startedAt = DateTimeOffset.UtcNow;
             try
             {
                 await tasks.StartAsync(record.Id, cancellationToken).ConfigureAwait(false);
@@ -313,7 +315,7 @@ public sealed class ContainerManager
                 Publish(failed, ContainerEventKind.Stopped);
                 throw;
             }
-            var started = record with { State = ContainerState.Running, StartedAt = DateTimeOffset.UtcNow };
+            var started = record with { State = ContainerState.Running, StartedAt = startedAt };
             await _store.PutAsync(started, CancellationToken.None).ConfigureAwait(false);
             entry.Record = started;
             _logger.LogInformation("container {Id} started", record.Id);
@@ -359,7 +361,8 @@ public sealed class ContainerManager
         var exited = entry.Record with
         {
             State = ContainerState.Exited,
-            FinishedAt = exit.FinishedAt,
+            // conmon's exit file time has coarser resolution than the start time; never report an end before the start.
+            FinishedAt = entry.Record.StartedAt is { } started && exit.FinishedAt < started ? started : exit.FinishedAt,
             ExitCode = exit.ExitCode,
             Reason = exit.Reason,
             Message = exit.Message ?? "",
@@ -512,6 +515,10 @@ public sealed class ContainerManager
             if (record.State is not (ContainerState.Created or ContainerState.Running))
                 throw new HullException(ErrorKind.FailedPrecondition,
                     $"container \"{record.Id}\" is {ContainerStore.StateName(record.State)}; its resources cannot be updated");
+            // As at create (and as containerd's update re-applies WithResources): no swap unless asked for, so a new memory
+            // limit moves memory+swap with it; otherwise cgroup v1 refuses a memory limit above the old memory+swap one.
+            if (resources.MemoryLimitBytes is { } limit && resources.MemorySwapLimitBytes is null && _specs.Host.SwapControllerAvailable)
+                resources = resources with { MemorySwapLimitBytes = limit };
             await _sandboxes.Tasks(record.SandboxId).UpdateResourcesAsync(record.Id, resources, cancellationToken).ConfigureAwait(false);
             var updated = record with { Resources = Merge(record.Resources, resources) };
             await _store.PutAsync(updated, CancellationToken.None).ConfigureAwait(false);

@@ -224,9 +224,9 @@ public sealed partial class TaskManager
             using var connection = await accept.ConfigureAwait(false);
             _terminal = await Task.Run(() => Terminals.ReceiveDescriptor(connection), cancellationToken).ConfigureAwait(false);
             var handle = new SafeFileHandle(_terminal.DangerousGetHandle(), ownsHandle: false);
-            var stream = new FileStream(handle, FileAccess.ReadWrite, bufferSize: 0);
-            _stdin = stream;
-            _stdout = stream;
+            // Separate streams for the two directions: reads block a pool thread until output or EIO (last slave closed).
+            _stdin = new FileStream(handle, FileAccess.Write, bufferSize: 0);
+            _stdout = new FileStream(handle, FileAccess.Read, bufferSize: 0);
         }
 
         public override void CloseStdin()

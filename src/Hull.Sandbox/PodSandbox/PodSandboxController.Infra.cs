@@ -126,8 +126,9 @@ public sealed partial class PodSandboxController
             ["maskedPaths"] = new JsonArray(SpecBuilder.DefaultMaskedPaths.Select(p => (JsonNode)p).ToArray()),
             ["readonlyPaths"] = new JsonArray(SpecBuilder.DefaultReadonlyPaths.Select(p => (JsonNode)p).ToArray()),
         };
-        if (instance.CgroupParent.Length > 0 || _options.SystemdCgroup)
-            linux["cgroupsPath"] = CgroupsPath.For(_options.SystemdCgroup ? CgroupDriver.Systemd : CgroupDriver.Cgroupfs,
+        bool systemd = Systemd(spec);
+        if (instance.CgroupParent.Length > 0 || systemd)
+            linux["cgroupsPath"] = CgroupsPath.For(systemd ? CgroupDriver.Systemd : CgroupDriver.Cgroupfs,
                 instance.CgroupParent, spec.Id, spec.Id);
         process["terminal"] = false;
         process["noNewPrivileges"] = true;

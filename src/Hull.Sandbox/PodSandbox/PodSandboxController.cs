@@ -22,6 +22,8 @@ public sealed record PodSandboxOptions
     public required string StateDirectory { get; init; }
     /// <summary>The default handler's cgroup driver; with systemd, the pod's slice is left to systemd and runc.</summary>
     public bool SystemdCgroup { get; init; }
+    /// <summary>A runtime handler's cgroup driver (its <c>options.SystemdCgroup</c>); null: <see cref="SystemdCgroup"/> for every handler.</summary>
+    public Func<string, bool>? SystemdCgroupOf { get; init; }
     public long ShmSizeBytes { get; init; } = PodSandboxFiles.DefaultShmSize;
     public string HostResolvConf { get; init; } = "/etc/resolv.conf";
     public string HostHosts { get; init; } = "/etc/hosts";
@@ -97,13 +99,18 @@ public sealed partial class PodSandboxController : ISandboxController
             Directory.CreateDirectory(dir);
             string hostname = HostnameOf(spec);
 
-            // The pod cgroup (cgroupfs; with systemd, runc makes the slice's scopes).
-            if (!_options.SystemdCgroup)
+            // The pod cgroup (cgroupfs). With systemd the kubelet's slice is the pod cgroup: Hull makes none, checks that
+            // the parent is a slice, and runc puts the infra process and containers in "<slice>:hull:<id>" scopes.
+            if (!Systemd(spec))
             {
                 var (parent, created) = EnsureCgroup(spec);
                 pod.Instance = pod.Instance with { CgroupParent = parent, CgroupCreated = created };
             }
-            else pod.Instance = pod.Instance with { CgroupParent = spec.CgroupParent };
+            else
+            {
+                if (spec.CgroupParent.Trim().Length > 0) SystemdSlice.Parse(spec.CgroupParent, id);
+                pod.Instance = pod.Instance with { CgroupParent = spec.CgroupParent.Trim() };
+            }
 
             // Namespaces: host network means host UTS too (containerd's rule); host IPC means no IPC namespace.
             var kinds = NamespaceTypes.None;
@@ -321,7 +328,7 @@ public sealed partial class PodSandboxController : ISandboxController
         if (removeAll)
         {
             var cgroup = pod.Instance.CgroupCreated ? pod.Instance.CgroupParent
-                : pod.Spec.CgroupParent.Length == 0 && !_options.SystemdCgroup ? $"{DefaultCgroupRoot}/{id}" : null;
+                : pod.Spec.CgroupParent.Length == 0 && !Systemd(pod.Spec) ? $"{DefaultCgroupRoot}/{id}" : null;
             if (cgroup is not null)
                 await Step("removing the pod cgroup", async () =>
                 {
@@ -411,14 +418,17 @@ public sealed partial class PodSandboxController : ISandboxController
         var instance = pod.Instance;
         ulong cpu = 0, workingSet = 0;
         var at = DateTimeOffset.UtcNow;
-        if (!_options.SystemdCgroup && instance.CgroupParent.Length > 0)
+        if (instance.CgroupParent.Length > 0)
         {
             try
             {
-                var stats = CgroupStatsReader.Read(CgroupPaths.ForCgroupsPath(instance.CgroupParent, CgroupLayout.Detect()));
+                // systemd: the kubelet's slice, where systemd put it in the tree.
+                string path = Systemd(pod.Spec) ? SystemdSlice.Expand(SystemdSlice.Parse(instance.CgroupParent, sandboxId)) : instance.CgroupParent;
+                var stats = CgroupStatsReader.Read(CgroupPaths.ForCgroupsPath(path, CgroupLayout.Detect()));
                 (cpu, workingSet, at) = (stats.CpuUsageNanoseconds, stats.MemoryWorkingSetBytes, stats.Timestamp);
             }
-            catch (HullException e) when (e.Kind == ErrorKind.NotFound) { }
+            catch (HullException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.InvalidArgument) { }
+            catch (ArgumentException) { }
         }
         IReadOnlyList<InterfaceMetrics> interfaces = [];
         if (instance.NetNsPath.Length > 0 && LinuxNamespaces.IsNamespace(instance.NetNsPath))
@@ -452,7 +462,7 @@ public sealed partial class PodSandboxController : ISandboxController
     public Task UpdateAsync(string sandboxId, SandboxResources resources, CancellationToken cancellationToken)
     {
         var pod = Get(sandboxId);
-        if (_options.SystemdCgroup || pod.Instance.CgroupParent.Length == 0) return Task.CompletedTask;
+        if (Systemd(pod.Spec) || pod.Instance.CgroupParent.Length == 0) return Task.CompletedTask;
         var layout = CgroupLayout.Detect();
         if (layout.Mode == CgroupMode.None) return Task.CompletedTask;
         try
@@ -524,6 +534,9 @@ public sealed partial class PodSandboxController : ISandboxController
     }
 
     public ITaskService Tasks(string sandboxId) => _tasksFor(Get(sandboxId).Spec.RuntimeHandler);
+
+    /// <summary>Whether the pod's runtime handler uses the systemd cgroup driver.</summary>
+    private bool Systemd(PodSandboxSpec spec) => _options.SystemdCgroupOf?.Invoke(spec.RuntimeHandler) ?? _options.SystemdCgroup;
 
     private Pod Get(string sandboxId) =>
         _pods.TryGetValue(sandboxId, out var pod) ? pod

@@ -91,3 +91,31 @@ public sealed class PodCgroupResourcesTests
     public void Cpu_shares_map_to_weights_as_runc_maps_them(long shares, long weight) =>
         Assert.Equal(weight, PodCgroupResources.CpuSharesToWeight(shares));
 }
+
+/// <summary>The kubelet's pod slice under the systemd cgroup driver.</summary>
+public sealed class SystemdSliceTests
+{
+    [Theory]
+    [InlineData("kubepods.slice", "/kubepods.slice")]
+    [InlineData("kubepods-besteffort.slice", "/kubepods.slice/kubepods-besteffort.slice")]
+    [InlineData("kubepods-burstable-pod1234.slice", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice")]
+    [InlineData("-.slice", "/")]
+    public void A_slice_expands_to_its_place_in_the_cgroup_tree(string slice, string path) =>
+        Assert.Equal(path, SystemdSlice.Expand(slice));
+
+    [Theory]
+    [InlineData("/kubepods/besteffort/pod1")]
+    [InlineData("kubepods")]
+    [InlineData(".slice")]
+    [InlineData("bad name.slice")]
+    public void A_cgroup_parent_that_is_not_a_slice_is_refused_naming_the_driver(string parent)
+    {
+        var e = Assert.Throws<Hull.Core.HullException>(() => SystemdSlice.Parse(parent, "pod"));
+        Assert.Equal(Hull.Core.ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("cgroup driver is systemd", e.Message);
+    }
+
+    [Fact]
+    public void The_last_element_of_a_slice_path_is_the_slice() =>
+        Assert.Equal("kubepods-besteffort-pod1.slice", SystemdSlice.Parse("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice", "pod"));
+}
