@@ -60,6 +60,7 @@ public static class Program
             System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
         await stop.Task;
         await server.StopAsync(TimeSpan.FromSeconds(1));
+        Console.WriteLine($"DEBUG inline={Hull.Grpc.Http2.Http2Connection.DebugInline} queued={Hull.Grpc.Http2.Http2Connection.DebugQueued} reads={Hull.Grpc.Http2.Http2Connection.DebugReads} incompleteBody={Hull.Grpc.Http2.Http2Connection.DebugIncompleteBody}");
         File.Delete(socket);
         return 0;
     }
@@ -117,6 +118,7 @@ public sealed class UnaryHarness : IDisposable
     private readonly byte[] _receive = new byte[64 * 1024];
     private int _receiveStart, _receiveEnd;
     private int _streamId = 1;
+    private int _unacknowledgedData; // connection window the server used; returned like grpc-go, past a quarter
 
     private UnaryHarness(GrpcServer server, string dir, Socket socket)
     {
@@ -208,6 +210,13 @@ public sealed class UnaryHarness : IDisposable
                 _receive.AsSpan(payload, 8).CopyTo(_request.AsSpan(Http2Limits.FrameHeaderLength));
                 _socket.Send(_request.AsSpan(0, Http2Limits.FrameHeaderLength + 8));
                 continue;
+            }
+            if (header.Type == FrameType.Data && (_unacknowledgedData += header.Length) >= Http2Limits.DefaultInitialWindowSize / 4)
+            {
+                new FrameHeader(4, FrameType.WindowUpdate, FrameFlags.None, 0).Write(_request);
+                BinaryPrimitives.WriteUInt32BigEndian(_request.AsSpan(Http2Limits.FrameHeaderLength), (uint)_unacknowledgedData);
+                _socket.Send(_request.AsSpan(0, Http2Limits.FrameHeaderLength + 4));
+                _unacknowledgedData = 0;
             }
             if (header.Type == FrameType.RstStream || header.Type == FrameType.GoAway)
                 throw new InvalidOperationException($"server answered {header.Type}");

@@ -190,6 +190,33 @@ public sealed class PodSandboxModeTests(PushedTestImages pushed) : IClassFixture
         Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left));
     }
 
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "ip", "iptables-save")]
+    public async Task At_start_hulld_removes_namespace_pins_and_sandbox_directories_no_pod_owns()
+    {
+        await using var env = await PodTestEnvironment.StartAsync();
+        var kept = await env.RunPodAsync(PodTestEnvironment.PodConfig("kept", cgroupParent: $"{env.CgroupRoot}/kept"));
+        string stray = SandboxIdOf("stray");
+        await env.KillAndRestartAsync(() =>
+        {
+            // What a crash between making a pod's pieces and persisting it would leave.
+            foreach (var kind in new[] { "net", "ipc", "uts" }) File.WriteAllText(Path.Combine(env.Hulld.State, "ns", kind, stray), "");
+            Directory.CreateDirectory(Path.Combine(env.Hulld.State, "sandboxes", stray));
+            File.WriteAllText(Path.Combine(env.Hulld.State, "sandboxes", stray, "hosts"), "");
+            return Task.CompletedTask;
+        });
+        foreach (var kind in new[] { "net", "ipc", "uts" })
+        {
+            Assert.False(File.Exists(Path.Combine(env.Hulld.State, "ns", kind, stray)), kind);
+            Assert.True(File.Exists(Path.Combine(env.Hulld.State, "ns", kind, kept)), kind);
+        }
+        Assert.False(Directory.Exists(Path.Combine(env.Hulld.State, "sandboxes", stray)));
+        Assert.Contains($"pod sandbox {stray}, which the store does not know", env.Hulld.Log);
+        Assert.Equal(PodSandboxState.SandboxReady, (await env.StatusAsync(kept)).Status.State);
+    }
+
+    private static string SandboxIdOf(string seed) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(seed + Guid.NewGuid())));
+
     /// <summary>Snapshot directories of hulld's snapshotter (one per snapshot, named by its numeric id).</summary>
     private static int SnapshotCount(string snapshotsRoot) =>
         Directory.EnumerateDirectories(snapshotsRoot).SelectMany(Directory.EnumerateDirectories)

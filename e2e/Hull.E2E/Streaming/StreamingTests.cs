@@ -201,7 +201,14 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         {
             var output = new NotifyingStream();
             var run = StreamingClient.RunSpdyAsync(conn, new RemoteCommandOptions(false, true, true, false), null, output, Stream.Null);
-            await output.Seen("tick").WaitAsync(Long);
+            try
+            {
+                await output.Seen("tick").WaitAsync(TimeSpan.FromSeconds(20));
+            }
+            catch (TimeoutException)
+            {
+                Assert.Fail("no output through attach; hulld log:\n" + string.Join('\n', env.Hulld.Log.Split('\n').TakeLast(40)));
+            }
             await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
             Assert.Equal(0, await run.WaitAsync(Long));
             Assert.Matches(@"tick \d+\n", output.Text);

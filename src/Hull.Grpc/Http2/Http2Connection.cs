@@ -22,6 +22,10 @@ public sealed class Http2Connection
     private readonly HashSet<int> _resetByUs = new();
     private readonly HashSet<int> _closedStreams = new(); // recently closed, to tell reuse (STREAM_CLOSED) from a skipped id
     private readonly List<HeaderField> _headerScratch = new();
+    // Streams whose request headers arrived in the read buffer being processed; their handlers start once it is done.
+    private readonly List<Http2Stream> _ready = new();
+    // Ends (or fails) when the read loop does, whichever invocation of ReadFramesAsync runs it by then.
+    private readonly TaskCompletionSource _readingDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _closed = new();
 
@@ -32,6 +36,7 @@ public sealed class Http2Connection
     private bool _goingAway;
     private long _lastFrameTicks = Environment.TickCount64;
     private long _pendingPing = -1;
+    private bool _settingsSeen;
 
     // A header block in progress across CONTINUATION frames.
     private ArrayBufferWriter<byte>? _headerBlock;
@@ -77,7 +82,8 @@ public sealed class Http2Connection
                 _connectionReceiveWindow += connectionBoost;
                 await Writer.WriteWindowUpdateAsync(0, connectionBoost).ConfigureAwait(false);
             }
-            await ReadFramesAsync().ConfigureAwait(false);
+            _ = ReadFramesAsync(_input.ReadAsync(_closed.Token));
+            await _readingDone.Task.ConfigureAwait(false);
         }
         catch (Http2ConnectionException e)
         {
@@ -137,38 +143,79 @@ public sealed class Http2Connection
         }
     }
 
-    private async Task ReadFramesAsync()
+    /// <summary>
+    /// The read loop, starting with <paramref name="read"/>. Handlers of streams opened by a read buffer start
+    /// once the whole buffer is processed (so a unary request's body is usually complete by then). When the
+    /// next read is still pending, the loop continues in a new invocation that awaits it, and this thread runs
+    /// the last ready handler itself until its first await: a unary call then costs no thread-pool hop between
+    /// the read loop and the handler, yet a handler that blocks never holds up the connection, which goes on
+    /// reading elsewhere as soon as the peer sends more. Other ready handlers go to the thread pool.
+    /// </summary>
+    private async Task ReadFramesAsync(ValueTask<ReadResult> read)
     {
-        bool first = true;
-        while (true)
+        Http2Stream? inline = null;
+        try
         {
-            var result = await _input.ReadAsync(_closed.Token).ConfigureAwait(false);
-            if (result.IsCanceled) return;
-            var buffer = result.Buffer;
-            try
+            while (true)
             {
-                while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameSize, out var header, out var payload))
+                var result = await read.ConfigureAwait(false);
+                if (result.IsCanceled) return;
+                Interlocked.Increment(ref DebugReads);
+                var buffer = result.Buffer;
+                try
                 {
-                    Volatile.Write(ref _lastFrameTicks, Environment.TickCount64);
-                    if (first && header.Type != FrameType.Settings)
-                        throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the first frame after the preface must be SETTINGS");
-                    first = false;
-                    try
+                    while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameSize, out var header, out var payload))
                     {
-                        await ProcessFrameAsync(header, payload).ConfigureAwait(false);
-                    }
-                    catch (Http2StreamException e)
-                    {
-                        await ResetStreamAsync(e.StreamId, e.Code).ConfigureAwait(false);
+                        Volatile.Write(ref _lastFrameTicks, Environment.TickCount64);
+                        if (!_settingsSeen && header.Type != FrameType.Settings)
+                            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the first frame after the preface must be SETTINGS");
+                        _settingsSeen = true;
+                        try
+                        {
+                            await ProcessFrameAsync(header, payload).ConfigureAwait(false);
+                        }
+                        catch (Http2StreamException e)
+                        {
+                            await ResetStreamAsync(e.StreamId, e.Code).ConfigureAwait(false);
+                        }
                     }
                 }
+                finally
+                {
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                }
+                if (result.IsCompleted) return;
+                read = _input.ReadAsync(_closed.Token);
+                if (_ready.Count == 0 || read.IsCompleted) continue;
+                Interlocked.Increment(ref DebugInline);
+                inline = _ready[^1];
+                if (!inline.RequestCompleted) Interlocked.Increment(ref DebugIncompleteBody);
+                _ready.RemoveAt(_ready.Count - 1);
+                DispatchReady();
+                _ = ReadFramesAsync(read); // suspends at once on the pending read
+                break;
             }
-            finally
-            {
-                _input.AdvanceTo(buffer.Start, buffer.End);
-            }
-            if (result.IsCompleted) return;
         }
+        catch (Exception e)
+        {
+            _readingDone.TrySetException(e);
+        }
+        finally
+        {
+            DispatchReady();
+            if (inline is null) _readingDone.TrySetResult();
+        }
+        if (inline is not null) _ = RunHandlerAsync(inline);
+    }
+
+    public static long DebugInline, DebugQueued, DebugReads, DebugIncompleteBody;
+    private void DispatchReady()
+    {
+        Interlocked.Add(ref DebugQueued, _ready.Count);
+        foreach (var st in _ready) if (!st.RequestCompleted) Interlocked.Increment(ref DebugIncompleteBody);
+        foreach (var stream in _ready)
+            ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.connection.RunHandlerAsync(s.stream), (connection: this, stream), preferLocal: false);
+        _ready.Clear();
     }
 
     private ValueTask ProcessFrameAsync(FrameHeader header, ReadOnlySequence<byte> payload)
@@ -261,7 +308,7 @@ public sealed class Http2Connection
         _headerBlockStart = header;
         _headerBlock = new ArrayBufferWriter<byte>((int)Math.Max(fragment.Length, 64));
         foreach (var segment in fragment) _headerBlock.Write(segment.Span);
-        if (header.Has(FrameFlags.EndHeaders)) return OnHeaderBlockAsync();
+        if (header.Has(FrameFlags.EndHeaders)) OnHeaderBlock();
         return ValueTask.CompletedTask;
     }
 
@@ -272,11 +319,11 @@ public sealed class Http2Connection
         if (_headerBlock.WrittenCount + payload.Length > _options.MaxHeaderListSize * 2L)
             throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, "header block too large");
         foreach (var segment in payload) _headerBlock.Write(segment.Span);
-        if (header.Has(FrameFlags.EndHeaders)) return OnHeaderBlockAsync();
+        if (header.Has(FrameFlags.EndHeaders)) OnHeaderBlock();
         return ValueTask.CompletedTask;
     }
 
-    private async ValueTask OnHeaderBlockAsync()
+    private void OnHeaderBlock()
     {
         var start = _headerBlockStart;
         var block = _headerBlock!;
@@ -338,8 +385,7 @@ public sealed class Http2Connection
             _streams.Add(id, stream);
         }
         if (endStream) stream.CompleteRequest();
-        ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.connection.RunHandlerAsync(s.stream), (connection: this, stream), preferLocal: false);
-        await ValueTask.CompletedTask.ConfigureAwait(false);
+        _ready.Add(stream);
     }
 
     private async Task RunHandlerAsync(Http2Stream stream)

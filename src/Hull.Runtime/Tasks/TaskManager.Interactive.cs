@@ -49,7 +49,8 @@ public sealed partial class TaskManager
                 listener.Bind(new UnixDomainSocketEndPoint(consolePath));
                 listener.Listen(1);
                 session.ConsolePath = consolePath;
-                arguments.AddRange(["--console-socket", consolePath]);
+                // runc decides "terminal or not" from --tty, whatever process.json says.
+                arguments.AddRange(["--tty", "--console-socket", consolePath]);
             }
             arguments.Add(id);
             _logger.LogDebug("exec in container {Id}: {Runtime} {Arguments}", id, RuntimePath, string.Join(' ', arguments));
