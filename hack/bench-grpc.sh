@@ -82,7 +82,7 @@ fi
 
 # ---------------------------------------------------------------- temp dirs + teardown
 T="$(mktemp -d /tmp/hull-bench-grpc.XXXXXX)"
-HULLD_PID="" CTRD_PID=""
+HULLD_PID="" CTRD_PID="" DRIVER_PID=""
 
 stop_pid() { # pid name
   local pid="$1" name="$2" i
@@ -100,12 +100,13 @@ stop_pid() { # pid name
 teardown() {
   local rc=$?
   set +e
+  if [ -n "$DRIVER_PID" ]; then kill -TERM "$DRIVER_PID" 2>/dev/null; wait "$DRIVER_PID" 2>/dev/null; fi
   stop_pid "$HULLD_PID" hulld
   stop_pid "$CTRD_PID" containerd
   # Anything containerd (or hulld) mounted under the temp root, deepest first.
   awk -v t="$T" '$5 == t || index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
     while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
-  if [ "$KEEP" -eq 1 ] || [ "$rc" -ne 0 ]; then
+  if [ "$KEEP" -eq 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 143 ]; }; then
     log "logs kept in $T (remove it with: rm -rf $T)"
     [ "$rc" -eq 0 ] || { tail -n 20 "$T"/*.log 2>/dev/null >&2 || true; }
   else
@@ -198,7 +199,7 @@ if [ -z "$RESULTS" ]; then
 fi
 : >"$RESULTS"
 
-other_load() { sed -E 's/.*"other_cpu_cores":([0-9.eE+-]+).*/\1/' <<<"$1"; }
+other_load() { sed -E 's/.*"other_cpu_cores":([0-9.eE+-]+).*/\1/' <<<"$1" | awk '{ printf "%.2f", $1 }'; }
 
 # One measured run; a run disturbed by other load (driver exit 4) is repeated
 # up to $RETRIES times, and if every attempt was disturbed the least disturbed
@@ -208,9 +209,14 @@ run_one() { # label socket pid concurrency
   for try in $(seq 0 "$RETRIES"); do
     kill -0 "$pid" 2>/dev/null || die "$label (pid $pid) died; see $T/$label.log"
     rc=0
-    line="$("${DRIVER_CPU[@]}" "$DRIVER" --socket "$sock" --server-pid "$pid" --label "$label" \
+    # In the background + wait, so that SIGINT/SIGTERM reach the trap at once.
+    "${DRIVER_CPU[@]}" "$DRIVER" --socket "$sock" --server-pid "$pid" --label "$label" \
       --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" --method "$METHOD" \
-      --wait-idle "$WAIT_IDLE" --max-other-cpu "$MAX_OTHER")" || rc=$?
+      --wait-idle "$WAIT_IDLE" --max-other-cpu "$MAX_OTHER" >"$T/run.json" &
+    DRIVER_PID=$!
+    wait "$DRIVER_PID" || rc=$?
+    DRIVER_PID=""
+    line="$(cat "$T/run.json")"
     case "$rc" in
       0) best="$line"; break ;;
       1) log "$label c=$c: run had errors: $line"; best="$line"; break ;;

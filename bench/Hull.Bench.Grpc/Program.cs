@@ -38,6 +38,18 @@ public static class Program
                 await LoopAsync(calls, rounds);
                 return 0;
             }
+            case "alloc":
+            {
+                // Which types the unary path allocates: GC AllocationTick samples (one per ~100 KB) by type.
+                using var bench = await UnaryHarness.StartAsync();
+                bench.Run(20_000);
+                using var listener = new AllocationListener();
+                bench.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200_000);
+                listener.Dispose();
+                foreach (var (type, bytes) in listener.ByType.OrderByDescending(kv => kv.Value).Take(40))
+                    Console.WriteLine($"{bytes / 1024,10} KiB  {type}");
+                return 0;
+            }
             case "bdn":
                 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args[1..]);
                 return 0;
@@ -60,7 +72,6 @@ public static class Program
             System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
         await stop.Task;
         await server.StopAsync(TimeSpan.FromSeconds(1));
-        Console.WriteLine($"DEBUG inline={Hull.Grpc.Http2.Http2Connection.DebugInline} queued={Hull.Grpc.Http2.Http2Connection.DebugQueued} reads={Hull.Grpc.Http2.Http2Connection.DebugReads} incompleteBody={Hull.Grpc.Http2.Http2Connection.DebugIncompleteBody}");
         File.Delete(socket);
         return 0;
     }
@@ -82,6 +93,26 @@ public static class Program
             long bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
             Console.WriteLine($"{calls,-10} {calls / elapsed.TotalSeconds,8:F0}   {(double)bytes / calls,12:F1}   {cpuUsed.TotalMicroseconds / calls,19:F1}   {GC.CollectionCount(0) - gen0,4}");
         }
+    }
+}
+
+/// <summary>Sums the runtime's AllocationTick events by type name.</summary>
+internal sealed class AllocationListener : System.Diagnostics.Tracing.EventListener
+{
+    public Dictionary<string, long> ByType { get; } = new();
+
+    protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource source)
+    {
+        if (source.Name == "Microsoft-Windows-DotNETRuntime")
+            EnableEvents(source, System.Diagnostics.Tracing.EventLevel.Verbose, (System.Diagnostics.Tracing.EventKeywords)0x1);
+    }
+
+    protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs e)
+    {
+        if (e.EventName != "GCAllocationTick_V4" || e.Payload is null || e.PayloadNames is null) return;
+        string type = e.Payload[e.PayloadNames.IndexOf("TypeName")] as string ?? "?";
+        long amount = Convert.ToInt64(e.Payload[e.PayloadNames.IndexOf("AllocationAmount64")], System.Globalization.CultureInfo.InvariantCulture);
+        lock (ByType) ByType[type] = ByType.GetValueOrDefault(type) + amount;
     }
 }
 

@@ -85,15 +85,16 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         var missing = await Record.ExceptionAsync(() => SpdyExec(env, id, ["/no/such/command"]));
         Assert.True(missing is Hull.Cri.Streaming.RemoteCommandException || missing is null, $"unexpected: {missing}");
 
-        // WebSocket (v5 and v4).
+        // WebSocket: v5 can half-close stdin (its close signal), v4 cannot.
         foreach (var protocol in new[] { Protocols.RemoteCommandV5, Protocols.RemoteCommandV4 })
         {
-            var url = await ExecUrl(env, id, ["/bin/sh", "-c", "cat; echo done; exit 3"], stdin: true);
+            bool stdin = protocol == Protocols.RemoteCommandV5;
+            var url = await ExecUrl(env, id, ["/bin/sh", "-c", stdin ? "cat; echo done; exit 3" : "echo via-ws; echo done; exit 3"], stdin);
             using var timeout = new CancellationTokenSource(Long);
             await using var ws = await StreamingClient.ConnectWebSocketAsync(new Uri(url), [protocol], 5, timeout.Token);
             var o = new MemoryStream();
-            int code = await StreamingClient.RunWebSocketAsync(ws, new RemoteCommandOptions(true, true, true, false),
-                new MemoryStream("via-ws\n"u8.ToArray()), o, new MemoryStream(), null, timeout.Token);
+            int code = await StreamingClient.RunWebSocketAsync(ws, new RemoteCommandOptions(stdin, true, true, false),
+                stdin ? new MemoryStream("via-ws\n"u8.ToArray()) : null, o, new MemoryStream(), null, timeout.Token);
             Assert.Equal(3, code);
             Assert.Equal("via-ws\ndone\n", Encoding.UTF8.GetString(o.ToArray()));
         }
@@ -138,6 +139,11 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         Assert.Equal("ws-node\n", (string?)node["stdout"]);
         Assert.Equal(0, (int?)node["exitCode"]);
 
+        // hullctl exec: output and exit code pass through (stdin is no terminal here, so plain pipes).
+        var cli = await ProcessRunner.DotnetAsync(Repo.HullctlDll, ["--address", env.Hulld.Socket, "exec", id[..12], "--", "/bin/sh", "-c", "echo from-hullctl; echo e >&2; exit 6"]);
+        Assert.Equal(6, cli.ExitCode);
+        Assert.Equal("from-hullctl\n", cli.Stdout);
+
         await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
         var stopped = await Assert.ThrowsAsync<RpcException>(() => ExecUrl(env, id, ["true"]));
         Assert.Equal(StatusCode.FailedPrecondition, stopped.StatusCode);
@@ -151,7 +157,7 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
     public async Task Attach_follows_the_container_output_and_port_forward_reaches_a_server_in_the_pod()
     {
         var (env, pod, id) = await StartAsync(pushed, "stream-attach", "/bin/sh", "-c",
-            "mkdir -p /tmp/www && echo hello-pf > /tmp/www/index.html && httpd -p 127.0.0.1:8080 -h /tmp/www; " +
+            "mkdir -p /tmp/www && echo hello-pf > /tmp/www/index.html && (httpd -f -p 127.0.0.1:8080 -h /tmp/www &); " +
             "trap 'exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done");
         await using var _ = env;
 
@@ -207,7 +213,8 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
             }
             catch (TimeoutException)
             {
-                Assert.Fail("no output through attach; hulld log:\n" + string.Join('\n', env.Hulld.Log.Split('\n').TakeLast(40)));
+                var logFile = Path.Combine(env.Dir, "logs", "stream-attach", "app", "0.log");
+                Assert.Fail("no output through attach; container log:\n" + (File.Exists(logFile) ? File.ReadAllText(logFile) : "(none)") + "\nhulld log:\n" + string.Join('\n', env.Hulld.Log.Split('\n').TakeLast(40)));
             }
             await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
             Assert.Equal(0, await run.WaitAsync(Long));

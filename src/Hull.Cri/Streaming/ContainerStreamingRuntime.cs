@@ -88,6 +88,7 @@ public sealed class ContainerStreamingRuntime(ContainerManager containers, Sandb
     {
         var (record, tasks) = RunningContainer(request.ContainerId);
         using var connection = await tasks.AttachAsync(record.Id, ct).ConfigureAwait(false);
+        _log.LogDebug("attached to container {Id} (stdin {Stdin}, tty {Tty})", record.Id, channels.Stdin is not null, channels.Tty);
         using var pumps = CancellationTokenSource.CreateLinkedTokenSource(ct);
         if (channels.Stdin is { } clientIn)
             _ = Task.Run(async () =>
@@ -122,7 +123,11 @@ public sealed class ContainerStreamingRuntime(ContainerManager containers, Sandb
             while (true)
             {
                 int n = await connection.ReceiveAsync(packet, ct).ConfigureAwait(false);
-                if (n <= 0) break;
+                if (n <= 0)
+                {
+                    _log.LogDebug("attach to container {Id}: the monitor closed the attach socket", record.Id);
+                    break;
+                }
                 if (n == 1) continue;
                 var target = packet[0] == AttachConnection.StderrPipe && !channels.Tty ? channels.Stderr : channels.Stdout;
                 if (target is null) continue;

@@ -8,7 +8,8 @@ public sealed class FlowWindow(long initial)
 {
     private readonly object _gate = new();
     private long _available = initial;
-    private TaskCompletionSource _changed = NewSignal();
+    // Created only when a sender has to wait (most never do): completed and dropped by the next change.
+    private TaskCompletionSource? _changed;
     private bool _aborted;
 
     public long Available { get { lock (_gate) return _available; } }
@@ -16,15 +17,15 @@ public sealed class FlowWindow(long initial)
     /// <summary>Adds credit. Returns false when the window would exceed 2^31-1, which the caller reports as FLOW_CONTROL_ERROR.</summary>
     public bool TryAdd(long delta)
     {
-        TaskCompletionSource signal;
+        TaskCompletionSource? signal;
         lock (_gate)
         {
             if (_available + delta > Http2Limits.MaxWindowSize) return false;
             _available += delta;
             signal = _changed;
-            _changed = NewSignal();
+            _changed = null;
         }
-        signal.TrySetResult();
+        signal?.TrySetResult();
         return true;
     }
 
@@ -43,7 +44,7 @@ public sealed class FlowWindow(long initial)
                     _available -= taken;
                     return taken;
                 }
-                wait = _changed.Task;
+                wait = (_changed ??= NewSignal()).Task;
             }
             await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -58,13 +59,14 @@ public sealed class FlowWindow(long initial)
     /// <summary>Wakes and fails every waiter; used when the stream or connection ends.</summary>
     public void Abort()
     {
-        TaskCompletionSource signal;
+        TaskCompletionSource? signal;
         lock (_gate)
         {
             _aborted = true;
             signal = _changed;
+            _changed = null;
         }
-        signal.TrySetResult();
+        signal?.TrySetResult();
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -38,7 +38,8 @@ public sealed class Http2Connection
     private long _pendingPing = -1;
     private bool _settingsSeen;
 
-    // A header block in progress across CONTINUATION frames.
+    // A header block in progress across CONTINUATION frames (or in several buffer segments); reused.
+    private ArrayBufferWriter<byte> _headerBlockBuffer = new(256);
     private ArrayBufferWriter<byte>? _headerBlock;
     private FrameHeader _headerBlockStart;
 
@@ -153,6 +154,8 @@ public sealed class Http2Connection
     /// </summary>
     private async Task ReadFramesAsync(ValueTask<ReadResult> read)
     {
+        // Few locals here: this method is what a handoff allocates, once per unary call; the buffer is parsed
+        // by ProcessBufferAsync, which usually completes synchronously and allocates nothing.
         Http2Stream? inline = null;
         try
         {
@@ -160,36 +163,12 @@ public sealed class Http2Connection
             {
                 var result = await read.ConfigureAwait(false);
                 if (result.IsCanceled) return;
-                Interlocked.Increment(ref DebugReads);
-                var buffer = result.Buffer;
-                try
-                {
-                    while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameSize, out var header, out var payload))
-                    {
-                        Volatile.Write(ref _lastFrameTicks, Environment.TickCount64);
-                        if (!_settingsSeen && header.Type != FrameType.Settings)
-                            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the first frame after the preface must be SETTINGS");
-                        _settingsSeen = true;
-                        try
-                        {
-                            await ProcessFrameAsync(header, payload).ConfigureAwait(false);
-                        }
-                        catch (Http2StreamException e)
-                        {
-                            await ResetStreamAsync(e.StreamId, e.Code).ConfigureAwait(false);
-                        }
-                    }
-                }
-                finally
-                {
-                    _input.AdvanceTo(buffer.Start, buffer.End);
-                }
-                if (result.IsCompleted) return;
+                bool completed = result.IsCompleted;
+                await ProcessBufferAsync(result.Buffer).ConfigureAwait(false);
+                if (completed) return;
                 read = _input.ReadAsync(_closed.Token);
                 if (_ready.Count == 0 || read.IsCompleted) continue;
-                Interlocked.Increment(ref DebugInline);
                 inline = _ready[^1];
-                if (!inline.RequestCompleted) Interlocked.Increment(ref DebugIncompleteBody);
                 _ready.RemoveAt(_ready.Count - 1);
                 DispatchReady();
                 _ = ReadFramesAsync(read); // suspends at once on the pending read
@@ -202,17 +181,45 @@ public sealed class Http2Connection
         }
         finally
         {
-            DispatchReady();
-            if (inline is null) _readingDone.TrySetResult();
+            // After a handoff the loop's state (_ready included) belongs to the new invocation: hands off.
+            if (inline is null)
+            {
+                DispatchReady();
+                _readingDone.TrySetResult();
+            }
         }
         if (inline is not null) _ = RunHandlerAsync(inline);
     }
 
-    public static long DebugInline, DebugQueued, DebugReads, DebugIncompleteBody;
+    /// <summary>Processes the complete frames of <paramref name="buffer"/> and advances the input past them.</summary>
+    private async ValueTask ProcessBufferAsync(ReadOnlySequence<byte> buffer)
+    {
+        try
+        {
+            while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameSize, out var header, out var payload))
+            {
+                Volatile.Write(ref _lastFrameTicks, Environment.TickCount64);
+                if (!_settingsSeen && header.Type != FrameType.Settings)
+                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the first frame after the preface must be SETTINGS");
+                _settingsSeen = true;
+                try
+                {
+                    await ProcessFrameAsync(header, payload).ConfigureAwait(false);
+                }
+                catch (Http2StreamException e)
+                {
+                    await ResetStreamAsync(e.StreamId, e.Code).ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            _input.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
     private void DispatchReady()
     {
-        Interlocked.Add(ref DebugQueued, _ready.Count);
-        foreach (var st in _ready) if (!st.RequestCompleted) Interlocked.Increment(ref DebugIncompleteBody);
         foreach (var stream in _ready)
             ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.connection.RunHandlerAsync(s.stream), (connection: this, stream), preferLocal: false);
         _ready.Clear();
@@ -306,7 +313,13 @@ public sealed class Http2Connection
             fragment = fragment.Slice(5);
         }
         _headerBlockStart = header;
-        _headerBlock = new ArrayBufferWriter<byte>((int)Math.Max(fragment.Length, 64));
+        if (header.Has(FrameFlags.EndHeaders) && fragment.IsSingleSegment)
+        {
+            OnHeaderBlock(fragment.FirstSpan);
+            return ValueTask.CompletedTask;
+        }
+        _headerBlock = _headerBlockBuffer;
+        _headerBlock.ResetWrittenCount();
         foreach (var segment in fragment) _headerBlock.Write(segment.Span);
         if (header.Has(FrameFlags.EndHeaders)) OnHeaderBlock();
         return ValueTask.CompletedTask;
@@ -325,13 +338,20 @@ public sealed class Http2Connection
 
     private void OnHeaderBlock()
     {
-        var start = _headerBlockStart;
         var block = _headerBlock!;
         _headerBlock = null;
+        OnHeaderBlock(block.WrittenSpan);
+        // A rare huge block must not pin its buffer for the life of the connection.
+        if (block.Capacity > 16 * 1024) _headerBlockBuffer = new ArrayBufferWriter<byte>(256);
+    }
+
+    private void OnHeaderBlock(ReadOnlySpan<byte> block)
+    {
+        var start = _headerBlockStart;
         _headerScratch.Clear();
         try
         {
-            _decoder.Decode(block.WrittenSpan, _headerScratch);
+            _decoder.Decode(block, _headerScratch);
         }
         catch (HpackException e)
         {
@@ -378,7 +398,7 @@ public sealed class Http2Connection
             if (_streams.Count >= _options.MaxConcurrentStreams)
                 throw new Http2StreamException(id, Http2ErrorCode.RefusedStream,
                     $"stream {id} refused: {_options.MaxConcurrentStreams} concurrent streams already open");
-            stream = new Http2Stream(this, id, new List<HeaderField>(_headerScratch), _maxRequestBody, _peerInitialWindow)
+            stream = new Http2Stream(this, id, _headerScratch.ToArray(), _maxRequestBody, _peerInitialWindow)
             {
                 ReceiveWindow = _options.StreamWindowSize,
             };

@@ -17,7 +17,7 @@ public sealed class Http2Stream
     private int _responseCompleted;
     private int _resetSent;
 
-    internal Http2Stream(Http2Connection connection, int id, List<HeaderField> requestHeaders, long maxBodyLength, int peerInitialWindow)
+    internal Http2Stream(Http2Connection connection, int id, HeaderField[] requestHeaders, long maxBodyLength, int peerInitialWindow)
     {
         _connection = connection;
         Id = id;

@@ -102,12 +102,18 @@ public sealed class GrpcServer : IAsyncDisposable
             // a deadline never fires, so it is no deadline.
             if (parsed <= MaxTimeout) timeout = parsed;
         }
-        using var expiry = new CancellationTokenSource();
+        // The call's token: the stream's own when nothing else can end it (a unary call without a deadline,
+        // the common case, then costs no CancellationTokenSource), else one linked to the deadline and,
+        // for server streams, to shutdown.
+        using var expiry = timeout is null ? null : new CancellationTokenSource();
         using var cancellation = method.Descriptor.IsServerStreaming
-            ? CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, expiry.Token, _shutdown.Token)
-            : CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, expiry.Token);
+            ? expiry is null
+                ? CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, _shutdown.Token)
+                : CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, expiry.Token, _shutdown.Token)
+            : expiry is null ? null : CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, expiry.Token);
+        var token = cancellation?.Token ?? stream.Aborted;
         DateTime? deadline = null;
-        if (timeout is { } t)
+        if (timeout is { } t && expiry is not null)
         {
             deadline = DateTime.UtcNow + t;
             // At the deadline the client is told at once, even if the handler has not noticed yet.
@@ -123,7 +129,7 @@ public sealed class GrpcServer : IAsyncDisposable
             ReadOnlySequence<byte> body;
             try
             {
-                body = await stream.ReadBodyAsync().WaitAsync(cancellation.Token).ConfigureAwait(false);
+                body = await stream.ReadBodyAsync().WaitAsync(token).ConfigureAwait(false);
             }
             catch (RequestBodyTooLargeException)
             {
@@ -131,7 +137,7 @@ public sealed class GrpcServer : IAsyncDisposable
                     $"request message exceeds the maximum receive size of {_options.MaxReceiveMessageSize} bytes");
             }
             if (!TryReadSingleMessage(body, out var payload, out var error)) return (error.Code, error.Message);
-            var context = new ServerCallContext(stream.Path, stream.Authority, stream.RequestHeaders, deadline, cancellation.Token);
+            var context = new ServerCallContext(stream.Path, stream.Authority, stream.RequestHeaders, deadline, token);
             var request = method.ParseRequest(payload);
             await method.InvokeAsync(request, call, context).ConfigureAwait(false);
             return (StatusCode.OK, null);
@@ -140,10 +146,10 @@ public sealed class GrpcServer : IAsyncDisposable
         {
             return (e.StatusCode, e.Detail);
         }
-        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
             if (stream.Aborted.IsCancellationRequested) return (StatusCode.Cancelled, "the client cancelled the call");
-            if (expiry.IsCancellationRequested) return (StatusCode.DeadlineExceeded, "deadline exceeded");
+            if (expiry?.IsCancellationRequested == true) return (StatusCode.DeadlineExceeded, "deadline exceeded");
             return (StatusCode.Unavailable, "the server is shutting down");
         }
         catch (Google.Protobuf.InvalidProtocolBufferException e)

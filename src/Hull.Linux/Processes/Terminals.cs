@@ -1,72 +1,18 @@
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
 namespace Hull.Linux.Processes;
 
 /// <summary>
-/// Pseudo-terminals of exec sessions: receiving the pty master that <c>runc --console-socket</c> sends (SCM_RIGHTS)
-/// and setting a terminal's window size (TIOCSWINSZ).
+/// Terminals: pseudo-terminal pairs for exec sessions, window sizes (TIOCSWINSZ/TIOCGWINSZ), raw mode for hullctl.
 /// </summary>
 public static unsafe partial class Terminals
 {
-    private const int SolSocket = 1, ScmRights = 1, MsgCmsgCloexec = 0x40000000, EINTR = 4;
     private const ulong Tiocswinsz = 0x5414;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct IoVec
-    {
-        public void* Base;
-        public nuint Length;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct MsgHdr
-    {
-        public void* Name;
-        public uint NameLength;
-        public IoVec* Iov;
-        public nuint IovLength;
-        public void* Control;
-        public nuint ControlLength;
-        public int Flags;
-    }
 
     [StructLayout(LayoutKind.Sequential)]
     private struct WinSize
     {
         public ushort Rows, Columns, XPixels, YPixels;
-    }
-
-    /// <summary>
-    /// Blocks until one message with a descriptor arrives on <paramref name="socket"/> (a connected unix stream socket)
-    /// and returns the descriptor (close-on-exec). Throws when the peer closes without sending one.
-    /// </summary>
-    public static SafeFileDescriptor ReceiveDescriptor(Socket socket)
-    {
-        byte* data = stackalloc byte[4096];
-        // CMSG_SPACE(sizeof(int)) = 24 on 64-bit; room for a few in case the sender passes more.
-        const int controlSize = 64;
-        byte* control = stackalloc byte[controlSize];
-        var iov = new IoVec { Base = data, Length = 4096 };
-        var header = new MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = controlSize };
-        long received;
-        do received = recvmsg((int)socket.Handle, &header, MsgCmsgCloexec);
-        while (received < 0 && Marshal.GetLastPInvokeError() == EINTR);
-        if (received < 0) throw SyscallException.Last("recvmsg", null);
-        // struct cmsghdr { size_t len; int level; int type; unsigned char data[]; }
-        if (header.ControlLength >= 20)
-        {
-            nuint length = *(nuint*)control;
-            int level = *(int*)(control + 8), type = *(int*)(control + 12);
-            if (level == SolSocket && type == ScmRights && length >= 20)
-            {
-                int fd = *(int*)(control + 16);
-                int count = (int)((length - 16) / 4);
-                for (int i = 1; i < count; i++) close(*(int*)(control + 16 + 4 * i));
-                return new SafeFileDescriptor(fd);
-            }
-        }
-        throw new IOException(received == 0 ? "the console socket was closed before a terminal was sent" : "the console socket message carried no descriptor");
     }
 
     /// <summary>Sets the window size of the terminal <paramref name="fd"/> refers to (master or slave).</summary>
@@ -124,6 +70,58 @@ public static unsafe partial class Terminals
 
     private const ulong Tiocgwinsz = 0x5413;
 
+    /// <summary>
+    /// A new pseudo-terminal pair (posix_openpt, unlockpt, open of the slave with O_NOCTTY), both close-on-exec.
+    /// </summary>
+    public static (SafeFileDescriptor Master, SafeFileDescriptor Slave) OpenPty()
+    {
+        const int ORdWr = 2, ONoCtty = 0x100, OCloexec = 0x80000;
+        int master = posix_openpt(ORdWr | ONoCtty | OCloexec);
+        if (master < 0) throw SyscallException.Last("posix_openpt", null);
+        var masterHandle = new SafeFileDescriptor(master);
+        try
+        {
+            if (grantpt(master) != 0) throw SyscallException.Last("grantpt", null);
+            if (unlockpt(master) != 0) throw SyscallException.Last("unlockpt", null);
+            byte* name = stackalloc byte[256];
+            int error = ptsname_r(master, name, 256);
+            if (error != 0) throw new SyscallException("ptsname_r", null, error);
+            string path = Marshal.PtrToStringUTF8((nint)name)!;
+            int slave = open(path, ORdWr | ONoCtty | OCloexec);
+            if (slave < 0) throw SyscallException.Last("open", path);
+            return (masterHandle, new SafeFileDescriptor(slave));
+        }
+        catch
+        {
+            masterHandle.Dispose();
+            throw;
+        }
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int posix_openpt(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int grantpt(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int unlockpt(int fd);
+
+    [LibraryImport("libc")]
+    private static partial int ptsname_r(int fd, byte* buffer, nuint length);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags);
+
+    /// <summary>An O_PATH descriptor of a directory, to reach a socket in it through /proc/self/fd when its path is too long for sun_path.</summary>
+    public static SafeFileDescriptor OpenDirectoryPath(string path)
+    {
+        const int OPath = 0x200000, ODirectory = 0x10000, OCloexec = 0x80000;
+        int fd = open(path, OPath | ODirectory | OCloexec);
+        if (fd < 0) throw SyscallException.Last("open", path);
+        return new SafeFileDescriptor(fd);
+    }
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial int tcgetattr(int fd, byte* termios);
 
@@ -137,11 +135,6 @@ public static unsafe partial class Terminals
     private static partial int isatty(int fd);
 
     [LibraryImport("libc", SetLastError = true)]
-    private static partial long recvmsg(int fd, MsgHdr* message, int flags);
-
-    [LibraryImport("libc", SetLastError = true)]
     private static partial int ioctl(int fd, ulong request, void* argument);
 
-    [LibraryImport("libc")]
-    private static partial int close(int fd);
 }

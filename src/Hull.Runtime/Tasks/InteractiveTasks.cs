@@ -52,13 +52,13 @@ public abstract class InteractiveExec : IAsyncDisposable
 }
 
 /// <summary>
-/// A connection to conmon's attach socket (SOCK_SEQPACKET): each packet conmon sends starts with the stream it came
-/// from (1 stdout, 2 stderr), the rest is data; what is written goes to the container's stdin. The terminal is
+/// A connection to conmon's attach socket (SOCK_SEQPACKET): each packet conmon sends starts with the pipe it came
+/// from (conmon's enum: 1 stdin, 2 stdout, 3 stderr — CRI-O's AttachPipeStdout/Stderr), the rest is data; what is written goes to the container's stdin. The terminal is
 /// resized through conmon's ctl FIFO (<c>1 &lt;height&gt; &lt;width&gt;\n</c>), as CRI-O does.
 /// </summary>
 public sealed class AttachConnection : IDisposable
 {
-    public const byte StdoutPipe = 1, StderrPipe = 2;
+    public const byte StdoutPipe = 2, StderrPipe = 3;
     /// <summary>conmon's packets are at most 8192 bytes of data plus the stream byte.</summary>
     public const int MaxPacket = 8192 + 1;
 

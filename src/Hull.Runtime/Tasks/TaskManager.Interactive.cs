@@ -12,11 +12,13 @@ namespace Hull.Runtime.Tasks;
 
 /// <summary>
 /// Streaming exec and attach. Exec runs <c>runc exec --process</c> in the foreground as hulld's child (posix_spawn):
-/// without a TTY the command gets unix socket pairs as stdin/stdout/stderr directly (runc passes its stdio through),
-/// with a TTY runc sends the pty master over a <c>--console-socket</c> and the command is the session leader of that
-/// terminal. runc's exit code is the command's. This is not a conmon exec session: the session lives exactly as long
-/// as its client (kubelet's streaming sessions do not survive a runtime restart either), and ending it kills the
-/// command's process group and runc. Attach goes to conmon's attach socket.
+/// without a TTY the command gets unix socket pairs as stdin/stdout/stderr directly (runc passes its stdio through);
+/// with a TTY (<c>--tty</c>) runc's stdio is the slave of a pty hulld allocates, runc copies between it and the
+/// container's own pty, and a resize sets our pty's size and sends runc SIGWINCH (runc refuses
+/// <c>--console-socket</c> unless it detaches, and a detached runc would lose the exit code). runc's exit code is the
+/// command's. This is not a conmon exec session: the session lives exactly as long as its client (kubelet's streaming
+/// sessions do not survive a runtime restart either), and ending it kills the command's process group and runc.
+/// Attach connects to conmon's attach socket.
 /// </summary>
 public sealed partial class TaskManager
 {
@@ -40,26 +42,10 @@ public sealed partial class TaskManager
             var specFile = Path.Combine(dir, "process.json");
             await File.WriteAllTextAsync(specFile, process.ToJsonString(), cancellationToken).ConfigureAwait(false);
             var arguments = new List<string>(_runc.GlobalArguments) { "exec", "--process", specFile, "--pid-file", session.PidFile };
-            Socket? listener = null;
-            if (request.Tty)
-            {
-                // Short: sun_path holds 108 bytes, and the exec directory name is long.
-                var consolePath = Path.Combine(Paths.ExecDirectory, $"c-{execId}.sock");
-                listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                listener.Bind(new UnixDomainSocketEndPoint(consolePath));
-                listener.Listen(1);
-                session.ConsolePath = consolePath;
-                // runc decides "terminal or not" from --tty, whatever process.json says.
-                arguments.AddRange(["--tty", "--console-socket", consolePath]);
-            }
+            if (request.Tty) arguments.Add("--tty");
             arguments.Add(id);
             _logger.LogDebug("exec in container {Id}: {Runtime} {Arguments}", id, RuntimePath, string.Join(' ', arguments));
             session.Spawn(RuntimePath, arguments, request);
-            if (listener is not null)
-            {
-                using (listener)
-                    await session.ReceiveTerminalAsync(listener, cancellationToken).ConfigureAwait(false);
-            }
             return session;
         }
         catch
@@ -77,7 +63,16 @@ public sealed partial class TaskManager
         var socket = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
         try
         {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(Paths.AttachSocket(id)), cancellationToken).ConfigureAwait(false);
+            var path = Paths.AttachSocket(id);
+            if (System.Text.Encoding.UTF8.GetByteCount(path) < 108)
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken).ConfigureAwait(false);
+            else
+            {
+                // Longer than sun_path: reach it through a descriptor of its directory.
+                using var directory = Terminals.OpenDirectoryPath(Path.GetDirectoryName(path)!);
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint($"/proc/self/fd/{directory.Fd}/{Path.GetFileName(path)}"), cancellationToken)
+                    .ConfigureAwait(false);
+            }
         }
         catch (SocketException e)
         {
@@ -101,7 +96,6 @@ public sealed partial class TaskManager
         private int _disposed;
 
         public string PidFile => Path.Combine(directory, "pid");
-        public string? ConsolePath { get; set; }
 
         public override Stream? Stdin => _stdin;
         public override Stream? Stdout => _stdout;
@@ -115,12 +109,28 @@ public sealed partial class TaskManager
             var childEnds = new List<SafeFileDescriptor>();
             try
             {
-                // runc's own errors go to its stderr: with a TTY (or without stderr requested) we keep them for the error message.
+                // runc's own errors go to its stderr: without stderr requested we keep them for the error message.
                 var (captureParent, captureChild) = Descriptors.CreateSocketPair();
                 childEnds.Add(captureChild);
                 _capture = captureParent.ToSocket();
                 descriptors[2] = captureChild;
-                if (!tty)
+                if (tty)
+                {
+                    // runc in the foreground with --tty copies between its own stdio terminal and the container's pty
+                    // (and resizes the latter on SIGWINCH): give it the slave of a pty whose master we keep.
+                    var (master, slave) = Terminals.OpenPty();
+                    _terminal = master;
+                    childEnds.Add(slave);
+                    if (request.InitialSize is { } size && size.Width > 0 && size.Height > 0) Terminals.SetWindowSize(master, size.Height, size.Width);
+                    descriptors[0] = slave;
+                    descriptors[1] = slave;
+                    descriptors[2] = slave;
+                    var handle = new SafeFileHandle(master.DangerousGetHandle(), ownsHandle: false);
+                    // Separate streams for the two directions: reads block a pool thread until output or EIO (last slave closed).
+                    _stdin = new FileStream(handle, FileAccess.Write, bufferSize: 0);
+                    _stdout = new FileStream(handle, FileAccess.Read, bufferSize: 0);
+                }
+                else
                 {
                     if (request.Stdin)
                     {
@@ -212,24 +222,6 @@ public sealed partial class TaskManager
             }
         }
 
-        public async Task ReceiveTerminalAsync(Socket listener, CancellationToken cancellationToken)
-        {
-            using var accepting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var accept = listener.AcceptAsync(accepting.Token).AsTask();
-            if (await Task.WhenAny(accept, _exited.Task).ConfigureAwait(false) != accept)
-            {
-                await accepting.CancelAsync().ConfigureAwait(false);
-                await _exited.Task.ConfigureAwait(false); // throws runc's error when it failed
-                throw new HullException(ErrorKind.Internal, $"exec in container \"{containerId}\": runc exited without sending the terminal");
-            }
-            using var connection = await accept.ConfigureAwait(false);
-            _terminal = await Task.Run(() => Terminals.ReceiveDescriptor(connection), cancellationToken).ConfigureAwait(false);
-            var handle = new SafeFileHandle(_terminal.DangerousGetHandle(), ownsHandle: false);
-            // Separate streams for the two directions: reads block a pool thread until output or EIO (last slave closed).
-            _stdin = new FileStream(handle, FileAccess.Write, bufferSize: 0);
-            _stdout = new FileStream(handle, FileAccess.Read, bufferSize: 0);
-        }
-
         public override void CloseStdin()
         {
             if (tty) return;
@@ -248,6 +240,7 @@ public sealed partial class TaskManager
             try
             {
                 Terminals.SetWindowSize(_terminal, height, width);
+                if (_runcPid > 0 && !_exited.Task.IsCompleted) Signals.TrySend(_runcPid, Signals.SIGWINCH);
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException)
             {
@@ -278,7 +271,6 @@ public sealed partial class TaskManager
                 if (ReadPidFile(PidFile) is int pid and > 0) KillExec(pid);
             }
             foreach (var s in new IDisposable?[] { _stdin, _stdout, _stderr, _capture, _terminal }) s?.Dispose();
-            if (ConsolePath is not null) TryDelete(ConsolePath);
             try
             {
                 Directory.Delete(directory, recursive: true);
