@@ -209,7 +209,7 @@ public static class ConfigSchema
             Bool<CriImagesConfig>("discard_unpacked_layers", i => i.DiscardUnpackedLayers, (i, v) => i with { DiscardUnpackedLayers = v },
                 "Let garbage collection remove compressed layers from the content store once they are unpacked."),
             StrMap<CriImagesConfig>("pinned_images", i => i.PinnedImages, (i, v) => i with { PinnedImages = v },
-                "Images the kubelet must never garbage-collect, by name. `sandbox` is the pause image; Hull needs none because its infra process is `catatonit`, but one configured here is pulled, pinned and used.") with
+                "Images the kubelet must never garbage-collect, by name. `sandbox` is the pause image; Hull needs none because its infra process is `catatonit`, but one configured here is pulled (anonymously, when missing), pinned and used: it replaces `catatonit` as the infra process, i.e. its entrypoint + cmd run (as its user, or the pod's `runAsUser`) on a per-pod snapshot of it. As with `catatonit`, a pod has an infra process only when it shares a PID namespace; other pods run none, pause image or not (containerd always starts a pause container; Hull pins the network, IPC and UTS namespaces with bind mounts instead). The snapshot is removed when the pod stops and is never garbage-collected while the pod exists.") with
             {
                 Note = "containerd pins `sandbox = \"registry.k8s.io/pause:3.10\"` by default; Hull pins nothing.",
             },
@@ -348,7 +348,7 @@ public static class ConfigSchema
                 "OCI runtime binary (`runc`, `crun`, a path); empty means `runc` on PATH."),
             Str<RuntimeHandlerConfig>("Root", h => h.Root, (h, v) => h with { Root = v }, "State directory of the OCI runtime (its `--root`); empty means its default."),
             Bool<RuntimeHandlerConfig>("SystemdCgroup", h => h.SystemdCgroup, (h, v) => h with { SystemdCgroup = v },
-                "Use the systemd cgroup driver (set the kubelet's `cgroupDriver: systemd` to match)."),
+                "Use the systemd cgroup driver (set the kubelet's `cgroupDriver: systemd` to match; `RuntimeConfig` reports the default handler's driver). With it, Hull creates no pod cgroup: the pod's `cgroup_parent` must be a systemd slice (`kubepods-burstable-pod<uid>.slice`, made by the kubelet through systemd; anything else fails `RunPodSandbox` with InvalidArgument), runc places the infra process and each container in a `<slice>:hull:<id>` scope, pod stats are read from the slice's cgroup, and `UpdatePodSandboxResources` writes nothing (the kubelet sets the slice's limits through systemd). A pod without a cgroup parent runs its scopes under `system.slice`. With cgroupfs (the default), Hull creates the pod cgroup (`cgroup_parent`, else `/hull/<pod id>`) in every hierarchy (cgroup v1, hybrid or v2), and `UpdatePodSandboxResources` writes v1's `cpu.shares`/`cpu.cfs_*`/`memory.limit_in_bytes` or v2's `cpu.weight`/`cpu.max`/`memory.max`."),
             Ignored("NoPivotRoot", ConfigValueType.Boolean, false, "runc `--no-pivot`."),
             Ignored("NoNewKeyring", ConfigValueType.Boolean, false, "runc `--no-new-keyring`."),
             Ignored("ShimCgroup", ConfigValueType.String, "", "cgroup of the shim process; Hull runs conmon, not a shim."),

@@ -1,0 +1,190 @@
+using System.Text;
+using Hull.Api.Cri;
+using Hull.Cri.Streaming.Client;
+using Hull.E2E.Fixtures;
+using Hull.E2E.Pods;
+using Protocols = Hull.Cri.Streaming.StreamProtocols;
+
+namespace Hull.E2E.Streaming;
+
+/// <summary>
+/// CRI Attach over WebSocket (v5 and v4) to a container that prints periodically, and attach with stdin (SPDY and
+/// WebSocket) to a container started with stdin=true running <c>cat</c>: what is written comes back.
+/// </summary>
+public sealed class AttachWebSocketTests(PushedTestImages pushed) : IClassFixture<PushedTestImages>
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(60);
+
+    internal static async Task<(PodTestEnvironment Env, string Pod, string Container)> StartAsync(PushedTestImages pushed, string name, bool stdin, params string[] command)
+    {
+        var env = await PodTestEnvironment.StartAsync(pushed.Registry);
+        try
+        {
+            var podConfig = PodTestEnvironment.PodConfig(name);
+            podConfig.LogDirectory = Path.Combine(env.Dir, "logs", name);
+            var pod = await env.RunPodAsync(podConfig);
+            var busybox = pushed.Images.Busybox;
+            await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, Long);
+            var config = new ContainerConfig
+            {
+                Metadata = new ContainerMetadata { Name = "app" },
+                Image = new ImageSpec { Image = busybox.Reference },
+                Command = { command },
+                LogPath = "app/0.log",
+                Stdin = stdin,
+            };
+            var id = (await env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
+                new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long)).ContainerId;
+            await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
+            return (env, pod, id);
+        }
+        catch
+        {
+            await env.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<string> AttachUrl(PodTestEnvironment env, string id, bool stdin) =>
+        (await env.Cri.Runtime<AttachResponse>("Attach", new AttachRequest { ContainerId = id, Stdin = stdin, Stdout = true, Stderr = true })).Url;
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
+        "iptables-save", "ip", "docker-registry", "skopeo", "umoci")]
+    public async Task Attach_over_websocket_follows_output_and_attach_with_stdin_echoes_back_over_spdy_and_websocket()
+    {
+        // 1. Output of a running container over WebSocket, v5 then v4.
+        {
+            var (env, pod, id) = await StartAsync(pushed, "attach-ws-out", false, "/bin/sh", "-c",
+                "trap 'exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done");
+            await using var _ = env;
+            foreach (var protocol in new[] { Protocols.RemoteCommandV5, Protocols.RemoteCommandV4 })
+            {
+                using var cts = new CancellationTokenSource(Long);
+                var ws = await StreamingClient.ConnectWebSocketAsync(new Uri(await AttachUrl(env, id, false)), [protocol], 5, cts.Token);
+                Assert.Equal(protocol, ws.Protocol);
+                var output = new NotifyingStream();
+                var run = StreamingClient.RunWebSocketAsync(ws, new RemoteCommandOptions(false, true, true, false), null, output, Stream.Null, null, cts.Token);
+                await output.Seen("tick").WaitAsync(TimeSpan.FromSeconds(20));
+                // Two more lines: it follows, not just a replay.
+                var first = output.Text;
+                await output.Seen("\n", first.Length + 1).WaitAsync(TimeSpan.FromSeconds(20));
+                Assert.Matches(@"tick \d+\n", output.Text);
+                await cts.CancelAsync();
+                try { await run.WaitAsync(Long); } catch (Exception e) when (e is OperationCanceledException or IOException or System.Net.WebSockets.WebSocketException) { }
+                await ws.DisposeAsync();
+            }
+            await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
+            await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+            await env.StopAsync(pod);
+            await env.RemoveAsync(pod);
+        }
+
+        // 2. Attach with stdin to `cat` (stdin=true, not stdin_once): SPDY, then WebSocket v5.
+        {
+            var (env, pod, id) = await StartAsync(pushed, "attach-stdin", true, "cat");
+            await using var _ = env;
+
+            using (var cts = new CancellationTokenSource(Long))
+            {
+                var conn = await StreamingClient.ConnectSpdyAsync(new Uri(await AttachUrl(env, id, true)), [Protocols.RemoteCommandV4], cts.Token);
+                var output = new NotifyingStream();
+                var run = StreamingClient.RunSpdyAsync(conn, new RemoteCommandOptions(true, true, true, false),
+                    new ThenBlockingStream("hello-spdy\n"u8.ToArray()), output, Stream.Null, null, cts.Token);
+                await output.Seen("hello-spdy\n").WaitAsync(TimeSpan.FromSeconds(20));
+                await cts.CancelAsync();
+                await conn.DisposeAsync();
+                try { await run.WaitAsync(Long); } catch (Exception e) when (e is OperationCanceledException or IOException) { }
+            }
+
+            using (var cts = new CancellationTokenSource(Long))
+            {
+                var ws = await StreamingClient.ConnectWebSocketAsync(new Uri(await AttachUrl(env, id, true)), [Protocols.RemoteCommandV5], 5, cts.Token);
+                var output = new NotifyingStream();
+                var run = StreamingClient.RunWebSocketAsync(ws, new RemoteCommandOptions(true, true, true, false),
+                    new ThenBlockingStream("hello-ws\n"u8.ToArray()), output, Stream.Null, null, cts.Token);
+                await output.Seen("hello-ws\n").WaitAsync(TimeSpan.FromSeconds(20));
+                Assert.DoesNotContain("hello-spdy", output.Text);
+                // The container ends: the attach session ends too.
+                await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 2 }, Long);
+                try { await run.WaitAsync(Long); } catch (Exception e) when (e is IOException or System.Net.WebSockets.WebSocketException or Hull.Cri.Streaming.RemoteCommandException) { }
+                await ws.DisposeAsync();
+            }
+
+            await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+            await env.StopAsync(pod);
+            await env.RemoveAsync(pod);
+        }
+    }
+
+    /// <summary>A stdin that yields some bytes and then never ends (until cancelled).</summary>
+    private sealed class ThenBlockingStream(byte[] data) : Stream
+    {
+        private int _pos;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => 0; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_pos < data.Length)
+            {
+                int n = Math.Min(buffer.Length, data.Length - _pos);
+                data.AsMemory(_pos, n).CopyTo(buffer);
+                _pos += n;
+                return n;
+            }
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            return 0;
+        }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>Collects what is written and tells when a text has appeared (at or after a position).</summary>
+    private sealed class NotifyingStream : Stream
+    {
+        private readonly StringBuilder _text = new();
+        private readonly List<(string Text, int From, TaskCompletionSource Seen)> _waiters = [];
+
+        public string Text { get { lock (_text) return _text.ToString(); } }
+
+        public Task Seen(string text, int from = 0)
+        {
+            lock (_text)
+            {
+                if (_text.ToString().IndexOf(text, Math.Min(from, _text.Length), StringComparison.Ordinal) >= 0) return Task.CompletedTask;
+                var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _waiters.Add((text, from, tcs));
+                return tcs.Task;
+            }
+        }
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            lock (_text)
+            {
+                _text.Append(Encoding.UTF8.GetString(buffer, offset, count));
+                var now = _text.ToString();
+                foreach (var w in _waiters.Where(w => now.IndexOf(w.Text, Math.Min(w.From, now.Length), StringComparison.Ordinal) >= 0).ToList())
+                {
+                    w.Seen.TrySetResult();
+                    _waiters.Remove(w);
+                }
+            }
+        }
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => 0; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}
