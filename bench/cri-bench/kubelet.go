@@ -525,26 +525,7 @@ func cmdKubelet(args []string) {
 		}
 	}()
 
-	runWorkers := func(work func(i int)) time.Duration {
-		t0 := time.Now()
-		next := make(chan int)
-		var wg sync.WaitGroup
-		for w := 0; w < *parallel; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range next {
-					work(i)
-				}
-			}()
-		}
-		for i := 0; i < n; i++ {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
-		return time.Since(t0)
-	}
+	runWorkers := func(work func(i int)) time.Duration { return runWorkers(n, *parallel, work) }
 
 	podIDs := make([]string, n)
 	wall := runWorkers(func(i int) {
@@ -662,4 +643,26 @@ func cmdKubelet(args []string) {
 	if r.Errors > 0 {
 		os.Exit(1)
 	}
+}
+
+// runWorkers calls work(0..n-1) from `parallel` goroutines and returns the wall time.
+func runWorkers(n, parallel int, work func(i int)) time.Duration {
+	t0 := time.Now()
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				work(i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return time.Since(t0)
 }

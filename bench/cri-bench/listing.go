@@ -162,26 +162,7 @@ func cmdList(args []string) {
 		r.DaemonIdleMiB = float64(p.rssPages*int64(os.Getpagesize())) / (1 << 20)
 	}
 
-	runWorkers := func(work func(i int)) time.Duration {
-		t0 := time.Now()
-		next := make(chan int)
-		var wg sync.WaitGroup
-		for w := 0; w < *parallel; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range next {
-					work(i)
-				}
-			}()
-		}
-		for i := 0; i < n; i++ {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
-		return time.Since(t0)
-	}
+	runWorkers := func(work func(i int)) time.Duration { return runWorkers(n, *parallel, work) }
 
 	// ---- setup
 	podIDs := make([]string, n)
