@@ -120,7 +120,7 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
             var url = await ExecUrl(env, id, ["/bin/sh", "-c", "sleep 7777 & sleep 7778"], stdin: true);
             var conn = await StreamingClient.ConnectSpdyAsync(new Uri(url), [Protocols.RemoteCommandV4]);
             using var cts = new CancellationTokenSource();
-            var run = StreamingClient.RunSpdyAsync(conn, new RemoteCommandOptions(true, true, true, false), new BlockingStream(), Stream.Null, Stream.Null, null, cts.Token);
+            var run = StreamingClient.RunSpdyAsync(conn, new RemoteCommandOptions(true, true, true, false), new ThenBlockingStream([]), Stream.Null, Stream.Null, null, cts.Token);
             await WaitUntil(() => Processes("sleep 7778").Count > 0, "the exec'd command to start");
             await cts.CancelAsync();
             await conn.DisposeAsync();
@@ -268,69 +268,5 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         var line = (await stdout).Trim();
         Assert.True(line.Length > 0, "node client printed nothing; stderr: " + await stderr);
         return JsonNode.Parse(line)!.AsObject();
-    }
-
-    /// <summary>A stdin that never ends (until the session is torn down).</summary>
-    private sealed class BlockingStream : Stream
-    {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => 0; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) { Thread.Sleep(Timeout.Infinite); return 0; }
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            await Task.Delay(Timeout.Infinite, cancellationToken);
-            return 0;
-        }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
-
-    /// <summary>Collects what is written and tells when a text has appeared.</summary>
-    private sealed class NotifyingStream : Stream
-    {
-        private readonly StringBuilder _text = new();
-        private readonly List<(string Text, TaskCompletionSource Seen)> _waiters = [];
-
-        public string Text { get { lock (_text) return _text.ToString(); } }
-
-        public Task Seen(string text)
-        {
-            lock (_text)
-            {
-                if (_text.ToString().Contains(text)) return Task.CompletedTask;
-                var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                _waiters.Add((text, tcs));
-                return tcs.Task;
-            }
-        }
-
-        public override void Write(byte[] buffer, int offset, int count)
-        {
-            lock (_text)
-            {
-                _text.Append(Encoding.UTF8.GetString(buffer, offset, count));
-                var now = _text.ToString();
-                foreach (var w in _waiters.Where(w => now.Contains(w.Text)).ToList())
-                {
-                    w.Seen.TrySetResult();
-                    _waiters.Remove(w);
-                }
-            }
-        }
-
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => 0; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }
