@@ -24,6 +24,8 @@ public sealed record ImageFsUsage(string Mountpoint, long UsedBytes, long Inodes
 public sealed class ImageManager(ImageStore store, ContentStore content, ISnapshotter snapshotter, ImagePuller puller, GarbageCollector gc,
     string snapshotRoot)
 {
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ImageConfig> _configs = new(StringComparer.Ordinal);
+
     public Task<ImageRecord> PullAsync(string reference, RegistryCredentials? credentials, IProgress<PullProgress>? progress,
         CancellationToken cancellationToken) => puller.PullAsync(reference, credentials, progress, cancellationToken);
 
@@ -66,6 +68,16 @@ public sealed class ImageManager(ImageStore store, ContentStore content, ISnapsh
     /// <summary>The image's runtime config, read from the content store.</summary>
     public async Task<ImageConfig> ConfigAsync(ImageSummary image, CancellationToken cancellationToken)
     {
+        // The ID is the config's digest, so a parsed config never goes stale: ListImages, which the kubelet
+        // calls periodically, must not re-read every config blob.
+        if (_configs.TryGetValue(image.Id, out var cached)) return cached;
+        var config = await ReadConfigAsync(image, cancellationToken).ConfigureAwait(false);
+        _configs[image.Id] = config;
+        return config;
+    }
+
+    private async Task<ImageConfig> ReadConfigAsync(ImageSummary image, CancellationToken cancellationToken)
+    {
         await using var stream = await content.OpenReadAsync(image.Id, cancellationToken).ConfigureAwait(false);
         using var buffer = new MemoryStream();
         await stream.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
@@ -82,6 +94,7 @@ public sealed class ImageManager(ImageStore store, ContentStore content, ISnapsh
         if (image is null) return false;
         var names = (await store.ByIdAsync(image.Id, cancellationToken).ConfigureAwait(false)).Select(r => r.Name).ToArray();
         await store.DeleteAsync(names, cancellationToken).ConfigureAwait(false);
+        _configs.TryRemove(image.Id, out _);
         await gc.CollectAsync(cancellationToken).ConfigureAwait(false);
         return true;
     }
