@@ -22,6 +22,7 @@ internal static class ContainerComposition
             CgroupDriver = handler.SystemdCgroup ? CgroupDriver.Systemd : CgroupDriver.Cgroupfs,
             // Root without CAP_SYS_RESOURCE cannot lower oom_score_adj; runc then fails unless the request is clamped.
             RestrictOomScoreAdj = runtime.RestrictOomScoreAdj || !OomScoreAdjPolicy.CanLower(),
+            TolerateMissingHugetlbController = runtime.TolerateMissingHugetlbController,
             DefaultSeccompProfile = runtime.UnsetSeccompProfile is "runtime/default" or "RuntimeDefault"
                 ? SecurityProfile.RuntimeDefault : SecurityProfile.Unconfined,
         }, HostInfo.Detect());
