@@ -2,18 +2,14 @@ using Hull.Api.Cri;
 using Hull.Core;
 using Hull.Cri.Streaming;
 using Hull.Grpc.Server;
-using ContainerState = Hull.Cri.Containers.ContainerState;
 
 namespace Hull.Cri;
 
 /// <summary>Exec, Attach and PortForward: validate, then hand out a single-use URL of the streaming server.</summary>
 public sealed partial class RuntimeService
 {
-    /// <summary>Set by <see cref="CriServer"/>; the streaming RPCs answer Unavailable without it.</summary>
-    internal StreamingServer? StreamingServer { get; init; }
-
     private StreamingServer Streaming =>
-        StreamingServer ?? throw new HullException(ErrorKind.Unavailable, "the streaming server is not running in this hulld");
+        streaming ?? throw new HullException(ErrorKind.Unavailable, "the streaming server is not running in this hulld");
 
     public Task<ExecResponse> Exec(Api.Cri.ExecRequest request, ServerCallContext context)
     {
@@ -37,7 +33,7 @@ public sealed partial class RuntimeService
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw new HullException(ErrorKind.InvalidArgument, "PortForward needs a pod sandbox id");
         foreach (var port in request.Port)
             if (port is < 1 or > 65535) throw new HullException(ErrorKind.InvalidArgument, $"PortForward: port {port} is out of range 1..65535");
-        var (pod, _) = await Pods.StatusAsync(request.PodSandboxId, verbose: false, context.CancellationToken).ConfigureAwait(false);
+        var (pod, _) = await pods.StatusAsync(request.PodSandboxId, verbose: false, context.CancellationToken).ConfigureAwait(false);
         if (pod.State != Hull.Sandbox.Controller.SandboxState.Ready)
             throw new HullException(ErrorKind.FailedPrecondition, $"pod sandbox \"{pod.Id}\" is not ready; cannot forward ports to it");
         var url = Streaming.GetUrl(new Streaming.PortForwardRequest(pod.Id, request.Port.ToList()));
@@ -55,9 +51,6 @@ public sealed partial class RuntimeService
     private string RunningContainerId(string idOrPrefix)
     {
         if (string.IsNullOrEmpty(idOrPrefix)) throw new HullException(ErrorKind.InvalidArgument, "a container id is required");
-        var record = Containers.Status(idOrPrefix);
-        if (record.State != ContainerState.Running)
-            throw new HullException(ErrorKind.FailedPrecondition, $"container \"{record.Id}\" is not running (state {record.State.ToString().ToLowerInvariant()})");
-        return record.Id;
+        return containers.Running(idOrPrefix, "cannot stream to it").Record.Id;
     }
 }

@@ -1,10 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
 using Hull.Core;
-using Hull.Cri.Containers;
 using Hull.Linux.Namespaces;
+using Hull.Pods;
+using Hull.Pods.Stores;
 using Hull.Runtime.Tasks;
-using Hull.Sandbox;
 using Hull.Sandbox.Namespaces;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -16,7 +16,7 @@ namespace Hull.Cri.Streaming;
 /// (<see cref="IInteractiveTaskService"/>), attach connects to conmon's attach socket, port-forward dials 127.0.0.1 in
 /// the pod's network namespace from a socket created inside it.
 /// </summary>
-public sealed class ContainerStreamingRuntime(ContainerManager containers, SandboxManager sandboxes, ILogger<ContainerStreamingRuntime>? logger = null)
+public sealed class ContainerStreamingRuntime(ContainerManager containers, PodManager pods, ILogger<ContainerStreamingRuntime>? logger = null)
     : IStreamingRuntime
 {
     /// <summary>How long output may still drain after the command ended (a background child may keep its stdout open).</summary>
@@ -27,9 +27,8 @@ public sealed class ContainerStreamingRuntime(ContainerManager containers, Sandb
     /// <summary>The container, checked to be running, and its pod's interactive task endpoint.</summary>
     public (ContainerRecord Record, IInteractiveTaskService Tasks) RunningContainer(string containerId)
     {
-        var record = containers.Status(containerId);
-        var tasks = sandboxes.Tasks(record.SandboxId);
-        if (record.State != ContainerState.Running || tasks.TryGetExit(record.Id) is not null)
+        var (record, tasks) = containers.Running(containerId, "it cannot be exec'd or attached to");
+        if (tasks.TryGetExit(record.Id) is not null)
             throw new HullException(ErrorKind.FailedPrecondition, $"container \"{record.Id}\" is not running");
         return (record, tasks as IInteractiveTaskService
             ?? throw new HullException(ErrorKind.FailedPrecondition, $"the sandboxer of pod \"{record.SandboxId}\" does not support exec and attach"));
@@ -143,7 +142,7 @@ public sealed class ContainerStreamingRuntime(ContainerManager containers, Sandb
 
     public async Task PortForwardAsync(string podSandboxId, int port, Stream stream, CancellationToken ct)
     {
-        var (pod, _) = await sandboxes.StatusAsync(podSandboxId, verbose: false, ct).ConfigureAwait(false);
+        var (pod, _) = await pods.StatusAsync(podSandboxId, verbose: false, ct).ConfigureAwait(false);
         if (pod.State != Hull.Sandbox.Controller.SandboxState.Ready)
             throw new HullException(ErrorKind.FailedPrecondition, $"pod sandbox \"{pod.Id}\" is not ready");
         var netns = pod.Instance.NetNsPath;

@@ -1,0 +1,79 @@
+using Hull.Config;
+using Hull.Runtime.Spec;
+using Hulld.Composition;
+
+namespace Hulld.Tests;
+
+/// <summary>How hulld turns the config into its libraries' options: each value final, each default from the schema.</summary>
+public sealed class BoundOptionsTests
+{
+    private static BoundOptions Bind(string toml)
+    {
+        var loaded = ConfigLoader.LoadText(toml, "test.toml");
+        Assert.False(loaded.HasErrors, ConfigCommandsLogic.Format(loaded.Diagnostics));
+        return BoundOptions.Bind(loaded.Config);
+    }
+
+    [Fact]
+    public void Cni_options_come_from_the_cni_section_and_a_handler_may_have_its_own_dir_and_count()
+    {
+        var bound = Bind("""
+            version = 3
+            root = "/var/lib/hull-x"
+            [plugins.'io.containerd.cri.v1.runtime'.cni]
+            bin_dirs = ["/a", "/b"]
+            conf_dir = "/etc/x"
+            max_conf_num = 2
+            ip_pref = "ipv6"
+            [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.kata]
+            cni_conf_dir = "/etc/kata"
+            cni_max_conf_num = 1
+            """);
+        Assert.Equal(["/a", "/b"], bound.Cni.BinDirs);
+        Assert.Equal("/etc/x", bound.Cni.ConfDir);
+        Assert.Equal(2, bound.Cni.MaxConfNum);
+        Assert.Equal("ipv6", bound.Cni.IpPref);
+        Assert.Equal("/var/lib/hull-x/cni", bound.Cni.CacheDir);
+        var runc = bound.Handlers.Single(h => h.Name == "runc");
+        Assert.Equal(("/etc/x", 2), (runc.CniConfDir, runc.CniMaxConfNum));
+        var kata = bound.Handlers.Single(h => h.Name == "kata");
+        Assert.Equal(("/etc/kata", 1), (kata.CniConfDir, kata.CniMaxConfNum));
+    }
+
+    [Fact]
+    public void A_handler_is_resolved_once_with_every_value_final()
+    {
+        var bound = Bind("""
+            version = 3
+            [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.crun]
+            pod_annotations = ["io.example/*"]
+            [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.crun.options]
+            BinaryName = "crun"
+            Root = "/run/crun"
+            SystemdCgroup = true
+            """);
+        var crun = bound.Handlers.Single(h => h.Name == "crun");
+        Assert.Equal("crun", crun.RuntimeBinary);
+        Assert.Equal("/run/crun", crun.RuntimeRoot);
+        Assert.Equal(CgroupDriver.Systemd, crun.CgroupDriver);
+        Assert.Equal("podsandbox", crun.Sandboxer);
+        Assert.Equal("overlayfs", crun.Snapshotter);
+        Assert.Equal(["io.example/*"], crun.PodAnnotations);
+        var runc = bound.Handlers.Single(h => h.Name == "runc");
+        Assert.Equal(("runc", CgroupDriver.Cgroupfs), (runc.RuntimeBinary, runc.CgroupDriver));
+        Assert.Equal("runc", bound.DefaultHandler);
+    }
+
+    [Fact]
+    public void Defaults_are_containerds()
+    {
+        var bound = BoundOptions.Bind(ConfigLoader.Defaults().Config);
+        Assert.Equal("/opt/containerd/image-verifier/bin", bound.Images.Verifiers.BinDir);
+        Assert.Equal(10, bound.Images.Verifiers.MaxVerifiers);
+        Assert.Equal(TimeSpan.FromSeconds(10), bound.Images.Verifiers.PerVerifierTimeout);
+        Assert.True(bound.Specs.TolerateMissingHugetlbController);
+        Assert.True(bound.Specs.DisableHugetlbController);
+        Assert.True(bound.PodSandbox.EnableUnprivilegedPorts);
+        Assert.Equal(("/var/lib/hull", "/run/hull", "/run/hull/hull.sock"), (bound.Root, bound.State, bound.Socket.Address));
+    }
+}
