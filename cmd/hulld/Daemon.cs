@@ -99,7 +99,7 @@ internal static class Daemon
             log.LogError("cannot recover containers: {Error}", e.Message);
             return 1;
         }
-        Hull.Cri.Streaming.StreamingServer streaming;
+        Hull.Streaming.StreamingServer streaming;
         try
         {
             streaming = await StreamingComposition.StartAsync(config, containers, sandboxes, loggerFactory, CancellationToken.None).ConfigureAwait(false);

@@ -6,6 +6,7 @@ using Hull.Config;
 using Hull.Cri.Containers;
 using Hull.Cri.Streaming;
 using Hull.Sandbox;
+using Hull.Streaming;
 using Microsoft.Extensions.Logging;
 
 namespace Hulld;

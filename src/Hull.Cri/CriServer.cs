@@ -17,7 +17,7 @@ public static class CriServer
     public static GrpcServer Create(HullConfig config, IEnumerable<(Google.Protobuf.Reflection.ServiceDescriptor, object)> extraServices,
         EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations, Hull.Images.ImageManager images,
         Hull.Sandbox.SandboxManager? sandboxes = null, Hull.Sandbox.Cni.CniManager? cni = null, Containers.ContainerManager? containers = null,
-        Streaming.StreamingServer? streaming = null)
+        Hull.Streaming.StreamingServer? streaming = null)
     {
         var server = new GrpcServer(new GrpcServerOptions
         {

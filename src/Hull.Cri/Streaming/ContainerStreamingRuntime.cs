@@ -6,6 +6,7 @@ using Hull.Linux.Namespaces;
 using Hull.Runtime.Tasks;
 using Hull.Sandbox;
 using Hull.Sandbox.Namespaces;
+using Hull.Streaming;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 

@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Hull.Cri.Streaming;
+using Hull.Streaming;
 
-namespace Hull.Cri.Tests.Streaming;
+namespace Hull.Streaming.Tests;
 
 /// <summary>
 /// A runtime without containers: exec "echo A B" prints its arguments, "cat" echoes stdin,

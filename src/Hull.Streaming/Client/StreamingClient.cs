@@ -2,9 +2,9 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text;
-using Hull.Cri.Streaming.Spdy;
+using Hull.Streaming.Spdy;
 
-namespace Hull.Cri.Streaming.Client;
+namespace Hull.Streaming.Client;
 
 /// <summary>The server refused the upgrade (404 unknown token, 403 no common protocol, ...).</summary>
 public sealed class StreamingUpgradeException(int statusCode, IReadOnlyDictionary<string, List<string>> headers, string body)

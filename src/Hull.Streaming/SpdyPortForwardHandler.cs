@@ -1,8 +1,8 @@
 using System.Text;
-using Hull.Cri.Streaming.Spdy;
+using Hull.Streaming.Spdy;
 using Microsoft.Extensions.Logging;
 
-namespace Hull.Cri.Streaming;
+namespace Hull.Streaming;
 
 /// <summary>
 /// portforward.k8s.io over SPDY: the client opens an error stream and a data stream per forwarded

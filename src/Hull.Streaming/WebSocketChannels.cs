@@ -2,7 +2,7 @@ using System.IO.Pipelines;
 using System.Net.WebSockets;
 using System.Text;
 
-namespace Hull.Cri.Streaming;
+namespace Hull.Streaming;
 
 /// <summary>
 /// The Kubernetes channel framing over a WebSocket (k8s.io/apimachinery wsstream): each message

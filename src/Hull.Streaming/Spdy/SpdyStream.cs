@@ -1,6 +1,6 @@
 using System.IO.Pipelines;
 
-namespace Hull.Cri.Streaming.Spdy;
+namespace Hull.Streaming.Spdy;
 
 /// <summary>
 /// One SPDY stream as a duplex <see cref="Stream"/>: reads return the peer's DATA (0 after its FIN),

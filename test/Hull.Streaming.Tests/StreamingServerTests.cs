@@ -1,8 +1,8 @@
 using System.Text;
-using Hull.Cri.Streaming;
-using Hull.Cri.Streaming.Client;
+using Hull.Streaming;
+using Hull.Streaming.Client;
 
-namespace Hull.Cri.Tests.Streaming;
+namespace Hull.Streaming.Tests;
 
 public sealed class StreamingServerFixture : IAsyncLifetime
 {

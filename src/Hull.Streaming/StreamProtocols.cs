@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 
-namespace Hull.Cri.Streaming;
+namespace Hull.Streaming;
 
 /// <summary>The Kubernetes streaming protocol names, header names and stream types (k8s.io/apimachinery httpstream, kubelet remotecommand and portforward).</summary>
 public static class StreamProtocols

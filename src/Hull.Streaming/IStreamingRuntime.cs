@@ -1,4 +1,4 @@
-namespace Hull.Cri.Streaming;
+namespace Hull.Streaming;
 
 /// <summary>A terminal size change sent by the client on the resize stream (JSON <c>{"Width":80,"Height":24}</c>).</summary>
 public readonly record struct TerminalSize(ushort Width, ushort Height);

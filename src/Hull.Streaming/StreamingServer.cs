@@ -3,7 +3,7 @@ using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using Hull.Cri.Streaming.Spdy;
+using Hull.Streaming.Spdy;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -15,7 +15,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Hull.Cri.Streaming;
+namespace Hull.Streaming;
 
 public sealed class StreamingServerOptions
 {
@@ -51,7 +51,7 @@ public sealed class StreamingServer : IAsyncDisposable
     {
         _runtime = runtime;
         _options = options ?? new StreamingServerOptions();
-        _log = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Hull.Cri.Streaming");
+        _log = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Hull.Streaming");
         Cache = new StreamingRequestCache(_options.TokenTtl, _options.MaxInFlightRequests, _options.TimeProvider);
     }
 

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Hull.Cri.Streaming;
+using Hull.Streaming;
 
-namespace Hull.Cri.Tests.Streaming;
+namespace Hull.Streaming.Tests;
 
 /// <summary>
 /// Drives the server with independent implementations: npm spdy (spdy-transport) and npm ws, via
