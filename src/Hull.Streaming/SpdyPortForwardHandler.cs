@@ -92,5 +92,8 @@ internal sealed class SpdyPortForwardHandler(SpdySession session, IStreamingRunt
         catch (OperationCanceledException) { }
         await data.CloseWriteAsync().ConfigureAwait(false);
         await error.CloseWriteAsync().ConfigureAwait(false);
+        // The pod side is done (FIN sent after all its data). A client still sending would wait for window updates
+        // that never come: reset the stream so it stops, as an HTTP/2 server does after a complete response.
+        if (!data.RemoteClosed) await data.ResetAsync(SpdyRstStatus.Cancel).ConfigureAwait(false);
     }
 }

@@ -209,6 +209,76 @@ public class SpdyFramingTests
     }
 
     [Fact]
+    public async Task A_reset_from_the_peer_wakes_a_writer_waiting_for_window()
+    {
+        var (server, client, serverStream, clientStream) = await OpenStreamPair();
+        await using var _ = server;
+        await using var __ = client;
+        var write = serverStream.WriteAsync(new byte[300 * 1024]).AsTask();
+        await Task.Delay(200);
+        Assert.False(write.IsCompleted, "the writer waits for the reader's window updates");
+        await clientStream.ResetAsync(SpdyRstStatus.Cancel);
+        var e = await Assert.ThrowsAsync<IOException>(() => write.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Contains("reset", e.Message);
+    }
+
+    [Fact]
+    public async Task A_reset_after_fin_keeps_everything_the_peer_sent()
+    {
+        var (server, client, serverStream, clientStream) = await OpenStreamPair();
+        await using var _ = server;
+        await using var __ = client;
+        await serverStream.WriteAsync("complete answer"u8.ToArray());
+        await serverStream.CloseWriteAsync();
+        await serverStream.ResetAsync(SpdyRstStatus.Cancel);
+        await WaitUntil(() => clientStream.IsReset);
+        var got = new MemoryStream();
+        await clientStream.CopyToAsync(got).WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal("complete answer", Encoding.ASCII.GetString(got.ToArray()));
+    }
+
+    [Fact]
+    public async Task Data_for_a_stream_reset_here_is_dropped_and_credited_back_to_the_session_window()
+    {
+        var (server, client, serverStream, clientStream) = await OpenStreamPair();
+        await using var _ = server;
+        await using var __ = client;
+        // Unread data on a stream that is then reset: 48 KiB of the 64 KiB session window.
+        await clientStream.WriteAsync(new byte[48 * 1024]);
+        await Task.Delay(200);
+        await serverStream.ResetAsync(SpdyRstStatus.Cancel);
+        // Another stream must still get more than the session window through.
+        var open = client.OpenStreamAsync(new SpdyHeaders { { "streamtype", "data" } });
+        var second = await server.IncomingStreams.ReadAsync();
+        await second.ReplyAsync();
+        var clientSecond = await open;
+        var payload = new byte[200 * 1024];
+        var read = Task.Run(async () => { var ms = new MemoryStream(); await second.CopyToAsync(ms); return ms.Length; });
+        await clientSecond.WriteAsync(payload).AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+        await clientSecond.CloseWriteAsync();
+        Assert.Equal(payload.Length, await read.WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    private static async Task<(SpdySession Server, SpdySession Client, SpdyStream ServerStream, SpdyStream ClientStream)> OpenStreamPair()
+    {
+        var (a, b) = await SocketPair();
+        var server = new SpdySession(a, isServer: true);
+        var client = new SpdySession(b, isServer: false);
+        server.Start();
+        client.Start();
+        var open = client.OpenStreamAsync(new SpdyHeaders { { "streamtype", "data" } });
+        var incoming = await server.IncomingStreams.ReadAsync();
+        await incoming.ReplyAsync();
+        return (server, client, incoming, await open);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        for (int i = 0; i < 100 && !condition(); i++) await Task.Delay(50);
+        Assert.True(condition());
+    }
+
+    [Fact]
     public async Task Ping_round_trips()
     {
         var (a, b) = await SocketPair();

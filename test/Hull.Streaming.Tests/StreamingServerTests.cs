@@ -242,6 +242,60 @@ public class StreamingServerTests(StreamingServerFixture f) : IClassFixture<Stre
         await loop.WaitAsync(Limit);
     }
 
+    [Fact]
+    public async Task WebSocket_session_with_traffic_outlives_the_idle_timeout()
+    {
+        var runtime = new FakeStreamingRuntime();
+        await using var server = new StreamingServer(runtime, new StreamingServerOptions { StreamIdleTimeout = TimeSpan.FromMilliseconds(600) });
+        await server.StartAsync();
+        await using var conn = await StreamingClient.ConnectWebSocketAsync(server.GetUrl(new ExecRequest("c1", ["cat"], false, true, true, false)), [StreamProtocols.RemoteCommandV5], 5);
+        var o = new MemoryStream();
+        // A keystroke every 150 ms for 2.4 s: never idle for 600 ms, but busy for four times that.
+        int code = await StreamingClient.RunWebSocketAsync(conn, new RemoteCommandOptions(true, true, false, false), new TrickleStream(16, TimeSpan.FromMilliseconds(150)), o, null).WaitAsync(Limit);
+        Assert.Equal((0, new string('k', 16)), (code, Encoding.ASCII.GetString(o.ToArray())));
+        Assert.False(runtime.Cancelled.Task.IsCompleted);
+    }
+
+    [Fact]
+    public async Task WebSocket_session_without_traffic_ends_at_the_idle_timeout()
+    {
+        var runtime = new FakeStreamingRuntime();
+        await using var server = new StreamingServer(runtime, new StreamingServerOptions { StreamIdleTimeout = TimeSpan.FromMilliseconds(300) });
+        await server.StartAsync();
+        await using var conn = await StreamingClient.ConnectWebSocketAsync(server.GetUrl(new ExecRequest("c1", ["sleep"], false, false, true, false)), [StreamProtocols.RemoteCommandV5], 5);
+        _ = conn.RunAsync(default);
+        await runtime.Cancelled.Task.WaitAsync(Limit);
+    }
+
+    [Fact]
+    public async Task WebSocket_messages_on_write_only_channels_are_dropped_without_stalling_the_session()
+    {
+        await using var conn = await StreamingClient.ConnectWebSocketAsync(Exec("cat", stdin: true), [StreamProtocols.RemoteCommandV4], 5);
+        var loop = conn.RunAsync(default);
+        // 3 MiB on the error channel, which only the server writes: beyond what any channel buffers.
+        for (int i = 0; i < 3; i++) await conn.Channels[StreamProtocols.ChannelError].WriteAsync(new byte[1 << 20]).AsTask().WaitAsync(Limit);
+        await conn.Channels[StreamProtocols.ChannelStdin].WriteAsync("after"u8.ToArray());
+        var echoed = new byte[5];
+        await conn.Channels[StreamProtocols.ChannelStdout].ReadExactlyAsync(echoed).AsTask().WaitAsync(Limit);
+        Assert.Equal("after", Encoding.ASCII.GetString(echoed));
+        await conn.DisposeAsync();
+        await loop.WaitAsync(Limit);
+    }
+
+    /// <summary>Yields one 'k' per read after a delay, then ends.</summary>
+    private sealed class TrickleStream(int count, TimeSpan every) : MemoryStream
+    {
+        private int _left = count;
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_left-- <= 0) return 0;
+            await Task.Delay(every, cancellationToken);
+            buffer.Span[0] = (byte)'k';
+            return 1;
+        }
+    }
+
     /// <summary>A stdin that never ends.</summary>
     private sealed class BlockingStream : MemoryStream
     {
