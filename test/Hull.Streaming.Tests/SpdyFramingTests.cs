@@ -259,6 +259,33 @@ public class SpdyFramingTests
         Assert.Equal(payload.Length, await read.WaitAsync(TimeSpan.FromSeconds(5)));
     }
 
+    [Fact]
+    public async Task Data_still_in_flight_for_a_reset_stream_is_dropped_quietly_and_credited_to_the_session()
+    {
+        // A raw peer, so the frames on the wire are the test's: it keeps sending DATA after the server reset the stream.
+        var (a, b) = await SocketPair();
+        await using var server = new SpdySession(a, isServer: true);
+        server.Start();
+        using var writer = new SpdyFrameWriter(b);
+        using var reader = new SpdyFrameReader(b);
+        await writer.WriteAsync(new SpdySynStreamFrame(1, 0, 0, 0, 0, new SpdyHeaders { { "streamtype", "data" } }));
+        var stream = await server.IncomingStreams.ReadAsync();
+        await stream.ResetAsync(SpdyRstStatus.Cancel);
+        for (int i = 0; i < 4; i++) await writer.WriteAsync(new SpdyDataFrame(1, false, new byte[16 * 1024]));
+
+        var seen = new List<SpdyFrame>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        while (!seen.Any(f => f is SpdyWindowUpdateFrame { StreamId: 0 }))
+            seen.Add((await reader.ReadFrameAsync(timeout.Token))!);
+        Assert.Equal([new SpdyRstStreamFrame(1, SpdyRstStatus.Cancel)], seen.OfType<SpdyRstStreamFrame>());
+        Assert.True(seen.OfType<SpdyWindowUpdateFrame>().Where(w => w.StreamId == 0).Sum(w => w.DeltaWindowSize) >= 32 * 1024);
+        // An id that was never opened still gets INVALID_STREAM.
+        await writer.WriteAsync(new SpdyDataFrame(5, false, new byte[1]));
+        SpdyFrame? next;
+        do next = await reader.ReadFrameAsync(timeout.Token); while (next is not SpdyRstStreamFrame);
+        Assert.Equal(new SpdyRstStreamFrame(5, SpdyRstStatus.InvalidStream), next);
+    }
+
     private static async Task<(SpdySession Server, SpdySession Client, SpdyStream ServerStream, SpdyStream ClientStream)> OpenStreamPair()
     {
         var (a, b) = await SocketPair();

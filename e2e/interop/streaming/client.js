@@ -4,11 +4,13 @@
 // spec: { proto: "spdy"|"ws"|"ws-spdy", kind: "exec"|"portforward", url, protocols: [..], method, portCount,
 //         stdin: "text"|null, stdout, stderr, tty, resize: [{Width,Height}], port, payload, writeAfterEnd }
 // proto "ws-spdy" is SPDY tunnelled through a WebSocket (subprotocol "SPDY/3.1+<protocol>"), as kubectl 1.31+
-// port-forwards. writeAfterEnd: bytes to keep writing on the data stream after the server ended it; the result
+// port-forwards; it uses npm websocket-driver, since ws (like every WHATWG client) refuses '/' in a subprotocol name. writeAfterEnd: bytes to keep writing on the data stream after the server ended it; the result
 // says whether the server then reset the stream (reset: true) instead of leaving the writer stalled.
 const net = require('net')
+const { Duplex } = require('stream')
 const transport = require('spdy-transport')
 const WebSocket = require('ws')
+const websocketDriver = require('websocket-driver')
 
 const spec = JSON.parse(process.argv[2])
 if (spec.stdinRepeat) spec.stdin = spec.stdin.repeat(spec.stdinRepeat)
@@ -144,12 +146,25 @@ function wsOpen (protocols) {
 }
 
 function wsSpdyRun () {
-  const ws = wsOpen(spec.protocols.map(p => 'SPDY/3.1+' + p))
-  ws.on('open', () => {
+  const u = new URL(spec.url)
+  u.protocol = 'ws:'
+  const driver = websocketDriver.client(u.toString(), { protocols: spec.protocols.map(p => 'SPDY/3.1+' + p) })
+  const socket = net.connect(Number(u.port), u.hostname, () => driver.start())
+  socket.pipe(driver.io)
+  driver.io.pipe(socket)
+  socket.on('error', e => finish({ socketError: String(e) }))
+  driver.on('error', e => finish({ wsError: String(e) })) // a refused upgrade: "Unexpected response code: 403"
+  driver.on('open', () => {
     result.status = 101
-    result.protocol = ws.protocol
-    // ws's own Duplex over the socket: each write is one binary message, as client-go's TunnelingConnection.
-    const conn = transport.connection.create(WebSocket.createWebSocketStream(ws), { protocol: 'spdy', isServer: false })
+    result.protocol = driver.protocol
+    // The tunnel as client-go's TunnelingConnection: each write one binary message, messages read as one byte stream.
+    const tunnel = new Duplex({
+      write (chunk, encoding, done) { driver.binary(chunk); done() },
+      read () {}
+    })
+    driver.messages.on('data', m => tunnel.push(Buffer.isBuffer(m) ? m : Buffer.from(m)))
+    driver.on('close', () => tunnel.push(null))
+    const conn = transport.connection.create(tunnel, { protocol: 'spdy', isServer: false })
     conn.start(3.1)
     spdyPortForward(conn).catch(e => finish({ exception: String(e) }))
   })
