@@ -254,7 +254,7 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         }
     }
 
-    private static async Task<JsonObject> RunNodeClient(object spec)
+    internal static async Task<JsonObject> RunNodeClient(object spec)
     {
         var dir = Path.Combine(Repo.Root, "e2e", "interop", "streaming");
         Assert.True(Directory.Exists(Path.Combine(dir, "node_modules", "spdy-transport")), $"npm packages missing: run `npm ci` in {dir}");
