@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.WebSockets;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Hull.Streaming.Spdy;

@@ -87,9 +87,8 @@ public class NodeInteropTests(StreamingServerFixture f) : IClassFixture<Streamin
     [Fact]
     public async Task Spdy_disconnect_cancels_the_session()
     {
-        var runtime = new FakeStreamingRuntime();
-        await using var server = new StreamingServer(runtime, new StreamingServerOptions());
-        await server.StartAsync();
+        var (runtime, server) = await StreamingServerTests.OwnServerAsync(new StreamingServerOptions());
+        await using var started = server;
         var url = server.GetUrl(new ExecRequest("c1", ["sleep"], false, true, true, false)).ToString();
         var r = await Run(new { proto = "spdy", kind = "exec", url, protocols = new[] { "v4.channel.k8s.io" }, stdin = "", keepStdinOpen = true, disconnectAfterMs = 500 });
         Assert.True((bool?)r["disconnected"]);

@@ -23,11 +23,13 @@ public class PortForwardTests(StreamingServerFixture f) : IClassFixture<Streamin
         _ => throw new ArgumentException(transport),
     };
 
-    [Fact]
-    public async Task Spdy_tunnel_negotiates_the_tunnelling_subprotocol_and_round_trips_data()
+    [Theory]
+    [InlineData("spdy")]
+    [InlineData("tunnel")] // the WebSocket subprotocol SPDY/3.1+portforward.k8s.io, the SPDY protocol portforward.k8s.io
+    public async Task Spdy_port_forward_round_trips_data(string transport)
     {
         using var pong = new PongServer();
-        await using var conn = await StreamingClient.ConnectSpdyOverWebSocketAsync(Url(), [StreamProtocols.PortForwardV1]);
+        await using var conn = await ConnectAsync(transport, Url(pong.Port));
         Assert.Equal(StreamProtocols.PortForwardV1, conn.Protocol);
         var (data, error) = await StreamingClient.OpenSpdyPortForwardAsync(conn, pong.Port, 0);
         await data.WriteAsync("ping"u8.ToArray());
@@ -189,13 +191,20 @@ public class PortForwardTests(StreamingServerFixture f) : IClassFixture<Streamin
         await loop.WaitAsync(Limit);
     }
 
+    /// <summary>A connected pair of WebSockets; the server end wrapped as a tunnel stream.</summary>
+    private static async Task<(WebSocketTunnelStream Tunnel, WebSocket Client)> TunnelPair()
+    {
+        var (a, b) = await SpdyFramingTests.SocketPair();
+        return (new WebSocketTunnelStream(WebSocket.CreateFromStream(a, new WebSocketCreationOptions { IsServer = true })),
+            WebSocket.CreateFromStream(b, new WebSocketCreationOptions { IsServer = false }));
+    }
+
     [Fact]
     public async Task Tunnel_stream_writes_one_binary_message_each_and_reads_across_message_boundaries()
     {
-        var (a, b) = await SpdyFramingTests.SocketPair();
-        using var server = WebSocket.CreateFromStream(a, new WebSocketCreationOptions { IsServer = true });
-        using var client = WebSocket.CreateFromStream(b, new WebSocketCreationOptions { IsServer = false });
-        await using var tunnel = new WebSocketTunnelStream(server);
+        var (tunnel, client) = await TunnelPair();
+        await using var _ = tunnel;
+        using var __ = client;
         await tunnel.WriteAsync("frame-one"u8.ToArray());
         var buffer = new byte[64];
         var r = await client.ReceiveAsync(buffer, default);
@@ -215,10 +224,9 @@ public class PortForwardTests(StreamingServerFixture f) : IClassFixture<Streamin
     [Fact]
     public async Task Tunnel_stream_ends_with_a_clean_close()
     {
-        var (a, b) = await SpdyFramingTests.SocketPair();
-        using var server = WebSocket.CreateFromStream(a, new WebSocketCreationOptions { IsServer = true });
-        using var client = WebSocket.CreateFromStream(b, new WebSocketCreationOptions { IsServer = false });
-        await using var tunnel = new WebSocketTunnelStream(server);
+        var (tunnel, client) = await TunnelPair();
+        await using var _ = tunnel;
+        using var __ = client;
         var closing = client.CloseAsync(WebSocketCloseStatus.NormalClosure, null, default);
         int n = await tunnel.ReadAsync(new byte[16]).AsTask().WaitAsync(Limit);
         Assert.Equal(0, n);

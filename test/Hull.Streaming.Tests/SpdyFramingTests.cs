@@ -188,15 +188,9 @@ public class SpdyFramingTests
     {
         // Two sessions over a socket pair; the client is flow-controlled (it sends SETTINGS),
         // so the server may send at most 64 KiB before the client's WINDOW_UPDATEs.
-        var (a, b) = await SocketPair();
-        await using var server = new SpdySession(a, isServer: true);
-        await using var client = new SpdySession(b, isServer: false);
-        server.Start();
-        client.Start();
-        var openTask = client.OpenStreamAsync(new SpdyHeaders { { "streamtype", "stdout" } });
-        var incoming = await server.IncomingStreams.ReadAsync();
-        await incoming.ReplyAsync();
-        var clientStream = await openTask;
+        var (server, client, incoming, clientStream) = await OpenStreamPair();
+        await using var _ = server;
+        await using var __ = client;
         var payload = new byte[300 * 1024];
         new Random(1).NextBytes(payload);
         var write = Task.Run(async () => { await incoming.WriteAsync(payload); await incoming.CloseWriteAsync(); });

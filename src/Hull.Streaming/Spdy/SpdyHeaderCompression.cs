@@ -63,7 +63,8 @@ public sealed class SpdyHeaderCompressor : IDisposable
 /// </summary>
 public sealed class SpdyHeaderDecompressor : IDisposable
 {
-    private readonly InputQueue _input = new();
+    /// <summary>Compressed bytes not yet read by the inflater, which reads them up to the end.</summary>
+    private readonly MemoryStream _input = new();
     private readonly DeflateStream _inflate;
     private readonly byte[] _buffer = new byte[4096];
     private bool _headerRead;
@@ -82,7 +83,7 @@ public sealed class SpdyHeaderDecompressor : IDisposable
             compressed = ReadZlibHeader(compressed);
             _headerRead = true;
         }
-        _input.Append(compressed);
+        Append(compressed);
         var output = new MemoryStream();
         while (true)
         {
@@ -114,51 +115,19 @@ public sealed class SpdyHeaderDecompressor : IDisposable
         BinaryPrimitives.WriteUInt16LittleEndian(stored.AsSpan(1), (ushort)SpdyDictionary.V3.Length);
         BinaryPrimitives.WriteUInt16LittleEndian(stored.AsSpan(3), (ushort)~SpdyDictionary.V3.Length);
         SpdyDictionary.V3.CopyTo(stored.AsSpan(5));
-        _input.Append(stored);
+        Append(stored);
         _skip = SpdyDictionary.V3.Length;
         return data[6..];
     }
 
-    public void Dispose() => _inflate.Dispose();
-
-    /// <summary>Compressed bytes waiting for the inflater; reads return 0 when none are left.</summary>
-    private sealed class InputQueue : Stream
+    private void Append(ReadOnlySpan<byte> bytes)
     {
-        private byte[] _data = new byte[8192];
-        private int _start, _end;
-
-        public void Append(ReadOnlySpan<byte> bytes)
-        {
-            if (_start == _end) _start = _end = 0;
-            if (_data.Length - _end < bytes.Length)
-            {
-                var grown = new byte[Math.Max(_data.Length * 2, _end - _start + bytes.Length)];
-                _data.AsSpan(_start, _end - _start).CopyTo(grown);
-                _end -= _start;
-                _start = 0;
-                _data = grown;
-            }
-            bytes.CopyTo(_data.AsSpan(_end));
-            _end += bytes.Length;
-        }
-
-        public override int Read(Span<byte> buffer)
-        {
-            int n = Math.Min(buffer.Length, _end - _start);
-            _data.AsSpan(_start, n).CopyTo(buffer);
-            _start += n;
-            return n;
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        if (_input.Position == _input.Length) _input.SetLength(0); // all read: start over at the front
+        long read = _input.Position;
+        _input.Seek(0, SeekOrigin.End);
+        _input.Write(bytes);
+        _input.Position = read;
     }
+
+    public void Dispose() => _inflate.Dispose();
 }
