@@ -6,7 +6,7 @@ using Hull.Core.Deprecations;
 using Hull.Core.Metadata;
 using Hull.Core.Plugins;
 using Hull.Cri;
-using Hull.Cri.Streaming;
+using Hull.Streaming;
 using Hull.Runtime.Cgroups;
 using Hulld.Composition;
 using Microsoft.Extensions.Logging;

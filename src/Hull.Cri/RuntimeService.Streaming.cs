@@ -1,7 +1,7 @@
 using Hull.Api.Cri;
 using Hull.Core;
-using Hull.Cri.Streaming;
 using Hull.Grpc.Server;
+using Hull.Streaming;
 
 namespace Hull.Cri;
 
@@ -16,7 +16,7 @@ public sealed partial class RuntimeService
         if (request.Cmd.Count == 0) throw new HullException(ErrorKind.InvalidArgument, "Exec needs a command");
         ValidateStreams("Exec", request.Stdin, request.Stdout, request.Stderr, request.Tty);
         var id = RunningContainerId(request.ContainerId);
-        var url = Streaming.GetUrl(new Streaming.ExecRequest(id, request.Cmd.ToList(), request.Tty, request.Stdin, request.Stdout, request.Stderr));
+        var url = Streaming.GetUrl(new Hull.Streaming.ExecRequest(id, request.Cmd.ToList(), request.Tty, request.Stdin, request.Stdout, request.Stderr));
         return Task.FromResult(new ExecResponse { Url = url.ToString() });
     }
 
@@ -24,7 +24,7 @@ public sealed partial class RuntimeService
     {
         ValidateStreams("Attach", request.Stdin, request.Stdout, request.Stderr, request.Tty);
         var id = RunningContainerId(request.ContainerId);
-        var url = Streaming.GetUrl(new Streaming.AttachRequest(id, request.Tty, request.Stdin, request.Stdout, request.Stderr));
+        var url = Streaming.GetUrl(new Hull.Streaming.AttachRequest(id, request.Tty, request.Stdin, request.Stdout, request.Stderr));
         return Task.FromResult(new AttachResponse { Url = url.ToString() });
     }
 
@@ -36,7 +36,7 @@ public sealed partial class RuntimeService
         var (pod, _) = await pods.StatusAsync(request.PodSandboxId, verbose: false, context.CancellationToken).ConfigureAwait(false);
         if (pod.State != Hull.Sandbox.Controller.SandboxState.Ready)
             throw new HullException(ErrorKind.FailedPrecondition, $"pod sandbox \"{pod.Id}\" is not ready; cannot forward ports to it");
-        var url = Streaming.GetUrl(new Streaming.PortForwardRequest(pod.Id, request.Port.ToList()));
+        var url = Streaming.GetUrl(new Hull.Streaming.PortForwardRequest(pod.Id, request.Port.ToList()));
         return new PortForwardResponse { Url = url.ToString() };
     }
 

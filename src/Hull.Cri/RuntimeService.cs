@@ -2,7 +2,7 @@ using System.Text.Json;
 using Hull.Api.Cri;
 using Hull.Core;
 using Hull.Core.Deprecations;
-using Hull.Cri.Streaming;
+using Hull.Streaming;
 using Hull.Grpc.Server;
 using Hull.Pods;
 using Hull.Pods.Events;

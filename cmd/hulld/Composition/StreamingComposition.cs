@@ -3,6 +3,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Hull.Cri.Streaming;
+using Hull.Streaming;
 using Microsoft.Extensions.Logging;
 
 namespace Hulld.Composition;

@@ -6,6 +6,7 @@ using Hull.Pods;
 using Hull.Pods.Stores;
 using Hull.Runtime.Tasks;
 using Hull.Sandbox.Namespaces;
+using Hull.Streaming;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 

@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Hull.Cri.Streaming;
+using Hull.Streaming;
 
-namespace Hull.Cri.Tests.Streaming;
+namespace Hull.Streaming.Tests;
 
 /// <summary>
 /// A runtime without containers: exec "echo A B" prints its arguments, "cat" echoes stdin,
@@ -69,12 +69,16 @@ public sealed class FakeStreamingRuntime : IStreamingRuntime
         using var tcp = new TcpClient();
         await tcp.ConnectAsync(IPAddress.Loopback, port, ct);
         var net = tcp.GetStream();
-        _ = Task.Run(async () =>
+        using var pumps = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var toPod = Task.Run(async () =>
         {
-            try { await stream.CopyToAsync(net, ct); tcp.Client.Shutdown(SocketShutdown.Send); }
+            try { await stream.CopyToAsync(net, pumps.Token); tcp.Client.Shutdown(SocketShutdown.Send); }
             catch (Exception) { }
         }, CancellationToken.None);
         await net.CopyToAsync(stream, ct);
+        // As the container runtime does: once the pod side is done, stop reading the client before returning.
+        await pumps.CancelAsync();
+        await toPod;
     }
 
     private static async Task Write(Stream? s, string text, CancellationToken ct)
@@ -84,12 +88,12 @@ public sealed class FakeStreamingRuntime : IStreamingRuntime
     }
 }
 
-/// <summary>A one-shot TCP "pong" server standing in for a server inside a pod.</summary>
-public sealed class PongServer : IDisposable
+/// <summary>A TCP server on 127.0.0.1 standing in for a server inside a pod: each connection is served by the handler.</summary>
+public class TestTcpServer : IDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
 
-    public PongServer()
+    public TestTcpServer(Func<NetworkStream, Task> serve)
     {
         _listener.Start();
         _ = Task.Run(async () =>
@@ -102,9 +106,7 @@ public sealed class PongServer : IDisposable
                 {
                     using (c)
                     {
-                        var buf = new byte[4096];
-                        int n = await c.GetStream().ReadAsync(buf);
-                        await c.GetStream().WriteAsync(Encoding.UTF8.GetBytes("pong:" + Encoding.UTF8.GetString(buf, 0, n)));
+                        try { await serve(c.GetStream()); } catch (IOException) { }
                     }
                 });
             }
@@ -113,4 +115,22 @@ public sealed class PongServer : IDisposable
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
     public void Dispose() => _listener.Stop();
+
+    /// <summary>Echoes everything until the client half-closes.</summary>
+    public static TestTcpServer Echo() => new(s => s.CopyToAsync(s));
+
+    /// <summary>Reads <paramref name="request"/> bytes, answers <paramref name="reply"/> and closes: the pod side ends first.</summary>
+    public static TestTcpServer AnswerAndClose(int request, string reply) => new(async s =>
+    {
+        await s.ReadExactlyAsync(new byte[request]);
+        await s.WriteAsync(Encoding.UTF8.GetBytes(reply));
+    });
 }
+
+/// <summary>A one-shot "pong" server: answers the first read with "pong:" and what it read, then closes.</summary>
+public sealed class PongServer() : TestTcpServer(async s =>
+{
+    var buf = new byte[4096];
+    int n = await s.ReadAsync(buf);
+    await s.WriteAsync(Encoding.UTF8.GetBytes("pong:" + Encoding.UTF8.GetString(buf, 0, n)));
+});

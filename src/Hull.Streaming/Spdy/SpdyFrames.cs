@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Hull.Cri.Streaming.Spdy;
+namespace Hull.Streaming.Spdy;
 
 /// <summary>Control frame types of SPDY/3.1 (draft 3.1 section 2.6). 0 stands for DATA.</summary>
 public enum SpdyFrameType : ushort

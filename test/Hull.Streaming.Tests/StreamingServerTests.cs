@@ -1,8 +1,8 @@
 using System.Text;
-using Hull.Cri.Streaming;
-using Hull.Cri.Streaming.Client;
+using Hull.Streaming;
+using Hull.Streaming.Client;
 
-namespace Hull.Cri.Tests.Streaming;
+namespace Hull.Streaming.Tests;
 
 public sealed class StreamingServerFixture : IAsyncLifetime
 {
@@ -112,20 +112,6 @@ public class StreamingServerTests(StreamingServerFixture f) : IClassFixture<Stre
     }
 
     [Fact]
-    public async Task Spdy_port_forward_round_trips_data()
-    {
-        using var pong = new PongServer();
-        var url = f.Server.GetUrl(new PortForwardRequest("pod1", [pong.Port]));
-        await using var conn = await StreamingClient.ConnectSpdyAsync(url, [StreamProtocols.PortForwardV1]);
-        var (data, error) = await StreamingClient.OpenSpdyPortForwardAsync(conn, pong.Port, 0);
-        await data.WriteAsync("ping"u8.ToArray());
-        var got = new MemoryStream();
-        await data.CopyToAsync(got).WaitAsync(Limit);
-        Assert.Equal("pong:ping", Encoding.UTF8.GetString(got.ToArray()));
-        Assert.Equal("", await error.WaitAsync(Limit));
-    }
-
-    [Fact]
     public async Task Spdy_port_forward_to_a_closed_port_reports_on_the_error_stream()
     {
         int closed;
@@ -161,9 +147,8 @@ public class StreamingServerTests(StreamingServerFixture f) : IClassFixture<Stre
     [Fact]
     public async Task Client_disconnect_mid_stream_cancels_the_session()
     {
-        var runtime = new FakeStreamingRuntime();
-        await using var server = new StreamingServer(runtime, new StreamingServerOptions());
-        await server.StartAsync();
+        var (runtime, server) = await OwnServerAsync(new StreamingServerOptions());
+        await using var started = server;
         var conn = await StreamingClient.ConnectSpdyAsync(server.GetUrl(new ExecRequest("c1", ["sleep"], false, true, true, false)), [StreamProtocols.RemoteCommandV4]);
         _ = StreamingClient.RunSpdyAsync(conn, new RemoteCommandOptions(true, true, false, false), new BlockingStream(), Stream.Null, null);
         await runtime.Started.Task.WaitAsync(Limit);
@@ -174,9 +159,8 @@ public class StreamingServerTests(StreamingServerFixture f) : IClassFixture<Stre
     [Fact]
     public async Task WebSocket_disconnect_mid_stream_cancels_the_session()
     {
-        var runtime = new FakeStreamingRuntime();
-        await using var server = new StreamingServer(runtime, new StreamingServerOptions());
-        await server.StartAsync();
+        var (runtime, server) = await OwnServerAsync(new StreamingServerOptions());
+        await using var started = server;
         var conn = await StreamingClient.ConnectWebSocketAsync(server.GetUrl(new ExecRequest("c1", ["sleep"], false, false, true, false)), [StreamProtocols.RemoteCommandV5], 5);
         _ = conn.RunAsync(default);
         await runtime.Started.Task.WaitAsync(Limit);
@@ -240,6 +224,67 @@ public class StreamingServerTests(StreamingServerFixture f) : IClassFixture<Stre
         Assert.Equal(pong.Port, bytes[0] | (bytes[1] << 8));
         Assert.Equal("pong:ping", Encoding.UTF8.GetString(bytes, 2, bytes.Length - 2));
         await loop.WaitAsync(Limit);
+    }
+
+    [Fact]
+    public async Task WebSocket_session_with_traffic_outlives_the_idle_timeout()
+    {
+        var (runtime, server) = await OwnServerAsync(new StreamingServerOptions { StreamIdleTimeout = TimeSpan.FromMilliseconds(600) });
+        await using var started = server;
+        await using var conn = await StreamingClient.ConnectWebSocketAsync(server.GetUrl(new ExecRequest("c1", ["cat"], false, true, true, false)), [StreamProtocols.RemoteCommandV5], 5);
+        var o = new MemoryStream();
+        // A keystroke every 150 ms for 2.4 s: never idle for 600 ms, but busy for four times that.
+        int code = await StreamingClient.RunWebSocketAsync(conn, new RemoteCommandOptions(true, true, false, false), new TrickleStream(16, TimeSpan.FromMilliseconds(150)), o, null).WaitAsync(Limit);
+        Assert.Equal((0, new string('k', 16)), (code, Encoding.ASCII.GetString(o.ToArray())));
+        Assert.False(runtime.Cancelled.Task.IsCompleted);
+    }
+
+    [Fact]
+    public async Task WebSocket_session_without_traffic_ends_at_the_idle_timeout()
+    {
+        var (runtime, server) = await OwnServerAsync(new StreamingServerOptions { StreamIdleTimeout = TimeSpan.FromMilliseconds(300) });
+        await using var started = server;
+        await using var conn = await StreamingClient.ConnectWebSocketAsync(server.GetUrl(new ExecRequest("c1", ["sleep"], false, false, true, false)), [StreamProtocols.RemoteCommandV5], 5);
+        _ = conn.RunAsync(default);
+        await runtime.Cancelled.Task.WaitAsync(Limit);
+    }
+
+    [Fact]
+    public async Task WebSocket_messages_on_write_only_channels_are_dropped_without_stalling_the_session()
+    {
+        await using var conn = await StreamingClient.ConnectWebSocketAsync(Exec("cat", stdin: true), [StreamProtocols.RemoteCommandV4], 5);
+        var loop = conn.RunAsync(default);
+        // 3 MiB on the error channel, which only the server writes: beyond what any channel buffers.
+        for (int i = 0; i < 3; i++) await conn.Channels[StreamProtocols.ChannelError].WriteAsync(new byte[1 << 20]).AsTask().WaitAsync(Limit);
+        await conn.Channels[StreamProtocols.ChannelStdin].WriteAsync("after"u8.ToArray());
+        var echoed = new byte[5];
+        await conn.Channels[StreamProtocols.ChannelStdout].ReadExactlyAsync(echoed).AsTask().WaitAsync(Limit);
+        Assert.Equal("after", Encoding.ASCII.GetString(echoed));
+        await conn.DisposeAsync();
+        await loop.WaitAsync(Limit);
+    }
+
+    /// <summary>A server and runtime for one test, apart from the shared fixture.</summary>
+    internal static async Task<(FakeStreamingRuntime Runtime, StreamingServer Server)> OwnServerAsync(StreamingServerOptions options)
+    {
+        var runtime = new FakeStreamingRuntime();
+        var server = new StreamingServer(runtime, options);
+        await server.StartAsync();
+        return (runtime, server);
+    }
+
+    /// <summary>Yields one 'k' per read after a delay, then ends.</summary>
+    private sealed class TrickleStream(int count, TimeSpan every) : MemoryStream
+    {
+        private int _left = count;
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_left-- <= 0) return 0;
+            await Task.Delay(every, cancellationToken);
+            buffer.Span[0] = (byte)'k';
+            return 1;
+        }
     }
 
     /// <summary>A stdin that never ends.</summary>

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Hull.Cri.Streaming;
+using Hull.Streaming;
 
-namespace Hull.Cri.Tests.Streaming;
+namespace Hull.Streaming.Tests;
 
 /// <summary>
 /// Drives the server with independent implementations: npm spdy (spdy-transport) and npm ws, via
@@ -87,9 +87,8 @@ public class NodeInteropTests(StreamingServerFixture f) : IClassFixture<Streamin
     [Fact]
     public async Task Spdy_disconnect_cancels_the_session()
     {
-        var runtime = new FakeStreamingRuntime();
-        await using var server = new StreamingServer(runtime, new StreamingServerOptions());
-        await server.StartAsync();
+        var (runtime, server) = await StreamingServerTests.OwnServerAsync(new StreamingServerOptions());
+        await using var started = server;
         var url = server.GetUrl(new ExecRequest("c1", ["sleep"], false, true, true, false)).ToString();
         var r = await Run(new { proto = "spdy", kind = "exec", url, protocols = new[] { "v4.channel.k8s.io" }, stdin = "", keepStdinOpen = true, disconnectAfterMs = 500 });
         Assert.True((bool?)r["disconnected"]);
@@ -133,6 +132,39 @@ public class NodeInteropTests(StreamingServerFixture f) : IClassFixture<Streamin
         var r = await Run(new { proto = "ws", kind = "portforward", url, protocols = new[] { "v4.channel.k8s.io" }, payload = "hey" });
         Assert.Equal((pong.Port, pong.Port), ((int?)r["port0"], (int?)r["port1"]));
         Assert.Equal("pong:hey", (string?)r["data"]);
+    }
+
+    [Fact]
+    public async Task Ws_port_forward_two_ports_on_channel_pairs()
+    {
+        using var a = new PongServer();
+        using var b = new PongServer();
+        var url = f.Server.GetUrl(new PortForwardRequest("pod1", [a.Port, b.Port])) + $"?port={a.Port}&port={b.Port}";
+        var r = await Run(new { proto = "ws", kind = "portforward", url, protocols = new[] { "v4.channel.k8s.io" }, payload = "two", portCount = 2 });
+        Assert.Equal((a.Port, a.Port, b.Port, b.Port), ((int?)r["port0"], (int?)r["port1"], (int?)r["port2"], (int?)r["port3"]));
+        Assert.Equal(("pong:two", "pong:two"), ((string?)r["data"], (string?)r["data1"]));
+    }
+
+    [Fact]
+    public async Task Ws_spdy_tunnel_port_forward()
+    {
+        using var pong = new PongServer();
+        var r = await Run(new { proto = "ws-spdy", kind = "portforward", url = f.Server.GetUrl(new PortForwardRequest("pod1", [])).ToString(), protocols = new[] { "portforward.k8s.io" }, port = pong.Port, payload = "tunnelled" });
+        Assert.Equal("SPDY/3.1+portforward.k8s.io", (string?)r["protocol"]);
+        Assert.Equal("pong:tunnelled", (string?)r["data"]);
+        Assert.Equal("", (string?)r["error"]);
+    }
+
+    [Theory]
+    [InlineData("spdy")]
+    [InlineData("ws-spdy")]
+    public async Task Port_forward_resets_a_client_still_writing_after_the_pod_side_closed(string proto)
+    {
+        using var closer = TestTcpServer.AnswerAndClose(5, "bye");
+        var r = await Run(new { proto, kind = "portforward", url = f.Server.GetUrl(new PortForwardRequest("pod1", [])).ToString(), protocols = new[] { "portforward.k8s.io" },
+            port = closer.Port, payload = "hello", writeAfterEnd = 1 << 20 });
+        Assert.Equal("bye", (string?)r["data"]);
+        Assert.True((bool?)r["reset"], "the client's stream was not reset: " + r.ToJsonString());
     }
 
     [Fact]

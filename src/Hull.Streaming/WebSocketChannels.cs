@@ -2,7 +2,7 @@ using System.IO.Pipelines;
 using System.Net.WebSockets;
 using System.Text;
 
-namespace Hull.Cri.Streaming;
+namespace Hull.Streaming;
 
 /// <summary>
 /// The Kubernetes channel framing over a WebSocket (k8s.io/apimachinery wsstream): each message
@@ -17,7 +17,11 @@ public sealed class WebSocketChannelConnection : IAsyncDisposable
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly CancellationTokenSource _closed = new();
 
-    public WebSocketChannelConnection(WebSocket socket, string protocol, int channels)
+    /// <param name="readable">
+    /// The channels whose incoming messages are kept for reading (null: all). Messages on the others are dropped, as
+    /// kubelet drops what a client sends on a write-only channel, so nothing can fill up where nobody reads.
+    /// </param>
+    public WebSocketChannelConnection(WebSocket socket, string protocol, int channels, IReadOnlyCollection<int>? readable = null)
     {
         _socket = socket;
         Protocol = protocol;
@@ -25,12 +29,18 @@ public sealed class WebSocketChannelConnection : IAsyncDisposable
         SupportsClose = protocol == StreamProtocols.RemoteCommandV5;
         _inbound = Enumerable.Range(0, channels).Select(_ => new Pipe(new PipeOptions(pauseWriterThreshold: 1 << 20, resumeWriterThreshold: 1 << 19, useSynchronizationContext: false))).ToArray();
         Channels = Enumerable.Range(0, channels).Select(i => new ChannelStream(this, i)).ToArray();
+        if (readable != null)
+            for (int i = 0; i < channels; i++)
+                if (!readable.Contains(i)) Channels[i].StopReading();
     }
 
     public string Protocol { get; }
     public bool Base64 { get; }
     public bool SupportsClose { get; }
     public IReadOnlyList<ChannelStream> Channels { get; }
+
+    /// <summary>Called for every message received or sent (the server's idle timer).</summary>
+    public Action? Activity { get; set; }
 
     /// <summary>Fires when the socket is done (closed by either side or broken).</summary>
     public CancellationToken Closed => _closed.Token;
@@ -83,10 +93,12 @@ public sealed class WebSocketChannelConnection : IAsyncDisposable
                     message.Write(buffer, 0, r.Count);
                     if (message.Length > 16 << 20) throw new InvalidDataException("WebSocket message larger than 16 MiB");
                 } while (!r.EndOfMessage);
+                Activity?.Invoke();
                 var (channel, data) = Decode(message.GetBuffer().AsSpan(0, (int)message.Length), Base64, SupportsClose, out bool isClose);
                 if (channel < 0 || channel >= _inbound.Length) continue; // kubelet ignores frames for unknown channels
                 if (isClose) { _inbound[channel].Writer.Complete(); continue; }
                 if (data.Length == 0) continue;
+                // A channel nobody reads (write-only, or stopped) completes at once and drops the data.
                 try { await _inbound[channel].Writer.WriteAsync(data, ct).ConfigureAwait(false); }
                 catch (InvalidOperationException) { } // channel already closed
             }
@@ -125,6 +137,7 @@ public sealed class WebSocketChannelConnection : IAsyncDisposable
         try { await _socket.SendAsync(message, type, true, ct).ConfigureAwait(false); }
         catch (WebSocketException e) { throw new IOException("WebSocket send failed: " + e.Message, e); }
         finally { _sendLock.Release(); }
+        Activity?.Invoke();
     }
 
     internal PipeReader Reader(int channel) => _inbound[channel].Reader;
@@ -152,7 +165,7 @@ public sealed class WebSocketChannelConnection : IAsyncDisposable
     }
 
     /// <summary>One channel as a Stream: reads what the peer sent on it, writes send messages on it.</summary>
-    public sealed class ChannelStream : Stream
+    public sealed class ChannelStream : DuplexStream
     {
         private readonly WebSocketChannelConnection _conn;
 
@@ -189,21 +202,11 @@ public sealed class WebSocketChannelConnection : IAsyncDisposable
             } while (!buffer.IsEmpty);
         }
 
+        /// <summary>Stops reading the channel: what the peer still sends on it is dropped from now on. Idempotent.</summary>
+        public void StopReading() => _conn.Reader(Channel).Complete();
+
         /// <summary>Writes a message with no payload (kubelet's "connection is ready" signal).</summary>
         public ValueTask WriteEmptyAsync(CancellationToken ct = default) => _conn.SendAsync(Channel, ReadOnlyMemory<byte>.Empty, ct);
 
-        public override bool CanRead => true;
-        public override bool CanWrite => true;
-        public override bool CanSeek => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

@@ -1,12 +1,12 @@
 using System.IO.Pipelines;
 
-namespace Hull.Cri.Streaming.Spdy;
+namespace Hull.Streaming.Spdy;
 
 /// <summary>
 /// One SPDY stream as a duplex <see cref="Stream"/>: reads return the peer's DATA (0 after its FIN),
 /// writes send DATA within the flow-control window, <see cref="CloseWriteAsync"/> sends FIN.
 /// </summary>
-public sealed class SpdyStream : Stream
+public sealed class SpdyStream : DuplexStream
 {
     private readonly SpdySession _session;
     private readonly Pipe _inbound = new(new PipeOptions(pauseWriterThreshold: 1 << 20, resumeWriterThreshold: 1 << 19, useSynchronizationContext: false));
@@ -16,6 +16,9 @@ public sealed class SpdyStream : Stream
     private int _localFin;
     private int _remoteFin;
     private int _reset;
+    private bool _resetLocally;
+    /// <summary>Bytes received and not yet read; credited back to the session window when the stream is reset.</summary>
+    private long _buffered;
 
     internal SpdyStream(SpdySession session, uint id, SpdyHeaders headers, bool localFin, bool remoteFin, int sendWindow, bool locallyInitiated)
     {
@@ -57,12 +60,19 @@ public sealed class SpdyStream : Stream
         if (fin) MaybeRemove();
     }
 
-    /// <summary>Refuses or cancels the stream with RST_STREAM.</summary>
+    /// <summary>
+    /// Refuses or cancels the stream with RST_STREAM: the peer stops sending, and what it already sent is dropped here
+    /// (its bytes credited back to the session window) instead of waiting for a reader that will not come.
+    /// </summary>
     public async ValueTask ResetAsync(SpdyRstStatus status = SpdyRstStatus.Cancel)
     {
         if (Interlocked.Exchange(ref _reset, 1) != 0) return;
         ResetStatus = status;
-        _inbound.Writer.Complete(new IOException($"SPDY stream {Id} was reset locally ({status})"));
+        _resetLocally = true;
+        // Only thread-safe pipe calls here: the session's read loop owns the writer, a reader may be waiting.
+        _inbound.Writer.CancelPendingFlush();
+        _inbound.Reader.CancelPendingRead();
+        DropBuffered();
         _session.Remove(this);
         _session.SignalWindow();
         await _session.SendSafeAsync(new SpdyRstStreamFrame(Id, status)).ConfigureAwait(false);
@@ -88,12 +98,15 @@ public sealed class SpdyStream : Stream
         if (RemoteClosed) return;
         if (!data.IsEmpty)
         {
-            try
+            Interlocked.Add(ref _buffered, data.Length);
+            if (IsReset) DropBuffered(); // reset while this frame was in flight
+            else
             {
-                var flush = await _inbound.Writer.WriteAsync(data).ConfigureAwait(false);
-                if (flush.IsCompleted) { /* reader is gone: drop */ }
+                // Waits while the reader is 1 MiB behind (a peer that ignores flow control); a reset or the end of the
+                // session ends the wait.
+                try { await _inbound.Writer.WriteAsync(data, _session.Closed).ConfigureAwait(false); }
+                catch (Exception e) when (e is InvalidOperationException or OperationCanceledException) { }
             }
-            catch (InvalidOperationException) { /* writer completed by a reset */ }
         }
         if (fin) RemoteFinish();
     }
@@ -102,10 +115,16 @@ public sealed class SpdyStream : Stream
     {
         if (Interlocked.Exchange(ref _reset, 1) != 0) return;
         ResetStatus = status;
-        Interlocked.Exchange(ref _remoteFin, 1);
-        _reply.TrySetException(new IOException($"SPDY stream {Id} was reset by the peer ({status})"));
-        _inbound.Writer.Complete(new IOException($"SPDY stream {Id} was reset by the peer ({status})"));
+        var error = new IOException($"SPDY stream {Id} was reset by the peer ({status})");
+        _reply.TrySetException(error);
+        // After the peer's FIN the data is complete: a reset then only says it stops reading (RST after a full response).
+        if (Interlocked.Exchange(ref _remoteFin, 1) == 0)
+        {
+            _inbound.Writer.Complete(error);
+            DropBuffered();
+        }
         _session.Remove(this);
+        _session.SignalWindow(); // a writer waiting for window learns of the reset
     }
 
     internal void OnSessionClosed(Exception? reason)
@@ -114,6 +133,8 @@ public sealed class SpdyStream : Stream
         if (Interlocked.Exchange(ref _remoteFin, 1) == 0)
             _inbound.Writer.Complete(reason == null ? null : new IOException("SPDY session closed", reason));
     }
+
+    private void DropBuffered() => _session.CreditSession((int)Interlocked.Exchange(ref _buffered, 0));
 
     private void RemoteFinish()
     {
@@ -130,7 +151,12 @@ public sealed class SpdyStream : Stream
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (buffer.IsEmpty) return 0;
-        var result = await _inbound.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        ReadResult result;
+        do
+        {
+            if (_resetLocally) throw new IOException($"SPDY stream {Id} was reset locally ({ResetStatus})");
+            result = await _inbound.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        } while (result.IsCanceled);
         var seq = result.Buffer;
         if (seq.IsEmpty && result.IsCompleted)
         {
@@ -141,6 +167,7 @@ public sealed class SpdyStream : Stream
         var slice = seq.Slice(0, n);
         System.Buffers.BuffersExtensions.CopyTo(slice, buffer.Span);
         _inbound.Reader.AdvanceTo(slice.End);
+        Interlocked.Add(ref _buffered, -n);
         _session.OnConsumed(this, n);
         return n;
     }
@@ -172,19 +199,6 @@ public sealed class SpdyStream : Stream
         MaybeRemove();
     }
 
-    public override bool CanRead => true;
-    public override bool CanWrite => true;
-    public override bool CanSeek => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     public override async ValueTask DisposeAsync()
     {

@@ -1,9 +1,8 @@
 using System.Text;
-using Hull.Cri.Streaming;
-using Hull.Cri.Streaming.Spdy;
-using Hull.Linux.Zlib;
+using Hull.Streaming;
+using Hull.Streaming.Spdy;
 
-namespace Hull.Cri.Tests.Streaming;
+namespace Hull.Streaming.Tests;
 
 public class SpdyFramingTests
 {
@@ -25,47 +24,99 @@ public class SpdyFramingTests
     public void Dictionary_is_the_1423_byte_SPDY3_dictionary_with_its_known_id()
     {
         Assert.Equal(1423, SpdyDictionary.V3.Length);
-        Assert.Equal(SpdyDictionary.Adler32, Adler32.Compute(SpdyDictionary.V3));
+        Assert.Equal(SpdyDictionary.Adler32, Adler32(SpdyDictionary.V3));
     }
 
     [Fact]
     public void Compressed_header_blocks_start_with_the_zlib_header_naming_the_SPDY3_dictionary()
     {
-        using var d = new ZlibDeflater(SpdyDictionary.V3);
+        using var d = new SpdyHeaderCompressor();
         var bytes = d.Compress(SpdyHeaderBlock.Encode(new SpdyHeaders { { "streamtype", "stdout" } }));
         // 78 bb: deflate, 32K window, FDICT set; then the DICTID e3 c6 a7 c2 seen on every SPDY/3 wire.
         Assert.Equal(new byte[] { 0x78, 0xbb, 0xe3, 0xc6, 0xa7, 0xc2 }, bytes[..6]);
+        // A sync flush ends every block, so the peer can decode it before the next one is written.
+        Assert.Equal(new byte[] { 0x00, 0x00, 0xff, 0xff }, bytes[^4..]);
     }
 
     [Fact]
     public void Header_compression_context_persists_across_blocks()
     {
-        using var d = new ZlibDeflater(SpdyDictionary.V3);
-        using var i = new ZlibInflater(SpdyDictionary.V3);
+        using var d = new SpdyHeaderCompressor();
+        using var i = new SpdyHeaderDecompressor();
+        int firstLength = 0;
         for (int n = 0; n < 5; n++)
         {
             var h = new SpdyHeaders { { "streamtype", "error" }, { "port", (8000 + n).ToString() }, { "requestid", n.ToString() } };
             var compressed = d.Compress(SpdyHeaderBlock.Encode(h));
-            if (n > 0) Assert.False(compressed.AsSpan().StartsWith(new byte[] { 0x78, 0xbb }), "only the first block carries the zlib header");
+            if (n == 0) firstLength = compressed.Length;
+            else
+            {
+                Assert.False(compressed.AsSpan().StartsWith(new byte[] { 0x78, 0xbb }), "only the first block carries the zlib header");
+                Assert.True(compressed.Length < firstLength, "later blocks refer back to earlier ones");
+            }
             var back = SpdyHeaderBlock.Decode(i.Decompress(compressed, 1 << 16));
             Assert.Equal(h.ToString(), back.ToString());
         }
     }
 
     [Fact]
-    public void Inflater_rejects_a_stream_made_with_another_dictionary()
+    public void Compressor_output_inflates_with_the_dictionary_in_the_window()
     {
-        using var d = new ZlibDeflater("not the spdy dictionary"u8);
-        using var i = new ZlibInflater(SpdyDictionary.V3);
-        Assert.Throws<InvalidDataException>(() => i.Decompress(d.Compress("hello"u8), 1024));
+        // Header names from the dictionary ("content-type", "user-agent") come out as back-references into it: much
+        // shorter than the text, and only decodable by an inflater that has the dictionary.
+        using var d = new SpdyHeaderCompressor();
+        var block = SpdyHeaderBlock.Encode(new SpdyHeaders { { "content-type", "text/html" }, { "user-agent", "hull" }, { "accept-encoding", "gzip,deflate" } });
+        var compressed = d.Compress(block);
+        Assert.True(compressed.Length - 6 < block.Length / 2, $"{compressed.Length} bytes for a {block.Length}-byte block");
+        using var i = new SpdyHeaderDecompressor();
+        Assert.Equal(block, i.Decompress(compressed, 1 << 16));
     }
 
     [Fact]
-    public void Inflater_enforces_the_output_limit()
+    public void Decompressor_reads_blocks_compressed_by_zlib_with_the_SPDY_dictionary()
     {
-        using var d = new ZlibDeflater(SpdyDictionary.V3);
-        using var i = new ZlibInflater(SpdyDictionary.V3);
+        // Made by zlib 1.2.13 (Python's zlib.compressobj(9, DEFLATED, 15, 8, 0, zdict=<SPDY dictionary>), each block
+        // followed by flush(Z_SYNC_FLUSH)), as Go's compress/zlib and node's zlib write them: level 9 gives 78 f9.
+        string[] wire =
+        [
+            "78f9e3c6a7c202253a703a2b294a4dcc851625aca9a0808614cb45e01c6061606100a4398b20d198094ade8c0600000000ffff",
+            "c2aa19540e2512d60b000000ffff",
+            "02654b5046b082e70e6660ee00e5072b2c7903000000ffff",
+        ];
+        string[] expected = ["streamtype=error, port=8080, requestid=0", "streamtype=data, port=8080, requestid=0", ":status=200, :version=HTTP/1.1"];
+        using var i = new SpdyHeaderDecompressor();
+        for (int n = 0; n < wire.Length; n++)
+            Assert.Equal(expected[n], SpdyHeaderBlock.Decode(i.Decompress(Convert.FromHexString(wire[n]), 1 << 16)).ToString());
+    }
+
+    [Fact]
+    public void Decompressor_rejects_a_stream_made_with_another_dictionary()
+    {
+        // zlib with zdict "not the spdy dictionary": its DICTID is not the SPDY dictionary's.
+        using var i = new SpdyHeaderDecompressor();
+        var e = Assert.Throws<InvalidDataException>(() => i.Decompress(Convert.FromHexString("78f967db08e9ca48cdc9c907000000ffff"), 1024));
+        Assert.Contains("preset dictionary", e.Message);
+        using var j = new SpdyHeaderDecompressor();
+        Assert.Throws<InvalidDataException>(() => j.Decompress("not zlib"u8, 1024));
+    }
+
+    [Fact]
+    public void Decompressor_enforces_the_output_limit()
+    {
+        using var d = new SpdyHeaderCompressor();
+        using var i = new SpdyHeaderDecompressor();
         Assert.Throws<InvalidDataException>(() => i.Decompress(d.Compress(new byte[100_000]), 10_000));
+    }
+
+    private static uint Adler32(ReadOnlySpan<byte> data)
+    {
+        uint a = 1, b = 0;
+        foreach (var x in data)
+        {
+            a = (a + x) % 65521;
+            b = (b + a) % 65521;
+        }
+        return (b << 16) | a;
     }
 
     [Fact]
@@ -137,15 +188,9 @@ public class SpdyFramingTests
     {
         // Two sessions over a socket pair; the client is flow-controlled (it sends SETTINGS),
         // so the server may send at most 64 KiB before the client's WINDOW_UPDATEs.
-        var (a, b) = await SocketPair();
-        await using var server = new SpdySession(a, isServer: true);
-        await using var client = new SpdySession(b, isServer: false);
-        server.Start();
-        client.Start();
-        var openTask = client.OpenStreamAsync(new SpdyHeaders { { "streamtype", "stdout" } });
-        var incoming = await server.IncomingStreams.ReadAsync();
-        await incoming.ReplyAsync();
-        var clientStream = await openTask;
+        var (server, client, incoming, clientStream) = await OpenStreamPair();
+        await using var _ = server;
+        await using var __ = client;
         var payload = new byte[300 * 1024];
         new Random(1).NextBytes(payload);
         var write = Task.Run(async () => { await incoming.WriteAsync(payload); await incoming.CloseWriteAsync(); });
@@ -155,6 +200,103 @@ public class SpdyFramingTests
         await clientStream.CopyToAsync(got);
         await write;
         Assert.Equal(payload, got.ToArray());
+    }
+
+    [Fact]
+    public async Task A_reset_from_the_peer_wakes_a_writer_waiting_for_window()
+    {
+        var (server, client, serverStream, clientStream) = await OpenStreamPair();
+        await using var _ = server;
+        await using var __ = client;
+        var write = serverStream.WriteAsync(new byte[300 * 1024]).AsTask();
+        await Task.Delay(200);
+        Assert.False(write.IsCompleted, "the writer waits for the reader's window updates");
+        await clientStream.ResetAsync(SpdyRstStatus.Cancel);
+        var e = await Assert.ThrowsAsync<IOException>(() => write.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Contains("reset", e.Message);
+    }
+
+    [Fact]
+    public async Task A_reset_after_fin_keeps_everything_the_peer_sent()
+    {
+        var (server, client, serverStream, clientStream) = await OpenStreamPair();
+        await using var _ = server;
+        await using var __ = client;
+        await serverStream.WriteAsync("complete answer"u8.ToArray());
+        await serverStream.CloseWriteAsync();
+        await serverStream.ResetAsync(SpdyRstStatus.Cancel);
+        await WaitUntil(() => clientStream.IsReset);
+        var got = new MemoryStream();
+        await clientStream.CopyToAsync(got).WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal("complete answer", Encoding.ASCII.GetString(got.ToArray()));
+    }
+
+    [Fact]
+    public async Task Data_for_a_stream_reset_here_is_dropped_and_credited_back_to_the_session_window()
+    {
+        var (server, client, serverStream, clientStream) = await OpenStreamPair();
+        await using var _ = server;
+        await using var __ = client;
+        // Unread data on a stream that is then reset: 48 KiB of the 64 KiB session window.
+        await clientStream.WriteAsync(new byte[48 * 1024]);
+        await Task.Delay(200);
+        await serverStream.ResetAsync(SpdyRstStatus.Cancel);
+        // Another stream must still get more than the session window through.
+        var open = client.OpenStreamAsync(new SpdyHeaders { { "streamtype", "data" } });
+        var second = await server.IncomingStreams.ReadAsync();
+        await second.ReplyAsync();
+        var clientSecond = await open;
+        var payload = new byte[200 * 1024];
+        var read = Task.Run(async () => { var ms = new MemoryStream(); await second.CopyToAsync(ms); return ms.Length; });
+        await clientSecond.WriteAsync(payload).AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+        await clientSecond.CloseWriteAsync();
+        Assert.Equal(payload.Length, await read.WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task Data_still_in_flight_for_a_reset_stream_is_dropped_quietly_and_credited_to_the_session()
+    {
+        // A raw peer, so the frames on the wire are the test's: it keeps sending DATA after the server reset the stream.
+        var (a, b) = await SocketPair();
+        await using var server = new SpdySession(a, isServer: true);
+        server.Start();
+        using var writer = new SpdyFrameWriter(b);
+        using var reader = new SpdyFrameReader(b);
+        await writer.WriteAsync(new SpdySynStreamFrame(1, 0, 0, 0, 0, new SpdyHeaders { { "streamtype", "data" } }));
+        var stream = await server.IncomingStreams.ReadAsync();
+        await stream.ResetAsync(SpdyRstStatus.Cancel);
+        for (int i = 0; i < 4; i++) await writer.WriteAsync(new SpdyDataFrame(1, false, new byte[16 * 1024]));
+
+        var seen = new List<SpdyFrame>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        while (!seen.Any(f => f is SpdyWindowUpdateFrame { StreamId: 0 }))
+            seen.Add((await reader.ReadFrameAsync(timeout.Token))!);
+        Assert.Equal([new SpdyRstStreamFrame(1, SpdyRstStatus.Cancel)], seen.OfType<SpdyRstStreamFrame>());
+        Assert.True(seen.OfType<SpdyWindowUpdateFrame>().Where(w => w.StreamId == 0).Sum(w => w.DeltaWindowSize) >= 32 * 1024);
+        // An id that was never opened still gets INVALID_STREAM.
+        await writer.WriteAsync(new SpdyDataFrame(5, false, new byte[1]));
+        SpdyFrame? next;
+        do next = await reader.ReadFrameAsync(timeout.Token); while (next is not SpdyRstStreamFrame);
+        Assert.Equal(new SpdyRstStreamFrame(5, SpdyRstStatus.InvalidStream), next);
+    }
+
+    private static async Task<(SpdySession Server, SpdySession Client, SpdyStream ServerStream, SpdyStream ClientStream)> OpenStreamPair()
+    {
+        var (a, b) = await SocketPair();
+        var server = new SpdySession(a, isServer: true);
+        var client = new SpdySession(b, isServer: false);
+        server.Start();
+        client.Start();
+        var open = client.OpenStreamAsync(new SpdyHeaders { { "streamtype", "data" } });
+        var incoming = await server.IncomingStreams.ReadAsync();
+        await incoming.ReplyAsync();
+        return (server, client, incoming, await open);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        for (int i = 0; i < 100 && !condition(); i++) await Task.Delay(50);
+        Assert.True(condition());
     }
 
     [Fact]
@@ -260,8 +402,8 @@ public class WebSocketChannelFramingTests
         Assert.False(cache.TryConsume(t1, out _));
         var t2 = cache.Insert(req);
         cache.Insert(req);
-        var ex = Assert.Throws<Hull.Core.HullException>(() => cache.Insert(req));
-        Assert.Equal(Hull.Core.ErrorKind.ResourceExhausted, ex.Kind);
+        var ex = Assert.Throws<StreamingRequestLimitException>(() => cache.Insert(req));
+        Assert.Equal(2, ex.Limit);
         time.Now += TimeSpan.FromSeconds(61);
         Assert.False(cache.TryConsume(t2, out _));
         cache.Insert(req); // expired entries make room

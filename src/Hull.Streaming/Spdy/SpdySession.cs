@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 
-namespace Hull.Cri.Streaming.Spdy;
+namespace Hull.Streaming.Spdy;
 
 public sealed class SpdySessionOptions
 {
@@ -157,6 +157,12 @@ public sealed class SpdySession : IAsyncDisposable
                 {
                     await ds.OnDataAsync(d.Data, d.Fin).ConfigureAwait(false);
                 }
+                else if (WasOpened(d.StreamId))
+                {
+                    // A stream that is closed or was reset: frames the peer sent before it knew are dropped, and
+                    // their bytes go back to the session window so other streams keep moving.
+                    CreditSession(d.Data.Length);
+                }
                 else
                 {
                     await SendSafeAsync(new SpdyRstStreamFrame(d.StreamId, SpdyRstStatus.InvalidStream)).ConfigureAwait(false);
@@ -251,8 +257,28 @@ public sealed class SpdySession : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether the id belongs to a stream that was opened on this session (it may be closed now).</summary>
+    private bool WasOpened(uint id)
+    {
+        bool peerId = IsServer ? (id & 1) == 1 : (id & 1) == 0;
+        return peerId ? id <= _lastPeerStreamId : id < Volatile.Read(ref _nextStreamId);
+    }
+
     /// <summary>Credits consumed bytes back to the peer with WINDOW_UPDATE frames.</summary>
     internal void OnConsumed(SpdyStream stream, int n)
+    {
+        if (n <= 0) return;
+        CreditSession(n);
+        int pending = stream.AddUnacked(n);
+        if (pending >= _options.InitialWindowSize / 2 && !stream.RemoteClosed)
+        {
+            stream.AddUnacked(-pending);
+            _ = SendSafeAsync(new SpdyWindowUpdateFrame(stream.Id, (uint)pending));
+        }
+    }
+
+    /// <summary>Credits bytes the application read or Hull dropped to the session window (WINDOW_UPDATE on stream 0).</summary>
+    internal void CreditSession(int n)
     {
         if (n <= 0) return;
         long session = Interlocked.Add(ref _sessionUnacked, n);
@@ -260,12 +286,6 @@ public sealed class SpdySession : IAsyncDisposable
         {
             Interlocked.Add(ref _sessionUnacked, -session);
             _ = SendSafeAsync(new SpdyWindowUpdateFrame(0, (uint)session));
-        }
-        int pending = stream.AddUnacked(n);
-        if (pending >= _options.InitialWindowSize / 2 && !stream.RemoteClosed)
-        {
-            stream.AddUnacked(-pending);
-            _ = SendSafeAsync(new SpdyWindowUpdateFrame(stream.Id, (uint)pending));
         }
     }
 

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
-using Hull.Core;
 
-namespace Hull.Cri.Streaming;
+namespace Hull.Streaming;
 
 /// <summary>
 /// Single-use tokens for streaming URLs: random, URL-safe, valid for a limited time, at most a
@@ -23,7 +22,7 @@ public sealed class StreamingRequestCache
     public TimeSpan Ttl { get; }
     public int MaxInFlight { get; }
 
-    /// <summary>Stores the request and returns its token. Throws ResourceExhausted when too many are outstanding.</summary>
+    /// <summary>Stores the request and returns its token. Throws <see cref="StreamingRequestLimitException"/> when too many are outstanding.</summary>
     public string Insert(StreamingRequest request)
     {
         var now = _time.GetUtcNow();
@@ -31,7 +30,7 @@ public sealed class StreamingRequestCache
         {
             if (_entries.Count >= MaxInFlight) Evict(now);
             if (_entries.Count >= MaxInFlight)
-                throw new HullException(ErrorKind.ResourceExhausted, $"maximum number of in-flight streaming requests ({MaxInFlight}) exceeded");
+                throw new StreamingRequestLimitException(MaxInFlight);
             string token;
             do token = NewToken(); while (_entries.ContainsKey(token));
             _entries[token] = (request, now + Ttl);
@@ -66,4 +65,11 @@ public sealed class StreamingRequestCache
         RandomNumberGenerator.Fill(b);
         return Convert.ToBase64String(b).TrimEnd('=').Replace('+', '-').Replace('/', '_');
     }
+}
+
+/// <summary>Too many streaming URLs are outstanding; the CRI layer answers ResourceExhausted, as the kubelet's cache does.</summary>
+public sealed class StreamingRequestLimitException(int limit)
+    : Exception($"maximum number of in-flight streaming requests ({limit}) exceeded")
+{
+    public int Limit { get; } = limit;
 }

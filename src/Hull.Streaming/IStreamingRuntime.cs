@@ -1,4 +1,4 @@
-namespace Hull.Cri.Streaming;
+namespace Hull.Streaming;
 
 /// <summary>A terminal size change sent by the client on the resize stream (JSON <c>{"Width":80,"Height":24}</c>).</summary>
 public readonly record struct TerminalSize(ushort Width, ushort Height);
@@ -53,6 +53,10 @@ public interface IStreamingRuntime
     /// <summary>Streams the container's stdio until the container exits or the client leaves.</summary>
     Task AttachAsync(AttachRequest request, StreamingChannels channels, CancellationToken ct);
 
-    /// <summary>Connects <paramref name="stream"/> to <paramref name="port"/> inside the pod's network namespace and copies both ways until done.</summary>
+    /// <summary>
+    /// Connects <paramref name="stream"/> to <paramref name="port"/> inside the pod's network namespace and copies both
+    /// ways until the pod side closes (or the client leaves). It no longer reads <paramref name="stream"/> once it
+    /// returns: the server then ends the client's side too (SPDY: RST_STREAM after FIN).
+    /// </summary>
     Task PortForwardAsync(string podSandboxId, int port, Stream stream, CancellationToken ct);
 }

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
-using Hull.Linux.Zlib;
 
-namespace Hull.Cri.Streaming.Spdy;
+namespace Hull.Streaming.Spdy;
 
 /// <summary>
 /// Reads SPDY/3.1 frames from a byte stream and inflates header blocks with the session's
@@ -10,7 +9,7 @@ namespace Hull.Cri.Streaming.Spdy;
 public sealed class SpdyFrameReader : IDisposable
 {
     private readonly Stream _input;
-    private readonly ZlibInflater _inflater = new(SpdyDictionary.V3);
+    private readonly SpdyHeaderDecompressor _inflater = new();
     private readonly byte[] _header = new byte[8];
     private readonly int _maxFrameLength;
 

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
-using Hull.Linux.Zlib;
 
-namespace Hull.Cri.Streaming.Spdy;
+namespace Hull.Streaming.Spdy;
 
 /// <summary>
 /// Serializes SPDY/3.1 frames and deflates header blocks with the session's persistent send-side
@@ -11,7 +10,7 @@ namespace Hull.Cri.Streaming.Spdy;
 public sealed class SpdyFrameWriter : IDisposable
 {
     private readonly Stream _output;
-    private readonly ZlibDeflater _deflater = new(SpdyDictionary.V3);
+    private readonly SpdyHeaderCompressor _deflater = new();
     private readonly SemaphoreSlim _lock = new(1, 1);
 
     public SpdyFrameWriter(Stream output) => _output = output;

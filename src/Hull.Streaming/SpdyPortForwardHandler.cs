@@ -1,8 +1,8 @@
 using System.Text;
-using Hull.Cri.Streaming.Spdy;
+using Hull.Streaming.Spdy;
 using Microsoft.Extensions.Logging;
 
-namespace Hull.Cri.Streaming;
+namespace Hull.Streaming;
 
 /// <summary>
 /// portforward.k8s.io over SPDY: the client opens an error stream and a data stream per forwarded
@@ -92,5 +92,8 @@ internal sealed class SpdyPortForwardHandler(SpdySession session, IStreamingRunt
         catch (OperationCanceledException) { }
         await data.CloseWriteAsync().ConfigureAwait(false);
         await error.CloseWriteAsync().ConfigureAwait(false);
+        // The pod side is done (FIN sent after all its data). A client still sending would wait for window updates
+        // that never come: reset the stream so it stops, as an HTTP/2 server does after a complete response.
+        if (!data.RemoteClosed) await data.ResetAsync(SpdyRstStatus.Cancel).ConfigureAwait(false);
     }
 }

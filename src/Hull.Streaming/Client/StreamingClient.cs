@@ -1,10 +1,11 @@
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Security.Cryptography;
 using System.Text;
-using Hull.Cri.Streaming.Spdy;
+using Hull.Streaming.Spdy;
 
-namespace Hull.Cri.Streaming.Client;
+namespace Hull.Streaming.Client;
 
 /// <summary>The server refused the upgrade (404 unknown token, 403 no common protocol, ...).</summary>
 public sealed class StreamingUpgradeException(int statusCode, IReadOnlyDictionary<string, List<string>> headers, string body)
@@ -31,6 +32,54 @@ public static class StreamingClient
     /// <summary>HTTP/1.1 upgrade to SPDY/3.1 with X-Stream-Protocol-Version negotiation.</summary>
     public static async Task<SpdyClientConnection> ConnectSpdyAsync(Uri url, IReadOnlyList<string> protocols, CancellationToken ct = default, string method = "POST")
     {
+        var headers = new List<(string, string)> { ("Connection", "Upgrade"), ("Upgrade", StreamProtocols.SpdyUpgrade) };
+        headers.AddRange(protocols.Select(p => (StreamProtocols.HeaderProtocolVersion, p)));
+        var (stream, response) = await UpgradeAsync(url, method, headers, ct).ConfigureAwait(false);
+        string chosen = response.TryGetValue(StreamProtocols.HeaderProtocolVersion, out var v) ? v[0] : "";
+        var session = new SpdySession(stream, isServer: false);
+        session.Start();
+        return new SpdyClientConnection(session, chosen);
+    }
+
+    /// <summary>
+    /// A SPDY session tunnelled through a WebSocket, as kubectl 1.31+ port-forwards: each SPDY protocol is offered as
+    /// the subprotocol <c>SPDY/3.1+</c>protocol; the connection's <see cref="SpdyClientConnection.Protocol"/> is the
+    /// SPDY protocol the server chose. The WebSocket handshake is done here because ClientWebSocket refuses those
+    /// subprotocol names ('/' is no token character in RFC 6455), which Kubernetes uses all the same.
+    /// </summary>
+    public static async Task<SpdyClientConnection> ConnectSpdyOverWebSocketAsync(Uri url, IReadOnlyList<string> protocols, CancellationToken ct = default)
+    {
+        var offered = protocols.Select(p => StreamProtocols.SpdyTunnelPrefix + p).ToList();
+        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
+        var (stream, response) = await UpgradeAsync(url, "GET",
+            [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Protocol", string.Join(", ", offered))], ct).ConfigureAwait(false);
+        try
+        {
+            if (!response.TryGetValue("Sec-WebSocket-Accept", out var accept) || accept[0] != StreamProtocols.WebSocketAccept(key))
+                throw new IOException("the WebSocket handshake answer has a wrong or no Sec-WebSocket-Accept");
+            string chosen = response.TryGetValue("Sec-WebSocket-Protocol", out var p) ? p[0] : "";
+            if (!offered.Contains(chosen, StringComparer.Ordinal))
+                throw new IOException($"the server chose WebSocket subprotocol \"{chosen}\", not one of [{string.Join(" ", offered)}]");
+            var socket = WebSocket.CreateFromStream(stream, new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.FromSeconds(30) });
+            var session = new SpdySession(new WebSocketTunnelStream(socket), isServer: false);
+            session.Start();
+            return new SpdyClientConnection(session, chosen[StreamProtocols.SpdyTunnelPrefix.Length..]);
+        }
+        catch
+        {
+            await stream.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Connects (TLS for https, any certificate: streaming URLs carry a single-use token, as kubelet's own client does
+    /// with its self-signed server), sends an HTTP/1.1 upgrade request and returns the upgraded connection and the
+    /// response headers; any other answer is a <see cref="StreamingUpgradeException"/>.
+    /// </summary>
+    private static async Task<(Stream Stream, Dictionary<string, List<string>> Headers)> UpgradeAsync(Uri url, string method, IEnumerable<(string Name, string Value)> headers,
+        CancellationToken ct)
+    {
         var tcp = new TcpClient { NoDelay = true };
         await tcp.ConnectAsync(url.Host, url.Port, ct).ConfigureAwait(false);
         Stream stream = tcp.GetStream();
@@ -45,20 +94,17 @@ public static class StreamingClient
             var req = new StringBuilder();
             req.Append(method).Append(' ').Append(url.PathAndQuery).Append(" HTTP/1.1\r\n");
             req.Append("Host: ").Append(url.Authority).Append("\r\n");
-            req.Append("Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n");
-            foreach (var p in protocols) req.Append(StreamProtocols.HeaderProtocolVersion).Append(": ").Append(p).Append("\r\n");
-            req.Append("Content-Length: 0\r\n\r\n");
+            foreach (var (name, value) in headers) req.Append(name).Append(": ").Append(value).Append("\r\n");
+            if (method != "GET") req.Append("Content-Length: 0\r\n");
+            req.Append("\r\n");
             await stream.WriteAsync(Encoding.ASCII.GetBytes(req.ToString()), ct).ConfigureAwait(false);
-            var (status, headers) = await ReadResponseHeadAsync(stream, ct).ConfigureAwait(false);
+            var (status, response) = await ReadResponseHeadAsync(stream, ct).ConfigureAwait(false);
             if (status != 101)
             {
-                string body = await ReadBodyAsync(stream, headers, ct).ConfigureAwait(false);
-                throw new StreamingUpgradeException(status, headers, body);
+                string body = await ReadBodyAsync(stream, response, ct).ConfigureAwait(false);
+                throw new StreamingUpgradeException(status, response, body);
             }
-            string chosen = headers.TryGetValue(StreamProtocols.HeaderProtocolVersion, out var v) ? v[0] : "";
-            var session = new SpdySession(stream, isServer: false);
-            session.Start();
-            return new SpdyClientConnection(session, chosen);
+            return (stream, response);
         }
         catch
         {
@@ -141,6 +187,13 @@ public static class StreamingClient
     /// <summary>Connects a WebSocket with the given subprotocols and wraps it in the channel framing.</summary>
     public static async Task<WebSocketChannelConnection> ConnectWebSocketAsync(Uri url, IReadOnlyList<string> protocols, int channels, CancellationToken ct = default)
     {
+        var ws = await OpenWebSocketAsync(url, protocols, ct).ConfigureAwait(false);
+        return new WebSocketChannelConnection(ws, ws.SubProtocol ?? "", channels);
+    }
+
+    /// <summary>A WebSocket with one of <paramref name="protocols"/>; a refused upgrade is a <see cref="StreamingUpgradeException"/>.</summary>
+    private static async Task<ClientWebSocket> OpenWebSocketAsync(Uri url, IReadOnlyList<string> protocols, CancellationToken ct)
+    {
         var ws = new ClientWebSocket();
         foreach (var p in protocols) ws.Options.AddSubProtocol(p);
         ws.Options.CollectHttpResponseDetails = true;
@@ -148,11 +201,18 @@ public static class StreamingClient
         try { await ws.ConnectAsync(wsUrl, ct).ConfigureAwait(false); }
         catch (WebSocketException) when (ws.HttpStatusCode != System.Net.HttpStatusCode.SwitchingProtocols && ws.HttpStatusCode != 0)
         {
+            int status = (int)ws.HttpStatusCode;
             var headers = (ws.HttpResponseHeaders ?? new Dictionary<string, IEnumerable<string>>())
                 .ToDictionary(kv => kv.Key, kv => kv.Value.ToList(), StringComparer.OrdinalIgnoreCase);
-            throw new StreamingUpgradeException((int)ws.HttpStatusCode, headers, "");
+            ws.Dispose();
+            throw new StreamingUpgradeException(status, headers, "");
         }
-        return new WebSocketChannelConnection(ws, ws.SubProtocol ?? "", channels);
+        catch
+        {
+            ws.Dispose();
+            throw;
+        }
+        return ws;
     }
 
     /// <summary>Runs a remote command over a WebSocket channel connection and returns the exit code.</summary>

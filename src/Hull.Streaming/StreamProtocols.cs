@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 
-namespace Hull.Cri.Streaming;
+namespace Hull.Streaming;
 
 /// <summary>The Kubernetes streaming protocol names, header names and stream types (k8s.io/apimachinery httpstream, kubelet remotecommand and portforward).</summary>
 public static class StreamProtocols
@@ -26,7 +26,15 @@ public static class StreamProtocols
     public const string WebSocketBase64V4 = "v4.base64.channel.k8s.io";
     /// <summary>WebSocket subprotocols for exec/attach; "" (no subprotocol) means binary channel.k8s.io.</summary>
     public static readonly string[] WebSocketRemoteCommand = [RemoteCommandV5, RemoteCommandV4, WebSocketBase64V4, RemoteCommandV1, WebSocketBase64V1];
-    public static readonly string[] WebSocketPortForward = [RemoteCommandV4, WebSocketBase64V4, PortForwardV1, RemoteCommandV1, WebSocketBase64V1];
+    /// <summary>
+    /// WebSocket subprotocols for port-forward: the channel protocols (kubelet's portforward/websocket.go), and SPDY
+    /// tunnelled in binary messages (<see cref="WebSocketSpdyPortForward"/>).
+    /// </summary>
+    public static readonly string[] WebSocketPortForward = [WebSocketSpdyPortForward, RemoteCommandV4, WebSocketBase64V4, PortForwardV1, RemoteCommandV1, WebSocketBase64V1];
+
+    /// <summary>k8s.io/apimachinery/pkg/util/portforward: a SPDY protocol name behind this prefix means "SPDY, tunnelled through the WebSocket".</summary>
+    public const string SpdyTunnelPrefix = "SPDY/3.1+";
+    public const string WebSocketSpdyPortForward = SpdyTunnelPrefix + PortForwardV1;
 
     public const string HeaderStreamType = "streamType";
     public const string HeaderPort = "port";
@@ -56,6 +64,10 @@ public static class StreamProtocols
             if (serverProtocols.Contains(c, StringComparer.Ordinal)) return c;
         return null;
     }
+
+    /// <summary>The Sec-WebSocket-Accept answer to a Sec-WebSocket-Key (RFC 6455 section 4.2.2).</summary>
+    public static string WebSocketAccept(string key) =>
+        Convert.ToBase64String(System.Security.Cryptography.SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
 
     /// <summary>Splits header values that may each hold a comma-separated list.</summary>
     public static List<string> SplitList(IEnumerable<string?> values) =>

@@ -1,9 +1,9 @@
+using System.Globalization;
 using System.Net;
 using System.Net.WebSockets;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using Hull.Cri.Streaming.Spdy;
+using Hull.Streaming.Spdy;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -15,7 +15,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Hull.Cri.Streaming;
+namespace Hull.Streaming;
 
 public sealed class StreamingServerOptions
 {
@@ -51,7 +51,7 @@ public sealed class StreamingServer : IAsyncDisposable
     {
         _runtime = runtime;
         _options = options ?? new StreamingServerOptions();
-        _log = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Hull.Cri.Streaming");
+        _log = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Hull.Streaming");
         Cache = new StreamingRequestCache(_options.TokenTtl, _options.MaxInFlightRequests, _options.TimeProvider);
     }
 
@@ -164,6 +164,12 @@ public sealed class StreamingServer : IAsyncDisposable
         ctx.Response.Headers.Upgrade = StreamProtocols.SpdyUpgrade;
         ctx.Response.Headers[StreamProtocols.HeaderProtocolVersion] = protocol;
         var transport = await upgrade.UpgradeAsync().ConfigureAwait(false);
+        await RunSpdySessionAsync(transport, request, protocol, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Serves one SPDY session on <paramref name="transport"/>: an upgraded connection, or a WebSocket tunnel.</summary>
+    private async Task RunSpdySessionAsync(Stream transport, StreamingRequest request, string protocol, CancellationToken ct)
+    {
         await using var session = new SpdySession(transport, isServer: true, new SpdySessionOptions { IdleTimeout = _options.StreamIdleTimeout });
         using var reg = ct.Register(() => session.Abort(new OperationCanceledException("streaming server stopping")));
         session.Start();
@@ -295,10 +301,11 @@ public sealed class StreamingServer : IAsyncDisposable
             await Error(ctx, 403, $"unable to upgrade: requested protocol(s) are not supported: [{string.Join(" ", requested)}]; supports [{string.Join(" ", serverProtocols)}]").ConfigureAwait(false);
             return;
         }
-        List<int>? ports = null;
-        if (request is PortForwardRequest)
+        bool tunnel = protocol == StreamProtocols.WebSocketSpdyPortForward;
+        IReadOnlyList<int>? ports = null;
+        if (request is PortForwardRequest pf && !tunnel)
         {
-            ports = ParsePorts(ctx.Request.Query["port"], out var portError);
+            ports = ForwardedPorts(ctx.Request.Query["port"], pf, out var portError);
             if (ports == null)
             {
                 await Error(ctx, 400, portError!).ConfigureAwait(false);
@@ -307,20 +314,29 @@ public sealed class StreamingServer : IAsyncDisposable
         }
 
         ctx.Response.Headers.Upgrade = "websocket";
-        ctx.Response.Headers.SecWebSocketAccept = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
+        ctx.Response.Headers.SecWebSocketAccept = StreamProtocols.WebSocketAccept(key);
         if (protocol.Length > 0) ctx.Response.Headers.SecWebSocketProtocol = protocol;
         var transport = await upgrade.UpgradeAsync().ConfigureAwait(false);
-        var socket = WebSocket.CreateFromStream(transport, new WebSocketCreationOptions { IsServer = true, SubProtocol = protocol.Length > 0 ? protocol : null, KeepAliveInterval = TimeSpan.FromSeconds(30) });
-        int channelCount = ports != null ? ports.Count * 2 : 5;
-        await using var conn = new WebSocketChannelConnection(socket, protocol, channelCount);
+        // No SubProtocol here: .NET checks it is an RFC 6455 token, which the tunnel's "SPDY/3.1+..." is not.
+        var socket = WebSocket.CreateFromStream(transport, new WebSocketCreationOptions { IsServer = true, KeepAliveInterval = TimeSpan.FromSeconds(30) });
+        if (tunnel)
+        {
+            // SPDY frames in binary messages (kubectl 1.31+, the API server's tunnel): the SPDY session owns the idle timer.
+            await using var stream = new WebSocketTunnelStream(socket);
+            await RunSpdySessionAsync(stream, request, StreamProtocols.PortForwardV1, ct).ConfigureAwait(false);
+            return;
+        }
+
+        await using var conn = new WebSocketChannelConnection(socket, protocol, ports != null ? ports.Count * 2 : 5, ReadableChannels(request, ports));
         using var idle = new IdleTimer(_options.StreamIdleTimeout);
+        conn.Activity = idle.Touch; // as kubelet's wsstream: every message moves the idle deadline
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, idle.Token);
         var readLoop = conn.RunAsync(linked.Token);
         using var sessionCts = CancellationTokenSource.CreateLinkedTokenSource(linked.Token, conn.Closed);
 
-        if (request is PortForwardRequest pf)
+        if (request is PortForwardRequest forward)
         {
-            await ServeWebSocketPortForwardAsync(conn, pf, ports!, sessionCts.Token).ConfigureAwait(false);
+            await ServeWebSocketPortForwardAsync(conn, forward, ports!, sessionCts.Token).ConfigureAwait(false);
         }
         else
         {
@@ -343,14 +359,33 @@ public sealed class StreamingServer : IAsyncDisposable
         await readLoop.ConfigureAwait(false);
     }
 
-    private async Task ServeWebSocketPortForwardAsync(WebSocketChannelConnection conn, PortForwardRequest pf, List<int> ports, CancellationToken ct)
+    /// <summary>
+    /// The channels whose messages from the client are read: stdin and resize for exec/attach, each port's data channel
+    /// for port-forward (kubelet's read/write channel types). Messages on the others are dropped, so a client writing
+    /// where nobody reads cannot stall the connection.
+    /// </summary>
+    private static IReadOnlyCollection<int> ReadableChannels(StreamingRequest request, IReadOnlyList<int>? ports)
+    {
+        if (ports != null) return Enumerable.Range(0, ports.Count).Select(i => 2 * i).ToArray();
+        var (stdin, _, _, tty) = Options(request);
+        var readable = new List<int>();
+        if (stdin) readable.Add(StreamProtocols.ChannelStdin);
+        if (tty) readable.Add(StreamProtocols.ChannelResize);
+        return readable;
+    }
+
+    /// <summary>
+    /// portforward.k8s.io over WebSocket channels (kubelet's portforward/websocket.go): per port a data channel (2i) and
+    /// an error channel (2i+1), each starting with the port as two little-endian bytes.
+    /// </summary>
+    private async Task ServeWebSocketPortForwardAsync(WebSocketChannelConnection conn, PortForwardRequest pf, IReadOnlyList<int> ports, CancellationToken ct)
     {
         var tasks = new List<Task>();
         for (int i = 0; i < ports.Count; i++)
         {
             var data = conn.Channels[2 * i];
             var error = conn.Channels[2 * i + 1];
-            var prefix = new byte[] { (byte)ports[i], (byte)(ports[i] >> 8) }; // little-endian port, first message of each channel
+            var prefix = new byte[] { (byte)ports[i], (byte)(ports[i] >> 8) };
             await data.WriteAsync(prefix, ct).ConfigureAwait(false);
             await error.WriteAsync(prefix, ct).ConfigureAwait(false);
             int port = ports[i];
@@ -364,27 +399,37 @@ public sealed class StreamingServer : IAsyncDisposable
                     try { await error.WriteAsync(Encoding.UTF8.GetBytes(msg), CancellationToken.None).ConfigureAwait(false); } catch (IOException) { }
                 }
                 catch (OperationCanceledException) { }
+                // The pod side is done: what the client still sends on this channel has nowhere to go.
+                data.StopReading();
             }));
         }
         await Task.WhenAll(tasks).ConfigureAwait(false);
     }
 
-    /// <summary>kubelet's NewV4Options: one or more <c>port</c> query values, each possibly comma-separated.</summary>
-    internal static List<int>? ParsePorts(IEnumerable<string?> values, out string? error)
+    /// <summary>
+    /// The ports to forward over WebSocket channels: the <c>port</c> query values (kubelet's NewV4Options: one or more,
+    /// each possibly comma-separated) or, without any, the ports of the CRI request (what containerd's server uses).
+    /// </summary>
+    internal static IReadOnlyList<int>? ForwardedPorts(IReadOnlyCollection<string?> query, PortForwardRequest request, out string? error)
     {
         error = null;
+        if (query.Count == 0)
+        {
+            if (request.Ports.Count > 0) return request.Ports;
+            error = "query parameter \"port\" is required";
+            return null;
+        }
         var ports = new List<int>();
-        foreach (var v in values)
+        foreach (var v in query)
         {
             if (string.IsNullOrEmpty(v)) { error = "query parameter \"port\" cannot be empty"; return null; }
             foreach (var p in v.Split(','))
             {
-                if (!ushort.TryParse(p, out var port)) { error = $"unable to parse \"{v}\" as a port"; return null; }
+                if (!ushort.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var port)) { error = $"unable to parse \"{v}\" as a port"; return null; }
                 if (port < 1) { error = $"port \"{v}\" must be > 0"; return null; }
                 ports.Add(port);
             }
         }
-        if (ports.Count == 0) { error = "query parameter \"port\" is required"; return null; }
         return ports;
     }
 
@@ -407,7 +452,11 @@ public sealed class StreamingServer : IAsyncDisposable
         private readonly TimeSpan _timeout;
         public IdleTimer(TimeSpan timeout) { _timeout = timeout; Touch(); }
         public CancellationToken Token => _cts.Token;
-        public void Touch() { if (_timeout != Timeout.InfiniteTimeSpan) _cts.CancelAfter(_timeout); }
+        public void Touch()
+        {
+            if (_timeout == Timeout.InfiniteTimeSpan) return;
+            try { _cts.CancelAfter(_timeout); } catch (ObjectDisposedException) { } // a late message after the session ended
+        }
         public void Dispose() => _cts.Dispose();
     }
 }

@@ -1,4 +1,4 @@
-namespace Hull.Cri.Streaming.Spdy;
+namespace Hull.Streaming.Spdy;
 
 /// <summary>The SPDY/3 header-compression dictionary (draft 3 section 2.6.10.1), 1423 bytes.</summary>
 public static class SpdyDictionary
