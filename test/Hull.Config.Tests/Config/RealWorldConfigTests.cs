@@ -126,6 +126,37 @@ public class RealWorldConfigTests
                 Assert.True(c.Runtime.EnableCdi);
             }),
 
+        ["v2-large-node.toml"] = new(2,
+            [ConfigDeprecations.ConfigVersion2, ConfigDeprecations.SandboxImage, ConfigDeprecations.CriCniBinDir,
+                ConfigDeprecations.CriRegistryMirrors, ConfigDeprecations.CriRegistryConfigs],
+            [ConfigMigrationNotice, UnusedKey, UnusedKey, UnusedKey, IgnoredPlugins, Deprecated, InvalidValue, UnusedKey, UnusedKey,
+                InvalidValue, UnusedKey, Deprecated, UnusedKey, UnusedKey, UnusedKey, UnusedKey],
+            [],
+            c =>
+            {
+                Assert.Equal("json", c.Debug.Format);
+                Assert.Equal("/run/containerd/debug.sock", c.Debug.Address);
+                Assert.Equal(["crun", "kata", "nvidia", "nvidia-restricted", "runc", "runsc"], c.Runtime.Runtimes.Keys.Order());
+                Assert.True(c.Runtime.Runtimes["runc"].SystemdCgroup);
+                Assert.Equal("/usr/bin/runc", c.Runtime.Runtimes["runc"].BinaryName);
+                Assert.Equal("/run/crun", c.Runtime.Runtimes["crun"].Root);
+                Assert.Equal(["run.oci.*"], c.Runtime.Runtimes["crun"].ContainerAnnotations);
+                Assert.True(c.Runtime.Runtimes["nvidia-restricted"].PrivilegedWithoutHostDevicesAllDevicesAllowed);
+                Assert.Equal("/etc/cni/kata.d", c.Runtime.Runtimes["kata"].CniConfDir);
+                Assert.Equal(65536, c.Runtime.MaxContainerLogLineSize);
+                Assert.True(c.Runtime.DeviceOwnershipFromSecurityContext);
+                Assert.Equal(["/opt/cni/bin"], c.Runtime.Cni.BinDirs);
+                Assert.Equal("ipv4", c.Runtime.Cni.IpPref);
+                Assert.Equal(6, c.Images.MaxConcurrentDownloads);
+                Assert.Equal("registry.k8s.io/pause:3.9", c.Images.PinnedSandboxImage);
+                Assert.Equal("10010", c.Server.StreamServerPort);
+                Assert.True(c.Server.EnableTlsStreaming);
+                Assert.Equal("/etc/containerd/pki/stream.key", c.Server.TlsKeyFile);
+                Assert.Equal("/opt/nri/plugins", c.Nri.PluginPath);
+                Assert.Equal("/etc/containerd/certs.d", c.Transfer.ConfigPath);
+                Assert.Equal(6, c.Transfer.MaxConcurrentDownloads);
+            }),
+
         ["v2-legacy-runtimes.toml"] = new(2,
             [ConfigDeprecations.ConfigVersion2, ConfigDeprecations.RuntimeV1, ConfigDeprecations.RuntimeRuncV1,
                 ConfigDeprecations.AufsSnapshotter, ConfigDeprecations.CriRegistryAuths],
