@@ -1,5 +1,5 @@
 using Hull.Config.Schema;
-using Hull.Config.Toml;
+using Tomlyn.Model;
 using static Hull.Config.ConfigDiagnosticKind;
 
 namespace Hull.Config.Tests.Config;
@@ -216,7 +216,7 @@ public class RealWorldConfigTests
         var original = ConfigLoader.LoadFile(path);
         var migrated = ConfigCommandsLogic.Migrate(path);
 
-        var document = TomlParser.Parse(migrated.Stdout, "migrated.toml");
+        var document = ConfigDocument.Parse(migrated.Stdout, "migrated.toml");
         Assert.Equal(3L, document.Root["version"]);
         var reloaded = ConfigLoader.Load(document);
         Assert.Equal(3, reloaded.SourceVersion);
@@ -232,7 +232,7 @@ public class RealWorldConfigTests
         var original = ConfigLoader.LoadFile(TestFiles.TestData(file));
         string dumped = ConfigWriter.Write(original.Config);
 
-        var reloaded = ConfigLoader.Load(TomlParser.Parse(dumped, "dump.toml"));
+        var reloaded = ConfigLoader.Load(ConfigDocument.Parse(dumped, "dump.toml"));
 
         Assert.Equal(dumped, ConfigWriter.Write(reloaded.Config));
         Assert.DoesNotContain(reloaded.Diagnostics, d => d.Kind is UnknownKey or UnknownPlugin or TypeMismatch or UnusedKey or RemovedKey);
@@ -259,7 +259,7 @@ public class RealWorldConfigTests
     [Fact]
     public void The_hosts_toml_the_mirrors_warning_suggests_is_valid_toml()
     {
-        var mirrors = TomlParser.Parse("""
+        var mirrors = ConfigDocument.Parse("""
             ["docker.io"]
             endpoint = ["https://mirror.gcr.io"]
             ["*"]
@@ -271,7 +271,7 @@ public class RealWorldConfigTests
         Assert.Equal(["/etc/hull/certs.d/docker.io/hosts.toml", "/etc/hull/certs.d/_default/hosts.toml"], files.Select(f => f.Path));
         foreach (var (_, content) in files)
         {
-            var hosts = TomlParser.Parse(content).Root;
+            var hosts = ConfigDocument.Parse(content).Root;
             Assert.True(hosts.ContainsKey("host"));
         }
     }
