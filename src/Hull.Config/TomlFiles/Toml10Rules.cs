@@ -15,32 +15,62 @@ namespace Hull.Config.TomlFiles;
 /// And one Tomlyn 2.11 bug: hexadecimal and binary integers above 2^63-1 wrap around to negative values
 /// (<c>0xFFFFFFFFFFFFFFFF</c> reads as -1) where TOML says they are out of range.
 /// </summary>
-internal static partial class Toml10Rules
+internal sealed partial class Toml10Rules : SyntaxVisitor
 {
     private const string Why = "; containerd reads TOML 1.0";
 
-    /// <summary>The first TOML 1.1-only construct in file order, or null when the document is TOML 1.0.</summary>
+    private (SourcePosition At, string Message)? _first;
+
+    private Toml10Rules()
+    {
+    }
+
+    /// <summary>The first of these in file order, or null when the document is TOML 1.0.</summary>
     public static (SourcePosition At, string Message)? FindFirst(DocumentSyntax document)
     {
-        (SourcePosition At, string Message)? first = null;
-        foreach (var node in document.Descendants())
+        var rules = new Toml10Rules();
+        document.Accept(rules);
+        return rules._first;
+    }
+
+    public override void Visit(InlineTableSyntax inline)
+    {
+        Report(CheckInlineTable(inline));
+        base.Visit(inline);
+    }
+
+    public override void Visit(StringValueSyntax value)
+    {
+        if (value.Token is { TokenKind: TokenKind.String or TokenKind.StringMulti } token)
         {
-            var found = node switch
-            {
-                InlineTableSyntax inline => CheckInlineTable(inline),
-                StringValueSyntax { Token: { TokenKind: TokenKind.String or TokenKind.StringMulti } token } => CheckEscapes(token),
-                DateTimeValueSyntax { Token: { } token } => CheckSeconds(token),
-                IntegerValueSyntax { Value: < 0, Token: { TokenKind: TokenKind.IntegerHexa or TokenKind.IntegerOctal or TokenKind.IntegerBinary } token } =>
-                    (SourcePosition.From(token.Span.Start), $"integer `{token.Text}` is out of range (TOML integers are signed 64-bit)"),
-                _ => null,
-            };
-            if (found is { } f && (first is null || Before(f.At, first.Value.At)))
-            {
-                first = f;
-            }
+            Report(CheckEscapes(token));
         }
 
-        return first;
+        base.Visit(value);
+    }
+
+    public override void Visit(DateTimeValueSyntax value)
+    {
+        Report(CheckSeconds(value.Token!));
+        base.Visit(value);
+    }
+
+    public override void Visit(IntegerValueSyntax value)
+    {
+        if (value is { Value: < 0, Token: { TokenKind: TokenKind.IntegerHexa or TokenKind.IntegerOctal or TokenKind.IntegerBinary } token })
+        {
+            Report((SourcePosition.From(token.Span.Start), $"integer `{token.Text}` is out of range (TOML integers are signed 64-bit)"));
+        }
+
+        base.Visit(value);
+    }
+
+    private void Report((SourcePosition At, string Message)? found)
+    {
+        if (found is { } f && (_first is not { } first || f.At.Line < first.At.Line || (f.At.Line == first.At.Line && f.At.Column < first.At.Column)))
+        {
+            _first = f;
+        }
     }
 
     // TOML 1.0: "No newlines are allowed between the curly braces unless they are valid within a value."
@@ -114,6 +144,4 @@ internal static partial class Toml10Rules
     // An optional date, then HH:MM not followed by :SS (the offset -07:00 of a full date-time is never reached).
     [GeneratedRegex(@"^(\d{4}-\d{2}-\d{2}[Tt ])?\d{2}:\d{2}(?!:)")]
     private static partial Regex TimeWithoutSeconds();
-
-    private static bool Before(SourcePosition a, SourcePosition b) => a.Line < b.Line || (a.Line == b.Line && a.Column < b.Column);
 }

@@ -53,6 +53,11 @@ public static class HostsFile
         {
             throw Invalid(path, e.Message);
         }
+        catch (ArgumentOutOfRangeException e)
+        {
+            // Tomlyn 2.11's lexer throws this, instead of reporting an error, when the text ends inside a \u escape.
+            throw Invalid(path, $"not valid TOML ({e.Message})");
+        }
     }
 
     private static IReadOnlyList<RegistryHost> Parse(TomlTable root, string baseDirectory, string sourceName)

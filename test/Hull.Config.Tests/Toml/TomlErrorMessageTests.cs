@@ -74,6 +74,12 @@ public sealed class TomlErrorMessageTests
     }
 
     [Fact]
+    public void Text_that_ends_inside_an_escape_is_refused()
+    {
+        Assert.StartsWith("config.toml: not valid TOML", Reject("s = \"abc\\u"));
+    }
+
+    [Fact]
     public void Text_without_a_name_still_has_a_location()
     {
         Assert.StartsWith("<toml>:1:1: ", Reject("= 1\n", source: null));
