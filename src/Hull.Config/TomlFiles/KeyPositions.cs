@@ -42,19 +42,11 @@ internal readonly record struct SourcePosition(int Line, int Column)
 /// </summary>
 internal sealed class KeyPositions
 {
-    private readonly Dictionary<TomlTable, Dictionary<string, SourcePosition>> _positions = new(ReferenceEqualityComparer.Instance);
+    // Tomlyn's tables do not override Equals: the table part of the key compares by reference.
+    private readonly Dictionary<(TomlTable Table, string Key), SourcePosition> _positions = [];
 
-    public void Set(TomlTable table, string key, SourcePosition position)
-    {
-        if (!_positions.TryGetValue(table, out var keys))
-        {
-            _positions[table] = keys = new Dictionary<string, SourcePosition>(StringComparer.Ordinal);
-        }
-
-        keys[key] = position;
-    }
+    public void Set(TomlTable table, string key, SourcePosition position) => _positions[(table, key)] = position;
 
     /// <summary>Where <paramref name="key"/> of <paramref name="table"/> was written, or <see cref="SourcePosition.None"/>.</summary>
-    public SourcePosition Get(TomlTable table, string key) =>
-        _positions.TryGetValue(table, out var keys) && keys.TryGetValue(key, out var position) ? position : SourcePosition.None;
+    public SourcePosition Get(TomlTable table, string key) => _positions.GetValueOrDefault((table, key));
 }

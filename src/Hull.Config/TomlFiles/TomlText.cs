@@ -1,3 +1,4 @@
+using System.Buffers;
 using Tomlyn;
 using Tomlyn.Helpers;
 using Tomlyn.Model;
@@ -7,6 +8,9 @@ namespace Hull.Config.TomlFiles;
 /// <summary>Writes TOML through Tomlyn's serializer: config files (<c>hulld config dump|default|migrate</c>) and single values (docs, messages).</summary>
 internal static class TomlText
 {
+    private static readonly SearchValues<char> BareKeyChars =
+        SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
+
     private static readonly TomlSerializerOptions Options = new()
     {
         NewLine = TomlNewLineKind.Lf,
@@ -38,5 +42,5 @@ internal static class TomlText
 
     /// <summary>A key as TOML needs it written: bare when it can be, double-quoted otherwise.</summary>
     public static string FormatKey(string key) =>
-        key.Length > 0 && key.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-') ? key : FormatValue(key);
+        key.Length > 0 && !key.AsSpan().ContainsAnyExcept(BareKeyChars) ? key : FormatValue(key);
 }

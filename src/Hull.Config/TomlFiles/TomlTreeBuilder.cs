@@ -37,9 +37,7 @@ internal sealed class TomlTreeBuilder
     // [a.b.c] or [[a.b.c]] and the key/values under it.
     private void Define(TomlTable root, TableSyntaxBase header)
     {
-        var path = Segments(header.Name!);
-        var parent = Walk(root, path);
-        var (name, position) = path[^1];
+        var (parent, name, position) = Walk(root, header.Name!);
         TomlTable table;
         if (header is TableArraySyntax)
         {
@@ -73,37 +71,39 @@ internal sealed class TomlTreeBuilder
     // key = value and dotted.key = value
     private void Assign(TomlTable table, KeyValueSyntax keyValue)
     {
-        var path = Segments(keyValue.Key!);
-        var target = Walk(table, path);
-        var (name, position) = path[^1];
+        var (target, name, position) = Walk(table, keyValue.Key!);
         target[name] = Value(keyValue.Value!);
         _positions.Set(target, name, position);
     }
 
-    // Follows all but the last segment, creating the tables on the way; a path through an array of tables goes to its latest element.
-    private TomlTable Walk(TomlTable table, List<(string Name, SourcePosition Position)> path)
+    // Follows all but the last segment of the key, creating the tables on the way (a path through an array of tables
+    // goes to its latest element); returns the table the last segment belongs to, and that segment.
+    private (TomlTable Table, string Name, SourcePosition Position) Walk(TomlTable table, KeySyntax key)
     {
-        for (int i = 0; i < path.Count - 1; i++)
+        var (name, position) = Segment(key.Key!);
+        foreach (var dotted in key.DotKeys)
         {
-            var (name, position) = path[i];
             if (!table.TryGetValue(name, out object? existing))
             {
                 var child = new TomlTable();
                 table[name] = child;
                 _positions.Set(table, name, position);
                 table = child;
-                continue;
+            }
+            else
+            {
+                table = existing switch
+                {
+                    TomlTable child => child,
+                    TomlTableArray array => array[^1],
+                    _ => throw new InvalidOperationException($"TOML validation let `{name}` be both a value and a table"),
+                };
             }
 
-            table = existing switch
-            {
-                TomlTable child => child,
-                TomlTableArray array => array[^1],
-                _ => throw new InvalidOperationException($"TOML validation let `{name}` be both a value and a table"),
-            };
+            (name, position) = Segment(dotted.Key!);
         }
 
-        return table;
+        return (table, name, position);
     }
 
     private object Value(ValueSyntax value)
@@ -139,17 +139,6 @@ internal sealed class TomlTreeBuilder
             default:
                 throw new InvalidOperationException($"unexpected TOML value syntax {value.Kind}");
         }
-    }
-
-    private static List<(string Name, SourcePosition Position)> Segments(KeySyntax key)
-    {
-        var path = new List<(string, SourcePosition)> { Segment(key.Key!) };
-        foreach (var dotted in key.DotKeys)
-        {
-            path.Add(Segment(dotted.Key!));
-        }
-
-        return path;
     }
 
     private static (string Name, SourcePosition Position) Segment(BareKeyOrStringValueSyntax key) =>
