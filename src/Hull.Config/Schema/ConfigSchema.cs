@@ -1,4 +1,6 @@
 using System.Globalization;
+using Hull.Config.TomlFiles;
+using Tomlyn.Model;
 using static Hull.Config.Schema.SchemaBuilders;
 
 namespace Hull.Config.Schema;
@@ -445,7 +447,7 @@ public static class ConfigSchema
     // default_runtime / untrusted_workload_runtime of containerd 1.x: flag the removed runtime types they name.
     private static void CheckRemovedRuntime(object value, FieldContext context)
     {
-        if (value is Toml.TomlTable table && table.TryGetValue<string>("runtime_type", out var type))
+        if (value is TomlTable table && table.TryGetValue<string>("runtime_type", out var type))
         {
             if (type == "io.containerd.runtime.v1.linux")
             {

@@ -1,7 +1,7 @@
 using System.Collections;
 using System.Reflection;
 using Hull.Config.Schema;
-using Hull.Config.Toml;
+using Tomlyn.Model;
 
 namespace Hull.Config.Tests.Config;
 
@@ -76,7 +76,7 @@ public class SchemaTests
     public void Default_config_dump_parses_and_loads_without_diagnostics_to_the_defaults()
     {
         var output = ConfigCommandsLogic.Default();
-        var reloaded = ConfigLoader.Load(TomlParser.Parse(output.Stdout, "default.toml"));
+        var reloaded = ConfigLoader.Load(ConfigDocument.Parse(output.Stdout, "default.toml"));
 
         Assert.Empty(reloaded.Diagnostics);
         Assert.Equal(ConfigWriter.Write(new HullConfig()), ConfigWriter.Write(reloaded.Config));
