@@ -78,10 +78,11 @@ internal sealed class SpecDirectoryWatcher : IDisposable
         return watcher;
     }
 
+    // Temporary files a vendor writes before renaming them into place do not matter. (A spec directory inside another
+    // is watched for through its own ancestor watcher.)
     private void OnFileEvent(string path)
     {
-        // Temporary files a vendor writes before renaming them into place do not matter; a subdirectory may be a spec dir.
-        if (CdiSnapshot.IsSpecFile(path) || _directories.Contains(path)) _changed();
+        if (CdiSnapshot.IsSpecFile(path)) _changed();
     }
 
     private void Restructure()

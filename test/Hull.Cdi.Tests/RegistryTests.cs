@@ -1,18 +1,7 @@
 namespace Hull.Cdi.Tests;
 
-public sealed class RegistryTests : IDisposable
+public sealed class RegistryTests : TwoSpecDirectories
 {
-    private readonly SpecDirectory _tmp = new();
-    private readonly string _etc, _run;
-
-    public RegistryTests()
-    {
-        _etc = _tmp.Dir("etc-cdi");
-        _run = _tmp.Dir("run-cdi");
-    }
-
-    public void Dispose() => _tmp.Dispose();
-
     private CdiRegistry Registry(bool watch = false) => new(new CdiRegistryOptions { SpecDirectories = [_etc, _run], Watch = watch });
 
     private static IEnumerable<string> Names(CdiSnapshot s) => s.Devices.Select(d => d.Name);

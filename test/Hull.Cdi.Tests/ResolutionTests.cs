@@ -2,19 +2,8 @@ using Hull.Linux;
 
 namespace Hull.Cdi.Tests;
 
-public sealed class ResolutionTests : IDisposable
+public sealed class ResolutionTests : TwoSpecDirectories
 {
-    private readonly SpecDirectory _tmp = new();
-    private readonly string _etc, _run;
-
-    public ResolutionTests()
-    {
-        _etc = _tmp.Dir("etc-cdi");
-        _run = _tmp.Dir("run-cdi");
-    }
-
-    public void Dispose() => _tmp.Dispose();
-
     private CdiSnapshot Load() => CdiSnapshot.Load([_etc, _run]);
 
     private CdiSnapshot LoadOne(string yaml)

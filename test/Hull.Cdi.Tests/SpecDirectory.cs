@@ -40,6 +40,26 @@ public sealed class SpecDirectory : IDisposable
     }
 }
 
+/// <summary>A test with the two spec directories of a node (static, then generated), in a fresh temporary tree.</summary>
+public abstract class TwoSpecDirectories : IDisposable
+{
+    protected readonly SpecDirectory _tmp = new();
+    /// <summary>Not created: a missing directory is part of what some tests check.</summary>
+    protected readonly string _etc, _run;
+
+    protected TwoSpecDirectories()
+    {
+        _etc = _tmp.Dir("etc-cdi");
+        _run = _tmp.Dir("run-cdi");
+    }
+
+    public void Dispose()
+    {
+        _tmp.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
 /// <summary>Small spec texts for tests.</summary>
 public static class Specs
 {
