@@ -34,12 +34,10 @@ public sealed class CdiRegistry : IDisposable
     public CdiRegistry(CdiRegistryOptions options)
     {
         _options = options;
-        _current = CdiSnapshot.Load(options.SpecDirectories, _generation);
-        if (options.Watch)
-        {
-            _watcher = new SpecDirectoryWatcher(options.SpecDirectories, ScheduleRefresh);
-            Refresh(); // anything written between the first read and the watch
-        }
+        // Watch first, then read: nothing written in between is missed.
+        if (options.Watch) _watcher = new SpecDirectoryWatcher(options.SpecDirectories, ScheduleRefresh);
+        _current = null!;
+        Refresh();
     }
 
     public IReadOnlyList<string> SpecDirectories => _options.SpecDirectories;
