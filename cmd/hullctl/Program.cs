@@ -106,6 +106,7 @@ root.Subcommands.Add(plugins);
 root.Subcommands.Add(ImagesCommands.Create(addressOption));
 root.Subcommands.Add(RunCommand.Create(addressOption));
 foreach (var c in StreamingCommands.Create(addressOption)) root.Subcommands.Add(c);
+root.Subcommands.Add(CdiCommands.Create());
 
 return await root.Parse(args).InvokeAsync();
 

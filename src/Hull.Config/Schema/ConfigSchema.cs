@@ -191,7 +191,12 @@ public static class ConfigSchema
                 "Set `net.ipv4.ip_unprivileged_port_start=0` in pods that are not on the host network."),
             Bool<CriRuntimeConfig>("enable_unprivileged_icmp", r => r.EnableUnprivilegedIcmp, (r, v) => r with { EnableUnprivilegedIcmp = v },
                 "Set `net.ipv4.ping_group_range=0 2147483647` in pods that are not on the host network."),
-            Bool<CriRuntimeConfig>("enable_cdi", r => r.EnableCdi, (r, v) => r with { EnableCdi = v }, "Apply Container Device Interface specs to containers that request CDI devices."),
+            Bool<CriRuntimeConfig>("enable_cdi", r => r.EnableCdi, (r, v) => r with { EnableCdi = v }, "Apply Container Device Interface specs to containers that request CDI devices.") with
+            {
+                Usage = ConfigKeyUsage.Deprecated,
+                Note = "containerd 2.2 deprecates the key and 2.3 removes it (CDI is then always on); setting it to false records the deprecation",
+                Check = CheckEnableCdi,
+            },
             List<CriRuntimeConfig>("cdi_spec_dirs", r => r.CdiSpecDirs, (r, v) => r with { CdiSpecDirs = v }, "Directories of CDI specs; later ones take precedence."),
             Dur<CriRuntimeConfig>("drain_exec_sync_io_timeout", r => r.DrainExecSyncIoTimeout, (r, v) => r with { DrainExecSyncIoTimeout = v },
                 "How long ExecSync waits for output after the exec process exits; 0s means no limit.") with { Usage = ConfigKeyUsage.Ignored, Note = "Hull's ExecSync returns when the command exits (conmon collects the output), so it never waits for a background child's output to close." },
@@ -401,6 +406,13 @@ public static class ConfigSchema
             context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}` must be one of {list}, got \"{value}\"");
         }
     };
+
+    // containerd 2.2 warns only when CDI is turned off (its default config sets the key to true).
+    private static void CheckEnableCdi(object value, FieldContext context)
+    {
+        if (!(bool)value)
+            context.Deprecate(ConfigDeprecations.EnableCdi, $"`{context.At.Path}` = false is deprecated: containerd 2.3 removes the key and CDI is always enabled");
+    }
 
     private static void CheckRuntimeType(object value, FieldContext context)
     {

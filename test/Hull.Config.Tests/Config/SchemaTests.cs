@@ -241,4 +241,17 @@ public class SchemaTests
         (IEnumerable x, IEnumerable y) when a is not string => x.Cast<object>().SequenceEqual(y.Cast<object>()),
         _ => Equals(a, b),
     };
+
+    [Theory]
+    [InlineData("version = 3\n[plugins.'io.containerd.cri.v1.runtime']\nenable_cdi = false\n", false, true)]
+    [InlineData("version = 3\n[plugins.'io.containerd.cri.v1.runtime']\nenable_cdi = true\n", true, false)]
+    [InlineData("version = 2\n[plugins.'io.containerd.grpc.v1.cri']\nenable_cdi = false\n", false, true)]
+    [InlineData("version = 3\n", true, false)]
+    public void Turning_cdi_off_records_containerd_2_2s_enable_cdi_deprecation(string toml, bool enabled, bool deprecated)
+    {
+        var result = ConfigLoader.LoadText(toml, "config.toml");
+        Assert.Equal(enabled, result.Config.Runtime.EnableCdi);
+        Assert.Equal(deprecated, result.DeprecationIds.Contains(ConfigDeprecations.EnableCdi));
+        Assert.Equal(deprecated, result.Diagnostics.Any(d => d.Kind == ConfigDiagnosticKind.Deprecated && d.Message.Contains("enable_cdi", StringComparison.Ordinal)));
+    }
 }
