@@ -76,7 +76,8 @@ internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
             $"NRI plugin {Describe()} closed its connection before registering ({CloseReason})"), TaskScheduler.Default);
         try
         {
-            await (await Task.WhenAny(_registered.Task, closed).ConfigureAwait(false)).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            var first = await Task.WhenAny(_registered.Task, closed).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            await first.ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
