@@ -80,6 +80,13 @@ public static class SpecAdjuster
     public static OciSpec Apply(OciSpec spec, ContainerAdjustment adjustment, string containerName, HostInfo host,
         CdiInjector? injectCdi = null, string mountInfoPath = "/proc/self/mountinfo")
     {
+        // CDI edits first: the rest of the adjustment applies on top of what the CDI devices bring.
+        if (adjustment.CdiDevices.Count > 0)
+        {
+            if (injectCdi is null)
+                throw new HullException(ErrorKind.FailedPrecondition, $"container \"{containerName}\": CDI devices {string.Join(", ", adjustment.CdiDevices)} were requested, but CDI is not available");
+            spec = injectCdi(spec, adjustment.CdiDevices);
+        }
         var process = spec.Process ?? new OciProcess();
         var linux = spec.Linux ?? new OciLinux();
 
@@ -93,15 +100,6 @@ public static class SpecAdjuster
         var args = adjustment.Args is { Count: > 0 } a ? a : process.Args;
 
         var hooks = AppendHooks(spec.Hooks, adjustment.Hooks);
-
-        if (adjustment.CdiDevices.Count > 0)
-        {
-            if (injectCdi is null)
-                throw new HullException(ErrorKind.FailedPrecondition, $"container \"{containerName}\": CDI devices {string.Join(", ", adjustment.CdiDevices)} were requested, but CDI is not available");
-            spec = injectCdi(spec with { Process = process, Linux = linux }, adjustment.CdiDevices);
-            process = spec.Process ?? process;
-            linux = spec.Linux ?? linux;
-        }
 
         // Devices: each added node gets its cgroup rule, as a CRI device does.
         var devices = (linux.Devices ?? []).ToList();
