@@ -115,7 +115,7 @@ internal static class Daemon
         var criLog = loggerFactory.CreateLogger("cri");
         await using var server = CriServer.Create(config,
             [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations, images, sandboxes, cni, containers,
-            streaming);
+            streaming, loggerFactory.CreateLogger("grpc"));
         server.CallCompleted = call =>
         {
             if (call.Status != Hull.Grpc.StatusCode.OK)

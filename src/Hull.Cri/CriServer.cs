@@ -17,14 +17,14 @@ public static class CriServer
     public static GrpcServer Create(HullConfig config, IEnumerable<(Google.Protobuf.Reflection.ServiceDescriptor, object)> extraServices,
         EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations, Hull.Images.ImageManager images,
         Hull.Sandbox.SandboxManager? sandboxes = null, Hull.Sandbox.Cni.CniManager? cni = null, Containers.ContainerManager? containers = null,
-        Streaming.StreamingServer? streaming = null)
+        Streaming.StreamingServer? streaming = null, Microsoft.Extensions.Logging.ILogger? transportLog = null)
     {
         var server = new GrpcServer(new GrpcServerOptions
         {
             MaxReceiveMessageSize = config.Grpc.MaxRecvMessageSize,
             MaxSendMessageSize = config.Grpc.MaxSendMessageSize,
             Http2 = new Http2ServerOptions(),
-        })
+        }, transportLog)
         {
             MapException = StatusMapping.Map,
             RetiredPathCalled = _ => deprecations.Record(DeprecationIds.CriApiV1Alpha2),

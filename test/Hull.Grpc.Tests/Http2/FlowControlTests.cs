@@ -179,7 +179,8 @@ public class FlowControlTests
     public async Task DataBeyondTheConnectionReceiveWindowIsAConnectionFlowControlError()
     {
         // Frames bigger than the connection window are only possible with a large MAX_FRAME_SIZE, which the server then advertises.
-        await using var server = TestServer.Start(new() { Http2 = new() { MaxFrameSize = 100_000, ConnectionWindowSize = 65_535 } });
+        // The window is never smaller than the largest request, so that is small here too.
+        await using var server = TestServer.Start(new() { MaxReceiveMessageSize = 1000, Http2 = new() { MaxFrameSize = 100_000, ConnectionWindowSize = 65_535 } });
         await using (var client = await server.ConnectReadyAsync())
         {
             Assert.Equal(100_000u, client.ServerSettings[SettingId.MaxFrameSize]);
