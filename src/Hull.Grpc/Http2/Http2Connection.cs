@@ -81,8 +81,10 @@ public sealed partial class Http2Connection
         _decoder = new HpackDecoder(options.HeaderTableSize, options.MaxHeaderListSize);
         Writer = new FrameWriter(transport.Output);
         SendWindow = new FlowWindow(Http2Limits.DefaultInitialWindowSize) { StallTimeout = options.ZeroWindowTimeout };
-        // One request of the maximum size must always fit, or it could never complete.
-        int connectionWindow = (int)Math.Clamp(Math.Max(options.ConnectionWindowSize, maxRequestBody), Http2Limits.DefaultInitialWindowSize, Http2Limits.MaxWindowSize);
+        // A request of the maximum size must always fit, or it could never complete, and so must one frame more, or a
+        // request over the limit would stall one octet short of showing it (instead of failing RESOURCE_EXHAUSTED).
+        long fits = maxRequestBody + options.MaxFrameSize;
+        int connectionWindow = (int)Math.Clamp(Math.Max(options.ConnectionWindowSize, fits), Http2Limits.DefaultInitialWindowSize, Http2Limits.MaxWindowSize);
         _receiveWindow = new ReceiveWindow(connectionWindow, Http2Limits.DefaultInitialWindowSize);
         _streamResets = new TokenBucket(options.StreamResetRate);
         _settingsFrames = new TokenBucket(options.SettingsRate);

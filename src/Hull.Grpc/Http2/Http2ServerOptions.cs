@@ -19,7 +19,8 @@ public sealed record Http2ServerOptions
     /// <summary>
     /// Receive window of the whole connection, raised from 65535 by an initial WINDOW_UPDATE. It is re-granted
     /// only as handlers consume the request bodies buffered on the connection, so it bounds the request bytes one
-    /// connection can make the server hold (raised to the maximum request size if smaller, so one request always fits).
+    /// connection can make the server hold. It is raised if need be to the maximum request size plus one frame, so a
+    /// request always fits and one over the limit is seen to be.
     /// </summary>
     public int ConnectionWindowSize { get; init; } = 16 << 20;
     public int MaxFrameSize { get; init; } = Http2Limits.DefaultMaxFrameSize;

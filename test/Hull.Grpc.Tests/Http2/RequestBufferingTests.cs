@@ -98,6 +98,18 @@ public class RequestBufferingTests
     }
 
     [Fact]
+    public async Task RequestOverTheLimitIsRefusedEvenWhenTheWindowIsNoLargerThanTheLimit()
+    {
+        // The window never lets a client stall one octet short of proving its request too large.
+        await using var server = TestServer.Start(new GrpcServerOptions { MaxReceiveMessageSize = 100_000, Http2 = new() { ConnectionWindowSize = 65_535 } });
+        await using var client = await server.ConnectReadyAsync();
+        await client.SendHeadersAsync(1, RawHttp2Client.RequestHeaders(RawHttp2Client.VersionPath), endStream: false);
+        await new WindowedSender(client).SendAsync([1], 150_000);
+        var result = await client.ReadResponseAsync(1);
+        Assert.Equal(StatusCode.ResourceExhausted, result.GrpcStatus);
+    }
+
+    [Fact]
     public async Task RequestBytesAcrossConnectionsAreBoundedByTheServerBudget()
     {
         await using var server = TestServer.Start(new GrpcServerOptions { Http2 = new() { MaxBufferedRequestBytes = 150_000 } });
