@@ -18,19 +18,16 @@ public sealed class FrameWriter(PipeWriter output)
     private volatile bool _completed;
     private volatile bool _aborted;
     private bool _outputCompleted;
-    // When the flush in progress started (Environment.TickCount64), 0 when none: the connection's watchdog
-    // closes a connection whose peer stopped reading.
-    private long _flushStartedAt;
+    // Flushes started, and whether one is in progress: the connection's watchdog closes a connection whose peer
+    // stopped reading when it sees the same flush pending for too long (no clock read per write).
+    private int _flushes;
+    private volatile bool _flushing;
     private int _responseSent;
 
     public int PeerMaxFrameSize => Volatile.Read(ref _peerMaxFrameSize);
 
-    /// <summary>How long the write in progress has been waiting for the peer to read, or zero.</summary>
-    public TimeSpan PendingWriteAge(long now)
-    {
-        long started = Volatile.Read(ref _flushStartedAt);
-        return started == 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(now - started);
-    }
+    /// <summary>The number of the flush in progress (it is the same one while it stays pending), or null if none is.</summary>
+    public int? PendingFlush => _flushing ? Volatile.Read(ref _flushes) : null;
 
     /// <summary>True if response headers or data were written since the last call (grpc-go's resetPingStrikes).</summary>
     public bool TakeResponseSent() => Interlocked.Exchange(ref _responseSent, 0) != 0;
@@ -150,7 +147,8 @@ public sealed class FrameWriter(PipeWriter output)
         {
             if (_completed) return;
             write(this, state);
-            Volatile.Write(ref _flushStartedAt, Math.Max(1, Environment.TickCount64));
+            Volatile.Write(ref _flushes, _flushes + 1);
+            _flushing = true;
             var result = await output.FlushAsync().ConfigureAwait(false);
             if (result.IsCompleted || result.IsCanceled) _completed = true;
         }
@@ -161,7 +159,7 @@ public sealed class FrameWriter(PipeWriter output)
         }
         finally
         {
-            Volatile.Write(ref _flushStartedAt, 0);
+            _flushing = false;
             _lock.Release();
         }
     }

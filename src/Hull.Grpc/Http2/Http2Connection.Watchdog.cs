@@ -37,11 +37,14 @@ public sealed partial class Http2Connection
         try
         {
             long pingSentAt = 0;
+            (int Flush, long Since) stuck = (0, 0);
             using var timer = new PeriodicTimer(tick);
             while (await timer.WaitForNextTickAsync(_closed.Token).ConfigureAwait(false))
             {
                 long now = Environment.TickCount64;
-                if (Exceeded((long)Writer.PendingWriteAge(now).TotalMilliseconds, o.WriteTimeout))
+                if (Writer.PendingFlush is not { } flush) stuck = (0, 0);
+                else if (flush != stuck.Flush) stuck = (flush, now);
+                else if (Exceeded(now - stuck.Since, o.WriteTimeout))
                 {
                     // A GOAWAY could not get through either: drop the connection.
                     LogClose(LogLevel.Warning, null, $"the peer read nothing for {Seconds(o.WriteTimeout)} while the server was writing");

@@ -244,9 +244,10 @@ public sealed partial class Http2Connection
     {
         try
         {
+            // One clock read per read buffer serves keepalive and the progress of every stream it feeds.
+            Volatile.Write(ref _lastFrameTicks, Environment.TickCount64);
             while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameSize, out var header, out var payload))
             {
-                Volatile.Write(ref _lastFrameTicks, Environment.TickCount64);
                 if (!_settingsSeen)
                 {
                     if (header.Type != FrameType.Settings)
@@ -316,7 +317,7 @@ public sealed partial class Http2Connection
             RejectData(header, stream);
             return;
         }
-        stream.BodyProgressAt = Environment.TickCount64;
+        stream.BodyProgressAt = _lastFrameTicks;
         stream.DataReceived += data.Length;
         bool endStream = header.Has(FrameFlags.EndStream);
         // Padding is never kept; the data is, until the handler releases the body, unless the stream gave it up.
@@ -497,7 +498,7 @@ public sealed partial class Http2Connection
                 throw new Http2StreamException(id, Http2ErrorCode.EnhanceYourCalm,
                     $"stream {id} refused: the handlers of {_runningHandlers} streams, most of them reset, are still running");
             stream = new Http2Stream(this, id, _headerScratch.ToArray(), contentLength, _maxRequestBody, _peerInitialWindow,
-                _options.StreamWindowSize, _options.ZeroWindowTimeout);
+                _options.StreamWindowSize, _options.ZeroWindowTimeout) { BodyProgressAt = _lastFrameTicks };
             _streams.Add(id, stream);
             Interlocked.Increment(ref _runningHandlers);
         }

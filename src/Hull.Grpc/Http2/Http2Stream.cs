@@ -31,7 +31,6 @@ public sealed class Http2Stream
         _maxBodyLength = maxBodyLength;
         SendWindow = new FlowWindow(peerInitialWindow) { StallTimeout = zeroWindowTimeout };
         Receive = new ReceiveWindow(receiveWindow, receiveWindow);
-        BodyProgressAt = Environment.TickCount64;
         foreach (var h in requestHeaders)
         {
             switch (h.Name)
@@ -92,6 +91,7 @@ public sealed class Http2Stream
     public ValueTask ReleaseBodyAsync()
     {
         int released;
+        if (Volatile.Read(ref _bodyReleased)) return ValueTask.CompletedTask; // the usual second call, from the connection
         lock (_body)
         {
             if (_bodyReleased) return ValueTask.CompletedTask;
