@@ -38,8 +38,8 @@ public class ConnectionLimitTests
     public async Task ClientThatDoesNotFinishThePrefaceIsDisconnected(string partialPreface)
     {
         await using var server = TestServer.Start(new() { Http2 = new() { PrefaceTimeout = TimeSpan.FromMilliseconds(300) } });
+        var stopwatch = Stopwatch.StartNew(); // before connecting: the server's clock cannot start earlier
         await using var client = await server.ConnectAsync();
-        var stopwatch = Stopwatch.StartNew();
         if (partialPreface.Length > 0) await client.SendRawAsync(System.Text.Encoding.ASCII.GetBytes(partialPreface));
         await client.ExpectClosedAsync();
         Assert.InRange(stopwatch.ElapsedMilliseconds, 250, 5000);
@@ -50,11 +50,11 @@ public class ConnectionLimitTests
     public async Task ClientThatSendsThePrefaceButNoSettingsIsDisconnected()
     {
         await using var server = TestServer.Start(new() { Http2 = new() { PrefaceTimeout = TimeSpan.FromMilliseconds(300) } });
+        var stopwatch = Stopwatch.StartNew();
         await using var client = await server.ConnectAsync();
         await client.SendPrefaceAsync();
-        var stopwatch = Stopwatch.StartNew();
         await client.ExpectClosedAsync();
-        Assert.InRange(stopwatch.ElapsedMilliseconds, 150, 5000);
+        Assert.InRange(stopwatch.ElapsedMilliseconds, 250, 5000);
     }
 
     [Fact]
@@ -66,8 +66,10 @@ public class ConnectionLimitTests
         await Task.Delay(400);
         await client.HandshakeAsync(); // asserts that the first frame from the server is its SETTINGS
         client.AutoPingAck = true;
-        var frames = await client.ReadForAsync(TimeSpan.FromMilliseconds(400));
-        Assert.Contains(frames, f => f.Type == FrameType.Ping && !f.Has(FrameFlags.Ack)); // and then it runs
+        Frame? ping; // and then it runs
+        do ping = await client.ReadFrameAsync();
+        while (ping is not null && !(ping.Type == FrameType.Ping && !ping.Has(FrameFlags.Ack)));
+        Assert.NotNull(ping);
     }
 
     [Fact]

@@ -55,7 +55,8 @@ public class ControlFrameFloodTests
         var stopwatch = Stopwatch.StartNew();
         for (int i = 0; i < 100; i++) await client.SendRawAsync(frames[i % 2]);
         await client.PingRoundTripAsync();
-        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(3), $"100 SETTINGS frames took {stopwatch.Elapsed}");
+        // Milliseconds of work; the bound leaves room for a badly overloaded machine.
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(5), $"100 SETTINGS frames took {stopwatch.Elapsed}");
         Assert.Null(client.GoAway);
     }
 

@@ -77,7 +77,7 @@ public class RapidResetTests
         await using var client = await server.ConnectReadyAsync();
         for (int id = 1; id <= 7; id += 2)
         {
-            await client.SendVersionAsync(id, $"hang:1500:z{id}"); // ignores cancellation
+            await client.SendVersionAsync(id, $"hang:4000:z{id}"); // ignores cancellation
             await server.Service.Signals($"z{id}").Started.Task.WaitAsync(RawHttp2Client.Timeout);
             await client.SendRstStreamAsync(id, Http2ErrorCode.Cancel);
         }
