@@ -9,7 +9,7 @@ namespace Hull.Grpc.Tests.Conformance;
 /// <summary>
 /// h2spec (summerwind/h2spec v2.6.0), the HTTP/2 conformance suite, against Hull.Grpc on loopback TCP (h2spec dials
 /// TCP only). It lives with the unit tests rather than the e2e tests because it needs neither root nor hulld: the
-/// transport is what it checks, and an in-process server gives the cleanest view of it. About 5 s.
+/// transport is what it checks, and an in-process server gives the cleanest view of it. 1–5 s.
 /// </summary>
 public class H2SpecTests(ITestOutputHelper output)
 {
