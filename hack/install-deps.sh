@@ -113,6 +113,16 @@ if [ -d "$GO_DIR/cri-probe" ]; then
   )
 fi
 
+# ---------------------------------------------------------------- prebuilt Go test tools (h2spec, critest, ...)
+# ../shared/tools holds them (no Go module proxy here); its install.sh unpacks them into
+# /usr/local/lib/hull-test-tools (HULL_TEST_TOOLS overrides both) and is idempotent.
+TOOLS_SRC="${HULL_TOOLS_SRC:-$ROOT/../shared/tools}"
+if [ -x "$TOOLS_SRC/install.sh" ]; then
+  log "test tools: $("$TOOLS_SRC/install.sh" ${HULL_TEST_TOOLS:+"$HULL_TEST_TOOLS"})"
+else
+  log "test tools: $TOOLS_SRC/install.sh not found; tests that need h2spec and the like will say so"
+fi
+
 # ---------------------------------------------------------------- .NET
 if [ "$BUILD_DOTNET" -eq 1 ]; then
   command -v dotnet >/dev/null 2>&1 || die "dotnet SDK not found (it is expected to be preinstalled)"

@@ -108,7 +108,7 @@ internal static class Daemon
         var runtime = new RuntimeService(bound.Cri, lifecycle.Pods, lifecycle.Containers, lifecycle.Events, deprecations, lifecycle.Cni.Default, streaming);
         var criLog = loggerFactory.CreateLogger("cri");
         await using var server = CriServer.Create(bound.Cri, runtime, images.Images, deprecations,
-            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)]);
+            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], loggerFactory.CreateLogger("grpc"));
         server.CallCompleted = call =>
         {
             if (call.Status != Hull.Grpc.StatusCode.OK)

@@ -14,14 +14,14 @@ public static class CriServer
         "CRI v1alpha2 was removed (containerd 2.0 and Hull serve runtime.v1 only); configure the kubelet or client to use CRI v1";
 
     public static GrpcServer Create(CriOptions options, RuntimeService runtime, ImageManager images, DeprecationRegistry deprecations,
-        IEnumerable<(Google.Protobuf.Reflection.ServiceDescriptor, object)> extraServices)
+        IEnumerable<(Google.Protobuf.Reflection.ServiceDescriptor, object)> extraServices, Microsoft.Extensions.Logging.ILogger? transportLog = null)
     {
         var server = new GrpcServer(new GrpcServerOptions
         {
             MaxReceiveMessageSize = options.MaxReceiveMessageSize,
             MaxSendMessageSize = options.MaxSendMessageSize,
             Http2 = new Http2ServerOptions(),
-        })
+        }, transportLog)
         {
             MapException = StatusMapping.Map,
             RetiredPathCalled = _ => deprecations.Record(DeprecationIds.CriApiV1Alpha2),
