@@ -34,7 +34,7 @@ PACKAGES=(
   runc conmon catatonit containernetworking-plugins iptables iproute2
   docker-registry skopeo umoci busybox-static containerd
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
-  python3 zstd util-linux jq curl
+  python3 zstd util-linux jq curl procps
 )
 if ! command -v node >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)
@@ -111,6 +111,15 @@ if [ -d "$GO_DIR/cri-probe" ]; then
     mkdir -p "$GOCACHE" bin
     go build -o bin/cri-probe ./cri-probe
   )
+fi
+
+# ---------------------------------------------------------------- prebuilt Go test tools (critest, crictl, ...)
+# The Go module proxy is out of reach, so ../shared/tools holds them prebuilt (see its README.md).
+TOOLS_SRC="${HULL_TOOLS_SRC:-$ROOT/../shared/tools}"
+if [ -x "$TOOLS_SRC/install.sh" ]; then
+  log "test tools: unpacked in $("${SUDO[@]}" "$TOOLS_SRC/install.sh")"
+else
+  log "warning: $TOOLS_SRC/install.sh not found: critest and crictl are missing (set HULL_TOOLS_SRC)"
 fi
 
 # ---------------------------------------------------------------- .NET
