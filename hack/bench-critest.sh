@@ -41,8 +41,7 @@ done
 for t in containerd containerd-shim-runc-v2 "$CRITEST" python3; do
   command -v "$t" >/dev/null || die "$t not found (hack/install-deps.sh)"
 done
-exec 8<"$ROOT/hack/critest.sh"
-flock -n 8 || { log "a hack/critest.sh run holds the host ports 12000-12003; waiting for it"; flock 8; }
+lock_critest_ports
 
 if [ ! -f "$HULLD_DIR/hulld.dll" ]; then
   log "building hulld (Release)"

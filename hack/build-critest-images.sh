@@ -9,12 +9,17 @@
 # The images mimic cri-tools' images/ and kubernetes' test/images/ as far as the specs look
 # (pkg/validate/*.go at v1.36.0). Registry paths; the public names map onto them through hosts.toml
 # (registry.k8s.io/X, k8s.gcr.io/X -> X; gcr.io/k8s-staging-cri-tools/X -> k8s-staging-cri-tools/X):
-#   e2e-test-images/busybox:1.29-2     the base: Debian's *dynamic* busybox (package `busybox`, built without
-#                                      FEATURE_SH_STANDALONE, so `sh -c ls` really executes /bin/ls: the
-#                                      MaskedPaths spec masks it) with every applet a hard link, as in the
-#                                      upstream image (a masked symlink would mask busybox itself); plus
-#                                      pgrep (procps) and ipcs (util-linux), which busybox lacks; users and
-#                                      groups of the upstream image (root, daemon, www-data 33, nobody ...)
+#   e2e-test-images/busybox:1.29-2     the base: busybox built here from Debian's source package, static and
+#                                      with busybox's defconfig, as the upstream image's is: every applet
+#                                      (pgrep, ipcs, ...), and no FEATURE_SH_STANDALONE, so `sh -c ls` really
+#                                      executes /bin/ls (the MaskedPaths spec masks it; Debian's
+#                                      busybox-static runs applets in-process). A static binary also starts
+#                                      fast: `sh -c top` installs its SIGTERM handler before a StopContainer
+#                                      right after StartContainer arrives (PID 1 drops signals it has no
+#                                      handler for; with Debian's dynamic busybox some stops waited the full
+#                                      60 s timeout). Every applet is a hard link, as upstream (a masked
+#                                      symlink would mask busybox itself). Users and groups of the upstream
+#                                      image (root, daemon, www-data 33, nobody ...)
 #   e2e-test-images/nginx:1.14-2       Debian's nginx on port 80: master process as PID 1 ("nginx: master
 #                                      process nginx -g daemon off;"), /var/run/nginx.pid, `pidof nginx`
 #   k8s-staging-cri-tools/hostnet-nginx-<arch>  the same nginx on port 12003 (images/hostnet-nginx)
@@ -31,9 +36,8 @@
 # Not built: test-image-digest@sha256:9700f9a2..., whose upstream manifest digest cannot be rebuilt
 # offline (hack/critest.sh skips that one spec by name).
 #
-# Needs umoci, skopeo, docker-registry, curl, python3, apt-get (downloads the `busybox` and `nginx`
-# packages once; `busybox` cannot be installed next to busybox-static), procps, util-linux, coreutils,
-# catatonit.
+# Needs umoci, skopeo, docker-registry, curl, python3, apt-get (fetches busybox's source package and the
+# nginx package once, installing neither), dpkg-dev, gcc, make, libc6-dev, bzip2, coreutils, catatonit.
 set -euo pipefail
 
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
@@ -45,7 +49,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build-critest-images: error: %s\n' "$*" >&2; exit 1; }
 
 [[ "$(id -u)" -eq 0 ]] || die "must run as root (umoci keeps file owners and setuid bits only as root)"
-for tool in umoci skopeo docker-registry curl python3 apt-get dpkg-deb ldd flock sha256sum; do
+for tool in umoci skopeo docker-registry curl python3 apt-get dpkg-deb dpkg-source gcc make bzip2 ldd flock sha256sum; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed; run hack/install-deps.sh"
 done
 # shellcheck source=hack/lib/registry.sh
@@ -54,7 +58,10 @@ done
 ARCH="$(dpkg --print-architecture)"
 PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Host programs copied into the images with the shared libraries they load.
-HOST_PROGRAMS=(/usr/bin/pgrep /usr/bin/ipcs /usr/bin/id /usr/bin/catatonit)
+HOST_PROGRAMS=(/usr/bin/id /usr/bin/catatonit)
+# busybox's build configuration: its defconfig, linked statically. FEATURE_SH_STANDALONE and
+# FEATURE_PREFER_APPLETS are off in defconfig; set here so that stays true.
+BUSYBOX_CONFIG=(CONFIG_STATIC=y '# CONFIG_FEATURE_SH_STANDALONE is not set' '# CONFIG_FEATURE_PREFER_APPLETS is not set')
 
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -64,22 +71,67 @@ rm -rf "$OUT"/.work.*
 
 # ---------------------------------------------------------------------------- inputs and the stamp
 
-# The Debian packages are downloaded once into OUTDIR/debs (apt-get download needs no install).
-fetch_debs() {
-  local pkg
-  mkdir -p "$OUT/debs"
-  chown _apt "$OUT/debs" 2>/dev/null || true # apt-get download drops to the _apt user where it can
-  for pkg in busybox nginx; do
-    compgen -G "$OUT/debs/${pkg}_*.deb" >/dev/null && continue
-    log "downloading the Debian package $pkg"
-    (cd "$OUT/debs" && apt-get download -q "$pkg" >&2) ||
-      { apt-get update -q >&2 && (cd "$OUT/debs" && apt-get download -q "$pkg" >&2); } ||
-      die "apt-get download $pkg failed"
-  done
-  rm -rf "$OUT/debs/x"
-  for pkg in "$OUT"/debs/*.deb; do dpkg-deb -x "$pkg" "$OUT/debs/x"; done
-  BUSYBOX="$OUT/debs/x/bin/busybox" NGINX="$OUT/debs/x/usr/sbin/nginx"
-  [[ -x "$BUSYBOX" && -x "$NGINX" ]] || die "the busybox or nginx package has no binary where expected"
+# Debian inputs, fetched once into OUTDIR/debian with apt and never installed: the nginx package, and the
+# source package of busybox (through a deb-src list of this script's own, so the host's apt config is untouched).
+fetch_inputs() {
+  local d="$OUT/debian" codename apt_src
+  mkdir -p "$d"
+  chown _apt "$d" 2>/dev/null || true # apt drops to the _apt user where it can
+  if ! compgen -G "$d/nginx_*.deb" >/dev/null; then
+    log "downloading the Debian package nginx"
+    (cd "$d" && apt-get download -q nginx >&2) ||
+      { apt-get update -q >&2 && (cd "$d" && apt-get download -q nginx >&2); } || die "apt-get download nginx failed"
+  fi
+  if ! compgen -G "$d/busybox_*.dsc" >/dev/null; then
+    log "downloading the Debian source package busybox"
+    codename="$(. /etc/os-release && echo "$VERSION_CODENAME")"
+    apt_src="$d/.apt"
+    mkdir -p "$apt_src/parts" "$apt_src/lists/partial" "$apt_src/cache"
+    cat >"$apt_src/parts/debian-src.sources" <<EOF
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: $codename
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    local opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$apt_src/parts"
+      -o "Dir::State::Lists=$apt_src/lists" -o "Dir::Cache=$apt_src/cache")
+    apt-get -q "${opts[@]}" update >&2 && (cd "$d" && apt-get -q "${opts[@]}" source --download-only busybox >&2) ||
+      die "apt-get source busybox failed"
+    rm -rf "$apt_src"
+  fi
+  rm -rf "$d/x"
+  dpkg-deb -x "$(compgen -G "$d/nginx_*.deb" | head -1)" "$d/x"
+  NGINX="$d/x/usr/sbin/nginx" BUSYBOX_DSC="$(compgen -G "$d/busybox_*.dsc" | head -1)"
+  [[ -x "$NGINX" ]] || die "the nginx package has no /usr/sbin/nginx"
+}
+
+# OUTDIR/busybox/busybox from BUSYBOX_DSC with BUSYBOX_CONFIG, built once (about a minute on 2 idle CPUs).
+build_busybox() {
+  local dir="$OUT/busybox" stamp tree line name
+  BUSYBOX="$dir/busybox"
+  stamp="$( { cat "$BUSYBOX_DSC"; printf '%s\n' "${BUSYBOX_CONFIG[@]}"; } | sha256sum | cut -d' ' -f1)"
+  [[ -x "$BUSYBOX" && "$(cat "$dir/.stamp" 2>/dev/null)" == "$stamp" ]] && return 0
+  log "building busybox from $(basename "$BUSYBOX_DSC") (static, defconfig)"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  tree="$dir/src"
+  dpkg-source -x "$BUSYBOX_DSC" "$tree" >"$dir/build.log" 2>&1 || die "dpkg-source failed; see $dir/build.log"
+  (
+    cd "$tree"
+    make defconfig
+    for line in "${BUSYBOX_CONFIG[@]}"; do
+      name="$(grep -o 'CONFIG_[A-Z0-9_]*' <<<"$line")"
+      sed -i -e "/^$name=/d" -e "/^# $name is not set/d" .config
+      echo "$line" >>.config
+    done
+    yes "" | make oldconfig
+    make -j"$(nproc)" busybox
+  ) >>"$dir/build.log" 2>&1 || die "building busybox failed; see $dir/build.log"
+  install -m 0755 "$tree/busybox" "$BUSYBOX"
+  "$BUSYBOX" --list | grep -qx pgrep || die "the busybox built has no pgrep applet"
+  rm -rf "$tree"
+  echo "$stamp" >"$dir/.stamp"
 }
 
 # Every shared library (and the dynamic loader) an ELF program loads, as host paths; none for static ones.
@@ -90,7 +142,8 @@ input_files() {
   for p in "${HOST_PROGRAMS[@]}" "$BUSYBOX" "$NGINX"; do echo "$p"; libs_of "$p"; done | sort -u
 }
 
-fetch_debs
+fetch_inputs
+build_busybox
 HASH="$( { cat "$SELF" "$HACK/lib/registry.sh"; input_files | xargs sha256sum; } | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$OUT/.stamp" 2>/dev/null)" == "$HASH" && -d "$OUT/registry" ]]; then
   log "critest images in $OUT are up to date"
@@ -149,12 +202,10 @@ derive() {
 populate_busybox() { # ROOTFS
   local r="$1" a
   mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,root,home,tmp,var/tmp,var/run,var/www,proc,sys,dev}
-  copy_program "$r" "$BUSYBOX" /bin/busybox
+  install -m 0755 "$BUSYBOX" "$r/bin/busybox"
   for a in $("$BUSYBOX" --list-full); do
     if [[ "$a" == */* && ! -e "$r/$a" ]]; then ln "$r/bin/busybox" "$r/$a"; fi
   done
-  copy_program "$r" /usr/bin/pgrep
-  copy_program "$r" /usr/bin/ipcs
   cat >"$r/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/bin/false
@@ -249,7 +300,7 @@ build_layout() {
   umoci new --image "$L:empty"
   umoci unpack --image "$L:empty" "$WORK/bundle-busybox" >/dev/null
   populate_busybox "$BASE"
-  umoci repack --history.created_by "hull-critest: Debian busybox (dynamic), pgrep, ipcs, users" \
+  umoci repack --history.created_by "hull-critest: busybox (static, defconfig), users" \
     --image "$L:busybox" "$WORK/bundle-busybox" >/dev/null
   config busybox --config.cmd sh --config.env "$PATH_ENV"
 

@@ -62,8 +62,7 @@ SKIP_BY_NAME="$(awk -F'\t' '$1 == "skip-by-name" { printf "%s%s", sep, $2; sep =
 [ -z "$SKIP_BY_NAME" ] || CRITEST_ARGS=(-ginkgo.skip="$SKIP_BY_NAME" ${CRITEST_ARGS[@]+"${CRITEST_ARGS[@]}"})
 
 # ------------------------------------------------------------------------------------------ the run
-exec 8<"$SELF"
-flock -n 8 || { log "another hack/critest.sh run holds the host ports 12000-12003; waiting for it"; flock 8; }
+lock_critest_ports
 
 if [ ! -f "$HULLD_DIR/hulld.dll" ]; then
   log "building hulld (Release)"

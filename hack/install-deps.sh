@@ -34,7 +34,8 @@ PACKAGES=(
   runc conmon catatonit containernetworking-plugins iptables iproute2
   docker-registry skopeo umoci busybox-static containerd
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
-  python3 zstd util-linux jq curl procps
+  python3 zstd util-linux jq curl
+  gcc make libc6-dev dpkg-dev bzip2
 )
 if ! command -v node >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)

@@ -179,6 +179,14 @@ EOF
   done
 }
 
+# critest's specs listen on fixed host ports (12000-12003): one critest run at a time on the host, whichever
+# checkout it comes from. lock_critest_ports waits for the others; the lock is the critest binary itself, which
+# every run uses and which stays, so no lock file is left behind.
+lock_critest_ports() {
+  exec 8<"$CRITEST" # servers and critest are started with 8<&-, so only this shell holds it
+  flock -n 8 || { log "another critest run holds the host ports 12000-12003; waiting for it"; flock 8; }
+}
+
 # ------------------------------------------------------------------------------------------- servers
 
 probe_server() { "$CRICTL" --runtime-endpoint "unix://$1" --timeout 2s version; }
@@ -233,7 +241,7 @@ disabled_plugins = [
   [plugins."io.containerd.internal.v1.opt"]
     path = "$d/opt"
 EOF
-  containerd --config "$d/config.toml" >"$T/$1.log" 2>&1 &
+  containerd --config "$d/config.toml" >"$T/$1.log" 2>&1 8<&- &
   SRV_PID=$!
   PIDS+=("$SRV_PID")
   SOCKS+=("$SRV_SOCK")
@@ -260,7 +268,7 @@ version = 3
   plugin_config_path = "$d/nri/conf.d"
 EOF
   dotnet "$HULLD_DIR/hulld.dll" --config "$d/config.toml" --address "$SRV_SOCK" --root "$d/root" --state "$d/state" \
-    >"$T/$1.log" 2>&1 &
+    >"$T/$1.log" 2>&1 8<&- &
   SRV_PID=$!
   PIDS+=("$SRV_PID")
   SOCKS+=("$SRV_SOCK")
@@ -280,7 +288,7 @@ critest_run() {
   start="$(date +%s.%N)"
   TMPDIR="$T/tmp" timeout 50m "$CRITEST" -runtime-endpoint "unix://$sock" -image-endpoint "unix://$sock" \
     -ginkgo.no-color -ginkgo.timeout=45m -ginkgo.json-report="$T/$name.json" -ginkgo.junit-report="$T/$name.xml" \
-    "$@" >"$T/$name.log" 2>&1 && rc=0 || rc=$?
+    "$@" >"$T/$name.log" 2>&1 8<&- && rc=0 || rc=$?
   CRITEST_SECONDS="$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')"
   return "$rc"
 }

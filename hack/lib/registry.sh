@@ -28,7 +28,7 @@ http:
   addr: $REGISTRY
   secret: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 EOF
-  docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 8<&- & # fd 8: hack/lib/cri-env.sh's lock
   REGISTRY_PID=$!
   for i in $(seq 1 100); do
     curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && return 0
