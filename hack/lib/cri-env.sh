@@ -89,15 +89,25 @@ ipt_cleanup() {
 # Shared-memory segment ids. critest's host-IPC specs create some with ipcmk and never remove them.
 shm_ids() { ipcs -m -p 2>/dev/null | awk '$1 ~ /^[0-9]+$/ { print $1 }'; }
 shm_cleanup() {
-  local id cpid nattch
+  local id cpid nattch bytes
   for id in $(comm -13 <(echo "$SHM_BEFORE") <(shm_ids | sort)); do
     cpid="$(ipcs -m -p 2>/dev/null | awk -v id="$id" '$1 == id { print $3 }')"
     nattch="$(ipcs -m -i "$id" 2>/dev/null | grep -o 'nattch=[0-9]*' | cut -d= -f2)"
-    # Only orphans: nobody attached, and the process that made it is gone.
-    [ "${nattch:-1}" = 0 ] && ! kill -0 "${cpid:-1}" 2>/dev/null || continue
+    bytes="$(ipcs -m -i "$id" 2>/dev/null | grep -o 'bytes=[0-9]*' | cut -d= -f2)"
+    # Only critest's orphans: its size (ipcmk -M 1048576), nobody attached, and the process that made it gone.
+    [ "${bytes:-0}" = 1048576 ] && [ "${nattch:-1}" = 0 ] && ! kill -0 "${cpid:-1}" 2>/dev/null || continue
     log "removing shared-memory segment $id (made during this run by pid $cpid)"
     ipcrm -m "$id" 2>/dev/null || true
   done
+}
+
+netns_in_use() { # pinned netns path: true when some process is in it
+  local ino p
+  ino="$(stat -L -c %i "$1" 2>/dev/null)" || return 1
+  for p in /proc/[0-9]*/ns/net; do
+    [ "$(stat -L -c %i "$p" 2>/dev/null)" = "$ino" ] && return 0
+  done
+  return 1
 }
 
 teardown() {
@@ -115,7 +125,10 @@ teardown() {
   done
   sleep 0.2
   umount_under "$T"
+  # containerd 1.6 pins pod network namespaces in /var/run/netns (hulld pins under its state dir, in T). One
+  # made during the run that no process is in any more is ours; one a process is in belongs to someone else.
   for n in $(comm -13 <(echo "$NETNS_BEFORE") <(ls /var/run/netns 2>/dev/null | sort)); do
+    netns_in_use "/var/run/netns/$n" && continue
     log "leftover netns $n"; umount "/var/run/netns/$n" 2>/dev/null; rm -f "/var/run/netns/$n"
   done
   ip link del "$BRIDGE" 2>/dev/null
