@@ -63,6 +63,8 @@ SANDBOX_IMAGE=registry.k8s.io/pause:3.9
 start_hulld hulld; H_SOCK=$SRV_SOCK
 start_containerd containerd; C_SOCK=$SRV_SOCK
 
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+
 # ---------------------------------------------------------------------------------- conformance
 # hack/critest.sh skips this spec by name (reason there); the same for both servers here.
 SKIP_DIGEST="public image with digest should be pulled and removed"
@@ -113,7 +115,7 @@ cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 cat >"$T/header.md" <<EOF
 ### $(date -u '+%Y-%m-%d %H:%M UTC'): critest v1.36.0, conformance × $ROUNDS rounds, benchmark specs × $SAMPLES samples, $(nproc) CPUs
 
-- Machine: $(nproc) × ${cpu_model:-unknown CPU}, ${mem_gib} GiB, Linux $(uname -r); **shared with other jobs and noisy**: load average at the end $(cut -d' ' -f1-3 /proc/loadavg).
+- Machine: $(nproc) × ${cpu_model:-unknown CPU}, ${mem_gib} GiB, Linux $(uname -r); load average at the start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared with other jobs).
 - hulld $(awk '/RuntimeVersion/ { print $2 }' "$T/hulld.probe") (commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), Release, .NET $(dotnet --list-runtimes 2>/dev/null | awk '/Microsoft.NETCore.App/ { v = $2 } END { print v }'), conmon $(conmon --version 2>/dev/null | awk 'NR==1 {print $3}')); containerd $(dpkg-query -W -f='${Version}' containerd 2>/dev/null) (Debian, CRI plugin); runc $(runc --version | awk 'NR==1 {print $3}').
 - Command: \`hack/bench-critest.sh${ARGS[*]:+ ${ARGS[*]}}\`
 EOF
