@@ -35,6 +35,7 @@ PACKAGES=(
   docker-registry skopeo umoci busybox-static containerd
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
   python3 zstd util-linux jq curl
+  gcc make libc6-dev dpkg-dev bzip2
 )
 if ! command -v node >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)
@@ -113,7 +114,7 @@ if [ -d "$GO_DIR/cri-probe" ]; then
   )
 fi
 
-# ---------------------------------------------------------------- prebuilt Go test tools (h2spec, critest, ...)
+# ---------------------------------------------------------------- prebuilt Go test tools (h2spec, critest, crictl, NRI plugins, kube)
 # ../shared/tools holds them (no Go module proxy here); its install.sh unpacks them into
 # /usr/local/lib/hull-test-tools (HULL_TEST_TOOLS overrides both) and is idempotent.
 TOOLS_SRC="${HULL_TOOLS_SRC:-$ROOT/../shared/tools}"
