@@ -183,27 +183,10 @@ public sealed class KubeCluster : IAsyncDisposable
         Api.Dispose();
         // Clients first, etcd last, so nothing logs connection errors for long.
         for (int i = _processes.Count - 1; i >= 0; i--) await _processes[i].DisposeAsync();
-        var left = ProcessesMentioning(Dir).Concat(ProcessesMentioning(EtcdDir)).ToList();
+        var left = HulldProcess.ProcessesMentioning(Dir).Concat(HulldProcess.ProcessesMentioning(EtcdDir)).ToList();
         try { Directory.Delete(EtcdDir, recursive: true); } catch (DirectoryNotFoundException) { }
         if (Environment.GetEnvironmentVariable("HULL_NODE_KEEP_LOGS") is not { Length: > 0 }) Directory.Delete(Dir, recursive: true);
         Assert.True(left.Count == 0, "processes of the cluster left: " + string.Join(", ", left));
-    }
-
-    internal static List<string> ProcessesMentioning(string text)
-    {
-        var found = new List<string>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == Environment.ProcessId) continue;
-            try
-            {
-                var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
-                if (cmdline.Contains(text, StringComparison.Ordinal)) found.Add($"{pid}: {cmdline.Trim()}");
-            }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
-        }
-        return found;
     }
 }
 
