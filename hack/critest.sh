@@ -49,11 +49,6 @@ if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" != Y ]; then
   RULES+="
 expected-skip	AppArmor	AppArmor is off on this host"
 fi
-if printf '%s\n' "${CRITEST_ARGS[@]}" | grep -qx -- '--\?websocket-portforward\(=true\)\?'; then
-  # EXPECTED FAILURES, until the streaming branch (issue 14 item 5) is merged: remove this rule then.
-  RULES+="
-expected-fail	runtime should support portforward	Hull has no port-forward over WebSocket yet (issue 14 item 5, branch streaming)"
-fi
 for a in "${CRITEST_ARGS[@]}"; do
   case "$a" in -ginkgo.focus=*|--ginkgo.focus=*) RULES+="
 focus	${a#*=}	" ;; esac
