@@ -1,3 +1,4 @@
+using Hull.Core;
 using Hull.Cdi;
 using Hull.Config;
 using Hull.Nri;

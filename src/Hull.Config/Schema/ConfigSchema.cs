@@ -1,3 +1,4 @@
+using Hull.Core;
 using System.Globalization;
 using Hull.Config.TomlFiles;
 using Tomlyn.Model;

@@ -1,3 +1,4 @@
+using Hull.Core;
 using Hull.Config.TomlFiles;
 using Tomlyn;
 using Tomlyn.Model;

@@ -134,7 +134,7 @@ public static class HostsFile
 
         if (settings.TryGetValue("dial_timeout", out object? dial))
         {
-            if (dial is not string text || !Hull.Config.GoDuration.TryParse(text, out TimeSpan timeout, out _))
+            if (dial is not string text || !Hull.Core.GoDuration.TryParse(text, out TimeSpan timeout, out _))
                 throw Invalid(sourceName, $"{where}: dial_timeout must be a duration such as \"1s\"");
             result = result with { DialTimeout = timeout };
         }

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Hull.Config;
+namespace Hull.Core;
 
 /// <summary>
 /// Durations in Go's <c>time.ParseDuration</c> syntax, the one containerd's config uses
