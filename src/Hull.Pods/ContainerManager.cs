@@ -457,10 +457,13 @@ public sealed class ContainerManager
         _events.Container(exited, LifecycleEventKind.Stopped);
     }
 
-    /// <summary>Stops the container with its stop signal, then SIGKILL after <paramref name="timeout"/>. Idempotent.</summary>
+    /// <summary>
+    /// Stops the container with its stop signal, then SIGKILL after <paramref name="timeout"/>. Idempotent: a container that
+    /// has exited, or is not known at all, is no error (the kubelet retries stops of containers it already removed; containerd 2.x).
+    /// </summary>
     public async Task StopAsync(string idOrPrefix, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var entry = FindExisting(idOrPrefix);
+        if (TryFindExisting(idOrPrefix) is not { } entry) return;
         var updates = await entry.LockedAsync(() => StopLockedAsync(entry, timeout, cancellationToken), cancellationToken).ConfigureAwait(false);
         if (updates.Count > 0) await ApplyNriAsync(updates, []).ConfigureAwait(false);
     }
@@ -653,11 +656,10 @@ public sealed class ContainerManager
         _files.ReadSpecAsync(record.BundlePath, cancellationToken);
 
     /// <summary>A container that exists (one still being created is not found: its id was not handed out yet).</summary>
-    private ObjectIndex<ContainerRecord>.Entry FindExisting(string idOrPrefix)
-    {
-        var entry = _index.Find(idOrPrefix);
-        return entry.Record.State == ContainerState.Creating && !entry.Record.Recovered ? throw NotFound(idOrPrefix) : entry;
-    }
+    private ObjectIndex<ContainerRecord>.Entry FindExisting(string idOrPrefix) => TryFindExisting(idOrPrefix) ?? throw NotFound(idOrPrefix);
+
+    private ObjectIndex<ContainerRecord>.Entry? TryFindExisting(string idOrPrefix) =>
+        _index.TryFind(idOrPrefix) is { } entry && (entry.Record.State != ContainerState.Creating || entry.Record.Recovered) ? entry : null;
 
     private static HullException NotFound(string id) => new(ErrorKind.NotFound, $"container \"{id}\" not found");
 

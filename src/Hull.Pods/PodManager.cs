@@ -113,10 +113,14 @@ public sealed class PodManager
 
     // ---------------------------------------------------------------- stop / remove
 
-    /// <summary>Stops the pod's containers, then the pod itself (infra process, network, namespaces). Idempotent.</summary>
+    /// <summary>
+    /// Stops the pod's containers, then the pod itself (infra process, network, namespaces). Idempotent: a pod that is
+    /// already stopped, or not known at all, is no error (the kubelet retries stops of pods it already removed; containerd 2.x).
+    /// </summary>
     public async Task StopAsync(string idOrPrefix, CancellationToken cancellationToken)
     {
-        var entry = _index.Find(idOrPrefix);
+        var entry = _index.TryFind(idOrPrefix);
+        if (entry is null) return;
         await entry.LockedAsync(async () =>
         {
             if (entry.Removed) return;

@@ -78,14 +78,6 @@ public sealed class RunPodSandboxTests : IDisposable
     }
 
     [Fact]
-    public async Task Stop_and_remove_of_an_unknown_pod_are_NotFound_and_no_error()
-    {
-        var e = await Assert.ThrowsAsync<HullException>(() => _node.Pods.StopAsync("does-not-exist", default));
-        Assert.Equal(ErrorKind.NotFound, e.Kind);
-        await _node.Pods.RemoveAsync("does-not-exist", default);
-    }
-
-    [Fact]
     public async Task Remove_stops_and_removes_the_pods_containers_then_the_pod()
     {
         var pod = await _node.Pods.RunAsync(TestLifecycle.PodSpec(), default);
