@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Hull.Linux.Processes;
 using Hull.Runtime.Spec;
+using Hull.Tests.Support;
 using Microsoft.Extensions.Logging;
 
 namespace Hull.Nri.Tests;
@@ -13,17 +14,9 @@ public sealed class PluginFactAttribute : FactAttribute
 {
     public PluginFactAttribute()
     {
-        if (!File.Exists(PluginBinaries.Path("logger")) && Environment.GetEnvironmentVariable("HULL_E2E_REQUIRED") != "1")
-            Skip = $"the upstream NRI plugins are not in {PluginBinaries.Directory}; run ../shared/tools/install.sh";
+        if (!File.Exists(UpstreamNriPlugins.Path("logger")) && Environment.GetEnvironmentVariable("HULL_E2E_REQUIRED") != "1")
+            Skip = $"the upstream NRI plugins are not in {UpstreamNriPlugins.Directory}; run ../shared/tools/install.sh";
     }
-}
-
-public static class PluginBinaries
-{
-    public static string Directory { get; } =
-        Environment.GetEnvironmentVariable("HULL_NRI_PLUGINS") ?? "/usr/local/lib/hull-test-tools/nri-plugins/v0.12.2";
-
-    public static string Path(string plugin) => System.IO.Path.Combine(Directory, plugin);
 }
 
 /// <summary>The runtime side NRI needs: a fixed state for Synchronize, and a record of unsolicited updates.</summary>
@@ -72,13 +65,8 @@ public sealed class NriTestEnvironment : IAsyncDisposable
     }
 
     /// <summary>Installs a pre-installed plugin "NN-name": a script running the upstream binary with <paramref name="arguments"/>.</summary>
-    public void Install(string indexedName, string binary, params string[] arguments)
-    {
-        var path = Path.Combine(PluginPath, indexedName);
-        var quoted = string.Join(' ', arguments.Select(a => $"'{a}'"));
-        File.WriteAllText(path, $"#!/bin/sh\nexec '{PluginBinaries.Path(binary)}' {quoted}\n");
-        File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
-    }
+    public void Install(string indexedName, string binary, params string[] arguments) =>
+        UpstreamNriPlugins.Install(PluginPath, indexedName, binary, arguments);
 
     public string LogFile(string name) => Path.Combine(Root, $"{name}.log");
 
@@ -100,7 +88,7 @@ public sealed class NriTestEnvironment : IAsyncDisposable
     /// <summary>Starts a plugin process that connects to the socket itself (an external plugin).</summary>
     public int StartExternal(string binary, params string[] arguments)
     {
-        int pid = ProcessSpawner.Spawn(new SpawnRequest(PluginBinaries.Path(binary), arguments));
+        int pid = ProcessSpawner.Spawn(new SpawnRequest(UpstreamNriPlugins.Path(binary), arguments));
         lock (_externalPids) _externalPids.Add(pid);
         return pid;
     }

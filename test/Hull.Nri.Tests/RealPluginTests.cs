@@ -1,30 +1,14 @@
 using System.Diagnostics;
-using System.Text.RegularExpressions;
 using Hull.Core;
 using Hull.Linux.Processes;
 using Hull.Runtime.Spec;
+using Hull.Tests.Support;
 
 namespace Hull.Nri.Tests;
 
 /// <summary>Hull.Nri against the real upstream plugins of containerd/nri v0.12.2.</summary>
-public sealed partial class RealPluginTests
+public sealed class RealPluginTests
 {
-    [GeneratedRegex(@"(\w+): pods?:""?$")]
-    private static partial Regex DumpHeader();
-
-    private static async Task<string[]> LoggedEventsAsync(string logFile, int atLeast)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (true)
-        {
-            var events = File.Exists(logFile)
-                ? File.ReadAllLines(logFile).Select(l => DumpHeader().Match(l)).Where(m => m.Success).Select(m => m.Groups[1].Value).ToArray()
-                : [];
-            if (events.Length >= atLeast || DateTime.UtcNow > deadline) return events;
-            await Task.Delay(20);
-        }
-    }
-
     /// <summary>SIGSTOP, then wait until the kernel reports every thread of the plugin stopped.</summary>
     private static async Task StopAsync(int pid)
     {
@@ -70,7 +54,7 @@ public sealed partial class RealPluginTests
             "UpdateContainer", "PostUpdateContainer", "UpdatePodSandbox", "PostUpdatePodSandbox", "StopContainer", "RemoveContainer",
             "StopPodSandbox", "RemovePodSandbox",
         ];
-        Assert.Equal(expected, await LoggedEventsAsync(env.LogFile("logger"), expected.Length));
+        Assert.Equal(expected, await UpstreamNriPlugins.LoggedEventsAsync(env.LogFile("logger"), expected.Length));
         var log = File.ReadAllText(env.LogFile("logger"));
         Assert.Contains("old-ctr", log);
         Assert.Contains("from runtime hull", log);

@@ -1,8 +1,8 @@
-using System.Text.RegularExpressions;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
 using Hull.E2E.Pods;
 using Hull.Grpc;
+using Hull.Tests.Support;
 
 namespace Hull.E2E.Nri;
 
@@ -10,17 +10,9 @@ namespace Hull.E2E.Nri;
 /// NRI through a real hulld with the real upstream plugins (containerd/nri v0.12.2, ../shared/tools): pre-installed
 /// plugins see every pod and container event in order, and their adjustments reach the container that runc runs.
 /// </summary>
-public sealed partial class NriE2ETests(PushedTestImages pushed) : IClassFixture<PushedTestImages>
+public sealed class NriE2ETests(PushedTestImages pushed) : IClassFixture<PushedTestImages>
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(60);
-
-    private static string PluginDirectory { get; } =
-        Environment.GetEnvironmentVariable("HULL_NRI_PLUGINS") ?? "/usr/local/lib/hull-test-tools/nri-plugins/v0.12.2";
-
-    private static string Plugin(string name) => Path.Combine(PluginDirectory, name);
-
-    [GeneratedRegex(@"(\w+): pods?:""?$")]
-    private static partial Regex DumpHeader();
 
     /// <summary>A plugin directory hulld launches from: <c>NN-name</c> scripts that exec the upstream binaries.</summary>
     private sealed class PluginDir : IDisposable
@@ -28,13 +20,8 @@ public sealed partial class NriE2ETests(PushedTestImages pushed) : IClassFixture
         public string Root { get; } = Directory.CreateTempSubdirectory("hull-e2e-nri-").FullName;
         public string Plugins => Path.Combine(Root, "plugins");
 
-        public void Install(string indexedName, string binary, params string[] arguments)
-        {
-            Directory.CreateDirectory(Plugins);
-            var path = Path.Combine(Plugins, indexedName);
-            File.WriteAllText(path, $"#!/bin/sh\nexec '{Plugin(binary)}' {string.Join(' ', arguments.Select(a => $"'{a}'"))}\n");
-            File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
-        }
+        public void Install(string indexedName, string binary, params string[] arguments) =>
+            UpstreamNriPlugins.Install(Plugins, indexedName, binary, arguments);
 
         public string Log(string name) => Path.Combine(Root, $"{name}.log");
 
@@ -93,7 +80,7 @@ public sealed partial class NriE2ETests(PushedTestImages pushed) : IClassFixture
             "Synchronize", "RunPodSandbox", "CreateContainer", "PostCreateContainer", "StartContainer", "PostStartContainer",
             "StopContainer", "RemoveContainer", "StopPodSandbox", "RemovePodSandbox",
         ];
-        Assert.Equal(expected, await LoggedEventsAsync(plugins.Log("logger"), expected.Length));
+        Assert.Equal(expected, await UpstreamNriPlugins.LoggedEventsAsync(plugins.Log("logger"), expected.Length));
     }
 
     [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
@@ -139,18 +126,5 @@ public sealed partial class NriE2ETests(PushedTestImages pushed) : IClassFixture
         Assert.Contains("plugins \"20-other\" and \"10-logger\" both tried to set Env SHARED", e.Message);
         var containers = await env.Cri.Runtime<ListContainersResponse>("ListContainers", new ListContainersRequest());
         Assert.Empty(containers.Containers);
-    }
-
-    private static async Task<string[]> LoggedEventsAsync(string logFile, int atLeast)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (true)
-        {
-            var events = File.Exists(logFile)
-                ? File.ReadAllLines(logFile).Select(l => DumpHeader().Match(l)).Where(m => m.Success).Select(m => m.Groups[1].Value).ToArray()
-                : [];
-            if (events.Length >= atLeast || DateTime.UtcNow > deadline) return events;
-            await Task.Delay(50);
-        }
     }
 }
