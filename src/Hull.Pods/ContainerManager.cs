@@ -32,7 +32,7 @@ public sealed record ContainerFilter(string? IdPrefix = null, ContainerState? St
 /// </summary>
 public sealed class ContainerManager
 {
-    private static readonly ActivitySource Activity = new("Hull.Pods");
+    private static readonly ActivitySource Activity = PodsTelemetry.Source;
 
     private readonly ContainerStore _store;
     private readonly ObjectIndex<ContainerRecord> _index;
@@ -62,7 +62,11 @@ public sealed class ContainerManager
         _files = files;
         _events = events;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        PodsTelemetry.Observe(this);
     }
+
+    /// <summary>What the pod and container gauges count.</summary>
+    internal (ObjectIndex<SandboxRecord> Pods, ObjectIndex<ContainerRecord> Containers, RuntimeHandlers Handlers) Observed => (_pods, _index, _handlers);
 
     private static string NameKey(string name, uint attempt, PodIdentity pod) => $"{name}_{pod.Name}_{pod.Namespace}_{pod.Uid}_{attempt}";
 
@@ -285,6 +289,7 @@ public sealed class ContainerManager
     /// <summary>Starts a created container. Its pod must be ready (FailedPrecondition otherwise, as in containerd).</summary>
     public async Task StartAsync(string idOrPrefix, CancellationToken cancellationToken)
     {
+        using var activity = Activity.StartActivity("StartContainer");
         var entry = FindExisting(idOrPrefix);
         await entry.LockedAsync(async () =>
         {
@@ -314,6 +319,7 @@ public sealed class ContainerManager
                 };
                 await _store.PutAsync(failed, CancellationToken.None).ConfigureAwait(false);
                 entry.Record = failed;
+                PodsTelemetry.ContainerExited(failed.Reason);
                 _events.Container(failed, LifecycleEventKind.Stopped);
                 throw;
             }
@@ -321,6 +327,7 @@ public sealed class ContainerManager
             await _store.PutAsync(started, CancellationToken.None).ConfigureAwait(false);
             entry.Record = started;
             _logger.LogInformation("container {Id} started", record.Id);
+            if (record.Attempt == 0) PodsTelemetry.PodStarted(startedAt - pod.Record.CreatedAt, PodsTelemetry.HandlerLabel(_handlers, pod.Record.Spec.RuntimeHandler));
             _events.Container(started, LifecycleEventKind.Started);
             Watch(entry, tasks);
         }, cancellationToken).ConfigureAwait(false);
@@ -362,6 +369,7 @@ public sealed class ContainerManager
         };
         await _store.PutAsync(exited, CancellationToken.None).ConfigureAwait(false);
         entry.Record = exited;
+        PodsTelemetry.ContainerExited(exit.Reason);
         _logger.LogInformation("container {Id} exited with code {Code}", exited.Id, exited.ExitCode);
         _events.Container(exited, LifecycleEventKind.Stopped);
     }

@@ -42,7 +42,7 @@ internal static class LifecycleComposition
 
         var podIndex = new ObjectIndex<SandboxRecord>("pod sandbox");
         var containerIndex = new ObjectIndex<ContainerRecord>("container");
-        var events = new LifecycleEvents(podIndex, containerIndex);
+        var events = new LifecycleEvents(podIndex, containerIndex, logger: loggers.CreateLogger("events"));
         var containers = new ContainerManager(new ContainerStore(metadata), containerIndex, podIndex, sandboxers, handlers, containerImages, specs,
             new HostContainerFilesystem(options.State), events, loggers.CreateLogger<ContainerManager>());
         var pods = new PodManager(new SandboxStore(metadata), podIndex, sandboxers, handlers, containers, events, loggers.CreateLogger<PodManager>());
