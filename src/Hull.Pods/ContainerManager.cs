@@ -111,10 +111,13 @@ public sealed class ContainerManager
             // Persisted first: the row keeps the snapshot from the garbage collector and lets the next start undo a crash.
             await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
             undo.Persisted = true;
-            var mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId,
-                new Dictionary<string, string> { ["io.hull.container"] = id }, cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<Hull.Linux.Mount> mounts;
+            using (Activity.StartActivity("snapshot prepare"))
+                mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId,
+                    new Dictionary<string, string> { ["io.hull.container"] = id }, cancellationToken).ConfigureAwait(false);
             undo.SnapshotPrepared = true;
-            _files.MountRootfs(bundle, mounts);
+            using (Activity.StartActivity("rootfs mount"))
+                _files.MountRootfs(bundle, mounts);
             var spec = await _specs.BuildAsync(new ContainerSpecRequest
             {
                 ContainerId = id,
