@@ -34,7 +34,6 @@ public sealed class ConfigKeyBindingTests
         [Nri("disable_connections")] = "NRI (issue 17)",
         [Runtime("enable_cdi")] = "CDI (issue 16)",
         [Runtime("cdi_spec_dirs")] = "CDI (issue 16)",
-        ["metrics.address"] = "Observability (issue 21)",
         [Overlayfs("slow_chown")] = "User namespaces (issue 15)",
         [Overlayfs("root_path")] = "overlayfs snapshotter options",
         [Overlayfs("upperdir_label")] = "overlayfs snapshotter options",
@@ -172,6 +171,7 @@ public sealed class ConfigKeyBindingTests
         return key.Type switch
         {
             ConfigValueType.Boolean => key.Default == "true" ? "false" : "true",
+            ConfigValueType.Float => "0.5",
             ConfigValueType.Integer => (long.Parse(key.Default ?? "0", CultureInfo.InvariantCulture) + 1).ToString(CultureInfo.InvariantCulture),
             ConfigValueType.Duration => key.Default == "\"7s\"" ? "\"9s\"" : "\"7s\"",
             ConfigValueType.StringList => "[\"/hull-test\"]",
