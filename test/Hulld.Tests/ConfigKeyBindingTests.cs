@@ -163,6 +163,7 @@ public sealed class ConfigKeyBindingTests
         ["plugins.\"io.containerd.cri.v1.images\".pinned_images"] = "{ hulltest = \"docker.io/library/busybox:1\" }",
         ["plugins.\"io.containerd.grpc.v1.cri\".stream_server_port"] = "\"10010\"",
         ["plugins.\"io.containerd.grpc.v1.cri\".stream_server_address"] = "\"127.0.0.2\"",
+        ["plugins.\"io.containerd.tracing.processor.v1.otlp\".protocol"] = "\"grpc\"",
     };
 
     private static string OtherValue(ConfigKeyInfo key)
