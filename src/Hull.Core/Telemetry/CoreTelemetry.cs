@@ -14,7 +14,7 @@ public static class CoreTelemetry
         "Events handed to subscribers (each subscriber counts once), by subscriber kind.", "subscriber");
 
     internal static readonly Counter<long> EventsDropped = Meter.Counter("hull_events_dropped_total",
-        "Events a subscriber lost because it fell its queue's capacity behind (the oldest are dropped), by subscriber kind.", "subscriber");
+        "Events a subscriber lost because its queue was full (the oldest are dropped), by subscriber kind.", "subscriber");
 
     private static readonly ObservedSet<DeprecationRegistry> Registries = new();
 
