@@ -20,13 +20,17 @@
 #   --write-docs          insert the results at the top of the "CRI gRPC transport"
 #                         section of docs/benchmarks.md (older results stay below)
 #   --keep                keep the temp dir (logs) instead of removing it
+#   --telemetry           telemetry overhead instead of containerd: hulld with metrics and
+#                         tracing off, with [metrics] on, and with metrics + tracing (OTLP/HTTP to
+#                         a sink in this script, sampler always_on), alternating; a table of each
+#                         against the plain hulld (not written to the docs)
 # Runs as root. Needs golang-go, golang-google-grpc-dev, golang-google-protobuf-dev,
 # containerd (hack/install-deps.sh installs them) and the .NET SDK.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD=1 DURATION=10s WARMUP=2s CONCURRENCY="1 8 64" ROUNDS=3 PIN=0 WAIT_IDLE=60s MAX_OTHER=0.25 RETRIES=3
-METHOD=/runtime.v1.RuntimeService/Version RESULTS="" WRITE_DOCS=0 KEEP=0
+METHOD=/runtime.v1.RuntimeService/Version RESULTS="" WRITE_DOCS=0 KEEP=0 TELEMETRY=0
 ARGS=("$@")
 
 need() { [ $# -ge 2 ] || { echo "bench-grpc: $1 needs a value" >&2; exit 2; }; }
@@ -45,7 +49,8 @@ while [ $# -gt 0 ]; do
     --results) need "$@"; RESULTS="$2"; shift ;;
     --write-docs) WRITE_DOCS=1 ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --telemetry) TELEMETRY=1 ;;
+    -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-grpc: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -82,7 +87,7 @@ fi
 
 # ---------------------------------------------------------------- temp dirs + teardown
 T="$(mktemp -d /tmp/hull-bench-grpc.XXXXXX)"
-HULLD_PID="" CTRD_PID="" DRIVER_PID=""
+HULLD_PID="" CTRD_PID="" DRIVER_PID="" METRICS_PID="" TRACED_PID="" SINK_PID=""
 
 stop_pid() { # pid name
   local pid="$1" name="$2" i
@@ -103,6 +108,9 @@ teardown() {
   if [ -n "$DRIVER_PID" ]; then kill -TERM "$DRIVER_PID" 2>/dev/null; wait "$DRIVER_PID" 2>/dev/null; fi
   stop_pid "$HULLD_PID" hulld
   stop_pid "$CTRD_PID" containerd
+  stop_pid "$METRICS_PID" hulld+metrics
+  stop_pid "$TRACED_PID" hulld+tracing
+  stop_pid "$SINK_PID" otlp-sink
   # Anything containerd (or hulld) mounted under the temp root, deepest first.
   awk -v t="$T" '$5 == t || index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
     while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
@@ -135,6 +143,7 @@ wait_ready() { # name pid socket
   die "$name did not answer Version on $sock within 30 s"
 }
 
+if [ "$TELEMETRY" -eq 0 ]; then
 # ---------------------------------------------------------------- containerd 1.6
 # Its own root, state, sockets, CNI dirs and opt dir under $T: nothing of the
 # host's containerd setup (/etc/containerd, /var/lib/containerd, /run/containerd)
@@ -182,15 +191,66 @@ log "starting containerd ($(containerd --version | awk '{print $3}')) in $T/ctrd
 "${SERVER_CPU[@]}" containerd --config "$T/containerd.toml" >"$T/containerd.log" 2>&1 &
 CTRD_PID=$!
 wait_ready containerd "$CTRD_PID" "$CTRD_SOCK"
+fi
 
 # ---------------------------------------------------------------- hulld
-mkdir -p "$T/hulld/root" "$T/hulld/state"
-HULLD_SOCK="$T/hulld/hull.sock"
-log "starting hulld (Release) in $T/hulld"
-"${SERVER_CPU[@]}" dotnet "$HULLD_DIR/hulld.dll" --address "$HULLD_SOCK" --root "$T/hulld/root" --state "$T/hulld/state" \
-  >"$T/hulld.log" 2>&1 &
-HULLD_PID=$!
-wait_ready hulld "$HULLD_PID" "$HULLD_SOCK"
+start_hulld() { # name [VAR=value ...] -- [hulld args ...]; sets STARTED_PID
+  local name="$1" envs=()
+  shift
+  while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+  shift
+  mkdir -p "$T/$name/root" "$T/$name/state"
+  log "starting $name (Release) in $T/$name"
+  env "${envs[@]}" "${SERVER_CPU[@]}" dotnet "$HULLD_DIR/hulld.dll" --address "$T/$name/hull.sock" \
+    --root "$T/$name/root" --state "$T/$name/state" "$@" >"$T/$name.log" 2>&1 &
+  STARTED_PID=$!
+  wait_ready "$name" "$STARTED_PID" "$T/$name/hull.sock"
+}
+start_hulld hulld --
+HULLD_PID=$STARTED_PID HULLD_SOCK="$T/hulld/hull.sock"
+
+if [ "$TELEMETRY" -eq 1 ]; then
+  # A minimal OTLP/HTTP receiver: answers every export with 200 and counts the requests and bytes.
+  cat >"$T/otlp-sink.py" <<'PY'
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    requests = received = 0
+    def do_POST(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while (size := int(self.rfile.readline().split(b";")[0], 16)) > 0:
+                body += self.rfile.read(size); self.rfile.readline()
+            self.rfile.readline()
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Sink.requests += 1; Sink.received += len(body)
+        with open(sys.argv[1], "w") as f: f.write(f"{Sink.requests} requests, {Sink.received} bytes\n")
+        self.send_response(200); self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *args): pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+PY
+  python3 "$T/otlp-sink.py" "$T/otlp-sink.count" >"$T/otlp-sink.port" 2>"$T/otlp-sink.log" &
+  SINK_PID=$!
+  for _ in $(seq 1 50); do [ -s "$T/otlp-sink.port" ] && break; sleep 0.1; done
+  [ -s "$T/otlp-sink.port" ] || die "the OTLP sink did not start: $(cat "$T/otlp-sink.log")"
+  metrics_config() { # name: a config with [metrics] on a free port; prints the address
+    local port
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    printf 'version = 3\n[metrics]\naddress = "127.0.0.1:%s"\n' "$port" >"$T/$1.toml"
+    echo "127.0.0.1:$port"
+  }
+  METRICS_ADDR="$(metrics_config hulld+metrics)"
+  start_hulld hulld+metrics -- --config "$T/hulld+metrics.toml"
+  METRICS_PID=$STARTED_PID
+  TRACED_ADDR="$(metrics_config hulld+tracing)"
+  start_hulld hulld+tracing OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(cat "$T/otlp-sink.port")" \
+    OTEL_TRACES_SAMPLER=always_on -- --config "$T/hulld+tracing.toml"
+  TRACED_PID=$STARTED_PID
+fi
 
 # ---------------------------------------------------------------- runs
 if [ -z "$RESULTS" ]; then
@@ -231,11 +291,18 @@ run_one() { # label socket pid concurrency
   printf '%s\n' "$best" >>"$RESULTS"
 }
 
-log "runs: concurrency {$CONCURRENCY} x $ROUNDS rounds x {hulld, containerd}, ${WARMUP} warm-up + ${DURATION} each; raw results: ${RESULTS#"$ROOT"/}"
+SERVERS="hulld, containerd"
+[ "$TELEMETRY" -eq 1 ] && SERVERS="hulld, hulld+metrics, hulld+tracing"
+log "runs: concurrency {$CONCURRENCY} x $ROUNDS rounds x {$SERVERS}, ${WARMUP} warm-up + ${DURATION} each; raw results: ${RESULTS#"$ROOT"/}"
 for c in $CONCURRENCY; do
   for r in $(seq 1 "$ROUNDS"); do
     run_one hulld "$HULLD_SOCK" "$HULLD_PID" "$c"
-    run_one containerd "$CTRD_SOCK" "$CTRD_PID" "$c"
+    if [ "$TELEMETRY" -eq 1 ]; then
+      run_one hulld+metrics "$T/hulld+metrics/hull.sock" "$METRICS_PID" "$c"
+      run_one hulld+tracing "$T/hulld+tracing/hull.sock" "$TRACED_PID" "$c"
+    else
+      run_one containerd "$CTRD_SOCK" "$CTRD_PID" "$c"
+    fi
   done
 done
 
@@ -255,14 +322,27 @@ cat >"$T/header.md" <<EOF
 - Machine: $(nproc) × ${cpu_model:-unknown CPU}, ${mem_gib} GiB, Linux $(uname -r); ${pinning}.
 - hulld ${hulld_ver} (commit ${commit}, Release, .NET ${dotnet_rt}); containerd ${ctrd_pkg} (Debian, built-in CRI plugin);
   driver bench/grpc-load with $(go version | cut -d' ' -f3), grpc-go ${grpc_go} (Debian).
-- \`${METHOD}\`, one connection, ${WARMUP} warm-up + ${DURATION} measured per run, ${ROUNDS} rounds alternating hulld / containerd.
+- \`${METHOD}\`, one connection, ${WARMUP} warm-up + ${DURATION} measured per run, ${ROUNDS} rounds alternating ${SERVERS//, / / }.
 - Command: \`hack/bench-grpc.sh${ARGS[*]:+ ${ARGS[*]}}\`
 EOF
 
 echo
 cat "$T/header.md"
 echo
-if [ "$WRITE_DOCS" -eq 1 ]; then
+if [ "$TELEMETRY" -eq 1 ]; then
+  # Proof that the telemetry was on: the call counter on both listeners, spans at the sink.
+  for addr in "$METRICS_ADDR" "$TRACED_ADDR"; do
+    calls="$(curl -fsS "http://$addr/v1/metrics" | awk '/^hull_grpc_server_requests_total\{.*method="Version"/ { n += $2 } END { printf "%d", n }')"
+    [ "$calls" -gt 0 ] || die "http://$addr/v1/metrics counted no Version calls"
+    echo "- http://$addr/v1/metrics: $calls Version calls counted"
+  done
+  echo "- OTLP sink: $(cat "$T/otlp-sink.count" 2>/dev/null || echo "no exports") (the SDK's batch processor drops spans while its queue of 2048 is full)"
+  for variant in hulld+metrics hulld+tracing; do
+    echo; echo "#### $variant against hulld"; echo
+    "$DRIVER" report --a "$variant" --b hulld "$RESULTS"
+  done
+  [ "$WRITE_DOCS" -eq 0 ] || log "--write-docs is ignored with --telemetry: copy the tables into docs/benchmarks.md"
+elif [ "$WRITE_DOCS" -eq 1 ]; then
   "$DRIVER" report --details --docs "$ROOT/docs/benchmarks.md" --header "$T/header.md" "$RESULTS"
 else
   "$DRIVER" report --details "$RESULTS"

@@ -36,6 +36,7 @@ PACKAGES=(
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
   python3 zstd util-linux bsdutils mount jq curl
   gcc make libc6-dev dpkg-dev bzip2
+  prometheus  # for promtool: e2e checks hulld's /v1/metrics with Prometheus' own parser
 )
 if ! command -v node >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)

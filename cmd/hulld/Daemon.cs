@@ -9,6 +9,7 @@ using Hull.Cri;
 using Hull.Streaming;
 using Hull.Runtime.Cgroups;
 using Hulld.Composition;
+using Hulld.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace Hulld;
@@ -52,6 +53,7 @@ internal static class Daemon
             log.LogError("config has errors; not starting");
             return 2;
         }
+        using var tracing = TracingSetup.Start(bound.Tracing, loggerFactory.CreateLogger("tracing"));
 
         Directory.CreateDirectory(bound.Root);
         Directory.CreateDirectory(bound.State);
@@ -114,6 +116,18 @@ internal static class Daemon
             if (call.Status != Hull.Grpc.StatusCode.OK)
                 criLog.LogDebug("{Method} -> {Status}: {Message} ({Ms:F1} ms)", call.Method, call.Status, call.Message, call.Duration.TotalMilliseconds);
         };
+        MetricsEndpoint? metrics;
+        try
+        {
+            metrics = await MetricsEndpoint.StartAsync(bound.Metrics, bound.State, server, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is Hull.Core.HullException or IOException)
+        {
+            log.LogError("cannot serve metrics on {Address}: {Error}", bound.Metrics.Address, e.Message);
+            return 1;
+        }
+        await using var metricsEndpoint = metrics;
+        if (metrics is not null) log.LogInformation("metrics on {Url}v1/metrics, debug pages on {Url}debug/", metrics.BaseAddress, metrics.BaseAddress);
         server.ListenUnix(bound.Socket.Address);
         File.SetUnixFileMode(bound.Socket.Address, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
         if (bound.Socket.Uid != 0 || bound.Socket.Gid != 0) Hull.Linux.FileOwnership.Chown(bound.Socket.Address, bound.Socket.Uid, bound.Socket.Gid);

@@ -48,7 +48,21 @@ public sealed class CdiRegistry : IDisposable
     public event Action<CdiSnapshot>? Refreshed;
 
     /// <summary>See <see cref="CdiSnapshot.Resolve"/>.</summary>
-    public CdiInjection Resolve(IReadOnlyList<string> devices) => Current.Resolve(devices);
+    public CdiInjection Resolve(IReadOnlyList<string> devices)
+    {
+        if (devices.Count == 0) return CdiInjection.None;
+        try
+        {
+            var injection = Current.Resolve(devices);
+            CdiTelemetry.Resolved("resolved");
+            return injection;
+        }
+        catch (CdiException e)
+        {
+            CdiTelemetry.Resolved(e.Kind.ToString());
+            throw;
+        }
+    }
 
     /// <summary>Reads the spec directories again now.</summary>
     public CdiSnapshot Refresh()

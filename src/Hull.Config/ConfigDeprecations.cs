@@ -20,6 +20,8 @@ public static class ConfigDeprecations
     public const string AufsSnapshotter = Prefix + "aufs-snapshotter";
     public const string SandboxImage = Prefix + "cri-sandbox-image";
     public const string EnableCdi = Prefix + "enable-cdi";
+    public const string TracingProcessorConfig = Prefix + "tracing-processor-config";
+    public const string TracingServiceConfig = Prefix + "tracing-service-config";
 
     /// <summary>The deprecation for a config file of <paramref name="version"/>, or null for the current one.</summary>
     public static string? ForVersion(int version) => version switch

@@ -31,6 +31,25 @@ public sealed record HullConfig
     public ImageVerifierConfig ImageVerifier { get; init; } = new();
     /// <summary><c>[plugins.'io.containerd.snapshotter.v1.overlayfs']</c>.</summary>
     public OverlayfsConfig Overlayfs { get; init; } = new();
+    /// <summary><c>[plugins.'io.containerd.tracing.processor.v1.otlp']</c> (deprecated in containerd 2.x).</summary>
+    public OtlpConfig Otlp { get; init; } = new();
+    /// <summary><c>[plugins.'io.containerd.internal.v1.tracing']</c> (deprecated in containerd 2.x).</summary>
+    public TracingConfig Tracing { get; init; } = new();
+}
+
+/// <summary><c>[plugins.'io.containerd.tracing.processor.v1.otlp']</c>: where spans go; the OTEL_EXPORTER_OTLP_* variables win.</summary>
+public sealed record OtlpConfig
+{
+    public string Endpoint { get; init; } = "";
+    public string Protocol { get; init; } = "";
+    public bool Insecure { get; init; }
+}
+
+/// <summary><c>[plugins.'io.containerd.internal.v1.tracing']</c>: sampling and service name; OTEL_SERVICE_NAME and OTEL_TRACES_SAMPLER* win.</summary>
+public sealed record TracingConfig
+{
+    public string ServiceName { get; init; } = "";
+    public double SamplingRatio { get; init; }
 }
 
 /// <summary><c>[grpc]</c>: the CRI (and admin) socket.</summary>

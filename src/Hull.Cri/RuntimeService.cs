@@ -70,7 +70,7 @@ public sealed partial class RuntimeService(CriOptions options, PodManager pods, 
     /// </summary>
     public async Task GetContainerEvents(GetEventsRequest request, IServerStreamWriter<ContainerEventResponse> writer, ServerCallContext context)
     {
-        using var subscription = events.Broadcaster.Subscribe();
+        using var subscription = events.Broadcaster.Subscribe("cri");
         await foreach (var e in subscription.Reader.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))
             await writer.WriteAsync(ToCriEvent(e)).ConfigureAwait(false);
     }

@@ -380,13 +380,20 @@ public sealed class NriHost : IAsyncDisposable
     private async Task<T?> InvokeAsync<T>(NriPlugin plugin, Pb.Event e, Func<CallOptions, Task<T>> call, CancellationToken cancellationToken,
         bool dropOnFailure = true) where T : class
     {
+        using var activity = NriTelemetry.Source.StartActivity($"NRI {e}");
+        activity?.SetTag("nri.plugin", plugin.FullName);
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        string result = "error";
         try
         {
-            return await call(plugin.Call(cancellationToken)).ConfigureAwait(false);
+            var response = await call(plugin.Call(cancellationToken)).ConfigureAwait(false);
+            result = "ok";
+            return response;
         }
         catch (RpcException x) when (x.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && !cancellationToken.IsCancellationRequested)
         {
             bool timedOut = x.StatusCode == StatusCode.DeadlineExceeded;
+            result = timedOut ? "timeout" : "gone";
             string what = timedOut ? $"did not answer {e} within {plugin.RequestTimeout.TotalSeconds:0.###}s" : $"is gone ({x.Status.Detail})";
             plugin.LastError = $"{e}: {what}";
             if (IsRequired(plugin) || !dropOnFailure)
@@ -398,12 +405,18 @@ public sealed class NriHost : IAsyncDisposable
         }
         catch (RpcException x) when (x.StatusCode == StatusCode.Cancelled || cancellationToken.IsCancellationRequested)
         {
+            result = "cancelled";
             throw new OperationCanceledException($"{e} cancelled while NRI plugin \"{plugin.FullName}\" handled it", x, cancellationToken);
         }
         catch (RpcException x)
         {
             plugin.LastError = $"{e}: {x.Status.Detail}";
             throw new HullException(ErrorKind.FailedPrecondition, $"NRI plugin \"{plugin.FullName}\" failed {e}: {x.Status.Detail}", x);
+        }
+        finally
+        {
+            NriTelemetry.Called(plugin.FullName, e.ToString(), result, started);
+            if (result != "ok") activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, result);
         }
     }
 

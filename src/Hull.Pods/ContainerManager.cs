@@ -35,7 +35,7 @@ public sealed record ContainerFilter(string? IdPrefix = null, ContainerState? St
 /// </summary>
 public sealed class ContainerManager
 {
-    private static readonly ActivitySource Activity = new("Hull.Pods");
+    private static readonly ActivitySource Activity = PodsTelemetry.Source;
 
     private readonly ContainerStore _store;
     private readonly ObjectIndex<ContainerRecord> _index;
@@ -71,7 +71,11 @@ public sealed class ContainerManager
         _files = files;
         _events = events;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        PodsTelemetry.Observe(this);
     }
+
+    /// <summary>What the pod and container gauges count.</summary>
+    internal (ObjectIndex<SandboxRecord> Pods, ObjectIndex<ContainerRecord> Containers, RuntimeHandlers Handlers) Observed => (_pods, _index, _handlers);
 
     private static string NameKey(string name, uint attempt, PodIdentity pod) => $"{name}_{pod.Name}_{pod.Namespace}_{pod.Uid}_{attempt}";
 
@@ -120,10 +124,13 @@ public sealed class ContainerManager
             // Persisted first: the row keeps the snapshot from the garbage collector and lets the next start undo a crash.
             await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
             undo.Persisted = true;
-            var mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId,
-                new Dictionary<string, string> { ["io.hull.container"] = id }, cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<Hull.Linux.Mount> mounts;
+            using (Activity.StartActivity("snapshot prepare"))
+                mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId,
+                    new Dictionary<string, string> { ["io.hull.container"] = id }, cancellationToken).ConfigureAwait(false);
             undo.SnapshotPrepared = true;
-            _files.MountRootfs(bundle, mounts);
+            using (Activity.StartActivity("rootfs mount"))
+                _files.MountRootfs(bundle, mounts);
             var spec = await _specs.BuildAsync(new ContainerSpecRequest
             {
                 ContainerId = id,
@@ -374,6 +381,7 @@ public sealed class ContainerManager
     /// <summary>Starts a created container. Its pod must be ready (FailedPrecondition otherwise, as in containerd).</summary>
     public async Task StartAsync(string idOrPrefix, CancellationToken cancellationToken)
     {
+        using var activity = Activity.StartActivity("StartContainer");
         var entry = FindExisting(idOrPrefix);
         await entry.LockedAsync(async () =>
         {
@@ -404,6 +412,7 @@ public sealed class ContainerManager
                 };
                 await _store.PutAsync(failed, CancellationToken.None).ConfigureAwait(false);
                 entry.Record = failed;
+                PodsTelemetry.ContainerExited(failed.Reason);
                 _events.Container(failed, LifecycleEventKind.Stopped);
                 throw;
             }
@@ -411,6 +420,7 @@ public sealed class ContainerManager
             await _store.PutAsync(started, CancellationToken.None).ConfigureAwait(false);
             entry.Record = started;
             _logger.LogInformation("container {Id} started", record.Id);
+            if (record.Attempt == 0) PodsTelemetry.PodStarted(startedAt - pod.Record.CreatedAt, PodsTelemetry.HandlerLabel(_handlers, pod.Record.Spec.RuntimeHandler));
             _events.Container(started, LifecycleEventKind.Started);
             Watch(entry, tasks);
             await NotifyNriAsync("PostStartContainer", started, _nri.PostStartContainerAsync).ConfigureAwait(false);
@@ -453,6 +463,7 @@ public sealed class ContainerManager
         };
         await _store.PutAsync(exited, CancellationToken.None).ConfigureAwait(false);
         entry.Record = exited;
+        PodsTelemetry.ContainerExited(exit.Reason);
         _logger.LogInformation("container {Id} exited with code {Code}", exited.Id, exited.ExitCode);
         _events.Container(exited, LifecycleEventKind.Stopped);
     }

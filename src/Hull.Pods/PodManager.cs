@@ -22,7 +22,7 @@ public sealed record SandboxFilter(string? IdPrefix = null, SandboxState? State 
 /// </summary>
 public sealed class PodManager
 {
-    private static readonly ActivitySource Activity = new("Hull.Pods");
+    private static readonly ActivitySource Activity = PodsTelemetry.Source;
     private static readonly TimeSpan SandboxStopTimeout = TimeSpan.FromSeconds(10);
 
     private readonly SandboxStore _store;

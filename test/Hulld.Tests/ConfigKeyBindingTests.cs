@@ -25,7 +25,6 @@ public sealed class ConfigKeyBindingTests
     /// </summary>
     private static readonly Dictionary<string, string> NotYetBound = new(StringComparer.Ordinal)
     {
-        ["metrics.address"] = "Observability (issue 21)",
         [Overlayfs("slow_chown")] = "User namespaces (issue 15)",
         [Overlayfs("root_path")] = "overlayfs snapshotter options",
         [Overlayfs("upperdir_label")] = "overlayfs snapshotter options",
@@ -167,6 +166,7 @@ public sealed class ConfigKeyBindingTests
         ["plugins.\"io.containerd.cri.v1.images\".pinned_images"] = "{ hulltest = \"docker.io/library/busybox:1\" }",
         ["plugins.\"io.containerd.grpc.v1.cri\".stream_server_port"] = "\"10010\"",
         ["plugins.\"io.containerd.grpc.v1.cri\".stream_server_address"] = "\"127.0.0.2\"",
+        ["plugins.\"io.containerd.tracing.processor.v1.otlp\".protocol"] = "\"grpc\"",
     };
 
     private static string OtherValue(ConfigKeyInfo key)
@@ -175,6 +175,7 @@ public sealed class ConfigKeyBindingTests
         return key.Type switch
         {
             ConfigValueType.Boolean => key.Default == "true" ? "false" : "true",
+            ConfigValueType.Float => "0.5",
             ConfigValueType.Integer => (long.Parse(key.Default ?? "0", CultureInfo.InvariantCulture) + 1).ToString(CultureInfo.InvariantCulture),
             ConfigValueType.Duration => key.Default == "\"7s\"" ? "\"9s\"" : "\"7s\"",
             ConfigValueType.StringList => "[\"/hull-test\"]",

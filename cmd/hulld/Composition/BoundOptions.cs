@@ -35,6 +35,15 @@ internal sealed record ImagesOptions
 /// <summary>The streaming server's endpoint and TLS files (the certificate itself is loaded or made at start).</summary>
 internal sealed record StreamingOptions(string Address, string Port, TimeSpan IdleTimeout, bool Tls, string TlsCertFile, string TlsKeyFile);
 
+/// <summary>The Prometheus and debug endpoint: host:port, empty for none.</summary>
+internal sealed record MetricsOptions(string Address);
+
+/// <summary>
+/// Tracing from containerd's (deprecated) config keys; the OTEL_* environment variables win over each of them
+/// (see Hulld.Telemetry.TracingSetup).
+/// </summary>
+internal sealed record TracingOptions(string Endpoint, string Protocol, bool Insecure, string ServiceName, double SamplingRatio);
+
 /// <summary>
 /// Every setting hulld's libraries get, bound from the config model in one place: this is the only code below
 /// <see cref="Daemon"/> that reads <see cref="HullConfig"/>, and each default lives in the config schema, not here.
@@ -58,6 +67,8 @@ internal sealed record BoundOptions
     /// <summary>Null when CDI is off (<c>enable_cdi = false</c>).</summary>
     public required CdiRegistryOptions? Cdi { get; init; }
     public required NriOptions Nri { get; init; }
+    public required MetricsOptions Metrics { get; init; }
+    public required TracingOptions Tracing { get; init; }
 
     public static BoundOptions Bind(HullConfig config)
     {
@@ -143,6 +154,9 @@ internal sealed record BoundOptions
                 config.Server.EnableTlsStreaming, config.Server.TlsCertFile, config.Server.TlsKeyFile),
             Cdi = runtime.EnableCdi ? new CdiRegistryOptions { SpecDirectories = runtime.CdiSpecDirs } : null,
             Nri = NriOf(config.Nri),
+            Metrics = new MetricsOptions(config.Metrics.Address),
+            Tracing = new TracingOptions(config.Otlp.Endpoint, config.Otlp.Protocol, config.Otlp.Insecure, config.Tracing.ServiceName,
+                config.Tracing.SamplingRatio),
         };
     }
 

@@ -48,7 +48,11 @@ public sealed class HulldProcess : IAsyncDisposable
         StartInAsync(Directory.CreateTempSubdirectory("hull-e2e-").FullName, configToml, extraArgs);
 
     /// <summary>Starts hulld over an existing directory (a restart keeps root and state).</summary>
-    public static async Task<HulldProcess> StartInAsync(string dir, string? configToml, params string[] extraArgs)
+    public static Task<HulldProcess> StartInAsync(string dir, string? configToml, params string[] extraArgs) =>
+        StartInAsync(dir, configToml, null, extraArgs);
+
+    /// <summary>Like <see cref="StartInAsync(string, string?, string[])"/>, with <paramref name="environment"/> added to hulld's environment.</summary>
+    public static async Task<HulldProcess> StartInAsync(string dir, string? configToml, IReadOnlyDictionary<string, string>? environment, params string[] extraArgs)
     {
         var args = new List<string> { Repo.HulldDll, "--address", Path.Combine(dir, "hull.sock"),
             "--root", Path.Combine(dir, "root"), "--state", Path.Combine(dir, "state"), "--log-level", "debug" };
@@ -60,6 +64,7 @@ public sealed class HulldProcess : IAsyncDisposable
         args.AddRange(extraArgs);
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) info.ArgumentList.Add(a);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) info.Environment[name] = value;
         var hulld = new HulldProcess(dir, Process.Start(info)!);
         await hulld.WaitUntilServingAsync();
         return hulld;

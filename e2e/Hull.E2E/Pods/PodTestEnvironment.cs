@@ -59,7 +59,10 @@ public sealed class PodTestEnvironment : IAsyncDisposable
     public static Task<PodTestEnvironment> StartAsync() => StartAsync(null, null);
 
     /// <summary>Like <see cref="StartAsync()"/>, with <paramref name="extraToml"/> appended to hulld's config.</summary>
-    public static async Task<PodTestEnvironment> StartAsync(RegistryProcess? registry, string? extraToml)
+    public static Task<PodTestEnvironment> StartAsync(RegistryProcess? registry, string? extraToml) => StartAsync(registry, extraToml, null);
+
+    /// <summary>Like <see cref="StartAsync(RegistryProcess?, string?)"/>, with <paramref name="environment"/> added to hulld's environment.</summary>
+    public static async Task<PodTestEnvironment> StartAsync(RegistryProcess? registry, string? extraToml, IReadOnlyDictionary<string, string>? environment)
     {
         int n = 0;
         for (int tries = 0; tries < 250; tries++)
@@ -81,7 +84,7 @@ public sealed class PodTestEnvironment : IAsyncDisposable
                   capabilities = ["pull", "resolve"]
                 """);
         }
-        env.Hulld = await HulldProcess.StartInAsync(env.Dir, env.ConfigToml);
+        env.Hulld = await HulldProcess.StartInAsync(env.Dir, env.ConfigToml, environment);
         return env;
     }
 

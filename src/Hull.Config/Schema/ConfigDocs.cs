@@ -165,6 +165,7 @@ public static class ConfigDocs
     {
         ConfigValueType.String => "string",
         ConfigValueType.Integer => "integer",
+        ConfigValueType.Float => "float",
         ConfigValueType.Boolean => "boolean",
         ConfigValueType.Duration => "duration",
         ConfigValueType.StringList => "list of strings",

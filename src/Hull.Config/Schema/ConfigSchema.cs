@@ -21,6 +21,8 @@ public static class ConfigSchema
     public const string TransferPlugin = "io.containerd.transfer.v1.local";
     public const string ImageVerifierPlugin = "io.containerd.image-verifier.v1.bindir";
     public const string OverlayfsPlugin = "io.containerd.snapshotter.v1.overlayfs";
+    public const string OtlpPlugin = "io.containerd.tracing.processor.v1.otlp";
+    public const string TracingPlugin = "io.containerd.internal.v1.tracing";
 
     /// <summary>Runtime types Hull runs (conmon + the OCI runtime in <c>options.BinaryName</c>).</summary>
     public static readonly IReadOnlyList<string> RuncRuntimeTypes = [Defaults.RuntimeType, "io.containerd.runc.v1", "io.containerd.runtime.v1.linux"];
@@ -39,7 +41,6 @@ public static class ConfigSchema
         "io.containerd.grpc.v1.introspection",
         "io.containerd.internal.v1.opt",
         "io.containerd.internal.v1.restart",
-        "io.containerd.internal.v1.tracing",
         "io.containerd.lease.v1.manager",
         "io.containerd.metadata.v1.bolt",
         "io.containerd.monitor.container.v1.restart",
@@ -60,7 +61,6 @@ public static class ConfigSchema
         "io.containerd.snapshotter.v1.native",
         "io.containerd.snapshotter.v1.zfs",
         "io.containerd.streaming.v1.manager",
-        "io.containerd.tracing.processor.v1.otlp",
         "io.containerd.ttrpc.v1.otelttrpc",
     ];
 
@@ -348,6 +348,36 @@ public static class ConfigSchema
             Bool<OverlayfsConfig>("slow_chown", o => o.SlowChown, (o, v) => o with { SlowChown = v },
                 "For user-namespaced pods on kernels without idmapped overlay mounts, copy and chown the layers (slow) instead of failing."),
             List<OverlayfsConfig>("mount_options", o => o.MountOptions, (o, v) => o with { MountOptions = v }, "Extra overlay mount options, such as `volatile`.")),
+
+        Plugin<OtlpConfig>(OtlpPlugin, "OTLP trace exporter (deprecated: use the `OTEL_EXPORTER_OTLP_*` environment variables, which win over these keys).",
+            c => c.Otlp, (c, v) => c with { Otlp = v },
+            Str<OtlpConfig>("endpoint", o => o.Endpoint, (o, v) => o with { Endpoint = v },
+                "Where spans are sent, such as `http://127.0.0.1:4318`; tracing is on when this or `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` is set.") with
+            {
+                Usage = ConfigKeyUsage.Deprecated, DeprecationId = ConfigDeprecations.TracingProcessorConfig, Note = "use `OTEL_EXPORTER_OTLP_ENDPOINT`",
+            },
+            Str<OtlpConfig>("protocol", o => o.Protocol, (o, v) => o with { Protocol = v }, "`http/protobuf` (empty means this) or `grpc`.") with
+            {
+                Usage = ConfigKeyUsage.Deprecated, DeprecationId = ConfigDeprecations.TracingProcessorConfig, Note = "use `OTEL_EXPORTER_OTLP_PROTOCOL`",
+                Check = OneOf("", "http/protobuf", "grpc"),
+            },
+            Bool<OtlpConfig>("insecure", o => o.Insecure, (o, v) => o with { Insecure = v }, "Send to an `endpoint` given as host:port over plain HTTP rather than HTTPS.") with
+            {
+                Usage = ConfigKeyUsage.Deprecated, DeprecationId = ConfigDeprecations.TracingProcessorConfig, Note = "use an `http://` URL in `OTEL_EXPORTER_OTLP_ENDPOINT`",
+            }),
+
+        Plugin<TracingConfig>(TracingPlugin, "Trace sampling and service name (deprecated: use `OTEL_SERVICE_NAME` and `OTEL_TRACES_SAMPLER*`, which win over these keys).",
+            c => c.Tracing, (c, v) => c with { Tracing = v },
+            Str<TracingConfig>("service_name", t => t.ServiceName, (t, v) => t with { ServiceName = v }, "Service name of the spans; empty means `hulld`.") with
+            {
+                Usage = ConfigKeyUsage.Deprecated, DeprecationId = ConfigDeprecations.TracingServiceConfig, Note = "use `OTEL_SERVICE_NAME`",
+            },
+            Float<TracingConfig>("sampling_ratio", t => t.SamplingRatio, (t, v) => t with { SamplingRatio = v },
+                "Fraction of new traces sampled (0 to 1; spans whose caller sampled them are always kept); 0 means the default, always.") with
+            {
+                Usage = ConfigKeyUsage.Deprecated, DeprecationId = ConfigDeprecations.TracingServiceConfig,
+                Note = "use `OTEL_TRACES_SAMPLER=parentbased_traceidratio` and `OTEL_TRACES_SAMPLER_ARG`", Check = Ratio,
+            }),
     ];
 
     private static SchemaNode[] RuntimeHandler() =>
@@ -430,6 +460,14 @@ public static class ConfigSchema
         if ((int)value <= 0)
         {
             context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}` must be positive, got {value}");
+        }
+    }
+
+    private static void Ratio(object value, FieldContext context)
+    {
+        if ((double)value is < 0 or > 1 or double.NaN)
+        {
+            context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}` must be between 0 and 1, got {((double)value).ToString(CultureInfo.InvariantCulture)}");
         }
     }
 

@@ -9,6 +9,9 @@ internal static class SchemaBuilders
     public static FieldNode Int<T>(string key, Func<T, int> get, Func<T, int, T> set, string description) where T : class =>
         new(key, description, ConfigValueType.Integer, o => get((T)o), (o, v) => set((T)o, (int)v));
 
+    public static FieldNode Float<T>(string key, Func<T, double> get, Func<T, double, T> set, string description) where T : class =>
+        new(key, description, ConfigValueType.Float, o => get((T)o), (o, v) => set((T)o, (double)v));
+
     public static FieldNode Bool<T>(string key, Func<T, bool> get, Func<T, bool, T> set, string description) where T : class =>
         new(key, description, ConfigValueType.Boolean, o => get((T)o), (o, v) => set((T)o, (bool)v));
 

@@ -8,6 +8,8 @@ public enum ConfigValueType
     String,
     Integer,
     Boolean,
+    /// <summary>A number (TOML float or integer).</summary>
+    Float,
     /// <summary>A string in Go duration syntax: "5m", "30s", "4h0m0s", "1.5h", "100ms".</summary>
     Duration,
     StringList,

@@ -21,6 +21,9 @@ internal static class ValueConversion
             case ConfigValueType.Table when value is TomlTable:
             case ConfigValueType.TableArray when TomlModel.AsTables(value) is not null:
                 return true;
+            case ConfigValueType.Float when value is double or long:
+                result = Convert.ToDouble(value, System.Globalization.CultureInfo.InvariantCulture);
+                return true;
             case ConfigValueType.Integer when value is long l:
                 if (l is < int.MinValue or > int.MaxValue)
                 {
@@ -85,7 +88,7 @@ internal static class ValueConversion
     /// <summary>A model value as a TOML value, for writing.</summary>
     public static object ToToml(object value) => value switch
     {
-        string or bool or long => value,
+        string or bool or long or double => value,
         int i => (long)i,
         TimeSpan t => GoDuration.Format(t),
         IReadOnlyDictionary<string, string> map => ToTable(map),
@@ -124,6 +127,7 @@ internal static class ValueConversion
     {
         ConfigValueType.String => "a string",
         ConfigValueType.Integer => "an integer",
+        ConfigValueType.Float => "a number",
         ConfigValueType.Boolean => "a boolean (true or false)",
         ConfigValueType.Duration => "a duration string such as \"30s\", \"5m\" or \"4h0m0s\"",
         ConfigValueType.StringList => "a list of strings",

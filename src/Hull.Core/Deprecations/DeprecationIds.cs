@@ -23,6 +23,7 @@ public static class DeprecationIds
     public const string CgroupV1 = Prefix + "cgroup-v1";
     public const string EnableCdi = Prefix + "enable-cdi";
     public const string TracingProcessorConfig = Prefix + "tracing-processor-config";
+    public const string TracingServiceConfig = Prefix + "tracing-service-config";
     public const string SandboxImage = Prefix + "cri-sandbox-image";
     public const string NriPluginInterface = Prefix + "nri-plugin-interface";
 
@@ -42,7 +43,8 @@ public static class DeprecationIds
         [PullSchema1Image] = "Docker image schema 1 is deprecated and not pulled. Rebuild and push the image with schema 2 or OCI.",
         [CgroupV1] = "The support for cgroup v1 is deprecated. Migrate the node to cgroup v2.",
         [EnableCdi] = "The `enable_cdi` property of `[plugins.\"io.containerd.cri.v1.runtime\"]` is deprecated since containerd 2.2 and removed in 2.3, where CDI is always enabled. Remove the key.",
-        [TracingProcessorConfig] = "The `io.containerd.tracing.processor.v1` plugin config is deprecated. Use OTEL_* environment variables instead.",
+        [TracingProcessorConfig] = "The `otlp` property of `[plugins.\"io.containerd.tracing.processor.v1\".otlp]` is deprecated since containerd 1.6. Use the OTEL_EXPORTER_OTLP_* environment variables instead.",
+        [TracingServiceConfig] = "The `tracing` property of `[plugins.\"io.containerd.internal.v1\".tracing]` is deprecated since containerd 1.6. Use the OTEL_SERVICE_NAME and OTEL_TRACES_SAMPLER* environment variables instead.",
         [NriPluginInterface] = "NRI plugin uses a deprecated interface.",
         [SandboxImage] = "The `sandbox_image` property is deprecated. Use `pinned_images.sandbox` of `[plugins.\"io.containerd.cri.v1.images\"]` instead.",
     };

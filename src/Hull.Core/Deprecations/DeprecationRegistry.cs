@@ -1,3 +1,4 @@
+using Hull.Core.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace Hull.Core.Deprecations;
@@ -27,6 +28,7 @@ public sealed class DeprecationRegistry
         _store = store;
         _logger = logger;
         _clock = clock ?? TimeProvider.System;
+        CoreTelemetry.Track(this);
         if (store is null) return;
         try
         {

@@ -1,3 +1,4 @@
+using Hull.Grpc.Telemetry;
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
@@ -83,6 +84,7 @@ public sealed class FrameWriter(PipeWriter output)
     public ValueTask WriteRstStreamAsync(int streamId, Http2ErrorCode code) =>
         WriteLockedAsync((streamId, code), static (w, s) =>
         {
+            GrpcTelemetry.CountReset(sent: true, s.code);
             var span = w.BeginFrame(4, FrameType.RstStream, FrameFlags.None, s.streamId);
             BinaryPrimitives.WriteUInt32BigEndian(span, (uint)s.code);
             w.Advance(4);
@@ -91,6 +93,7 @@ public sealed class FrameWriter(PipeWriter output)
     public ValueTask WriteGoAwayAsync(int lastStreamId, Http2ErrorCode code, string debug) =>
         WriteLockedAsync((lastStreamId, code, debug), static (w, s) =>
         {
+            GrpcTelemetry.CountGoAway(s.code);
             var debugBytes = System.Text.Encoding.UTF8.GetBytes(s.debug);
             int length = Math.Min(8 + debugBytes.Length, w.PeerMaxFrameSize);
             var span = w.BeginFrame(length, FrameType.GoAway, FrameFlags.None, 0);
@@ -149,6 +152,7 @@ public sealed class FrameWriter(PipeWriter output)
             write(this, state);
             Volatile.Write(ref _flushes, _flushes + 1);
             _flushing = true;
+            if (GrpcTelemetry.SentBytes.Enabled && output.CanGetUnflushedBytes) GrpcTelemetry.SentBytes.Add(output.UnflushedBytes);
             var result = await output.FlushAsync().ConfigureAwait(false);
             if (result.IsCompleted || result.IsCanceled) _completed = true;
         }

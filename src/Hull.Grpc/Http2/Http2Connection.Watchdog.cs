@@ -1,3 +1,4 @@
+using Hull.Grpc.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace Hull.Grpc.Http2;
@@ -48,6 +49,7 @@ public sealed partial class Http2Connection
                 {
                     // A GOAWAY could not get through either: drop the connection.
                     LogClose(LogLevel.Warning, null, $"the peer read nothing for {Seconds(o.WriteTimeout)} while the server was writing");
+                    GrpcTelemetry.CountTimeout("write");
                     Writer.Abort();
                     Close();
                     return;
@@ -55,12 +57,14 @@ public sealed partial class Http2Connection
                 if (!_settingsSeen && Exceeded(now - _openedAt, o.PrefaceTimeout))
                 {
                     LogClose(LogLevel.Information, null, $"no SETTINGS within {Seconds(o.PrefaceTimeout)} of connecting");
+                    GrpcTelemetry.CountTimeout("preface");
                     Close();
                     return;
                 }
                 long headerBlockStarted = Volatile.Read(ref _headerBlockStartedAt);
                 if (headerBlockStarted != 0 && Exceeded(now - headerBlockStarted, o.RequestHeadersTimeout))
                 {
+                    GrpcTelemetry.CountTimeout("header_block");
                     await CloseWithGoAwayAsync(Http2ErrorCode.EnhanceYourCalm,
                         $"the header block of stream {_headerBlockStart.StreamId} was not completed within {Seconds(o.RequestHeadersTimeout)}").ConfigureAwait(false);
                     return;
@@ -71,6 +75,7 @@ public sealed partial class Http2Connection
                 {
                     if (Exceeded(now - pingSentAt, o.KeepAliveTimeout))
                     {
+                        GrpcTelemetry.CountTimeout("keepalive");
                         await CloseWithGoAwayAsync(Http2ErrorCode.NoError, "keepalive ping not acknowledged").ConfigureAwait(false);
                         return;
                     }

@@ -1,3 +1,4 @@
+using Hull.Grpc.Telemetry;
 using System.Buffers;
 using System.IO.Pipelines;
 using Hull.Grpc.Hpack;
@@ -52,6 +53,7 @@ public sealed partial class Http2Connection
     private bool _goingAway;
     private readonly long _openedAt = Environment.TickCount64;
     private long _lastFrameTicks = Environment.TickCount64;
+    private long _receivedBytes; // of the read buffer being processed; counted once per buffer
     private long _pendingPing = -1;
     private volatile bool _settingsSeen;
 
@@ -96,6 +98,12 @@ public sealed partial class Http2Connection
     internal RequestBufferBudget Budget { get; }
 
     public int ActiveStreams { get { lock (_streams) return _streams.Count; } }
+
+    /// <summary>Who is on the other end (for logs and the debug endpoint).</summary>
+    public string Peer => _peer;
+
+    /// <summary>When the connection was accepted.</summary>
+    public DateTimeOffset OpenedAt { get; } = DateTimeOffset.UtcNow;
 
     /// <summary>Serves the connection until the peer closes it, a connection error occurs, or shutdown completes.</summary>
     public async Task RunAsync(CancellationToken cancellationToken = default)
@@ -172,6 +180,7 @@ public sealed partial class Http2Connection
             catch (OperationCanceledException) when (!_closed.IsCancellationRequested)
             {
                 LogClose(LogLevel.Information, null, $"no HTTP/2 connection preface within {Seconds(_options.PrefaceTimeout)}");
+                GrpcTelemetry.CountTimeout("preface");
                 return false;
             }
             var buffer = result.Buffer;
@@ -248,6 +257,7 @@ public sealed partial class Http2Connection
             Volatile.Write(ref _lastFrameTicks, Environment.TickCount64);
             while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameSize, out var header, out var payload))
             {
+                _receivedBytes += Http2Limits.FrameHeaderLength + header.Length;
                 if (!_settingsSeen)
                 {
                     if (header.Type != FrameType.Settings)
@@ -267,6 +277,8 @@ public sealed partial class Http2Connection
         finally
         {
             _input.AdvanceTo(buffer.Start, buffer.End);
+            if (_receivedBytes > 0 && GrpcTelemetry.ReceivedBytes.Enabled) GrpcTelemetry.ReceivedBytes.Add(_receivedBytes);
+            _receivedBytes = 0;
         }
     }
 
@@ -501,6 +513,7 @@ public sealed partial class Http2Connection
                 _options.StreamWindowSize, _options.ZeroWindowTimeout) { BodyProgressAt = _lastFrameTicks };
             _streams.Add(id, stream);
             Interlocked.Increment(ref _runningHandlers);
+            GrpcTelemetry.Streams.Add(1);
         }
         if (endStream) stream.CompleteRequest();
         _ready.Add(stream);
@@ -590,6 +603,7 @@ public sealed partial class Http2Connection
         if (header.StreamId > _lastStreamId)
             throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"RST_STREAM on idle stream {header.StreamId}");
         CountStreamReset();
+        GrpcTelemetry.CountReset(sent: false, (Http2ErrorCode)FrameReader.ReadUInt32(payload, 0));
         if (Find(header.StreamId) is { } stream) OnStreamReset(stream, sentByUs: false);
         return ValueTask.CompletedTask;
     }

@@ -1,3 +1,4 @@
+using Hull.Grpc.Telemetry;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Net;
@@ -37,6 +38,9 @@ public sealed class Http2Server : IAsyncDisposable
     }
 
     public int ConnectionCount { get { lock (_connections) return _connections.Count; } }
+
+    /// <summary>The connections open now (for the debug endpoint).</summary>
+    public IReadOnlyList<Http2Connection> Connections { get { lock (_connections) return _connections.Keys.ToArray(); } }
 
     /// <summary>Listens on a unix socket path. The caller owns the path's permissions and stale-file checks.</summary>
     public void ListenUnix(string path) =>
@@ -83,7 +87,9 @@ public sealed class Http2Server : IAsyncDisposable
                 continue;
             }
             if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;
-            if (ConnectionCount >= _options.MaxConnections) _ = RefuseAsync(client);
+            bool refuse = ConnectionCount >= _options.MaxConnections;
+            GrpcTelemetry.Connections.Add(1, new KeyValuePair<string, object?>("result", refuse ? "refused" : "accepted"));
+            if (refuse) _ = RefuseAsync(client);
             else Serve(client);
         }
     }
@@ -114,6 +120,7 @@ public sealed class Http2Server : IAsyncDisposable
                 new FrameHeader(0, FrameType.Settings, FrameFlags.None, 0).Write(goAway);
                 new FrameHeader(8, FrameType.GoAway, FrameFlags.None, 0).Write(goAway.AsSpan(Http2Limits.FrameHeaderLength));
                 BinaryPrimitives.WriteUInt32BigEndian(goAway.AsSpan(Http2Limits.FrameHeaderLength * 2 + 4), (uint)Http2ErrorCode.EnhanceYourCalm);
+                GrpcTelemetry.CountGoAway(Http2ErrorCode.EnhanceYourCalm);
                 using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(1));
                 await client.SendAsync(goAway, SocketFlags.None, deadline.Token).ConfigureAwait(false);
                 client.Shutdown(SocketShutdown.Send);
@@ -148,12 +155,14 @@ public sealed class Http2Server : IAsyncDisposable
     private async Task RunConnectionAsync(Http2Connection connection, NetworkStream stream)
     {
         await Task.Yield();
+        GrpcTelemetry.OpenConnections.Add(1);
         try
         {
             await connection.RunAsync(_stopping.Token).ConfigureAwait(false);
         }
         finally
         {
+            GrpcTelemetry.OpenConnections.Add(-1);
             await stream.DisposeAsync().ConfigureAwait(false);
             lock (_connections)
             {

@@ -44,9 +44,19 @@ public sealed class GrpcServer : IAsyncDisposable
 
     public int ConnectionCount => _transport.ConnectionCount;
 
+    /// <summary>The connections open now.</summary>
+    public IReadOnlyList<Http2Connection> Connections => _transport.Connections;
+
+    /// <summary>Metrics, spans and the in-flight list of every call.</summary>
+    public ServerCallTelemetry Telemetry { get; } = new();
+
     public GrpcServer AddService(ServiceDescriptor service, object implementation)
     {
-        foreach (var (path, method) in ServiceBinder.Bind(service, implementation)) _methods[path] = method;
+        foreach (var (path, method) in ServiceBinder.Bind(service, implementation))
+        {
+            _methods[path] = method;
+            Telemetry.AddMethod(path);
+        }
         return this;
     }
 
@@ -78,6 +88,7 @@ public sealed class GrpcServer : IAsyncDisposable
         }
         var started = Stopwatch.GetTimestamp();
         var call = new ServerCall(stream, _options.MaxSendMessageSize);
+        var telemetry = Telemetry.Begin(stream);
         var (code, message) = await RunCallAsync(stream, call).ConfigureAwait(false);
         if (stream.Aborted.IsCancellationRequested && !call.Completed)
         {
@@ -88,6 +99,7 @@ public sealed class GrpcServer : IAsyncDisposable
         {
             await call.CompleteAsync(code, message).ConfigureAwait(false);
         }
+        telemetry.End(code, message);
         CallCompleted?.Invoke(new CallRecord(stream.Path, code, message, Stopwatch.GetElapsedTime(started)));
     }
 

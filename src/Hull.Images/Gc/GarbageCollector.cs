@@ -65,6 +65,7 @@ public sealed class GarbageCollector(
                 bytes += blob.Size;
             }
             int snapshotsRemoved = await SweepSnapshotsAsync(snapshots, liveSnapshots, cancellationToken).ConfigureAwait(false);
+            ImagesTelemetry.Collected(blobs.Sum(b => b.Size) - bytes, bytes);
             if (contentRemoved + snapshotsRemoved > 0)
                 logger.LogInformation("garbage collection removed {Blobs} blobs ({Bytes} bytes) and {Snapshots} snapshots",
                     contentRemoved, bytes, snapshotsRemoved);

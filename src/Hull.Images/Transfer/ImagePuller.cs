@@ -111,6 +111,9 @@ public sealed class ImagePuller(
         CancellationToken abandoned)
     {
         string name = image.ToString();
+        using var activity = ImagesTelemetry.Source.StartActivity("PullImage");
+        activity?.SetTag("image.name", name);
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         using var watchdog = new StallWatchdog(_options.ProgressTimeout);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(watchdog.Token, abandoned);
         var report = new Progress(name, progress, watchdog);
@@ -139,6 +142,8 @@ public sealed class ImagePuller(
         }
         finally
         {
+            ImagesTelemetry.PullEnded(succeeded, started);
+            if (!succeeded) activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error);
             lease.Dispose();
             await CollectAsync(name, succeeded).ConfigureAwait(false);
         }
@@ -163,7 +168,9 @@ public sealed class ImagePuller(
         string name = image.ToString();
         var repo = registry.Repository(image, credentials);
         report.Step("", "manifest", PullPhase.Resolving, 0, 0);
-        var top = await repo.ResolveAsync(ct).ConfigureAwait(false);
+        FetchedManifest top;
+        using (ImagesTelemetry.Source.StartActivity("resolve"))
+            top = await repo.ResolveAsync(ct).ConfigureAwait(false);
         await verifier.EnsureAllowedAsync(name, top.Descriptor, ct).ConfigureAwait(false);
         lease.AddContent(top.Digest);
         await gc.WaitForRunningCollectionAsync(ct).ConfigureAwait(false); // leased content found present stays present
@@ -316,6 +323,9 @@ public sealed class ImagePuller(
         private async Task RunLayerCoreAsync(int i, CancellationToken token)
         {
             var layer = layers[i];
+            using var activity = ImagesTelemetry.Source.StartActivity("layer");
+            activity?.SetTag("oci.layer.digest", layer.Digest);
+            activity?.SetTag("oci.layer.size", layer.Size);
             if (await puller._snapshotter.TryStatAsync(chains[i], token).ConfigureAwait(false) is not null)
             {
                 report.Step(layer.Digest, "layer", PullPhase.AlreadyPresent, layer.Size, layer.Size);
@@ -330,7 +340,11 @@ public sealed class ImagePuller(
                 bool parentReady = i == 0 || _unpacked[i - 1].Task.IsCompletedSuccessfully;
                 if (parentReady && await puller._content.TryInfoAsync(layer.Digest, token).ConfigureAwait(false) is null)
                     unpacked = await StreamAndUnpackAsync(i, bytes, token).ConfigureAwait(false);
-                if (!unpacked) await puller.DownloadAsync(repo, layer, bytes, token).ConfigureAwait(false);
+                if (!unpacked)
+                {
+                    using var fetch = ImagesTelemetry.Source.StartActivity("fetch");
+                    await puller.DownloadAsync(repo, layer, bytes, token).ConfigureAwait(false);
+                }
                 report.Step(layer.Digest, "layer", PullPhase.Downloaded, layer.Size, layer.Size);
             }
             finally
@@ -341,8 +355,18 @@ public sealed class ImagePuller(
             if (i > 0) await _unpacked[i - 1].Task.WaitAsync(token).ConfigureAwait(false);
             report.Step(layer.Digest, "layer", PullPhase.Unpacking, layer.Size, layer.Size);
             await using var stream = await puller._content.OpenReadAsync(layer.Digest, token).ConfigureAwait(false);
-            await puller._unpacker.UnpackAsync(stream, layer, i == 0 ? null : chains[i - 1], diffIds[i], token).ConfigureAwait(false);
+            await UnpackAsync(stream, i, "unpack", token).ConfigureAwait(false);
             report.Step(layer.Digest, "layer", PullPhase.Done, layer.Size, layer.Size);
+        }
+
+        /// <summary>Unpacks layer <paramref name="i"/> from <paramref name="stream"/> onto its parent, timed and counted.</summary>
+        private async Task UnpackAsync(Stream stream, int i, string spanName, CancellationToken token)
+        {
+            using var activity = ImagesTelemetry.Source.StartActivity(spanName);
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            await puller._unpacker.UnpackAsync(stream, layers[i], i == 0 ? null : chains[i - 1], diffIds[i], token).ConfigureAwait(false);
+            ImagesTelemetry.UnpackDuration.Record(Hull.Core.Telemetry.MetricConventions.SecondsSince(started));
+            ImagesTelemetry.UnpackedBytes.Add(layers[i].Size);
         }
 
         /// <summary>
@@ -371,7 +395,7 @@ public sealed class ImagePuller(
                     report.Step(layer.Digest, "layer", PullPhase.Unpacking, 0, layer.Size);
                     try
                     {
-                        await puller._unpacker.UnpackAsync(tee, layer, i == 0 ? null : chains[i - 1], diffIds[i], token).ConfigureAwait(false);
+                        await UnpackAsync(tee, i, "fetch and unpack", token).ConfigureAwait(false);
                     }
                     catch (HullException e) when (e.Kind is ErrorKind.InvalidArgument or ErrorKind.FailedPrecondition && !token.IsCancellationRequested)
                     {
@@ -406,7 +430,9 @@ public sealed class ImagePuller(
         {
             try
             {
-                return await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+                int read = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+                ImagesTelemetry.FetchedBytes.Add(read);
+                return read;
             }
             catch (Exception e) when (e is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested && !pullToken.IsCancellationRequested)
             {

@@ -45,6 +45,7 @@ public static class ImageVerifierExtensions
     {
         ArgumentNullException.ThrowIfNull(verifier);
         var judgement = await verifier.VerifyAsync(imageName, manifest, ct).ConfigureAwait(false);
+        ImagesTelemetry.Verified(judgement.Ok);
         judgement.EnsureAllowed(imageName);
         return judgement;
     }

@@ -15,9 +15,10 @@ public sealed record LifecycleEvent(string ContainerId, string SandboxId, Lifecy
     SandboxRecord? Pod, IReadOnlyList<ContainerRecord> Containers);
 
 /// <summary>Publishes pod and container changes with a snapshot of the pod taken from the in-memory indexes (never waits).</summary>
-public sealed class LifecycleEvents(ObjectIndex<SandboxRecord> pods, ObjectIndex<ContainerRecord> containers, int capacity = 1024)
+public sealed class LifecycleEvents(ObjectIndex<SandboxRecord> pods, ObjectIndex<ContainerRecord> containers, int capacity = 1024,
+    Microsoft.Extensions.Logging.ILogger? logger = null)
 {
-    public EventBroadcaster<LifecycleEvent> Broadcaster { get; } = new(capacity);
+    public EventBroadcaster<LifecycleEvent> Broadcaster { get; } = new(capacity, logger);
 
     public void Container(ContainerRecord record, LifecycleEventKind kind) => Publish(record.Id, record.SandboxId, kind, null);
 

@@ -62,6 +62,7 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
     /// </summary>
     public async Task<TaskInfo> CreateAsync(TaskCreateRequest request, CancellationToken cancellationToken = default)
     {
+        using var activity = RuntimeTelemetry.Source.StartActivity("conmon + runc create");
         var id = request.Id;
         TaskPaths.ValidateId(id);
         ValidateCreate(request);
@@ -136,6 +137,7 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
     /// <summary><c>runc start</c>: the created container's init runs its process.</summary>
     public async Task StartAsync(string id, CancellationToken cancellationToken = default)
     {
+        using var activity = RuntimeTelemetry.Source.StartActivity("runc start");
         var entry = GetEntry(id);
         await entry.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try

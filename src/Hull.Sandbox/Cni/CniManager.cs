@@ -70,6 +70,7 @@ public sealed class CniManager
     /// Whatever was attached has been detached again (DEL) when this throws.</exception>
     public async Task<PodNetworkStatus> SetupAsync(PodNetworkRequest request, CancellationToken cancellationToken = default)
     {
+        using var activity = SandboxTelemetry.Source.StartActivity("CNI ADD");
         NamespacePinner.ValidateSandboxId(request.SandboxId);
         var snapshot = Watcher.Current();
         if (!snapshot.Ready)
@@ -124,6 +125,7 @@ public sealed class CniManager
     /// <exception cref="HullException">After trying every plugin of every network, listing each failure.</exception>
     public async Task TeardownAsync(PodNetworkRequest request, CancellationToken cancellationToken = default)
     {
+        using var activity = SandboxTelemetry.Source.StartActivity("CNI DEL");
         NamespacePinner.ValidateSandboxId(request.SandboxId);
         var snapshot = Watcher.Current();
         var errors = await DeleteAllAsync(request, Targets(snapshot.Networks), cancellationToken).ConfigureAwait(false);

@@ -94,6 +94,7 @@ public sealed partial class PodSandboxController : ISandboxController
 
     public async Task<SandboxInstance> CreateAsync(PodSandboxSpec spec, CancellationToken cancellationToken)
     {
+        using var activity = SandboxTelemetry.Source.StartActivity("podsandbox create");
         string id = spec.Id;
         NamespacePinner.ValidateSandboxId(id);
         string dir = PodSandboxFiles.SandboxDirectory(_options.StateDirectory, id);
@@ -187,6 +188,7 @@ public sealed partial class PodSandboxController : ISandboxController
 
     public async Task<SandboxInstance> StartAsync(string sandboxId, CancellationToken cancellationToken)
     {
+        using var activity = SandboxTelemetry.Source.StartActivity("podsandbox start");
         var pod = Get(sandboxId);
         await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try

@@ -128,9 +128,11 @@ public class RealWorldConfigTests
 
         ["v2-large-node.toml"] = new(2,
             [ConfigDeprecations.ConfigVersion2, ConfigDeprecations.SandboxImage, ConfigDeprecations.CriCniBinDir,
-                ConfigDeprecations.CriRegistryMirrors, ConfigDeprecations.CriRegistryConfigs],
+                ConfigDeprecations.CriRegistryMirrors, ConfigDeprecations.CriRegistryConfigs, ConfigDeprecations.TracingProcessorConfig,
+                ConfigDeprecations.TracingServiceConfig],
             [ConfigMigrationNotice, UnusedKey, UnusedKey, UnusedKey, IgnoredPlugins, Deprecated, InvalidValue, UnusedKey, UnusedKey,
-                InvalidValue, UnusedKey, Deprecated, UnusedKey, UnusedKey, UnusedKey, UnusedKey],
+                InvalidValue, UnusedKey, Deprecated, UnusedKey, UnusedKey, UnusedKey, UnusedKey,
+                Deprecated, Deprecated, Deprecated, Deprecated, Deprecated], // the five tracing keys
             [],
             c =>
             {

@@ -12,7 +12,7 @@ public class SchemaTests
     [
         typeof(HullConfig), typeof(GrpcConfig), typeof(DebugConfig), typeof(MetricsConfig), typeof(CriRuntimeConfig), typeof(RuntimeHandlerConfig),
         typeof(CniConfig), typeof(CriImagesConfig), typeof(CriServerConfig), typeof(NriConfig), typeof(NriValidatorConfig), typeof(TransferConfig), typeof(UnpackConfiguration),
-        typeof(ImageVerifierConfig), typeof(OverlayfsConfig),
+        typeof(ImageVerifierConfig), typeof(OverlayfsConfig), typeof(OtlpConfig), typeof(TracingConfig),
     ];
 
     [Fact]
@@ -214,6 +214,7 @@ public class SchemaTests
     {
         ConfigValueType.String => (string)current + "-changed",
         ConfigValueType.Integer => (int)current + 7,
+        ConfigValueType.Float => (double)current / 2 + 0.25,
         ConfigValueType.Boolean => !(bool)current,
         ConfigValueType.Duration => (TimeSpan)current + TimeSpan.FromSeconds(7),
         ConfigValueType.StringList => new List<string> { "changed" },
@@ -235,6 +236,7 @@ public class SchemaTests
         ConfigValueType.Boolean when key.Path.EndsWith("all_devices_allowed", StringComparison.Ordinal) =>
             "true\ncontainerd.runtimes.runc.privileged_without_host_devices = true",
         ConfigValueType.Integer => "77",
+        ConfigValueType.Float => "0.5",
         ConfigValueType.Boolean => key.Default == "true" ? "false" : "true",
         ConfigValueType.Duration => "\"7m30s\"",
         ConfigValueType.StringList => "[\"/changed\"]",

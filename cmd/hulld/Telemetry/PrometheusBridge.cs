@@ -1,0 +1,112 @@
+using System.Diagnostics.Metrics;
+using Prometheus;
+
+namespace Hulld.Telemetry;
+
+/// <summary>
+/// Exports Hull's meters through a prometheus-net registry, with the process and .NET runtime collectors.
+/// prometheus-net 8.2.1's own MeterAdapter is not used: it exports counters as gauges, drops a series after five minutes
+/// without measurements (a counter would reset), puts the instrument type into HELP, and allocates a sorted copy of
+/// the tags for every measurement. This bridge creates each family once, from its declaration
+/// (<see cref="MetricFamily"/>), as the right Prometheus type, and records into it; when metrics are off it is never
+/// started, no instrument is enabled, and measuring costs a flag check.
+/// </summary>
+internal sealed class PrometheusBridge : IDisposable
+{
+    private readonly MeterListener _listener = new();
+    private readonly IMetricFactory _factory;
+    private bool _disposed;
+
+    public PrometheusBridge()
+    {
+        // The default registry would start prometheus-net's own adapters (double-exporting Hull's meters); use a registry of our own.
+        Registry = Metrics.NewCustomRegistry();
+        _factory = Metrics.WithCustomRegistry(Registry);
+        DotNetStats.Register(Registry);
+        HullMeters.EnsureCreated();
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (MetricFamily.From(instrument) is { } family) listener.EnableMeasurementEvents(instrument, Bind(family, instrument));
+        };
+        _listener.SetMeasurementEventCallback<long>(static (_, value, tags, state) => ((Binding)state!).Record(value, tags));
+        _listener.SetMeasurementEventCallback<double>(static (_, value, tags, state) => ((Binding)state!).Record(value, tags));
+        _listener.Start();
+        Registry.AddBeforeCollectCallback(() =>
+        {
+            if (!Volatile.Read(ref _disposed)) _listener.RecordObservableInstruments();
+        });
+    }
+
+    public CollectorRegistry Registry { get; }
+
+    public void Dispose()
+    {
+        Volatile.Write(ref _disposed, true);
+        _listener.Dispose();
+    }
+
+    private Binding Bind(MetricFamily family, Instrument instrument)
+    {
+        string[] labels = [.. family.Labels];
+        return instrument switch
+        {
+            Counter<long> or Counter<double> => new CounterBinding(_factory.CreateCounter(family.Name, family.Help, labels), labels),
+            Histogram<double> => new HistogramBinding(_factory.CreateHistogram(family.Name, family.Help, labels,
+                new HistogramConfiguration { Buckets = family.Buckets?.ToArray() ?? Hull.Core.Telemetry.MetricConventions.LatencyBuckets.ToArray() }), labels),
+            _ => new GaugeBinding(_factory.CreateGauge(family.Name, family.Help, labels), labels, set: instrument.IsObservable),
+        };
+    }
+
+    /// <summary>Where one instrument's measurements go, with its label names in declaration order.</summary>
+    private abstract class Binding(string[] labels)
+    {
+        protected bool Unlabelled { get; } = labels.Length == 0;
+
+        public abstract void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags);
+
+        /// <summary>The measurement's label values in declaration order ("" for a label it lacks).</summary>
+        protected string[] Values(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            var values = new string[labels.Length];
+            for (int i = 0; i < labels.Length; i++)
+            {
+                values[i] = "";
+                foreach (var tag in tags)
+                {
+                    if (tag.Key != labels[i]) continue;
+                    values[i] = tag.Value?.ToString() ?? "";
+                    break;
+                }
+            }
+            return values;
+        }
+    }
+
+    private sealed class CounterBinding(Counter counter, string[] labels) : Binding(labels)
+    {
+        public override void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            if (Unlabelled) counter.Inc(value);
+            else counter.WithLabels(Values(tags)).Inc(value);
+        }
+    }
+
+    private sealed class GaugeBinding(Gauge gauge, string[] labels, bool set) : Binding(labels)
+    {
+        public override void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            IGauge child = Unlabelled ? gauge : gauge.WithLabels(Values(tags));
+            if (set) child.Set(value);
+            else child.Inc(value);
+        }
+    }
+
+    private sealed class HistogramBinding(Histogram histogram, string[] labels) : Binding(labels)
+    {
+        public override void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            if (Unlabelled) histogram.Observe(value);
+            else histogram.WithLabels(Values(tags)).Observe(value);
+        }
+    }
+}

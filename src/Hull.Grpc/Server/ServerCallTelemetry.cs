@@ -1,0 +1,120 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Hull.Grpc.Http2;
+using Hull.Grpc.Telemetry;
+
+namespace Hull.Grpc.Server;
+
+/// <summary>A call being served, as the debug endpoint lists it: which method, from whom, since when.</summary>
+public sealed record InFlightCall(string Path, string Peer, int StreamId, DateTimeOffset StartedAt)
+{
+    public TimeSpan Age => DateTimeOffset.UtcNow - StartedAt;
+}
+
+/// <summary>
+/// What a <see cref="GrpcServer"/> records about each call: the request metrics, a server span (child of the caller's
+/// W3C <c>traceparent</c> when it sends one), and, when <see cref="TrackInFlight"/> is on, the list of calls in flight.
+/// With no metric listener, no span listener and no tracking, a call costs three flag checks.
+/// </summary>
+public sealed class ServerCallTelemetry
+{
+    private static readonly string[] StatusNames = Enum.GetValues<StatusCode>().OrderBy(c => (int)c).Select(c => c.ToString()).ToArray();
+    private static readonly MethodLabels Unknown = new("unknown", "unknown", "unknown");
+    private readonly Dictionary<string, MethodLabels> _methods = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<long, InFlightCall> _inFlight = new();
+    private long _nextCall;
+
+    /// <summary>Keep the list of calls in flight (<see cref="InFlight"/>); off by default.</summary>
+    public bool TrackInFlight { get; set; }
+
+    /// <summary>The calls being served now, oldest first (empty unless <see cref="TrackInFlight"/>).</summary>
+    public IReadOnlyList<InFlightCall> InFlight => _inFlight.Values.OrderBy(c => c.StartedAt).ToArray();
+
+    /// <summary>Registers a served method, so its calls are labelled by name; any other path is labelled "unknown".</summary>
+    internal void AddMethod(string path)
+    {
+        // "/runtime.v1.RuntimeService/RunPodSandbox" → service "runtime.v1.RuntimeService", method "RunPodSandbox".
+        int slash = path.LastIndexOf('/');
+        _methods[path] = new MethodLabels(path[1..slash], path[(slash + 1)..], path[1..]);
+    }
+
+    internal Scope Begin(Http2Stream stream)
+    {
+        bool metrics = GrpcTelemetry.Requests.Enabled;
+        bool tracing = GrpcTelemetry.Source.HasListeners();
+        if (!metrics && !tracing && !TrackInFlight) return default;
+        var labels = _methods.GetValueOrDefault(stream.Path, Unknown);
+        if (metrics) GrpcTelemetry.InFlight.Add(1, labels.Service, labels.Method);
+        var activity = tracing ? StartSpan(stream, labels) : null;
+        long id = 0;
+        if (TrackInFlight)
+        {
+            id = Interlocked.Increment(ref _nextCall);
+            _inFlight[id] = new InFlightCall(stream.Path, stream.Peer, stream.Id, DateTimeOffset.UtcNow);
+        }
+        return new Scope(this, labels, activity, id, metrics);
+    }
+
+    private static Activity? StartSpan(Http2Stream stream, MethodLabels labels)
+    {
+        ActivityContext parent = default;
+        if (stream.GetHeader("traceparent") is { } traceParent)
+            ActivityContext.TryParse(traceParent, stream.GetHeader("tracestate"), isRemote: true, out parent);
+        var activity = GrpcTelemetry.Source.StartActivity(labels.SpanName, ActivityKind.Server, parent);
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag("rpc.system", "grpc");
+            activity.SetTag("rpc.service", labels.Service.Value);
+            activity.SetTag("rpc.method", labels.Method.Value);
+        }
+        return activity;
+    }
+
+    /// <summary>Labels of one method, made once: the tags every measurement of its calls carries.</summary>
+    internal sealed class MethodLabels(string service, string method, string spanName)
+    {
+        public readonly KeyValuePair<string, object?> Service = new("service", service);
+        public readonly KeyValuePair<string, object?> Method = new("method", method);
+        public readonly string SpanName = spanName;
+    }
+
+    /// <summary>One call's telemetry, from its HEADERS to its status.</summary>
+    internal readonly struct Scope
+    {
+        private readonly ServerCallTelemetry? _owner;
+        private readonly MethodLabels? _labels;
+        private readonly Activity? _activity;
+        private readonly long _id;
+        private readonly bool _metrics;
+        private readonly long _started;
+
+        internal Scope(ServerCallTelemetry owner, MethodLabels labels, Activity? activity, long id, bool metrics)
+        {
+            _owner = owner;
+            _labels = labels;
+            _activity = activity;
+            _id = id;
+            _metrics = metrics;
+            _started = Stopwatch.GetTimestamp();
+        }
+
+        public void End(StatusCode code, string? message)
+        {
+            if (_owner is null) return;
+            var labels = _labels!;
+            if (_metrics)
+            {
+                GrpcTelemetry.InFlight.Add(-1, labels.Service, labels.Method);
+                GrpcTelemetry.Requests.Add(1, labels.Service, labels.Method, new KeyValuePair<string, object?>("code", StatusNames[(int)code]));
+                GrpcTelemetry.Duration.Record(Stopwatch.GetElapsedTime(_started).TotalSeconds, labels.Service, labels.Method);
+            }
+            if (_activity is not null)
+            {
+                _activity.SetTag("rpc.grpc.status_code", (int)code);
+                if (code != StatusCode.OK) _activity.SetStatus(ActivityStatusCode.Error, message);
+                _activity.Dispose();
+            }
+            if (_id != 0) _owner._inFlight.TryRemove(_id, out _);
+        }
+    }
+}

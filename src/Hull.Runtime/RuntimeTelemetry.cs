@@ -1,0 +1,10 @@
+using System.Diagnostics;
+using Hull.Core;
+
+namespace Hull.Runtime;
+
+/// <summary>Hull.Runtime's activity source: task steps (conmon + runc create, runc start).</summary>
+public static class RuntimeTelemetry
+{
+    public static readonly ActivitySource Source = new("Hull.Runtime", HullInfo.Version);
+}
