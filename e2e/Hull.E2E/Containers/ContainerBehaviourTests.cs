@@ -23,6 +23,8 @@ public sealed class ContainerBehaviourFixture : IAsyncLifetime
     public PodSandboxConfig PodConfig { get; private set; } = null!;
     public string Pod { get; private set; } = "";
     public string Image { get; private set; } = "";
+    /// <summary>The pushed test images (the multilayer one is mounted as an image volume).</summary>
+    public TestImages Images => _pushed.Images;
     public bool Ready { get; private set; }
 
     public async Task InitializeAsync()
@@ -591,6 +593,7 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
         // Re-creating with the same name works: the name was released.
         config.Linux = null;
         config.CDIDevices.Clear();
+        config.Mounts.Clear();
         config.Command.Clear();
         config.Command.Add("/bin/true");
         var id = (await Cri.Runtime<CreateContainerResponse>("CreateContainer",
