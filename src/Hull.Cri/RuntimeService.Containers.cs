@@ -7,6 +7,7 @@ using ContainerState = Hull.Pods.Stores.ContainerState;
 using ContainerFilter = Hull.Pods.ContainerFilter;
 using Hull.Grpc;
 using Hull.Grpc.Server;
+using Hull.Runtime.Security;
 using Hull.Runtime.Tasks;
 using Spec = Hull.Runtime.Spec;
 
@@ -133,6 +134,9 @@ public sealed partial class RuntimeService
                     nameof(Spec.MountPropagation.Bidirectional) => MountPropagation.PropagationBidirectional,
                     _ => MountPropagation.PropagationPrivate,
                 },
+                // An image volume names its image as asked, with the id it resolved to (what PullImage returned; KEP-5365).
+                Image = m.Image is { } volume ? new ImageSpec { Image = volume.Image, ImageRef = volume.ImageId } : null,
+                ImageSubPath = m.Image?.SubPath ?? "",
             });
         if (r.Resources is { } res)
             status.Resources = new ContainerResources
@@ -289,6 +293,8 @@ public sealed partial class RuntimeService
             {
                 ContainerPath = x.ContainerPath,
                 HostPath = x.HostPath,
+                Image = x.Image is { Image.Length: > 0 } image ? image.Image : null,
+                ImageSubPath = x.ImageSubPath.Length > 0 ? x.ImageSubPath : null,
                 Readonly = x.Readonly,
                 RecursiveReadOnly = x.RecursiveReadOnly,
                 SelinuxRelabel = x.SelinuxRelabel,
@@ -336,8 +342,10 @@ public sealed partial class RuntimeService
                 Capabilities = sc.Capabilities is { } caps
                     ? new Spec.CapabilityChanges { Add = caps.AddCapabilities.ToList(), Drop = caps.DropCapabilities.ToList() }
                     : null,
-                Seccomp = Profile(sc.Seccomp),
-                AppArmor = Profile(sc.Apparmor),
+#pragma warning disable CS0612 // the deprecated string forms are honoured on purpose: older kubelets send only them
+                Seccomp = Profile(sc.Seccomp) ?? LegacyProfile(sc.SeccompProfilePath, "seccomp", m.Name),
+                AppArmor = Profile(sc.Apparmor) ?? LegacyProfile(sc.ApparmorProfile, "AppArmor", m.Name),
+#pragma warning restore CS0612
                 MaskedPaths = sc.MaskedPaths.Count > 0 ? sc.MaskedPaths.ToList() : null,
                 ReadonlyPaths = sc.ReadonlyPaths.Count > 0 ? sc.ReadonlyPaths.ToList() : null,
                 PidMode = (sc.NamespaceOptions?.Pid ?? NamespaceMode.Container) switch
@@ -356,6 +364,23 @@ public sealed partial class RuntimeService
         SecurityProfile.Types.ProfileType.Unconfined => Spec.SecurityProfile.Unconfined,
         SecurityProfile.Types.ProfileType.Localhost => Spec.SecurityProfile.Localhost(profile.LocalhostRef),
         _ => Spec.SecurityProfile.RuntimeDefault,
+    };
+
+    /// <summary>
+    /// The deprecated string form of a profile (seccomp_profile_path, apparmor_profile), which older kubelets send and
+    /// which counts only when the structured field is absent (containerd's sputil.generateSecurityProfile):
+    /// "runtime/default" and "docker/default" are RuntimeDefault, "unconfined" is Unconfined, "localhost/&lt;ref&gt;" is
+    /// Localhost, empty is not set; anything else is InvalidArgument.
+    /// </summary>
+    internal static Spec.SecurityProfile? LegacyProfile(string value, string kind, string containerName) => value switch
+    {
+        "" => null,
+        "runtime/default" or "docker/default" => Spec.SecurityProfile.RuntimeDefault,
+        "unconfined" => Spec.SecurityProfile.Unconfined,
+        _ when value.StartsWith(SeccompProfiles.LocalhostPrefix, StringComparison.Ordinal) && value.Length > SeccompProfiles.LocalhostPrefix.Length =>
+            Spec.SecurityProfile.Localhost(value[SeccompProfiles.LocalhostPrefix.Length..]),
+        _ => throw new HullException(ErrorKind.InvalidArgument,
+            $"container \"{containerName}\": invalid {kind} profile \"{value}\": expected runtime/default, docker/default, unconfined or localhost/<profile>"),
     };
 
     /// <summary>"SIGRTMINPLUS1" → "SIGRTMIN+1", as <see cref="Hull.Linux.Processes.Signals.TryParse"/> reads it.</summary>

@@ -21,8 +21,12 @@ public sealed record ImageFsUsage(string Mountpoint, long UsedBytes, long Inodes
 /// The images of this node: look-ups by name, ID or digest, pulls, removal and usage. The one place
 /// that knows how a CRI image spec maps to image-store names.
 /// </summary>
+/// <param name="imageUser">
+/// What uses an image (by ID) so that it must not be removed (a container mounting it as an image volume), named for
+/// the error; null when nothing does. The lifecycle above this library answers it.
+/// </param>
 public sealed class ImageManager(ImageStore store, ContentStore content, ISnapshotter snapshotter, ImagePuller puller, GarbageCollector gc,
-    string snapshotRoot)
+    string snapshotRoot, Func<string, CancellationToken, Task<string?>>? imageUser = null)
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ImageConfig> _configs = new(StringComparer.Ordinal);
 
@@ -86,12 +90,16 @@ public sealed class ImageManager(ImageStore store, ContentStore content, ISnapsh
 
     /// <summary>
     /// Removes every name of the image <paramref name="spec"/> refers to (as containerd's CRI does), then
-    /// collects what nothing references any more. Removing an absent image succeeds.
+    /// collects what nothing references any more. Removing an absent image succeeds; removing one a container
+    /// mounts as an image volume is FailedPrecondition naming the container.
     /// </summary>
     public async Task<bool> RemoveAsync(string spec, CancellationToken cancellationToken)
     {
         var image = await FindAsync(spec, cancellationToken).ConfigureAwait(false);
         if (image is null) return false;
+        if (imageUser is not null && await imageUser(image.Id, cancellationToken).ConfigureAwait(false) is { } user)
+            throw new HullException(ErrorKind.FailedPrecondition,
+                $"image \"{spec}\" ({image.Id}) is mounted as an image volume by {user}; remove that container first");
         var names = (await store.ByIdAsync(image.Id, cancellationToken).ConfigureAwait(false)).Select(r => r.Name).ToArray();
         await store.DeleteAsync(names, cancellationToken).ConfigureAwait(false);
         _configs.TryRemove(image.Id, out _);

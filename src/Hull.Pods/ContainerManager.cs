@@ -104,38 +104,43 @@ public sealed class ContainerManager
                 $"runtime handler \"{handler.Name}\" uses snapshotter \"{handler.Snapshotter}\", but this hulld runs \"{_images.Snapshotter.Name}\"");
         var image = await _images.FindAsync(request.Image, cancellationToken).ConfigureAwait(false)
                     ?? throw new HullException(ErrorKind.NotFound, $"image \"{request.Image}\" not found; pull it before creating container \"{config.Name}\"");
-        // CDI devices are resolved before anything is made: an unknown device leaves nothing behind.
+        string id = Ids.New();
+        // Image volumes and CDI devices are checked before anything is made: a bad one leaves nothing behind.
+        var volumes = await FindImageVolumesAsync(id, config, cancellationToken).ConfigureAwait(false);
         var cdiDevices = CdiRequest.Devices(config.CdiDevices, config.Annotations);
         var cdi = ResolveCdi(config.Name, cdiDevices);
         var tasks = TasksOf(pod);
 
-        string id = Ids.New();
         string nameKey = NameKey(config.Name, config.Attempt, pod.Spec.Identity);
         _names.Reserve(nameKey, id);
         string bundle = _files.BundleDirectory(id);
-        var record = NewRecord(id, pod, request, image, bundle);
+        var record = NewRecord(id, pod, request, image, volumes, bundle);
         var entry = _index.AddLocked(record);
-        var undo = new CreateUndo(id, bundle, tasks);
+        var undo = new CreateUndo(record, tasks);
         NriCreateResult? nriResult = null;
         try
         {
             Interlocked.MemoryBarrier(); // pairs with PodManager's: the pod sees this entry, or this sees the pod closing
             EnsureAcceptsContainers(podEntry, config.Name);
-            // Persisted first: the row keeps the snapshot from the garbage collector and lets the next start undo a crash.
+            // Persisted first: the row keeps the snapshots from the garbage collector and lets the next start undo a crash.
             await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
             undo.Persisted = true;
             IReadOnlyList<Hull.Linux.Mount> mounts;
             using (Activity.StartActivity("snapshot prepare"))
-                mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId,
-                    new Dictionary<string, string> { ["io.hull.container"] = id }, cancellationToken).ConfigureAwait(false);
-            undo.SnapshotPrepared = true;
+                mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId, SnapshotLabels(id), cancellationToken).ConfigureAwait(false);
             using (Activity.StartActivity("rootfs mount"))
                 _files.MountRootfs(bundle, mounts);
+            if (volumes.Count > 0)
+            {
+                using var _ = Activity.StartActivity("image volumes mount");
+                config = await MountImageVolumesAsync(id, bundle, config, volumes, cancellationToken).ConfigureAwait(false);
+                record = record with { Mounts = record.Mounts.Select((m, i) => m with { HostPath = config.Mounts[i].HostPath }).ToList() };
+            }
             var spec = await _specs.BuildAsync(new ContainerSpecRequest
             {
                 ContainerId = id,
                 RootfsPath = Path.Combine(bundle, "rootfs"),
-                ImageName = request.Image,
+                ImageName = record.Image,
                 Container = config,
                 Image = image.Config,
                 Sandbox = SandboxContextOf(pod),
@@ -189,6 +194,48 @@ public sealed class ContainerManager
         // Outside this container's lock: updating another container takes that container's lock.
         if (nriResult is not null) await ApplyNriAsync(nriResult.Updates, nriResult.Evictions).ConfigureAwait(false);
         return id;
+    }
+
+    private static Dictionary<string, string> SnapshotLabels(string containerId) => new() { ["io.hull.container"] = containerId };
+
+    /// <summary>An image volume of a create: which of the container's mounts, the image it mounts, the key of its view snapshot.</summary>
+    private sealed record ImageVolume(int MountIndex, ContainerImage Image, string SnapshotKey);
+
+    /// <summary>The container's image volumes, checked (read-only, no host path, a sane sub path) and their images found.</summary>
+    private async Task<IReadOnlyList<ImageVolume>> FindImageVolumesAsync(string id, ContainerConfig config, CancellationToken cancellationToken)
+    {
+        var volumes = new List<ImageVolume>();
+        for (int i = 0; i < config.Mounts.Count; i++)
+        {
+            var mount = config.Mounts[i];
+            if (mount.Image is null) continue;
+            ContainerMounts.ValidateImageVolume(mount, config.Name);
+            var image = await _images.FindAsync(mount.Image, cancellationToken).ConfigureAwait(false)
+                ?? throw new HullException(ErrorKind.NotFound,
+                    $"image \"{mount.Image}\" of the image volume at \"{mount.ContainerPath}\" not found; pull it before creating container \"{config.Name}\"");
+            volumes.Add(new ImageVolume(i, image, $"{id}-image-volume-{volumes.Count}"));
+        }
+        return volumes;
+    }
+
+    /// <summary>
+    /// Mounts each image volume (a read-only view snapshot of its image, in the bundle) and returns the config with the
+    /// volumes' host paths filled in. The views are undone with the container's other snapshots.
+    /// </summary>
+    private async Task<ContainerConfig> MountImageVolumesAsync(string id, string bundle, ContainerConfig config, IReadOnlyList<ImageVolume> volumes,
+        CancellationToken cancellationToken)
+    {
+        var mounts = config.Mounts.ToArray();
+        for (int n = 0; n < volumes.Count; n++)
+        {
+            var volume = volumes[n];
+            var view = await _images.Snapshotter.ViewAsync(volume.SnapshotKey, volume.Image.ChainId, SnapshotLabels(id), cancellationToken)
+                .ConfigureAwait(false);
+            string root = _files.MountImageVolume(bundle, n.ToString(System.Globalization.CultureInfo.InvariantCulture), view);
+            var mount = mounts[volume.MountIndex];
+            mounts[volume.MountIndex] = mount with { HostPath = ContainerMounts.ImageVolumeSource(root, mount, config.Name) };
+        }
+        return config with { Mounts = mounts };
     }
 
     /// <summary>The CDI edits of the named devices; an unknown device is an error naming it and the directories searched.</summary>
@@ -266,7 +313,8 @@ public sealed class ContainerManager
                 $"pod sandbox \"{pod.Id}\" is not ready (it was stopped or is being created); cannot create container \"{containerName}\" in it");
     }
 
-    private ContainerRecord NewRecord(string id, SandboxRecord pod, ContainerCreateRequest request, ContainerImage image, string bundle)
+    private ContainerRecord NewRecord(string id, SandboxRecord pod, ContainerCreateRequest request, ContainerImage image,
+        IReadOnlyList<ImageVolume> volumes, string bundle)
     {
         var config = request.Config;
         return new ContainerRecord
@@ -275,12 +323,14 @@ public sealed class ContainerManager
             SandboxId = pod.Id,
             Name = config.Name,
             Attempt = config.Attempt,
-            Image = request.Image,
+            Image = image.Name ?? request.Image,
             ImageId = image.Id,
             ImageRef = image.Ref,
             Labels = new Dictionary<string, string>(config.Labels, StringComparer.Ordinal),
             Annotations = new Dictionary<string, string>(config.Annotations, StringComparer.Ordinal),
-            Mounts = config.Mounts.Select(m => new ContainerMountInfo(m.ContainerPath, m.HostPath, m.Readonly, m.Propagation.ToString())).ToList(),
+            Mounts = config.Mounts.Select((m, i) => new ContainerMountInfo(m.ContainerPath, m.HostPath, m.Readonly, m.Propagation.ToString(),
+                volumes.FirstOrDefault(v => v.MountIndex == i) is { } v ? new ImageVolumeInfo(m.Image!, v.Image.Id, m.ImageSubPath ?? "", v.SnapshotKey) : null))
+                .ToList(),
             LogPath = LogPathFor(pod, config, bundle),
             RequestedLogPath = config.LogPath ?? "",
             BundlePath = bundle,
@@ -296,13 +346,11 @@ public sealed class ContainerManager
     }
 
     /// <summary>What a create has done so far, so its undo does exactly that in reverse.</summary>
-    private sealed class CreateUndo(string id, string bundle, ITaskService? tasks)
+    private sealed class CreateUndo(ContainerRecord record, ITaskService? tasks)
     {
-        public string Id { get; } = id;
-        public string Bundle { get; } = bundle;
+        public ContainerRecord Record { get; } = record;
         public ITaskService? Tasks { get; } = tasks;
         public bool Persisted { get; set; }
-        public bool SnapshotPrepared { get; set; }
         public bool TaskCreated { get; set; }
         /// <summary>NRI plugins were told of the create, so they are told of its undo.</summary>
         public bool NriNotified { get; set; }
@@ -312,18 +360,27 @@ public sealed class ContainerManager
     private async Task UndoCreateAsync(CreateUndo undo)
     {
         if (!undo.Persisted) return; // nothing was made yet
+        var record = undo.Record;
         try
         {
-            if (undo.TaskCreated && undo.Tasks is not null) await undo.Tasks.DeleteAsync(undo.Id, CancellationToken.None).ConfigureAwait(false);
-            _files.RemoveBundle(undo.Bundle);
-            if (undo.SnapshotPrepared || await _images.Snapshotter.TryStatAsync(undo.Id, CancellationToken.None).ConfigureAwait(false) is not null)
-                await _images.Snapshotter.RemoveAsync(undo.Id, CancellationToken.None).ConfigureAwait(false);
-            await _store.DeleteAsync(undo.Id, CancellationToken.None).ConfigureAwait(false);
+            if (undo.TaskCreated && undo.Tasks is not null) await undo.Tasks.DeleteAsync(record.Id, CancellationToken.None).ConfigureAwait(false);
+            _files.RemoveBundle(record.BundlePath);
+            await RemoveSnapshotsAsync(record).ConfigureAwait(false);
+            await _store.DeleteAsync(record.Id, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e)
         {
-            _logger.LogError("container {Id}: undoing a failed create failed: {Error}", undo.Id, e.Message);
+            _logger.LogError("container {Id}: undoing a failed create failed: {Error}", record.Id, e.Message);
         }
+    }
+
+    /// <summary>Removes those of the container's snapshots that exist: its writable one (key = its id) and its image volumes' views.</summary>
+    private async Task RemoveSnapshotsAsync(ContainerRecord record)
+    {
+        IEnumerable<string> keys = [record.Id, .. record.Mounts.Where(m => m.Image is not null).Select(m => m.Image!.SnapshotKey)];
+        foreach (var key in keys)
+            if (await _images.Snapshotter.TryStatAsync(key, CancellationToken.None).ConfigureAwait(false) is not null)
+                await _images.Snapshotter.RemoveAsync(key, CancellationToken.None).ConfigureAwait(false);
     }
 
     private static string LogPathFor(SandboxRecord pod, ContainerConfig config, string bundle)
@@ -524,8 +581,7 @@ public sealed class ContainerManager
         var record = entry.Record;
         if (TryTasksOf(record) is { } tasks) await tasks.DeleteAsync(record.Id, cancellationToken).ConfigureAwait(false);
         _files.RemoveBundle(record.BundlePath);
-        if (await _images.Snapshotter.TryStatAsync(record.Id, CancellationToken.None).ConfigureAwait(false) is not null)
-            await _images.Snapshotter.RemoveAsync(record.Id, CancellationToken.None).ConfigureAwait(false);
+        await RemoveSnapshotsAsync(record).ConfigureAwait(false);
         await _store.DeleteAsync(record.Id, CancellationToken.None).ConfigureAwait(false);
         entry.Removed = true;
         _index.Remove(record.Id);
@@ -697,7 +753,7 @@ public sealed class ContainerManager
             if (record.State == ContainerState.Creating)
             {
                 _logger.LogWarning("container {Id}: hulld stopped while it was being created; undoing it", record.Id);
-                await UndoCreateAsync(new CreateUndo(record.Id, record.BundlePath, tasks) { Persisted = true, TaskCreated = true })
+                await UndoCreateAsync(new CreateUndo(record, tasks) { Persisted = true, TaskCreated = true })
                     .ConfigureAwait(false);
                 continue;
             }

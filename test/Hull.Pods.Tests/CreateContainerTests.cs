@@ -68,6 +68,33 @@ public sealed class CreateContainerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_container_created_by_image_id_reports_the_image_by_its_tag()
+    {
+        var pod = await RunPodAsync();
+        var id = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod) with { Image = FakeImages.ImageId }, default);
+        var record = _node.Containers.Status(id);
+        Assert.Equal(FakeImages.ImageTag, record.Image);
+        Assert.Equal(FakeImages.ImageId, record.ImageId);
+        Assert.Equal(FakeImages.ImageTag, Assert.Single(_node.Containers.List()).Image);
+    }
+
+    [Theory]
+    // The kubelet creates containers by image id: the first tag is reported, as containerd does (repoTags[0]).
+    [InlineData("sha256:0123", "registry.local/a:1")]
+    // A tag of the image is reported as asked (normalised), not replaced by another tag.
+    [InlineData("registry.local/a:2", "registry.local/a:2")]
+    [InlineData("busybox", "docker.io/library/busybox:latest")]
+    public void The_name_a_container_reports_its_image_by(string asked, string reported)
+    {
+        string[] tags = ["registry.local/a:1", "registry.local/a:2", "docker.io/library/busybox:latest"];
+        Assert.Equal(reported, Images.ContainerImages.NameFor(asked, tags));
+    }
+
+    [Fact]
+    public void An_image_without_tags_is_reported_as_asked() =>
+        Assert.Equal("sha256:0123", Images.ContainerImages.NameFor("sha256:0123", []));
+
+    [Fact]
     public async Task A_missing_image_is_NotFound_and_nothing_is_made()
     {
         var pod = await RunPodAsync();

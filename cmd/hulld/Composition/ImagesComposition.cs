@@ -32,8 +32,8 @@ internal static class ImagesComposition
         var leases = new LeaseManager();
         // Containers' writable snapshots and pods' pause-image snapshots are roots, read from the stores, so even the
         // collection at start (before anything is recovered) keeps them.
-        var gc = new GarbageCollector(content, snapshotter, store, leases, loggers.CreateLogger<GarbageCollector>(),
-            new GcRoots(new ContainerStore(metadata), new SandboxStore(metadata)).SnapshotKeysAsync);
+        var roots = new GcRoots(new ContainerStore(metadata), new SandboxStore(metadata));
+        var gc = new GarbageCollector(content, snapshotter, store, leases, loggers.CreateLogger<GarbageCollector>(), roots.SnapshotKeysAsync);
         var registry = new RegistryClient(new RegistryHosts(images.HostsPath.Length > 0 ? images.HostsPath : null),
             new RegistryClientOptions { Logger = loggers.CreateLogger<RegistryClient>() }); // retries and failing hosts are logged
         var verifier = new BindirVerifier(images.Verifiers, loggers.CreateLogger<BindirVerifier>());
@@ -41,7 +41,8 @@ internal static class ImagesComposition
             loggers.CreateLogger<ImagePuller>());
         // Finish whatever a crash interrupted: half-pulled content, extraction snapshots, removals.
         await gc.CollectAsync(cancellationToken).ConfigureAwait(false);
-        var manager = new ImageManager(store, content, snapshotter, puller, gc, Path.Combine(options.Root, "snapshots"));
+        // An image a container mounts as a volume cannot be removed while that container exists.
+        var manager = new ImageManager(store, content, snapshotter, puller, gc, Path.Combine(options.Root, "snapshots"), roots.ImageUserAsync);
         var pusher = new ImagePusher(registry, content, leases, images.Push, loggers.CreateLogger<ImagePusher>());
         var importer = new OciArchiveImporter(content, snapshotter, store, leases, gc, loggers.CreateLogger<OciArchiveImporter>());
         var transfer = new TransferService(manager, pusher, importer, new OciArchiveExporter(content, leases), images.Import);

@@ -23,6 +23,8 @@ public sealed class ContainerBehaviourFixture : IAsyncLifetime
     public PodSandboxConfig PodConfig { get; private set; } = null!;
     public string Pod { get; private set; } = "";
     public string Image { get; private set; } = "";
+    /// <summary>The pushed test images (the multilayer one is mounted as an image volume).</summary>
+    public TestImages Images => _pushed.Images;
     public bool Ready { get; private set; }
 
     public async Task InitializeAsync()
@@ -403,6 +405,34 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
         Assert.Contains("Operation not permitted", mkdir.Stderr.ToStringUtf8());
     }
 
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
+        "iptables-save", "ip", "docker-registry", "skopeo", "umoci")]
+    public async Task The_deprecated_seccomp_profile_path_is_honoured_and_a_custom_path_is_InvalidArgument()
+    {
+        // Older kubelets send only the string field; /proc/self/status says whether a filter is in force (2) or not (0).
+        async Task<string> SeccompModeAsync(string path)
+        {
+            var config = Config(f.Name("legacy-seccomp"), "/bin/sh", "-c", Forever);
+#pragma warning disable CS0612 // the deprecated field is what this test sends
+            config.Linux = new LinuxContainerConfig { SecurityContext = new LinuxContainerSecurityContext { SeccompProfilePath = path } };
+#pragma warning restore CS0612
+            var id = await RunAsync(config);
+            var status = (await ExecAsync(id, ["/bin/grep", "^Seccomp:", "/proc/self/status"])).Stdout.ToStringUtf8();
+            await RemoveAsync(id);
+            return status.Split(':')[1].Trim();
+        }
+
+        Assert.Equal("2", await SeccompModeAsync("runtime/default"));
+        Assert.Equal("2", await SeccompModeAsync("docker/default"));
+        Assert.Equal("0", await SeccompModeAsync("unconfined"));
+
+        var custom = Config(f.Name("legacy-seccomp"), "/bin/true");
+#pragma warning disable CS0612
+        custom.Linux = new LinuxContainerConfig { SecurityContext = new LinuxContainerSecurityContext { SeccompProfilePath = "/etc/no-prefix.json" } };
+#pragma warning restore CS0612
+        await AssertRefusedAsync(custom, StatusCode.InvalidArgument, "/etc/no-prefix.json");
+    }
+
     // ---------------------------------------------------------------- resources
 
     [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
@@ -563,6 +593,7 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
         // Re-creating with the same name works: the name was released.
         config.Linux = null;
         config.CDIDevices.Clear();
+        config.Mounts.Clear();
         config.Command.Clear();
         config.Command.Add("/bin/true");
         var id = (await Cri.Runtime<CreateContainerResponse>("CreateContainer",

@@ -8,10 +8,7 @@ public sealed partial class NodeScenarios
     /// containers with the image ID in <c>ContainerConfig.image</c>; containerd answers ContainerStatus with the image's
     /// first repo tag (and its repo digest as <c>image_ref</c>).
     /// </summary>
-    [KubeFact(Skip = "Hull bug, reported to the lead: ContainerStatus.image is the image ID the kubelet passed to CreateContainer " +
-        "(src/Hull.Cri/Containers/ContainerManager.cs, CreateAsync: ContainerRecord.Image = request.Image; RuntimeService.Containers.cs " +
-        "ToCriStatus/ListContainers return it), where containerd returns the image's first repo tag; so the pod status and " +
-        "`kubectl describe pod` show Image: sha256:… instead of the name. src/Hull.Cri is being restructured (issue 11).")]
+    [KubeFact]
     public async Task S2_container_status_names_the_image_as_the_pod_spec_does()
     {
         var keeper = await Cluster.GetAsync($"api/v1/namespaces/{fixture.KeeperNamespace}/pods/{NodeFixture.KeeperPod}");

@@ -15,13 +15,19 @@ public interface IContainerFilesystem
     /// <summary>Creates the bundle's rootfs directory and mounts the snapshot's mounts on it, in order.</summary>
     void MountRootfs(string bundle, IReadOnlyList<Mount> mounts);
 
+    /// <summary>
+    /// Mounts an image volume's snapshot on <c>image-volumes/&lt;name&gt;</c> in the bundle and returns that directory.
+    /// <see cref="RemoveBundle"/> unmounts it.
+    /// </summary>
+    string MountImageVolume(string bundle, string name, IReadOnlyList<Mount> mounts);
+
     /// <summary>Writes config.json atomically and durably.</summary>
     Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken);
 
     /// <summary>Reads config.json back, or null when there is none (a create that never got that far).</summary>
     Task<string?> ReadSpecAsync(string bundle, CancellationToken cancellationToken);
 
-    /// <summary>Unmounts the rootfs and deletes the bundle and the container's directory; idempotent.</summary>
+    /// <summary>Unmounts the rootfs and the image volumes and deletes the bundle and the container's directory; idempotent.</summary>
     void RemoveBundle(string bundle);
 }
 
@@ -32,11 +38,22 @@ public sealed class HostContainerFilesystem(string stateDirectory) : IContainerF
 
     private static string Rootfs(string bundle) => Path.Combine(bundle, "rootfs");
 
+    /// <summary>Where a bundle's image volumes are mounted (not under rootfs: they reach the container as bind mounts).</summary>
+    public const string ImageVolumesDirectory = "image-volumes";
+
     public void MountRootfs(string bundle, IReadOnlyList<Mount> mounts)
     {
         string rootfs = Rootfs(bundle);
         Directory.CreateDirectory(rootfs);
         Mounts.MountAll(mounts, rootfs);
+    }
+
+    public string MountImageVolume(string bundle, string name, IReadOnlyList<Mount> mounts)
+    {
+        string target = Path.Combine(bundle, ImageVolumesDirectory, name);
+        Directory.CreateDirectory(target);
+        Mounts.MountAll(mounts, target);
+        return target;
     }
 
     public Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken) =>
@@ -57,14 +74,23 @@ public sealed class HostContainerFilesystem(string stateDirectory) : IContainerF
     /// <summary>Never follows a rootfs that is still mounted: deleting it non-recursively fails rather than deleting the container's files.</summary>
     public void RemoveBundle(string bundle)
     {
-        string rootfs = Rootfs(bundle);
-        if (Directory.Exists(rootfs))
+        string volumes = Path.Combine(bundle, ImageVolumesDirectory);
+        if (Directory.Exists(volumes))
         {
-            Mounts.UnmountAll(rootfs, detach: true);
-            Directory.Delete(rootfs, recursive: false);
+            foreach (var volume in Directory.EnumerateDirectories(volumes)) Unmount(volume);
+            Directory.Delete(volumes, recursive: false);
         }
+        Unmount(Rootfs(bundle));
         if (Directory.Exists(bundle)) Directory.Delete(bundle, recursive: true);
         string dir = Path.GetDirectoryName(bundle)!;
         if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir);
+    }
+
+    /// <summary>Unmounts what is mounted on <paramref name="target"/> and removes the (then empty) directory.</summary>
+    private static void Unmount(string target)
+    {
+        if (!Directory.Exists(target)) return;
+        Mounts.UnmountAll(target, detach: true);
+        Directory.Delete(target, recursive: false);
     }
 }

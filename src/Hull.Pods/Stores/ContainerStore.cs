@@ -12,8 +12,14 @@ public enum ContainerState { Creating, Created, Running, Exited, Unknown }
 /// <summary>The identity a container's first process runs as (CRI LinuxContainerUser).</summary>
 public sealed record ContainerUserInfo(long Uid, long Gid, IReadOnlyList<long> SupplementalGroups);
 
-/// <summary>A mount as ContainerStatus reports it.</summary>
-public sealed record ContainerMountInfo(string ContainerPath, string HostPath, bool Readonly, string Propagation);
+/// <summary>A mount as ContainerStatus reports it; <paramref name="Image"/> is set for an image volume.</summary>
+public sealed record ContainerMountInfo(string ContainerPath, string HostPath, bool Readonly, string Propagation, ImageVolumeInfo? Image = null);
+
+/// <summary>
+/// An image mounted as a volume: the image as the kubelet named it, its id (the config digest, reported as the mount's
+/// image_ref, as PullImage returns it), the sub path, and the read-only view snapshot that holds it while the container exists.
+/// </summary>
+public sealed record ImageVolumeInfo(string Image, string ImageId, string SubPath, string SnapshotKey);
 
 /// <summary>
 /// One container as persisted and indexed: what the kubelet asked for (in domain terms), where its bundle, log and
@@ -107,14 +113,36 @@ public sealed class ContainerStore(MetadataStore store)
             return records;
         }, cancellationToken);
 
-    /// <summary>Every container's snapshot key (its id), for the image garbage collector's roots.</summary>
+    /// <summary>
+    /// Every container's snapshot keys, for the image garbage collector's roots: its writable snapshot (its id) and the
+    /// views of the images it mounts as volumes (<see cref="ImageVolumeInfo.SnapshotKey"/>, read from the record's JSON).
+    /// </summary>
     public Task<IReadOnlyCollection<string>> SnapshotKeysAsync(CancellationToken cancellationToken) =>
         store.ReadAsync<IReadOnlyCollection<string>>(static session =>
         {
             var keys = new List<string>();
-            using var reader = session.Command("SELECT id FROM containers").ExecuteReader();
+            using var reader = session.Command("""
+                SELECT id FROM containers
+                UNION ALL
+                SELECT json_extract(m.value, '$.image.snapshotKey') FROM containers c, json_each(c.record, '$.mounts') m
+                WHERE json_extract(m.value, '$.image.snapshotKey') IS NOT NULL
+                """).ExecuteReader();
             while (reader.Read()) keys.Add(reader.GetString(0));
             return keys;
+        }, cancellationToken);
+
+    /// <summary>A container that mounts the image <paramref name="imageId"/> as a volume, as <c>container "id" (name)</c>; null when none does.</summary>
+    public Task<string?> ImageVolumeUserAsync(string imageId, CancellationToken cancellationToken) =>
+        store.ReadAsync<string, string?>(imageId, static (session, image) =>
+        {
+            var command = session.Command("""
+                SELECT c.id, c.name FROM containers c, json_each(c.record, '$.mounts') m
+                WHERE json_extract(m.value, '$.image.imageId') = $image
+                LIMIT 1
+                """, "$image");
+            command.Parameters[0].Value = image;
+            using var reader = command.ExecuteReader();
+            return reader.Read() ? $"container \"{reader.GetString(0)}\" ({reader.GetString(1)})" : null;
         }, cancellationToken);
 
     private static ContainerRecord Read(SqliteDataReader reader) =>

@@ -49,8 +49,12 @@ public static class ContainerMounts
         {
             if (!m.ContainerPath.StartsWith('/'))
                 throw new HullException(ErrorKind.InvalidArgument, $"mount container path \"{m.ContainerPath}\" is not absolute");
+            if (m.Image is not null && !m.Readonly)
+                throw new HullException(ErrorKind.InvalidArgument, $"image volume \"{m.Image}\" at \"{m.ContainerPath}\" must be read-only");
             if (!m.HostPath.StartsWith('/'))
-                throw new HullException(ErrorKind.InvalidArgument, $"mount host path \"{m.HostPath}\" (at \"{m.ContainerPath}\") is not absolute");
+                throw new HullException(ErrorKind.InvalidArgument, m.Image is null
+                    ? $"mount host path \"{m.HostPath}\" (at \"{m.ContainerPath}\") is not absolute"
+                    : $"image volume \"{m.Image}\" at \"{m.ContainerPath}\" was not mounted on the host");
             if (m.RecursiveReadOnly)
             {
                 if (!m.Readonly)
@@ -139,6 +143,39 @@ public static class ContainerMounts
             result.Add(new OciMount { Destination = mount.ContainerPath, Type = "bind", Source = source, Options = mountOptions });
         }
         return new MountPlan(result, rootPropagation);
+    }
+
+    /// <summary>
+    /// Checks an image volume as the kubelet asks for it, before anything is made (containerd's mutateImageMount): it
+    /// names no host path, is read-only, and its sub path, if any, is relative and stays inside the image.
+    /// </summary>
+    public static void ValidateImageVolume(ContainerMount mount, string containerName)
+    {
+        string what = $"image volume \"{mount.Image}\" at \"{mount.ContainerPath}\" of container \"{containerName}\"";
+        if (string.IsNullOrEmpty(mount.Image))
+            throw new HullException(ErrorKind.InvalidArgument, $"mount at \"{mount.ContainerPath}\" of container \"{containerName}\" names an image volume with no image");
+        if (mount.HostPath.Length > 0)
+            throw new HullException(ErrorKind.InvalidArgument, $"{what} also names host path \"{mount.HostPath}\"; an image volume has none");
+        if (!mount.Readonly)
+            throw new HullException(ErrorKind.InvalidArgument, $"{what} must be read-only (readonly = true)");
+        if (mount.ImageSubPath is { Length: > 0 } sub && (sub.StartsWith('/') || sub.Split('/').Contains("..")))
+            throw new HullException(ErrorKind.InvalidArgument, $"{what}: sub path \"{sub}\" must be relative and must not contain \"..\"");
+    }
+
+    /// <summary>
+    /// The host directory an image volume mounts: <paramref name="imageRoot"/> (where the image's snapshot is mounted), or
+    /// its sub path, resolved inside the image (symbolic links cannot leave it). A sub path that does not exist, or is
+    /// not a directory, is InvalidArgument (as in containerd: only directories are mounted).
+    /// </summary>
+    public static string ImageVolumeSource(string imageRoot, ContainerMount mount, string containerName)
+    {
+        if (mount.ImageSubPath is not { Length: > 0 } sub) return imageRoot;
+        string what = $"sub path \"{sub}\" of image volume \"{mount.Image}\" at \"{mount.ContainerPath}\" of container \"{containerName}\"";
+        string resolved = RootfsPath.Resolve(imageRoot, sub)
+            ?? throw new HullException(ErrorKind.InvalidArgument, $"{what} does not exist in the image");
+        if (FileStatus.TryGet(resolved) is not { IsDirectory: true })
+            throw new HullException(ErrorKind.InvalidArgument, $"{what} is not a directory; only directories can be mounted");
+        return resolved;
     }
 
     /// <summary>Anonymous volumes of the image that no CRI mount covers: a fresh host directory each.</summary>

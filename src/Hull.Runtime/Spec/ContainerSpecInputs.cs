@@ -63,11 +63,19 @@ public enum MountPropagation
     Bidirectional,
 }
 
-/// <summary>A bind mount of a host path into the container (CRI Mount).</summary>
+/// <summary>A bind mount of a host path into the container (CRI Mount), or of an image's file system (an image volume).</summary>
 public sealed record ContainerMount
 {
     public required string ContainerPath { get; init; }
+    /// <summary>For an image volume: empty in the request; the lifecycle sets it to where it mounted the image.</summary>
     public required string HostPath { get; init; }
+    /// <summary>
+    /// An image volume (KEP-4639): the image (a reference or id of a pulled image) whose file system is mounted, always
+    /// read-only; null for a host path mount.
+    /// </summary>
+    public string? Image { get; init; }
+    /// <summary>For an image volume: the directory of the image (relative to its root) mounted instead of the root.</summary>
+    public string? ImageSubPath { get; init; }
     public bool Readonly { get; init; }
     /// <summary>Read-only all the way down (submounts too): the "rro" option, which needs mount_setattr (Linux 5.12) and an OCI runtime that knows it.</summary>
     public bool RecursiveReadOnly { get; init; }

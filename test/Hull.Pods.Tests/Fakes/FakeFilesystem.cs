@@ -19,6 +19,15 @@ public sealed class FakeFilesystem(string root, Faults faults) : IContainerFiles
         faults.Step("rootfs.mount");
     }
 
+    /// <summary>An image volume "mounted" as a directory holding the image's one directory, etc.</summary>
+    public string MountImageVolume(string bundle, string name, IReadOnlyList<Mount> mounts)
+    {
+        string target = Path.Combine(bundle, "image-volumes", name);
+        Directory.CreateDirectory(Path.Combine(target, "etc"));
+        faults.Step("volume.mount");
+        return target;
+    }
+
     public async Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken)
     {
         await faults.StepAsync("spec.write").ConfigureAwait(false);

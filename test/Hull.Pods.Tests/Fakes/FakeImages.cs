@@ -7,20 +7,23 @@ using Hull.Runtime.Spec;
 
 namespace Hull.Pods.Tests.Fakes;
 
-/// <summary>One image ("busybox") and a snapshotter that keeps snapshot keys in memory.</summary>
+/// <summary>One image ("busybox", also found by its id) and a snapshotter that keeps snapshot keys in memory.</summary>
 public sealed class FakeImages(Faults faults) : IContainerImages, ISnapshotter
 {
     public const string Image = "busybox";
+    public const string ImageId = "sha256:image";
+    /// <summary>The image's tag: what containers report it by.</summary>
+    public const string ImageTag = "docker.io/library/busybox:latest";
     private readonly ConcurrentDictionary<string, SnapshotInfo> _snapshots = new(StringComparer.Ordinal);
 
-    /// <summary>Active snapshots that exist (prepared and not removed).</summary>
+    /// <summary>Snapshots that exist (prepared or viewed, and not removed).</summary>
     public IReadOnlyCollection<string> Snapshots => _snapshots.Keys.ToList();
 
     public ISnapshotter Snapshotter => this;
 
     public Task<ContainerImage?> FindAsync(string reference, CancellationToken cancellationToken) =>
-        Task.FromResult(reference == Image
-            ? new ContainerImage("sha256:image", "sha256:chain", "busybox@sha256:digest", new ImageConfig { Cmd = ["sh"] })
+        Task.FromResult(reference is Image or ImageId or ImageTag
+            ? new ContainerImage(ImageId, "sha256:chain", "busybox@sha256:digest", new ImageConfig { Cmd = ["sh"] }) { Name = ImageTag }
             : null);
 
     public Task<ContainerImage> PullAsync(string reference, CancellationToken cancellationToken) =>
@@ -45,8 +48,13 @@ public sealed class FakeImages(Faults faults) : IContainerImages, ISnapshotter
         return [];
     }
 
-    public Task<IReadOnlyList<Mount>> ViewAsync(string key, string? parent, IReadOnlyDictionary<string, string>? labels = null,
-        CancellationToken cancellationToken = default) => throw new NotSupportedException();
+    public async Task<IReadOnlyList<Mount>> ViewAsync(string key, string? parent, IReadOnlyDictionary<string, string>? labels = null,
+        CancellationToken cancellationToken = default)
+    {
+        await faults.StepAsync("snapshot.view").ConfigureAwait(false);
+        _snapshots[key] = new SnapshotInfo(key, parent, SnapshotKind.View, labels ?? new Dictionary<string, string>(), DateTimeOffset.UtcNow, DateTimeOffset.UtcNow);
+        return [];
+    }
 
     public Task CommitAsync(string name, string key, IReadOnlyDictionary<string, string>? labels = null, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException();
