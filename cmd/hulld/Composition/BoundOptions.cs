@@ -3,6 +3,7 @@ using Hull.Cri;
 using Hull.Images.Reference;
 using Hull.Images.Transfer;
 using Hull.Images.Verifiers;
+using Hull.Kube;
 using Hull.Runtime.Handlers;
 using Hull.Runtime.Spec;
 using Hull.Runtime.Tasks;
@@ -52,6 +53,7 @@ internal sealed record BoundOptions
     public required PodSandboxOptions PodSandbox { get; init; }
     public required ImagesOptions Images { get; init; }
     public required StreamingOptions Streaming { get; init; }
+    public required NodeConditionsOptions NodeConditions { get; init; }
 
     public static BoundOptions Bind(HullConfig config)
     {
@@ -135,6 +137,15 @@ internal sealed record BoundOptions
             },
             Streaming = new StreamingOptions(config.Server.StreamServerAddress, config.Server.StreamServerPort, config.Server.StreamIdleTimeout,
                 config.Server.EnableTlsStreaming, config.Server.TlsCertFile, config.Server.TlsKeyFile),
+            NodeConditions = new NodeConditionsOptions
+            {
+                Enable = config.NodeConditions.Enable,
+                Kubeconfig = config.NodeConditions.Kubeconfig,
+                NodeName = config.NodeConditions.NodeName,
+                ResyncInterval = config.NodeConditions.ResyncInterval,
+                // One list for both places the condition appears (CRI Status and the Node).
+                IgnoredDeprecations = runtime.IgnoreDeprecationWarnings,
+            },
         };
     }
 
