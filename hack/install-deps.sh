@@ -36,6 +36,7 @@ PACKAGES=(
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
   python3 zstd util-linux bsdutils mount jq curl
   gcc make libc6-dev dpkg-dev bzip2
+  debootstrap golang-gopkg-yaml.v3-dev
 )
 if ! command -v node >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)
@@ -137,6 +138,12 @@ if [ -d "$GO_DIR/cri-probe" ]; then
     mkdir -p "$GOCACHE" bin
     go build -o bin/cri-probe ./cri-probe
   )
+fi
+
+# ---------------------------------------------------------------- chart renderer (Go text/template, Helm's engine)
+if [ -x "$ROOT/hack/chart-render/build.sh" ]; then
+  log "chart renderer: hack/chart-render/bin/chart-render"
+  "$ROOT/hack/chart-render/build.sh"
 fi
 
 # ---------------------------------------------------------------- .NET

@@ -253,7 +253,7 @@ public sealed class NodePatchException(string node, Uri server, Exception inner)
         string what = $"cannot patch the status of node \"{node}\" on {server}: {NodeConditionReporter.Describe(inner)}";
         return inner is HttpOperationException h ? h.Response.StatusCode switch
         {
-            HttpStatusCode.Forbidden => what + " (the identity needs `patch` on `nodes/status`: see deploy/kubernetes/rbac.yaml, or use the kubelet's kubeconfig)",
+            HttpStatusCode.Forbidden => what + " (the identity needs `patch` on `nodes/status`: see the ClusterRole in deploy/kubernetes/hull.yaml, or use the kubelet's kubeconfig)",
             HttpStatusCode.Unauthorized => what + " (the credentials were refused)",
             HttpStatusCode.NotFound => what + " (the Node is not registered yet, or node_name is wrong)",
             _ => what,

@@ -27,7 +27,7 @@ public sealed class NodeConditionPatchTests
             """{"kind":"Status","message":"nodes \"n1\" is forbidden: User \"u\" cannot patch resource \"nodes/status\""}""");
         var e = new NodePatchException("n1", new Uri("https://127.0.0.1:6443/"), forbidden);
         Assert.Equal("cannot patch the status of node \"n1\" on https://127.0.0.1:6443/: 403 Forbidden: nodes \"n1\" is forbidden: " +
-            "User \"u\" cannot patch resource \"nodes/status\" (the identity needs `patch` on `nodes/status`: see deploy/kubernetes/rbac.yaml, " +
+            "User \"u\" cannot patch resource \"nodes/status\" (the identity needs `patch` on `nodes/status`: see the ClusterRole in deploy/kubernetes/hull.yaml, " +
             "or use the kubelet's kubeconfig)", e.Message);
         Assert.False(NodeConditionReporter.IsTransient(e));
     }
