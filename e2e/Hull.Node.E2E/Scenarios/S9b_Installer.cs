@@ -32,7 +32,6 @@ public sealed partial class NodeScenarios
             """;
         string values = $$"""
             image: {repository: "{{image[..image.LastIndexOf(':')]}}", tag: "{{InstallerImage.Tag}}", pullPolicy: IfNotPresent}
-            nodeSelector: {kubernetes.io/hostname: "{{Node.Name}}"}
             install: {startService: none, hostPackages: false}
             hostPaths: {install: "{{Host("opt-hull")}}", bin: "{{Host("bin")}}", config: "{{Host("etc-hull")}}", systemd: "{{Host("systemd")}}", state: "{{socketDir}}"}
             reporter:
@@ -46,6 +45,8 @@ public sealed partial class NodeScenarios
         await File.WriteAllTextAsync(manifests, await Chart.RenderAsync("hull", ns.Name, values));
         try
         {
+            // What an operator does: the chart's nodeSelector picks the nodes labelled for Hull.
+            await Cluster.KubectlOkAsync("label", "node", Node.Name, "hull.io/install=true");
             await Cluster.KubectlOkAsync("apply", "-f", manifests);
             var pod = await WaitForInstallerPodAsync(ns.Name);
             string name = (string)pod["metadata"]!["name"]!;
@@ -78,6 +79,7 @@ public sealed partial class NodeScenarios
         finally
         {
             await Cluster.KubectlAsync(["delete", "-f", manifests, "--ignore-not-found", "--wait=true", "--timeout=90s"], TimeSpan.FromSeconds(120));
+            await Cluster.KubectlAsync(["label", "node", Node.Name, "hull.io/install-"]);
             Directory.Delete(host, recursive: true);
         }
     }
@@ -92,7 +94,9 @@ public sealed partial class NodeScenarios
             if (DateTime.UtcNow > deadline)
             {
                 var events = await Cluster.KubectlAsync(["get", "events", "-n", ns]);
-                throw new TimeoutException($"no Ready installer pod in {ns} within 180 s: {string.Join("\n", pods.Select(p => p["status"]?.ToJsonString()))}\n{events.Stdout}");
+                var daemonSet = await Cluster.Api.GetAsync($"apis/apps/v1/namespaces/{ns}/daemonsets/hull");
+                throw new TimeoutException($"no Ready installer pod in {ns} within 180 s: DaemonSet status {daemonSet?["status"]?.ToJsonString()}; " +
+                    $"pods {string.Join("\n", pods.Select(p => p["status"]?.ToJsonString()))}\n{events.Stdout}");
             }
             await Task.Delay(1000);
         }
