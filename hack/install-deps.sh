@@ -37,6 +37,7 @@ PACKAGES=(
   python3 zstd util-linux bsdutils mount jq curl
   gcc make libc6-dev dpkg-dev bzip2
   prometheus  # for promtool: e2e checks hulld's /v1/metrics with Prometheus' own parser
+  debootstrap golang-gopkg-yaml.v3-dev
 )
 if ! command -v node >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)
@@ -138,6 +139,12 @@ if [ -d "$GO_DIR/cri-probe" ]; then
     mkdir -p "$GOCACHE" bin
     go build -o bin/cri-probe ./cri-probe
   )
+fi
+
+# ---------------------------------------------------------------- chart renderer (Go text/template, Helm's engine)
+if [ -x "$ROOT/hack/chart-render/build.sh" ]; then
+  log "chart renderer: hack/chart-render/bin/chart-render"
+  "$ROOT/hack/chart-render/build.sh"
 fi
 
 # ---------------------------------------------------------------- .NET

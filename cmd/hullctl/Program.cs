@@ -65,6 +65,13 @@ info.SetAction(parse => Run(parse, async client =>
         handlers.Add(h.Name.Length == 0 ? "(default)" : h.Name, h.Features.RecursiveReadOnlyMounts.ToString().ToLowerInvariant(),
             h.Features.UserNamespaces.ToString().ToLowerInvariant());
     handlers.WriteTo(Console.Out);
+    if (server.NodeCondition is { } node)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"Node condition: {(node.Status.Length > 0 ? $"{node.Status} ({node.Reason}) on node {node.Node}, published {node.PublishedAt}" : $"not published yet{(node.Node.Length > 0 ? $" on node {node.Node}" : "")}")}");
+        Console.WriteLine($"  Publisher:    {node.Mode}{(node.Server.Length > 0 ? $", API server {node.Server}" : "")}");
+        if (node.Error.Length > 0) Console.WriteLine($"  Error:        {node.Error} ({node.ErrorAt})");
+    }
 }));
 root.Subcommands.Add(info);
 
@@ -79,12 +86,13 @@ deprecationsList.SetAction(parse => Run(parse, async client =>
     {
         Console.WriteLine(JsonSerializer.Serialize(response.Warnings.Select(w => new
         {
-            id = w.Id, message = w.Message, lastOccurrence = w.LastOccurrence, occurrences = w.Occurrences,
+            id = w.Id, message = w.Message, lastOccurrence = w.LastOccurrence, occurrences = w.Occurrences, publishedOnNode = w.PublishedOnNode,
         }), JsonOptions));
         return;
     }
-    var table = new TextTable("ID", "LAST OCCURRENCE", "COUNT", "MESSAGE");
-    foreach (var w in response.Warnings) table.Add(w.Id, w.LastOccurrence, w.Occurrences.ToString(), w.Message);
+    // ON NODE: part of the ContainerRuntimeHasNoDeprecations condition hulld last published on its Kubernetes Node.
+    var table = new TextTable("ID", "LAST OCCURRENCE", "COUNT", "ON NODE", "MESSAGE");
+    foreach (var w in response.Warnings) table.Add(w.Id, w.LastOccurrence, w.Occurrences.ToString(), w.PublishedOnNode ? "yes" : "no", w.Message);
     table.WriteTo(Console.Out);
 }));
 deprecations.Subcommands.Add(deprecationsList);

@@ -106,7 +106,8 @@ internal static class Daemon
         }
         await using var streamingServer = streaming;
         log.LogInformation("streaming server (exec, attach, port-forward) listening on {Address}", streaming.BaseAddress);
-        var admin = new AdminService(bound.Cri, identity, plugins, deprecations, images.Transfer, lifecycle.Nri);
+        await using var nodeConditions = NodeConditionsParts.Start(bound.NodeConditions, deprecations, loggerFactory);
+        var admin = new AdminService(bound.Cri, identity, plugins, deprecations, images.Transfer, lifecycle.Nri, nodeConditions.Publisher);
         var runtime = new RuntimeService(bound.Cri, lifecycle.Pods, lifecycle.Containers, lifecycle.Events, deprecations, lifecycle.Cni.Default, streaming);
         var criLog = loggerFactory.CreateLogger("cri");
         await using var server = CriServer.Create(bound.Cri, runtime, images.Images, deprecations,
@@ -149,7 +150,7 @@ internal static class Daemon
     }
 
     /// <summary>Single-line console logs (or JSON, with <c>[debug] format = "json"</c>) at the configured level.</summary>
-    private static ILoggerFactory CreateLoggers(LoggingOptions logging) => LoggerFactory.Create(b =>
+    internal static ILoggerFactory CreateLoggers(LoggingOptions logging) => LoggerFactory.Create(b =>
     {
         b.SetMinimumLevel(ParseLevel(logging.Level));
         if (logging.Format == "json")

@@ -20,4 +20,5 @@ root.SetAction(async (parse, cancellationToken) =>
     return await Daemon.RunAsync(options).ConfigureAwait(false);
 });
 ConfigCommands.AddTo(root, configOption, strictOption);
+NodeConditionsCommand.AddTo(root, configOption, addressOption, logLevelOption);
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -35,6 +35,8 @@ public sealed record HullConfig
     public OtlpConfig Otlp { get; init; } = new();
     /// <summary><c>[plugins.'io.containerd.internal.v1.tracing']</c> (deprecated in containerd 2.x).</summary>
     public TracingConfig Tracing { get; init; } = new();
+    /// <summary><c>[plugins.'io.hull.kube.v1.node-conditions']</c> (Hull only).</summary>
+    public NodeConditionsConfig NodeConditions { get; init; } = new();
 }
 
 /// <summary><c>[plugins.'io.containerd.tracing.processor.v1.otlp']</c>: where spans go; the OTEL_EXPORTER_OTLP_* variables win.</summary>
@@ -246,6 +248,17 @@ public sealed record OverlayfsConfig
     public bool SyncRemove { get; init; }
     public bool SlowChown { get; init; }
     public IReadOnlyList<string> MountOptions { get; init; } = [];
+}
+
+/// <summary><c>[plugins.'io.hull.kube.v1.node-conditions']</c>: the deprecation condition on the Kubernetes Node.</summary>
+public sealed record NodeConditionsConfig
+{
+    public bool Enable { get; init; }
+    /// <summary>Empty means in-cluster credentials (a service account's, in a pod).</summary>
+    public string Kubeconfig { get; init; } = "";
+    /// <summary>Empty means the <c>NODE_NAME</c> environment variable, then the host name.</summary>
+    public string NodeName { get; init; } = "";
+    public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromMinutes(5);
 }
 
 /// <summary>Default paths, names and sizes, referenced everywhere else.</summary>

@@ -19,7 +19,7 @@ public sealed record DaemonIdentity(string Uuid, int Pid, DateTimeOffset Started
 /// transfers hullctl runs (with per-blob progress, which CRI's PullImage cannot report).
 /// </summary>
 public sealed class AdminService(CriOptions options, DaemonIdentity identity, PluginRegistry plugins, DeprecationRegistry deprecations,
-    ITransferService? transfer = null, Hull.Nri.NriHost? nri = null)
+    ITransferService? transfer = null, Hull.Nri.NriHost? nri = null, IDeprecationPublisher? publisher = null)
 {
     public Task<NriPluginsResponse> NriPlugins(NriPluginsRequest request, ServerCallContext context)
     {
@@ -47,6 +47,7 @@ public sealed class AdminService(CriOptions options, DaemonIdentity identity, Pl
             State = options.State,
         };
         response.Deprecations.AddRange(ToProto(deprecations.Snapshot()));
+        if (publisher?.Status is { } published) response.NodeCondition = ToProto(published);
         return Task.FromResult(response);
     }
 
@@ -239,12 +240,28 @@ public sealed class AdminService(CriOptions options, DaemonIdentity identity, Pl
         }
     }
 
-    private static IEnumerable<Hull.Api.Admin.DeprecationWarning> ToProto(IEnumerable<Core.Deprecations.DeprecationWarning> warnings) =>
-        warnings.Select(w => new Hull.Api.Admin.DeprecationWarning
+    private IEnumerable<Hull.Api.Admin.DeprecationWarning> ToProto(IEnumerable<Core.Deprecations.DeprecationWarning> warnings)
+    {
+        var published = publisher?.Status;
+        return warnings.Select(w => new Hull.Api.Admin.DeprecationWarning
         {
             Id = w.Id,
             Message = w.Message,
             LastOccurrence = w.LastOccurrence.ToString("O"),
             Occurrences = w.Occurrences,
+            PublishedOnNode = published?.IsPublished(w.Id) == true,
         });
+    }
+
+    private static NodeConditionStatus ToProto(DeprecationPublication p) => new()
+    {
+        Mode = p.Mode,
+        Node = p.Node,
+        Server = p.Server,
+        Status = p.Published is null ? "" : p.Published.NoDeprecations ? "True" : "False",
+        Reason = p.Published?.Reason ?? "",
+        PublishedAt = p.PublishedAt?.ToString("O") ?? "",
+        Error = p.Error ?? "",
+        ErrorAt = p.ErrorAt?.ToString("O") ?? "",
+    };
 }

@@ -7,7 +7,7 @@ public sealed record CriOptions
     public required string State { get; init; }
     public required int MaxReceiveMessageSize { get; init; }
     public required int MaxSendMessageSize { get; init; }
-    /// <summary>Deprecation IDs left out of the RuntimeHasNoDeprecationWarnings condition (<c>ignore_deprecation_warnings</c>).</summary>
+    /// <summary>Deprecation IDs left out of the ContainerRuntimeHasNoDeprecations condition (<c>ignore_deprecation_warnings</c>).</summary>
     public IReadOnlyList<string> IgnoredDeprecations { get; init; } = [];
     public required CniStatusOptions Cni { get; init; }
 }

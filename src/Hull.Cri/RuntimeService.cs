@@ -98,24 +98,22 @@ public sealed partial class RuntimeService(CriOptions options, PodManager pods, 
     }
 
     /// <summary>
-    /// containerd's ContainerdHasNoDeprecationWarnings, under Hull's name: false while the node uses a
-    /// deprecated feature, with a JSON map of ID → message; IDs in ignore_deprecation_warnings are left out.
+    /// containerd's ContainerdHasNoDeprecationWarnings under the name the Node condition has too
+    /// (<see cref="DeprecationCondition"/>): false while the node uses a deprecated feature, with containerd's message,
+    /// a JSON map of ID → message; IDs in ignore_deprecation_warnings are left out.
     /// </summary>
     private RuntimeCondition NoDeprecationWarningsCondition()
     {
-        var ignored = options.IgnoredDeprecations.ToHashSet(StringComparer.Ordinal);
-        var active = deprecations.Snapshot().Where(w => !ignored.Contains(w.Id)).ToDictionary(w => w.Id, w => w.Message);
-        if (active.Count == 0) return new RuntimeCondition { Type = NoDeprecationWarnings, Status = true };
+        var active = DeprecationCondition.Active(deprecations.Snapshot(), options.IgnoredDeprecations);
+        var state = DeprecationCondition.Evaluate(active);
         return new RuntimeCondition
         {
-            Type = NoDeprecationWarnings,
-            Status = false,
-            Reason = "RuntimeHasDeprecationWarnings",
-            Message = JsonSerializer.Serialize(active),
+            Type = DeprecationCondition.Type,
+            Status = state.NoDeprecations,
+            Reason = state.Reason,
+            Message = state.NoDeprecations ? "" : JsonSerializer.Serialize(active.ToDictionary(w => w.Id, w => w.Message)),
         };
     }
-
-    public const string NoDeprecationWarnings = "RuntimeHasNoDeprecationWarnings";
 
     private string VerboseConfig() => JsonSerializer.Serialize(new
     {

@@ -76,4 +76,25 @@ public sealed class BoundOptionsTests
         Assert.True(bound.PodSandbox.EnableUnprivilegedPorts);
         Assert.Equal(("/var/lib/hull", "/run/hull", "/run/hull/hull.sock"), (bound.Root, bound.State, bound.Socket.Address));
     }
+
+    [Fact]
+    public void Node_conditions_are_off_by_default_and_share_the_ignored_deprecations_with_CRI_Status()
+    {
+        Assert.False(BoundOptions.Bind(ConfigLoader.Defaults().Config).NodeConditions.Enable);
+        Assert.Equal(TimeSpan.FromMinutes(5), BoundOptions.Bind(ConfigLoader.Defaults().Config).NodeConditions.ResyncInterval);
+        var bound = Bind("""
+            version = 3
+            [plugins.'io.containerd.cri.v1.runtime']
+            ignore_deprecation_warnings = ["io.containerd.deprecation/cgroup-v1"]
+            [plugins.'io.hull.kube.v1.node-conditions']
+            enable = true
+            kubeconfig = "/etc/kubernetes/kubelet.conf"
+            node_name = "worker-1"
+            resync_interval = "30s"
+            """);
+        Assert.Equal((true, "/etc/kubernetes/kubelet.conf", "worker-1", TimeSpan.FromSeconds(30)),
+            (bound.NodeConditions.Enable, bound.NodeConditions.Kubeconfig, bound.NodeConditions.NodeName, bound.NodeConditions.ResyncInterval));
+        Assert.Equal(["io.containerd.deprecation/cgroup-v1"], bound.NodeConditions.IgnoredDeprecations);
+        Assert.Same(bound.Cri.IgnoredDeprecations, bound.NodeConditions.IgnoredDeprecations);
+    }
 }

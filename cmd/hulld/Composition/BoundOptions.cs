@@ -6,6 +6,7 @@ using Hull.Cri;
 using Hull.Images.Reference;
 using Hull.Images.Transfer;
 using Hull.Images.Verifiers;
+using Hull.Kube;
 using Hull.Runtime.Handlers;
 using Hull.Runtime.Spec;
 using Hull.Runtime.Tasks;
@@ -69,6 +70,7 @@ internal sealed record BoundOptions
     public required NriOptions Nri { get; init; }
     public required MetricsOptions Metrics { get; init; }
     public required TracingOptions Tracing { get; init; }
+    public required NodeConditionsOptions NodeConditions { get; init; }
 
     public static BoundOptions Bind(HullConfig config)
     {
@@ -157,6 +159,15 @@ internal sealed record BoundOptions
             Metrics = new MetricsOptions(config.Metrics.Address),
             Tracing = new TracingOptions(config.Otlp.Endpoint, config.Otlp.Protocol, config.Otlp.Insecure, config.Tracing.ServiceName,
                 config.Tracing.SamplingRatio),
+            NodeConditions = new NodeConditionsOptions
+            {
+                Enable = config.NodeConditions.Enable,
+                Kubeconfig = config.NodeConditions.Kubeconfig,
+                NodeName = config.NodeConditions.NodeName,
+                ResyncInterval = config.NodeConditions.ResyncInterval,
+                // One list for both places the condition appears (CRI Status and the Node).
+                IgnoredDeprecations = runtime.IgnoreDeprecationWarnings,
+            },
         };
     }
 

@@ -162,9 +162,9 @@ public sealed class DaemonTests
         await using (var hulld = await HulldProcess.StartAsync())
         {
             await ProcessRunner.RunAsync("node", [Repo.NodeInteropClient, "--socket", hulld.Socket, "v1alpha2"]);
-            var condition = (await hulld.Cri.StatusAsync()).Status.Conditions.Single(c => c.Type == "RuntimeHasNoDeprecationWarnings");
+            var condition = (await hulld.Cri.StatusAsync()).Status.Conditions.Single(c => c.Type == "ContainerRuntimeHasNoDeprecations");
             Assert.False(condition.Status);
-            Assert.Equal("RuntimeHasDeprecationWarnings", condition.Reason);
+            Assert.Equal("DeprecatedFeaturesInUse", condition.Reason);
             var warnings = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(condition.Message)!;
             Assert.Contains("io.containerd.deprecation/cri-api-v1alpha2", warnings.Keys);
         }
@@ -176,7 +176,7 @@ public sealed class DaemonTests
         await using (var hulld = await HulldProcess.StartAsync(ignoring))
         {
             await ProcessRunner.RunAsync("node", [Repo.NodeInteropClient, "--socket", hulld.Socket, "v1alpha2"]);
-            var condition = (await hulld.Cri.StatusAsync()).Status.Conditions.Single(c => c.Type == "RuntimeHasNoDeprecationWarnings");
+            var condition = (await hulld.Cri.StatusAsync()).Status.Conditions.Single(c => c.Type == "ContainerRuntimeHasNoDeprecations");
             Assert.True(condition.Status, condition.Message);
         }
     }

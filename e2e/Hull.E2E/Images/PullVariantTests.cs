@@ -167,7 +167,7 @@ public sealed class PullVariantTests(PushedTestImages pushed) : IClassFixture<Pu
         Assert.Contains("schema 1", warning.GetProperty("message").GetString());
 
         var status = await hulld.Cri.StatusAsync();
-        var condition = status.Status.Conditions.Single(c => c.Type == "RuntimeHasNoDeprecationWarnings");
+        var condition = status.Status.Conditions.Single(c => c.Type == "ContainerRuntimeHasNoDeprecations");
         Assert.False(condition.Status);
         Assert.Contains(id, JsonDocument.Parse(condition.Message).RootElement.EnumerateObject().Select(p => p.Name));
     }

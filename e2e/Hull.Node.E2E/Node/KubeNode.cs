@@ -106,7 +106,8 @@ public sealed class KubeNode : IAsyncDisposable
         {
             await node.SetUpHostAsync(registry);
             node.Runtime = await NodeRuntimes.StartAsync(runtime ?? NodeRuntimes.Selected, new NodeRuntimeSettings(
-                Path.Combine(node.Dir, "runtime"), node.CniConfDir, Path.Combine(node.Dir, "certs.d"), images.Pause.Reference));
+                Path.Combine(node.Dir, "runtime"), node.CniConfDir, Path.Combine(node.Dir, "certs.d"), images.Pause.Reference,
+                (node.Name, node._nodeKubeconfig)));
             foreach (var image in prePull ?? [])
             {
                 var pulled = await node.Runtime.Cri.Image<PullImageResponse>("PullImage",

@@ -10,7 +10,12 @@ namespace Hull.Node.E2E.Node;
 /// <param name="CniConfDir">One bridge network, shared by every runtime kind so comparisons are fair.</param>
 /// <param name="RegistryConfigPath">The certs.d directory with the test registry's hosts.toml.</param>
 /// <param name="PauseImage">The pause image containerd needs (Hull runs none).</param>
-public sealed record NodeRuntimeSettings(string Dir, string CniConfDir, string RegistryConfigPath, string PauseImage);
+/// <param name="NodeConditions">
+/// The node's name and the kubelet's kubeconfig: hulld publishes its deprecation condition on the Node with the
+/// kubelet's own identity (<c>system:node:NAME</c>), as an operator without the DaemonSet would configure it.
+/// </param>
+public sealed record NodeRuntimeSettings(string Dir, string CniConfDir, string RegistryConfigPath, string PauseImage,
+    (string NodeName, string Kubeconfig)? NodeConditions = null);
 
 /// <summary>The CRI runtime under the kubelet: hulld (what the suite tests) or containerd 1.6 (for the benchmark).</summary>
 public interface INodeRuntime : IAsyncDisposable
@@ -76,7 +81,20 @@ public sealed class HulldNodeRuntime : INodeRuntime
           bin_dirs = ['/usr/lib/cni', '/opt/cni/bin']
         [plugins.'io.containerd.cri.v1.images'.registry]
           config_path = '{_settings.RegistryConfigPath}'
+        {NodeConditionsToml}
         """;
+
+    /// <summary>The reporter's section; a short resync so that a test sees the heartbeat move.</summary>
+    private string NodeConditionsToml => _settings.NodeConditions is not { } node ? "" : $"""
+        [plugins.'io.hull.kube.v1.node-conditions']
+          enable = true
+          kubeconfig = '{node.Kubeconfig}'
+          node_name = '{node.NodeName}'
+          resync_interval = '{NodeResync.TotalSeconds}s'
+        """;
+
+    /// <summary>How often hulld under the node fixture patches its condition again.</summary>
+    public static readonly TimeSpan NodeResync = TimeSpan.FromSeconds(10);
 
     public static async Task<INodeRuntime> StartAsync(NodeRuntimeSettings settings)
     {

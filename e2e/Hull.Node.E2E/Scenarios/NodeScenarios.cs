@@ -6,9 +6,10 @@ using Xunit.Sdk;
 namespace Hull.Node.E2E.Scenarios;
 
 /// <summary>
-/// The node scenarios of issue 19, one test each (S1 … S8, one file each), on the one shared node of
-/// <see cref="NodeFixture"/>. They run in their numbered order: S8 (image GC) waits for the kubelet's image GC, which
-/// runs 5 minutes after the kubelet started, so it goes last, when the others have used most of that time. Each test
+/// The node scenarios of issue 19, one test each (S1 … S9, one file each; S9b is issue 18's DaemonSet installer), on the
+/// one shared node of <see cref="NodeFixture"/>. They run in their numbered order, except S8 (image GC): it waits for the
+/// kubelet's image GC, which runs 5 minutes after the kubelet started, so it goes last, when the others have used most
+/// of that time. Each test
 /// works in its own namespace and deletes it at the end.
 /// </summary>
 [Collection(NodeCollection.Name)]
@@ -36,9 +37,10 @@ public sealed partial class NodeScenarios(NodeFixture fixture, ITestOutputHelper
     private void Log(string line) => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}");
 }
 
-/// <summary>Runs the scenarios by name, so S1 … S8 run in that order.</summary>
+/// <summary>Runs the scenarios by name (S1, S2 … S9b), except S8 (image GC), which waits and so goes last.</summary>
 public sealed class ScenarioOrderer : ITestCaseOrderer
 {
     public IEnumerable<TTestCase> OrderTestCases<TTestCase>(IEnumerable<TTestCase> testCases) where TTestCase : ITestCase =>
-        testCases.OrderBy(t => t.TestMethod.Method.Name, StringComparer.Ordinal);
+        testCases.OrderBy(t => t.TestMethod.Method.Name.StartsWith("S8_", StringComparison.Ordinal))
+            .ThenBy(t => t.TestMethod.Method.Name, StringComparer.Ordinal);
 }

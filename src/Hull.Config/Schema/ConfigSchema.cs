@@ -23,6 +23,10 @@ public static class ConfigSchema
     public const string OverlayfsPlugin = "io.containerd.snapshotter.v1.overlayfs";
     public const string OtlpPlugin = "io.containerd.tracing.processor.v1.otlp";
     public const string TracingPlugin = "io.containerd.internal.v1.tracing";
+        }
+    }
+
+    public const string NodeConditionsPlugin = "io.hull.kube.v1.node-conditions";
 
     /// <summary>Runtime types Hull runs (conmon + the OCI runtime in <c>options.BinaryName</c>).</summary>
     public static readonly IReadOnlyList<string> RuncRuntimeTypes = [Defaults.RuntimeType, "io.containerd.runc.v1", "io.containerd.runtime.v1.linux"];
@@ -202,7 +206,7 @@ public static class ConfigSchema
             Dur<CriRuntimeConfig>("drain_exec_sync_io_timeout", r => r.DrainExecSyncIoTimeout, (r, v) => r with { DrainExecSyncIoTimeout = v },
                 "How long ExecSync waits for output after the exec process exits; 0s means no limit.") with { Usage = ConfigKeyUsage.Ignored, Note = "Hull's ExecSync returns when the command exits (conmon collects the output), so it never waits for a background child's output to close." },
             List<CriRuntimeConfig>("ignore_deprecation_warnings", r => r.IgnoreDeprecationWarnings, (r, v) => r with { IgnoreDeprecationWarnings = v },
-                "Deprecation IDs (such as `io.containerd.deprecation/cri-registry-mirrors`) that do not count against the `ContainerdHasNoDeprecationWarnings` condition."),
+                "Deprecation IDs (such as `io.containerd.deprecation/cri-registry-mirrors`) that do not count against the `ContainerRuntimeHasNoDeprecations` condition (CRI Status and the Node condition; containerd calls it `ContainerdHasNoDeprecationWarnings`)."),
             Ignored("netns_mounts_under_state_dir", ConfigValueType.Boolean, false, "Hull always pins network namespaces under `<state>/ns`."),
             Removed("systemd_cgroup", "set `SystemdCgroup = true` in `containerd.runtimes.<name>.options`"),
             Removed("disable_cgroup", "use cgroup v2 delegation for rootless setups")),
@@ -378,6 +382,28 @@ public static class ConfigSchema
                 Usage = ConfigKeyUsage.Deprecated, DeprecationId = ConfigDeprecations.TracingServiceConfig,
                 Note = "use `OTEL_TRACES_SAMPLER=parentbased_traceidratio` and `OTEL_TRACES_SAMPLER_ARG`", Check = Ratio,
             }),
+
+        Plugin<NodeConditionsConfig>(NodeConditionsPlugin,
+            "Hull only: publishes the `ContainerRuntimeHasNoDeprecations` condition (the one CRI Status reports) on this node's Kubernetes Node object, where `kubectl get nodes` and upgrade tooling see it (the kubelet does not copy runtime conditions), with an Event on the Node for each new warning. The status is patched alone (a strategic merge of `nodes/<name>/status`, never a read-modify-write), so the kubelet's conditions and any others stay. hulld publishes with `kubeconfig`'s credentials, or in a pod with its service account's; hulld outside a pod with `kubeconfig` empty leaves it to `hulld node-conditions`, which the DaemonSet installer runs in a pod on the node (`deploy/kubernetes`).",
+            c => c.NodeConditions, (c, v) => c with { NodeConditions = v },
+            Bool<NodeConditionsConfig>("enable", n => n.Enable, (n, v) => n with { Enable = v },
+                "Publish the condition (the DaemonSet installer's config sets it).") with { Usage = ConfigKeyUsage.HullOnly },
+            Str<NodeConditionsConfig>("kubeconfig", n => n.Kubeconfig, (n, v) => n with { Kubeconfig = v },
+                "kubeconfig file of the identity that patches the Node, e.g. the kubelet's own (`system:node:<name>` may patch its Node's status); empty means in-cluster credentials (the service account token, re-read as it rotates, its CA and `KUBERNETES_SERVICE_HOST`/`_PORT`).") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+            },
+            Str<NodeConditionsConfig>("node_name", n => n.NodeName, (n, v) => n with { NodeName = v },
+                "Name of this node's Node object; empty means the `NODE_NAME` environment variable (the DaemonSet sets it from the downward API), then the host name in lower case (the kubelet's default).") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+            },
+            Dur<NodeConditionsConfig>("resync_interval", n => n.ResyncInterval, (n, v) => n with { ResyncInterval = v },
+                "How often the condition is patched again (its `lastHeartbeatTime`); a new warning is published at once.") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+                Check = PositiveDuration,
+            }),
     ];
 
     private static SchemaNode[] RuntimeHandler() =>
@@ -468,6 +494,14 @@ public static class ConfigSchema
         if ((double)value is < 0 or > 1 or double.NaN)
         {
             context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}` must be between 0 and 1, got {((double)value).ToString(CultureInfo.InvariantCulture)}");
+        }
+    }
+
+    private static void PositiveDuration(object value, FieldContext context)
+    {
+        if ((TimeSpan)value <= TimeSpan.Zero)
+        {
+            context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}` must be positive, got {GoDuration.Format((TimeSpan)value)}");
         }
     }
 

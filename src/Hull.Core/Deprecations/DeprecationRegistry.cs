@@ -40,6 +40,9 @@ public sealed class DeprecationRegistry
         }
     }
 
+    /// <summary>Raised after each recording, outside the registry's lock (the node-condition reporter publishes a new ID at once).</summary>
+    public event Action<DeprecationWarning>? Recorded;
+
     public void Record(string id, string? message = null)
     {
         DeprecationWarning warning;
@@ -58,6 +61,7 @@ public sealed class DeprecationRegistry
         {
             _logger.LogWarning(e, "cannot persist deprecation warning {Id}", id);
         }
+        Recorded?.Invoke(warning);
     }
 
     public IReadOnlyList<DeprecationWarning> Snapshot()

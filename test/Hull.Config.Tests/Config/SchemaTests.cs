@@ -12,7 +12,7 @@ public class SchemaTests
     [
         typeof(HullConfig), typeof(GrpcConfig), typeof(DebugConfig), typeof(MetricsConfig), typeof(CriRuntimeConfig), typeof(RuntimeHandlerConfig),
         typeof(CniConfig), typeof(CriImagesConfig), typeof(CriServerConfig), typeof(NriConfig), typeof(NriValidatorConfig), typeof(TransferConfig), typeof(UnpackConfiguration),
-        typeof(ImageVerifierConfig), typeof(OverlayfsConfig), typeof(OtlpConfig), typeof(TracingConfig),
+        typeof(ImageVerifierConfig), typeof(OverlayfsConfig), typeof(OtlpConfig), typeof(TracingConfig), typeof(NodeConditionsConfig),
     ];
 
     [Fact]
