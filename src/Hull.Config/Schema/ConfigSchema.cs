@@ -23,9 +23,6 @@ public static class ConfigSchema
     public const string OverlayfsPlugin = "io.containerd.snapshotter.v1.overlayfs";
     public const string OtlpPlugin = "io.containerd.tracing.processor.v1.otlp";
     public const string TracingPlugin = "io.containerd.internal.v1.tracing";
-        }
-    }
-
     public const string NodeConditionsPlugin = "io.hull.kube.v1.node-conditions";
 
     /// <summary>Runtime types Hull runs (conmon + the OCI runtime in <c>options.BinaryName</c>).</summary>
