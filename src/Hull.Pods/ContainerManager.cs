@@ -106,10 +106,10 @@ public sealed class ContainerManager
         var tasks = TasksOf(pod);
 
         string id = Ids.New();
+        string bundle = _files.BundleDirectory(id);
+        var record = NewRecord(id, pod, request, image, bundle); // checks the log path before the name is taken
         string nameKey = NameKey(config.Name, config.Attempt, pod.Spec.Identity);
         _names.Reserve(nameKey, id);
-        string bundle = _files.BundleDirectory(id);
-        var record = NewRecord(id, pod, request, image, bundle);
         var entry = _index.AddLocked(record);
         var undo = new CreateUndo(id, bundle, tasks);
         NriCreateResult? nriResult = null;
@@ -323,6 +323,10 @@ public sealed class ContainerManager
     {
         if (pod.Spec.LogDirectory is { Length: > 0 } dir && config.LogPath is { Length: > 0 } relative)
         {
+            // conmon writes the log as root: a path out of the pod's log directory would write wherever the client likes.
+            if (Path.IsPathRooted(relative) || relative.Split('/').Contains(".."))
+                throw new HullException(ErrorKind.InvalidArgument,
+                    $"log path \"{relative}\" of container \"{config.Name}\" must stay inside the pod's log directory \"{dir}\" (not absolute, no \"..\")");
             string full = Path.GetFullPath(Path.Combine(dir, relative));
             if (full.Contains(':'))
                 throw new HullException(ErrorKind.InvalidArgument, $"log path \"{full}\" of container \"{config.Name}\" contains ':', which conmon cannot take");

@@ -61,7 +61,7 @@ internal static class LifecycleComposition
 
         var podIndex = new ObjectIndex<SandboxRecord>("pod sandbox");
         var containerIndex = new ObjectIndex<ContainerRecord>("container");
-        var events = new LifecycleEvents(podIndex, containerIndex);
+        var events = new LifecycleEvents(podIndex, containerIndex, logger: loggers.CreateLogger("events"));
         var containers = new ContainerManager(new ContainerStore(metadata), containerIndex, podIndex, sandboxers, handlers, containerImages, specs,
             files, events, loggers.CreateLogger<ContainerManager>(), cdi, hooks);
         var pods = new PodManager(new SandboxStore(metadata), podIndex, sandboxers, handlers, containers, events, loggers.CreateLogger<PodManager>(), hooks);
