@@ -70,9 +70,6 @@ public sealed class MetadataStore : IDisposable
         MetadataSchema.Validate(migrations);
         logger ??= NullLogger.Instance;
         var path = System.IO.Path.Combine(System.IO.Path.GetFullPath(root), FileName);
-        // Owner only (SQLite gives its -wal and -shm files the database's mode): the rows name every pod, image and secret-bearing annotation.
-        using (File.Open(path, new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite })) { }
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         int busyMs = (int)Math.Clamp((busyTimeout ?? DefaultBusyTimeout).TotalMilliseconds, 0, int.MaxValue);
         // One reader per core is enough to saturate SQLite; at least 2 so a long read never starves lists.
         int readers = maxReaders ?? Math.Clamp(Environment.ProcessorCount, 2, 16);
