@@ -700,6 +700,9 @@ public sealed class ContainerManager
             _names.Reserve(nameKey, record.Id);
             _nameOf[record.Id] = nameKey;
             if (recovered.State == ContainerState.Running && tasks is not null) Watch(entry, tasks);
+            // What changed while hulld was down reaches the kubelet when it subscribes again (the events are held).
+            if (recovered.State != record.State)
+                _events.Container(recovered, recovered.State == ContainerState.Running ? LifecycleEventKind.Started : LifecycleEventKind.Stopped);
         }
         _logger.LogInformation("recovered {Count} containers ({Running} running)", _index.Count,
             _index.List(r => r.State == ContainerState.Running).Count);
@@ -729,6 +732,10 @@ public sealed class ContainerManager
             {
                 State = ContainerState.Exited, FinishedAt = exit.FinishedAt, ExitCode = exit.ExitCode, Reason = exit.Reason, Message = exit.Message ?? "",
             },
+            // runc start succeeded but hulld died before writing "running": the task's state is the truth. The exact start
+            // time was lost with hulld; recovery time is the closest later bound.
+            { Status: RuntimeStatus.Running or RuntimeStatus.Paused } when record.State == ContainerState.Created =>
+                record with { State = ContainerState.Running, StartedAt = DateTimeOffset.UtcNow },
             _ => record,
         };
         if (recovered != record) await _store.PutAsync(recovered, cancellationToken).ConfigureAwait(false);
