@@ -55,12 +55,20 @@ internal static class Daemon
         }
         using var tracing = TracingSetup.Start(bound.Tracing, loggerFactory.CreateLogger("tracing"));
 
-        Directory.CreateDirectory(bound.Root);
-        Directory.CreateDirectory(bound.State);
-        using var stateLock = TryLockState(bound.State);
+        PrepareNodeDirectory(bound.Root);
+        PrepareNodeDirectory(bound.State);
+        using var stateLock = TryLock(bound.State);
         if (stateLock is null)
         {
             log.LogError("another hulld is running with state directory {State}", bound.State);
+            return 1;
+        }
+        // Two daemons sharing a root (content, snapshots, meta.db) would each garbage-collect the other's objects.
+        bool sameDir = Path.GetFullPath(bound.Root).TrimEnd('/') == Path.GetFullPath(bound.State).TrimEnd('/');
+        using var rootLock = sameDir ? null : TryLock(bound.Root);
+        if (rootLock is null && !sameDir)
+        {
+            log.LogError("another hulld is running with root directory {Root}", bound.Root);
             return 1;
         }
         if (!await ClaimSocketAsync(bound.Socket.Address, log).ConfigureAwait(false)) return 1;
@@ -195,12 +203,24 @@ internal static class Daemon
         }
     }
 
-    /// <summary>The state directory is locked for the daemon's lifetime; a second hulld on the same node fails fast.</summary>
-    private static FileStream? TryLockState(string state)
+    /// <summary>
+    /// Root and state are 0711 as containerd makes them: others may pass through to what is meant for them (a
+    /// socket, a log) but list and read nothing (CVE-2021-41103). An existing directory is tightened too.
+    /// </summary>
+    private static void PrepareNodeDirectory(string dir)
+    {
+        const UnixFileMode traverseOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        Directory.CreateDirectory(dir, traverseOnly);
+        File.SetUnixFileMode(dir, traverseOnly);
+    }
+
+    /// <summary>Root and state are each locked for the daemon's lifetime; a second hulld sharing either fails fast.</summary>
+    private static FileStream? TryLock(string dir)
     {
         try
         {
-            return new FileStream(Path.Combine(state, "hulld.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            return new FileStream(Path.Combine(dir, "hulld.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
         catch (IOException)
         {

@@ -111,10 +111,10 @@ public sealed class ContainerManager
         var cdi = ResolveCdi(config.Name, cdiDevices);
         var tasks = TasksOf(pod);
 
+        string bundle = _files.BundleDirectory(id);
+        var record = NewRecord(id, pod, request, image, volumes, bundle); // checks the log path before the name is taken
         string nameKey = NameKey(config.Name, config.Attempt, pod.Spec.Identity);
         _names.Reserve(nameKey, id);
-        string bundle = _files.BundleDirectory(id);
-        var record = NewRecord(id, pod, request, image, volumes, bundle);
         var entry = _index.AddLocked(record);
         var undo = new CreateUndo(record, tasks);
         NriCreateResult? nriResult = null;
@@ -387,6 +387,10 @@ public sealed class ContainerManager
     {
         if (pod.Spec.LogDirectory is { Length: > 0 } dir && config.LogPath is { Length: > 0 } relative)
         {
+            // conmon writes the log as root: a path out of the pod's log directory would write wherever the client likes.
+            if (Path.IsPathRooted(relative) || relative.Split('/').Contains(".."))
+                throw new HullException(ErrorKind.InvalidArgument,
+                    $"log path \"{relative}\" of container \"{config.Name}\" must stay inside the pod's log directory \"{dir}\" (not absolute, no \"..\")");
             string full = Path.GetFullPath(Path.Combine(dir, relative));
             if (full.Contains(':'))
                 throw new HullException(ErrorKind.InvalidArgument, $"log path \"{full}\" of container \"{config.Name}\" contains ':', which conmon cannot take");
@@ -765,6 +769,9 @@ public sealed class ContainerManager
             _names.Reserve(nameKey, record.Id);
             _nameOf[record.Id] = nameKey;
             if (recovered.State == ContainerState.Running && tasks is not null) Watch(entry, tasks);
+            // What changed while hulld was down reaches the kubelet when it subscribes again (the events are held).
+            if (recovered.State != record.State)
+                _events.Container(recovered, recovered.State == ContainerState.Running ? LifecycleEventKind.Started : LifecycleEventKind.Stopped);
         }
         _logger.LogInformation("recovered {Count} containers ({Running} running)", _index.Count,
             _index.List(r => r.State == ContainerState.Running).Count);
@@ -794,6 +801,10 @@ public sealed class ContainerManager
             {
                 State = ContainerState.Exited, FinishedAt = exit.FinishedAt, ExitCode = exit.ExitCode, Reason = exit.Reason, Message = exit.Message ?? "",
             },
+            // runc start succeeded but hulld died before writing "running": the task's state is the truth. The exact start
+            // time was lost with hulld; recovery time is the closest later bound.
+            { Status: RuntimeStatus.Running or RuntimeStatus.Paused } when record.State == ContainerState.Created =>
+                record with { State = ContainerState.Running, StartedAt = DateTimeOffset.UtcNow },
             _ => record,
         };
         if (recovered != record) await _store.PutAsync(recovered, cancellationToken).ConfigureAwait(false);

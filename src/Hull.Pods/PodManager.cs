@@ -73,7 +73,11 @@ public sealed class PodManager
             await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
             persisted = true;
             entry = _index.Add(record);
-            await sandboxer.CreateAsync(spec, cancellationToken).ConfigureAwait(false);
+            var made = await sandboxer.CreateAsync(spec, cancellationToken).ConfigureAwait(false);
+            // What the undo needs (namespaces, the infra task about to start) reaches the row before the start's side effects.
+            record = record with { Instance = made with { State = SandboxState.Creating } };
+            await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
+            entry.Record = record;
             var instance = await sandboxer.StartAsync(spec.Id, cancellationToken).ConfigureAwait(false);
             var ready = record with { Instance = instance, State = SandboxState.Ready };
             // NRI plugins see the pod before it is acknowledged; a required plugin that is missing or fails fails the run.

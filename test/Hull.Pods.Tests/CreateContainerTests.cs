@@ -182,4 +182,32 @@ public sealed class CreateContainerTests : IDisposable
         var id = await create;
         Assert.Single(_node.Containers.List(), c => c.Id == id);
     }
+    [Theory]
+    [InlineData("/etc/cron.d/evil")]
+    [InlineData("../../etc/cron.d/evil")]
+    [InlineData("app/../../evil.log")]
+    public async Task A_log_path_that_leaves_the_pods_log_directory_is_InvalidArgument_and_nothing_is_made(string logPath)
+    {
+        var pod = await _node.Pods.RunAsync(TestLifecycle.PodSpec() with { LogDirectory = "/var/log/pods/web" }, default);
+        var request = TestLifecycle.ContainerRequest(pod);
+        request = request with { Config = request.Config with { LogPath = logPath } };
+
+        var e = await Assert.ThrowsAsync<HullException>(() => _node.Containers.CreateAsync(request, default));
+
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains($"\"{logPath}\"", e.Message);
+        Assert.Contains("\"app\"", e.Message);
+        await AssertNoContainerLeftAsync();
+        // The name was not kept by the refused request.
+        await _node.Containers.CreateAsync(request with { Config = request.Config with { LogPath = "app/0.log" } }, default);
+    }
+
+    [Fact]
+    public async Task A_relative_log_path_lands_in_the_pods_log_directory()
+    {
+        var pod = await _node.Pods.RunAsync(TestLifecycle.PodSpec() with { LogDirectory = "/var/log/pods/web" }, default);
+        var request = TestLifecycle.ContainerRequest(pod);
+        var id = await _node.Containers.CreateAsync(request with { Config = request.Config with { LogPath = "app/0.log" } }, default);
+        Assert.Equal("/var/log/pods/web/app/0.log", _node.Containers.Status(id).LogPath);
+    }
 }

@@ -1,4 +1,5 @@
 using Hull.Core;
+using Hull.Pods.Events;
 using Hull.Pods.Stores;
 using Hull.Pods.Tests.Fakes;
 using Hull.Sandbox.Controller;
@@ -43,6 +44,28 @@ public sealed class RecoveryTests : IDisposable
         Assert.Contains(spec.Id, _node.Sandboxer.ShutDown);
         // Its name is free again.
         await _node.Pods.RunAsync(TestLifecycle.PodSpec(), default);
+    }
+
+    [Fact]
+    public async Task What_the_sandboxer_made_reaches_the_row_before_the_pod_is_started_and_its_undo_gets_it()
+    {
+        var spec = TestLifecycle.PodSpec();
+        _node.Faults.Block("sandbox.start");
+        var run = _node.Pods.RunAsync(spec, default);
+        await _node.Faults.ReachedAsync("sandbox.start");
+        // "kill -9" as the infra process starts: the row must already name it, or nothing would stop it.
+        var row = Assert.Single(await new SandboxStore(_node.Metadata).ListAsync(default));
+        Assert.Equal(SandboxState.Creating, row.State);
+        Assert.Equal("infra-" + spec.Id, row.Instance.InfraTaskId);
+
+        await _node.RestartAsync();
+
+        Assert.Equal("infra-" + spec.Id, _node.Sandboxer.Recovered[spec.Id].InfraTaskId);
+        Assert.Empty(_node.Pods.List());
+        Assert.Contains(spec.Id, _node.Sandboxer.ShutDown);
+        Assert.Equal((0, 0), await _node.RowsAsync());
+        _node.Faults.Release("sandbox.start");
+        await run.ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
     [Fact]
@@ -107,5 +130,42 @@ public sealed class RecoveryTests : IDisposable
         var record = _node.Containers.Status(id);
         Assert.Equal(ContainerState.Exited, record.State);
         Assert.Equal(3, record.ExitCode);
+        // The kubelet missed the exit: it learns of it when it subscribes to the new hulld.
+        using var kubelet = _node.Events.Broadcaster.Subscribe();
+        var stopped = Assert.Single(Held(kubelet), e => e.ContainerId == id);
+        Assert.Equal(LifecycleEventKind.Stopped, stopped.Kind);
+        Assert.Equal(ContainerState.Exited, Assert.Single(stopped.Containers).State);
+    }
+
+    [Fact]
+    public async Task A_container_started_just_before_hulld_died_comes_back_running_and_watched()
+    {
+        var pod = await _node.Pods.RunAsync(TestLifecycle.PodSpec(), default);
+        var id = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
+        // runc start succeeded, hulld was killed before it wrote "running": the row says created, the task runs.
+        await _node.Sandboxer.TaskService.StartAsync(id);
+        Assert.Equal(ContainerState.Created, (await new ContainerStore(_node.Metadata).ListAsync(default)).Single().State);
+
+        await _node.RestartAsync();
+
+        var record = _node.Containers.Status(id);
+        Assert.Equal(ContainerState.Running, record.State);
+        Assert.NotNull(record.StartedAt);
+        Assert.Equal(ContainerState.Running, (await new ContainerStore(_node.Metadata).ListAsync(default)).Single().State);
+        using var kubelet = _node.Events.Broadcaster.Subscribe();
+        Assert.Equal(LifecycleEventKind.Started, Assert.Single(Held(kubelet), e => e.ContainerId == id).Kind);
+
+        // Watched: its exit is recorded and reported.
+        _node.Sandboxer.TaskService.Exit(id, 7);
+        var stopped = await kubelet.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal((id, LifecycleEventKind.Stopped), (stopped.ContainerId, stopped.Kind));
+        Assert.Equal(7, _node.Containers.Status(id).ExitCode);
+    }
+
+    private static List<LifecycleEvent> Held(Core.Events.EventBroadcaster<LifecycleEvent>.Subscription subscription)
+    {
+        var events = new List<LifecycleEvent>();
+        while (subscription.Reader.TryRead(out var e)) events.Add(e);
+        return events;
     }
 }

@@ -98,6 +98,29 @@ public sealed class DaemonTests
     }
 
     [E2EFact]
+    public async Task A_second_hulld_on_the_same_root_with_another_state_refuses_to_start()
+    {
+        await using var first = await HulldProcess.StartAsync();
+        var second = await ProcessRunner.DotnetAsync(Repo.HulldDll,
+            ["--address", Path.Combine(first.Dir, "other.sock"), "--root", first.Root, "--state", Path.Combine(first.Dir, "other-state")],
+            TimeSpan.FromSeconds(30));
+        Assert.NotEqual(0, second.ExitCode);
+        Assert.Contains($"another hulld is running with root directory {first.Root}", second.Stdout + second.Stderr);
+        Assert.Equal("hull", (await first.Cri.VersionAsync()).RuntimeName);
+    }
+
+    [E2EFact]
+    public async Task Root_and_state_are_0711_even_when_they_existed_wider()
+    {
+        var dir = Directory.CreateTempSubdirectory("hull-e2e-modes-").FullName;
+        foreach (var d in new[] { "root", "state" })
+            Directory.CreateDirectory(Path.Combine(dir, d), (UnixFileMode)0b111_111_111);
+        await using var hulld = await HulldProcess.StartInAsync(dir, null);
+        Assert.Equal((UnixFileMode)0b111_001_001, File.GetUnixFileMode(hulld.Root));
+        Assert.Equal((UnixFileMode)0b111_001_001, File.GetUnixFileMode(hulld.State));
+    }
+
+    [E2EFact]
     public async Task A_stale_socket_left_by_a_killed_hulld_is_replaced()
     {
         var first = await HulldProcess.StartAsync();

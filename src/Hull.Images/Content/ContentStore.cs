@@ -59,6 +59,9 @@ public sealed class ContentStore : IContentStore
     {
         options ??= new ContentStoreOptions();
         var store = new ContentStore(root, metadata, options.Time, logger ?? NullLogger.Instance);
+        // Blobs are written 0644 by writers that know nothing of modes: the store's own directory is what keeps others out (CVE-2021-41103).
+        Directory.CreateDirectory(store.Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(store.Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Directory.CreateDirectory(store.BlobsRoot);
         Directory.CreateDirectory(store.IngestRoot);
         await store.CleanupIngestsAsync(options.StaleIngestAge, cancellationToken).ConfigureAwait(false);

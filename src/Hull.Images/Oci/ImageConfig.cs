@@ -13,6 +13,9 @@ public sealed record ImageConfig
     [JsonPropertyName("config")] public ExecutionConfig Config { get; init; } = new();
     [JsonPropertyName("rootfs")] public RootFs RootFs { get; init; } = new();
 
+    /// <summary>The largest config Hull reads (it is read whole), the same bound as for a manifest.</summary>
+    public const int MaxSize = 4 * 1024 * 1024;
+
     public static ImageConfig Parse(ReadOnlySpan<byte> json, string image)
     {
         ImageConfig? config;

@@ -29,6 +29,8 @@ internal sealed class RegistryAuthenticator(RegistryRetry retry, RegistryClientO
 {
     private const string ClientId = "hull";
     private const int SweepThreshold = 256;
+    /// <summary>A token response is a small JSON document; anything this large is not one.</summary>
+    private const int MaxTokenResponse = 1024 * 1024;
     private static readonly TimeSpan DefaultTokenLifetime = TimeSpan.FromSeconds(60);
 
     private readonly ConcurrentDictionary<string, AuthChallenge> _challenges = new(StringComparer.Ordinal);
@@ -151,7 +153,8 @@ internal sealed class RegistryAuthenticator(RegistryRetry retry, RegistryClientO
             return await retry.ExecuteAsync(async token =>
             {
                 using HttpRequestMessage request = build();
-                return await client.SendAsync(request, HttpCompletionOption.ResponseContentRead, token).ConfigureAwait(false);
+                // Headers only: the body is read bounded (ReadTokenAsync), never buffered whole at any size.
+                return await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token).ConfigureAwait(false);
             }, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !ct.IsCancellationRequested))
@@ -209,7 +212,17 @@ internal sealed class RegistryAuthenticator(RegistryRetry retry, RegistryClientO
 
     private async Task<CachedToken> ReadTokenAsync(HttpResponseMessage response, string realm, AuthScope scope, CancellationToken ct)
     {
-        byte[] body = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+        byte[]? bounded;
+        try
+        {
+            bounded = await RegistryResponses.ReadBoundedAsync(response, MaxTokenResponse, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException)
+        {
+            throw new RegistryException(ErrorKind.Unavailable, $"registry token server \"{realm}\" broke off its response: {e.Message}", scope.Host.Host, inner: e);
+        }
+        byte[] body = bounded ?? throw new RegistryException(ErrorKind.FailedPrecondition,
+                $"registry token server \"{realm}\" sent a response larger than {MaxTokenResponse} bytes", scope.Host.Host, response.StatusCode);
         if (!response.IsSuccessStatusCode)
         {
             IReadOnlyList<RegistryError> errors = RegistryError.Parse(body);

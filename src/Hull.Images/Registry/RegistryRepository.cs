@@ -249,22 +249,9 @@ public sealed class RegistryRepository
         }
     }
 
-    private static async Task<byte[]> ReadLimitedAsync(HttpResponseMessage response, int limit, RegistryHost host, string subject, CancellationToken ct)
-    {
-        if (response.Content.Headers.ContentLength > limit)
-            throw new HullException(ErrorKind.FailedPrecondition, $"registry \"{host.Host}\" sent a manifest for {subject} larger than {limit} bytes");
-        await using Stream body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        using var buffer = new MemoryStream();
-        byte[] chunk = new byte[16384];
-        int n;
-        while ((n = await body.ReadAsync(chunk, ct).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + n > limit)
-                throw new HullException(ErrorKind.FailedPrecondition, $"registry \"{host.Host}\" sent a manifest for {subject} larger than {limit} bytes");
-            buffer.Write(chunk, 0, n);
-        }
-        return buffer.ToArray();
-    }
+    private static async Task<byte[]> ReadLimitedAsync(HttpResponseMessage response, int limit, RegistryHost host, string subject, CancellationToken ct) =>
+        await RegistryResponses.ReadBoundedAsync(response, limit, ct).ConfigureAwait(false)
+            ?? throw new HullException(ErrorKind.FailedPrecondition, $"registry \"{host.Host}\" sent a manifest for {subject} larger than {limit} bytes");
 
     private static byte[] Hash(string digest, byte[] content)
     {

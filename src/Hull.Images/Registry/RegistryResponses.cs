@@ -9,6 +9,25 @@ internal static class RegistryResponses
     private const int MaxErrorBody = 64 * 1024;
 
     /// <summary>
+    /// The whole body, or null when it is larger than <paramref name="limit"/>: counted while reading, since a
+    /// chunked response has no Content-Length to check first.
+    /// </summary>
+    public static async Task<byte[]?> ReadBoundedAsync(HttpResponseMessage response, int limit, CancellationToken ct)
+    {
+        if (response.Content.Headers.ContentLength > limit) return null;
+        await using Stream body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        using var buffer = new MemoryStream();
+        byte[] chunk = new byte[16384];
+        int n;
+        while ((n = await body.ReadAsync(chunk, ct).ConfigureAwait(false)) > 0)
+        {
+            if (buffer.Length + n > limit) return null;
+            buffer.Write(chunk, 0, n);
+        }
+        return buffer.ToArray();
+    }
+
+    /// <summary>
     /// Maps a failed response. 401 and 403 are FailedPrecondition: the pull cannot succeed until credentials
     /// or permissions change, and Hull has no Unauthenticated kind (containerd reports these as
     /// "unexpected status ... 401 Unauthorized", i.e. gRPC Unknown). 404 is NotFound, 429 ResourceExhausted,

@@ -195,6 +195,10 @@ public sealed class ImagePuller(
 
         lease.AddContent(manifest.Config.Digest);
         await gc.WaitForRunningCollectionAsync(ct).ConfigureAwait(false);
+        // The config is read whole: refuse a large one by its descriptor before downloading (the store checks the size matches).
+        if (manifest.Config.Size > ImageConfig.MaxSize)
+            throw new HullException(ErrorKind.InvalidArgument,
+                $"image \"{name}\": config {manifest.Config.Digest} is {manifest.Config.Size} bytes, more than the {ImageConfig.MaxSize} Hull reads");
         var configBytes = await FetchSmallBlobAsync(repo, manifest.Config, ct).ConfigureAwait(false);
         var config = ImageConfig.Parse(configBytes, name);
         if (config.RootFs.DiffIds.Count != manifest.Layers.Count)
@@ -244,10 +248,7 @@ public sealed class ImagePuller(
     private async Task<byte[]> FetchSmallBlobAsync(RegistryRepository repo, Descriptor descriptor, CancellationToken ct)
     {
         await DownloadAsync(repo, descriptor, null, ct).ConfigureAwait(false);
-        await using var stream = await _content.OpenReadAsync(descriptor.Digest, ct).ConfigureAwait(false);
-        using var buffer = new MemoryStream();
-        await stream.CopyToAsync(buffer, ct).ConfigureAwait(false);
-        return buffer.ToArray();
+        return await ImageContentTree.ReadAllAsync(_content, descriptor.Digest, ImageConfig.MaxSize, ct).ConfigureAwait(false);
     }
 
     /// <summary>Downloads a blob into the content store, resuming an ingest a dropped connection left behind.</summary>

@@ -15,9 +15,11 @@ internal sealed class LayerTarReader(Stream stream)
     private const int Block = 512;
     private const int MaxLongName = 1 << 20;
     private const int MaxPaxHeader = 8 << 20;
+    private const int MaxGlobalPax = 1 << 20;
 
     private readonly byte[] _header = new byte[Block];
     private readonly Dictionary<string, byte[]> _globalPax = new(StringComparer.Ordinal);
+    private long _globalPaxBytes;
     private EntryDataStream? _current;
     private long _position; // of the stream, for error messages
 
@@ -48,7 +50,13 @@ internal sealed class LayerTarReader(Stream stream)
                     continue;
                 case (byte)'g':
                     foreach (var (k, v) in ParsePax(await ReadMetaAsync(size, MaxPaxHeader, cancellationToken).ConfigureAwait(false), headerAt))
+                    {
+                        _globalPaxBytes += k.Length + v.Length - (_globalPax.TryGetValue(k, out var old) ? k.Length + old.Length : 0);
                         _globalPax[k] = v;
+                    }
+                    // Global headers accumulate and are copied into every later entry: bound them as a whole, not one by one.
+                    if (_globalPaxBytes > MaxGlobalPax)
+                        throw Corrupt(headerAt, $"global pax headers hold more than {MaxGlobalPax} bytes");
                     continue;
                 case (byte)'L':
                     longName = CString(await ReadMetaAsync(size, MaxLongName, cancellationToken).ConfigureAwait(false));

@@ -14,11 +14,17 @@ public enum LifecycleEventKind { Created, Started, Stopped, Deleted }
 public sealed record LifecycleEvent(string ContainerId, string SandboxId, LifecycleEventKind Kind, DateTimeOffset At,
     SandboxRecord? Pod, IReadOnlyList<ContainerRecord> Containers);
 
-/// <summary>Publishes pod and container changes with a snapshot of the pod taken from the in-memory indexes (never waits).</summary>
+/// <summary>
+/// Publishes pod and container changes with a snapshot of the pod taken from the in-memory indexes (never waits). What
+/// happens while nobody subscribes (recovery at start, before the kubelet reconnects) is held for the next subscriber for
+/// <see cref="HoldFor"/>, as containerd holds its CRI events.
+/// </summary>
 public sealed class LifecycleEvents(ObjectIndex<SandboxRecord> pods, ObjectIndex<ContainerRecord> containers, int capacity = 1024,
     Microsoft.Extensions.Logging.ILogger? logger = null)
 {
-    public EventBroadcaster<LifecycleEvent> Broadcaster { get; } = new(capacity, logger);
+    public static readonly TimeSpan HoldFor = TimeSpan.FromMinutes(5);
+
+    public EventBroadcaster<LifecycleEvent> Broadcaster { get; } = new(capacity, logger, HoldFor);
 
     public void Container(ContainerRecord record, LifecycleEventKind kind) => Publish(record.Id, record.SandboxId, kind, null);
 
@@ -31,7 +37,7 @@ public sealed class LifecycleEvents(ObjectIndex<SandboxRecord> pods, ObjectIndex
 
     private void Publish(string containerId, string sandboxId, LifecycleEventKind kind, SandboxRecord? pod)
     {
-        if (Broadcaster.SubscriberCount == 0) return; // nobody listens: spare the snapshot
+        if (Broadcaster.SubscriberCount == 0 && !Broadcaster.HoldsEvents) return; // nobody listens: spare the snapshot
         var (current, list) = SnapshotOf(sandboxId);
         Broadcaster.Publish(new LifecycleEvent(containerId, sandboxId, kind, DateTimeOffset.UtcNow, pod ?? current, list));
     }

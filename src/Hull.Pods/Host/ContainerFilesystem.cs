@@ -44,6 +44,9 @@ public sealed class HostContainerFilesystem(string stateDirectory) : IContainerF
     public void MountRootfs(string bundle, IReadOnlyList<Mount> mounts)
     {
         string rootfs = Rootfs(bundle);
+        // The container's directory and its bundle are owner only before the rootfs is mounted inside them.
+        Directory.CreateDirectory(Path.GetDirectoryName(bundle)!, SpecWriter.OwnerOnly);
+        Directory.CreateDirectory(bundle, SpecWriter.OwnerOnly);
         Directory.CreateDirectory(rootfs);
         Mounts.MountAll(mounts, rootfs);
     }

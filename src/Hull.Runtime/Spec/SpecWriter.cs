@@ -7,13 +7,17 @@ public static class SpecWriter
 {
     public const string ConfigFileName = "config.json";
 
+    /// <summary>Bundles are 0700: nobody else reaches config.json or the rootfs mounted inside (CVE-2024-25621).</summary>
+    public const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
     /// <summary>Writes <paramref name="spec"/> to <c>bundleDir/config.json</c> atomically and durably (<see cref="AtomicFile"/>).</summary>
     public static async Task<string> WriteAsync(OciSpec spec, string bundleDir, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        Directory.CreateDirectory(bundleDir);
+        Directory.CreateDirectory(bundleDir, OwnerOnly);
         string target = Path.Combine(bundleDir, ConfigFileName);
-        await AtomicFile.WriteAsync(target, OciJson.SerializeToUtf8Bytes(spec), AtomicFile.WorldReadable, cancellationToken).ConfigureAwait(false);
+        // The spec holds the container's environment (secrets among it): owner only, as containerd writes it.
+        await AtomicFile.WriteAsync(target, OciJson.SerializeToUtf8Bytes(spec), AtomicFile.Private, cancellationToken).ConfigureAwait(false);
         return target;
     }
 

@@ -102,7 +102,8 @@ public sealed partial class PodSandboxController : ISandboxController
         if (!_pods.TryAdd(id, pod)) throw new HullException(ErrorKind.AlreadyExists, $"pod sandbox \"{id}\" already exists");
         try
         {
-            Directory.CreateDirectory(dir);
+            // Owner only: the pod's /dev/shm (mode 1777 inside) and the infra bundle live here; containers get them by bind mount.
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             string hostname = HostnameOf(spec);
 
             // The pod cgroup (cgroupfs). With systemd the kubelet's slice is the pod cgroup: Hull makes none, checks that
@@ -164,6 +165,9 @@ public sealed partial class PodSandboxController : ISandboxController
                 PodSandboxFiles.MountShm(dir, _options.ShmSizeBytes);
                 pod.Instance = pod.Instance with { ShmPath = PodSandboxFiles.ShmPath(dir), ShmMounted = true };
             }
+            // Named before they exist (the infra task takes the pod's id), so that the row the caller persists now lets an undo
+            // after a crash inside StartAsync stop the infra process and release its snapshot; both steps tolerate absence.
+            if (spec.PidMode == NamespaceMode.Pod) pod.Instance = pod.Instance with { InfraTaskId = id, InfraImage = _options.SandboxImage };
             _logger.LogInformation("pod sandbox {Id} ({Name}): created, IPs {Ips}", id, spec.Identity.ReservationKey, string.Join(", ", pod.Instance.Ips));
             return pod.Instance;
         }
@@ -193,7 +197,7 @@ public sealed partial class PodSandboxController : ISandboxController
         await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (pod.Spec.PidMode == NamespaceMode.Pod && pod.Instance.InfraTaskId.Length == 0)
+            if (pod.Spec.PidMode == NamespaceMode.Pod && pod.Instance.InfraPid == 0)
             {
                 var (taskId, pid, pidNs) = await StartInfraAsync(pod, cancellationToken).ConfigureAwait(false);
                 pod.Instance = pod.Instance with { InfraTaskId = taskId, InfraPid = pid, PidNsPath = pidNs };

@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using Hull.Core.Events;
+using Microsoft.Extensions.Logging;
 
 namespace Hull.Core.Tests.Events;
 
@@ -111,5 +113,61 @@ public sealed class EventBroadcasterTests
         var broadcaster = new EventBroadcaster<string>();
         broadcaster.Publish("nobody listens");
         Assert.Equal(0, broadcaster.SubscriberCount);
+    }
+    [Fact]
+    public void Events_a_slow_subscriber_loses_are_counted_and_logged_once_per_interval()
+    {
+        var log = new ListLogger();
+        var broadcaster = new EventBroadcaster<int>(capacity: 4, log);
+        using var slow = broadcaster.Subscribe();
+
+        for (int i = 1; i <= 10; i++) broadcaster.Publish(i);
+
+        Assert.Equal(6, broadcaster.Dropped);
+        var warning = Assert.Single(log.Lines);
+        Assert.Contains("dropped 1 ", warning);
+        Assert.Contains("a subscriber may fall 4 behind", warning);
+    }
+
+    [Fact]
+    public void Held_events_go_to_the_next_subscriber_only()
+    {
+        var broadcaster = new EventBroadcaster<int>(holdFor: TimeSpan.FromMinutes(5));
+        broadcaster.Publish(1);
+        broadcaster.Publish(2);
+
+        using var first = broadcaster.Subscribe();
+        broadcaster.Publish(3);
+        using var second = broadcaster.Subscribe();
+        broadcaster.Publish(4);
+
+        Assert.Equal([1, 2, 3, 4], Drain(first));
+        Assert.Equal([4], Drain(second));
+        Assert.Equal(0, broadcaster.Dropped);
+    }
+
+    [Fact]
+    public void Events_are_held_up_to_the_capacity_and_for_a_limited_time_and_what_goes_is_counted()
+    {
+        var bounded = new EventBroadcaster<int>(capacity: 3, holdFor: TimeSpan.FromMinutes(5));
+        for (int i = 1; i <= 5; i++) bounded.Publish(i);
+        using (var late = bounded.Subscribe()) Assert.Equal([3, 4, 5], Drain(late));
+        Assert.Equal(2, bounded.Dropped);
+
+        var brief = new EventBroadcaster<int>(holdFor: TimeSpan.FromMilliseconds(1));
+        brief.Publish(1);
+        Thread.Sleep(50);
+        using var tooLate = brief.Subscribe();
+        Assert.Empty(Drain(tooLate));
+        Assert.Equal(1, brief.Dropped);
+    }
+
+    private sealed class ListLogger : ILogger
+    {
+        public ConcurrentQueue<string> Lines { get; } = new();
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => true;
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Lines.Enqueue(formatter(state, exception));
     }
 }

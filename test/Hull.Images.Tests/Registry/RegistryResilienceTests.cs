@@ -236,6 +236,42 @@ public sealed class RegistryResilienceTests : IDisposable
     }
 
     [Fact]
+    public async Task A_token_response_larger_than_Hull_reads_is_refused_naming_the_token_server()
+    {
+        TestHttpServer? self = null;
+        await using var server = Server(async (c, _) =>
+        {
+            if (c.Request.Url!.AbsolutePath == "/token")
+            {
+                // Streamed without a Content-Length, so only counting while reading can stop it.
+                c.Response.StatusCode = 200;
+                c.Response.SendChunked = true;
+                await c.Response.OutputStream.WriteAsync("{\"token\":\""u8.ToArray());
+                var filler = new byte[64 * 1024];
+                Array.Fill(filler, (byte)'a');
+                for (int i = 0; i < 40; i++) await c.Response.OutputStream.WriteAsync(filler);
+                await c.Response.OutputStream.WriteAsync("\"}"u8.ToArray());
+                c.Response.Close();
+                return;
+            }
+            if (c.Request.Headers["Authorization"] is null)
+            {
+                await TestHttpServer.WriteAsync(c.Response, 401, """{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}""",
+                    headers: ("WWW-Authenticate", $"Bearer realm=\"{self!.Url}/token\",service=\"fake\""));
+                return;
+            }
+            await ServeManifest(c);
+        });
+        self = server;
+        using var client = Client(server);
+
+        var e = await Assert.ThrowsAsync<RegistryException>(() => Repository(client).ResolveAsync());
+        Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
+        Assert.Contains($"{server.Url}/token", e.Message);
+        Assert.Contains("larger than 1048576 bytes", e.Message);
+    }
+
+    [Fact]
     public async Task A_schema1_manifest_is_refused_so_the_caller_can_record_the_deprecation()
     {
         await using var server = Server((c, _) => TestHttpServer.WriteAsync(c.Response, 200,

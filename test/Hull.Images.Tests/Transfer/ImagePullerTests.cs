@@ -33,6 +33,15 @@ public sealed class ImagePullerTests : IAsyncLifetime
     private static readonly TestBlob BrokenManifest = TestBlob.Of(MediaTypes.OciManifest, System.Text.Encoding.UTF8.GetBytes(
         $$"""{"schemaVersion":2,"mediaType":"{{MediaTypes.OciManifest}}","config":{{DescriptorJson(BrokenConfig)}},"layers":[{{DescriptorJson(BrokenLayer)}}]}"""));
 
+    // An image whose config is larger than Hull reads (its padding is valid JSON, so only the size is wrong with it).
+    private const string BigConfigName = "fake.test/hull/fake:bigconfig";
+    private static readonly TestBlob BigConfig = TestBlob.Of(MediaTypes.OciConfig, System.Text.Encoding.UTF8.GetBytes(
+        $$$"""{"architecture":"amd64","os":"linux","comment":"{{{new string('x', ImageConfig.MaxSize)}}}","rootfs":{"type":"layers","diff_ids":["{{{DiffIdOf(Image.For("amd64").Config)}}}"]}}"""));
+    private static readonly TestBlob BigConfigManifest = TestBlob.Of(MediaTypes.OciManifest, System.Text.Encoding.UTF8.GetBytes(
+        $$"""{"schemaVersion":2,"mediaType":"{{MediaTypes.OciManifest}}","config":{{DescriptorJson(BigConfig)}},"layers":[{{DescriptorJson(Image.Layer)}}]}"""));
+
+    private static string DiffIdOf(TestBlob config) => ImageConfig.Parse(config.Content, "test").RootFs.DiffIds[0];
+
     private static string DescriptorJson(TestBlob b) =>
         $$"""{"mediaType":"{{b.Descriptor.MediaType}}","digest":"{{b.Descriptor.Digest}}","size":{{b.Descriptor.Size}}}""";
 
@@ -140,6 +149,17 @@ public sealed class ImagePullerTests : IAsyncLifetime
         Assert.Contains($"image \"{BrokenName}\"", e.Message);
         Assert.Contains(BrokenLayer.Descriptor.Digest, e.Message);
         Assert.DoesNotContain("mismatch", e.Message);
+        await AssertNothingStoredAsync();
+    }
+
+    [Fact]
+    public async Task A_config_larger_than_Hull_reads_is_refused_before_it_is_fetched_and_nothing_is_kept()
+    {
+        var e = await Assert.ThrowsAsync<HullException>(() => Puller().PullAsync(BigConfigName, null, null, default));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains($"image \"{BigConfigName}\"", e.Message);
+        Assert.Contains($"{BigConfig.Descriptor.Digest} is {BigConfig.Content.Length} bytes, more than the {ImageConfig.MaxSize}", e.Message);
+        Assert.DoesNotContain(_requests, r => r.EndsWith(BigConfig.Descriptor.Digest, StringComparison.Ordinal));
         await AssertNothingStoredAsync();
     }
 
@@ -306,10 +326,10 @@ public sealed class ImagePullerTests : IAsyncLifetime
             await TestHttpServer.WriteAsync(context.Response, 200, "{}");
             return;
         }
-        var blobs = new[] { Image.Index, Image.Layer, BrokenLayer, BrokenConfig, BrokenManifest }
+        var blobs = new[] { Image.Index, Image.Layer, BrokenLayer, BrokenConfig, BrokenManifest, BigConfig, BigConfigManifest }
             .Concat(Image.Platforms.SelectMany(p => new[] { p.Config, p.Manifest }))
             .ToDictionary(b => b.Descriptor.Digest);
-        var tags = new Dictionary<string, TestBlob> { ["1"] = Image.Index, ["broken"] = BrokenManifest };
+        var tags = new Dictionary<string, TestBlob> { ["1"] = Image.Index, ["broken"] = BrokenManifest, ["bigconfig"] = BigConfigManifest };
         string? reference = path.StartsWith(prefix + "manifests/", StringComparison.Ordinal) ? path[(prefix + "manifests/").Length..] : null;
         if (reference is not null && (tags.TryGetValue(reference, out var manifest) || blobs.TryGetValue(reference, out manifest)))
         {

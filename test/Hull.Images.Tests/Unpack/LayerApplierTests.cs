@@ -256,6 +256,28 @@ public sealed class LayerApplierTests : IDisposable
         Assert.Contains("not a tar layer", e.Message);
     }
 
+    [Fact]
+    public async Task A_global_pax_header_applies_to_the_entries_after_it()
+    {
+        var tar = RawTar.Concat(
+            RawTar.Global(("SCHILY.xattr.user.origin", "global"u8.ToArray())),
+            RawTar.PaxFile("a", "1"),
+            RawTar.PaxFile("b", "2", ("SCHILY.xattr.user.origin", "local"u8.ToArray())));
+        await ApplyAsync(tar);
+        Assert.Equal("global"u8.ToArray(), ExtendedAttributes.TryGet(At("a"), "user.origin"));
+        Assert.Equal("local"u8.ToArray(), ExtendedAttributes.TryGet(At("b"), "user.origin"));
+    }
+
+    [Fact]
+    public async Task Global_pax_headers_that_pile_up_beyond_the_bound_are_rejected()
+    {
+        // Each header is well within the limit for one header; together they are not (distinct keys accumulate).
+        var headers = Enumerable.Range(0, 5).Select(i => RawTar.Global(("comment.pile" + i, new byte[300 * 1024]))).ToArray();
+        var e = await RejectAsync(RawTar.Concat([.. headers, RawTar.PaxFile("a", "1")]));
+        Assert.Contains("global pax headers hold more than", e.Message);
+        Assert.False(File.Exists(At("a")));
+    }
+
     private async Task<HullException> RejectAsync(byte[] layer, string mediaType = MediaTypes.OciLayer)
     {
         var e = await Assert.ThrowsAsync<HullException>(() => ApplyAsync(layer, mediaType: mediaType));
@@ -289,6 +311,37 @@ internal static class RawTar
 {
     public static byte[] PaxFile(string name, string content, params (string Key, byte[] Value)[] records)
     {
+        var pax = Records(records);
+        var data = Encoding.UTF8.GetBytes(content);
+        var tar = new MemoryStream();
+        if (pax.Length > 0) Write(tar, Header("PaxHeader/" + name, 'x', pax.Length), pax);
+        Write(tar, Header(name, '0', data.Length), data);
+        tar.Write(new byte[1024]);
+        return tar.ToArray();
+    }
+
+    /// <summary>A global pax header ('g') alone, without the end-of-archive blocks.</summary>
+    public static byte[] Global(params (string Key, byte[] Value)[] records)
+    {
+        var pax = Records(records);
+        var tar = new MemoryStream();
+        Write(tar, Header("GlobalHead.0.0", 'g', pax.Length), pax);
+        return tar.ToArray();
+    }
+
+    /// <summary>Archives one after another, each one's end-of-archive blocks dropped but the last's.</summary>
+    public static byte[] Concat(params byte[][] parts)
+    {
+        var tar = new MemoryStream();
+        foreach (var part in parts) tar.Write(part.AsSpan(0, EndsWithEof(part) ? part.Length - 1024 : part.Length));
+        tar.Write(new byte[1024]);
+        return tar.ToArray();
+    }
+
+    private static bool EndsWithEof(byte[] part) => part.Length >= 1024 && part.AsSpan(part.Length - 1024).IndexOfAnyExcept((byte)0) < 0;
+
+    private static byte[] Records((string Key, byte[] Value)[] records)
+    {
         var pax = new MemoryStream();
         foreach (var (key, value) in records)
         {
@@ -298,12 +351,7 @@ internal static class RawTar
             pax.Write(Encoding.ASCII.GetBytes(length.ToString()));
             pax.Write(body);
         }
-        var data = Encoding.UTF8.GetBytes(content);
-        var tar = new MemoryStream();
-        Write(tar, Header("PaxHeader/" + name, 'x', pax.Length), pax.ToArray());
-        Write(tar, Header(name, '0', data.Length), data);
-        tar.Write(new byte[1024]);
-        return tar.ToArray();
+        return pax.ToArray();
     }
 
     private static void Write(Stream tar, byte[] header, byte[] data)

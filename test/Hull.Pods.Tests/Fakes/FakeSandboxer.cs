@@ -24,11 +24,18 @@ public sealed class FakeSandboxer(Faults faults) : ISandboxController
     /// <summary>What <see cref="RecoverAsync"/> reports; ready unless a test says otherwise.</summary>
     public SandboxState StateAfterRestart { get; set; } = SandboxState.Ready;
 
+    /// <summary>The persisted instance each recovered pod was handed back (what its undo has to work with).</summary>
+    public ConcurrentDictionary<string, SandboxInstance> Recovered { get; } = new(StringComparer.Ordinal);
+
     public string Name => SandboxerName;
 
     public async Task<SandboxInstance> CreateAsync(PodSandboxSpec spec, CancellationToken cancellationToken)
     {
-        var instance = new SandboxInstance { Id = spec.Id, CreatedAt = DateTimeOffset.UtcNow, Sandboxer = Name, State = SandboxState.NotReady };
+        // Names what it will start, as the podsandbox sandboxer names a PID-sharing pod's infra task before starting it.
+        var instance = new SandboxInstance
+        {
+            Id = spec.Id, CreatedAt = DateTimeOffset.UtcNow, Sandboxer = Name, State = SandboxState.NotReady, InfraTaskId = "infra-" + spec.Id,
+        };
         _pods[spec.Id] = instance; // made before the step can fail: the caller must shut it down
         await faults.StepAsync("sandbox.create").ConfigureAwait(false);
         return instance;
@@ -67,6 +74,7 @@ public sealed class FakeSandboxer(Faults faults) : ISandboxController
 
     public Task<SandboxInstance> RecoverAsync(PodSandboxSpec spec, SandboxInstance persisted, DateTimeOffset? exitedAt, CancellationToken cancellationToken)
     {
+        Recovered[spec.Id] = persisted;
         var instance = persisted with { State = persisted.State == SandboxState.Ready ? StateAfterRestart : persisted.State };
         _pods[spec.Id] = instance;
         return Task.FromResult(instance);

@@ -34,6 +34,8 @@ public sealed class TestLifecycle : IDisposable
     public FakeFilesystem Files { get; }
     public PodManager Pods { get; private set; }
     public ContainerManager Containers { get; private set; }
+    /// <summary>The current managers' events (a restart makes new ones, as a new hulld does).</summary>
+    public LifecycleEvents Events { get; private set; } = null!;
 
     public static readonly RuntimeHandler Handler = new()
     {
@@ -46,7 +48,7 @@ public sealed class TestLifecycle : IDisposable
         var sandboxers = new Sandboxers([Sandboxer]);
         var podIndex = new ObjectIndex<SandboxRecord>("pod sandbox");
         var containerIndex = new ObjectIndex<ContainerRecord>("container");
-        var events = new LifecycleEvents(podIndex, containerIndex);
+        var events = Events = new LifecycleEvents(podIndex, containerIndex);
         var specs = new SpecBuilder(new SpecBuilderOptions(), new HostInfo
         {
             Kernel = new KernelVersion(6, 1), Architecture = "amd64", SeccompEnabled = false, AppArmor = AppArmorHost.Disabled,
