@@ -35,6 +35,7 @@ PACKAGES=(
   docker-registry skopeo umoci busybox-static containerd
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
   python3 zstd util-linux jq curl
+  qemu-system-x86 gcc make xz-utils protobuf-c-compiler libprotobuf-c-dev
 )
 if ! command -v node >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)
@@ -112,6 +113,10 @@ if [ -d "$GO_DIR/cri-probe" ]; then
     go build -o bin/cri-probe ./cri-probe
   )
 fi
+
+# ---------------------------------------------------------------- microVM guest (kernel + initramfs)
+# The microvm sandboxer's guest, built from Debian packages into /var/lib/hull/microvm (quick when up to date).
+"$ROOT/hack/build-microvm.sh"
 
 # ---------------------------------------------------------------- .NET
 if [ "$BUILD_DOTNET" -eq 1 ]; then
