@@ -6,14 +6,14 @@
 # Idempotent: quick when the inputs have not changed since the last build.
 #
 # usage: hack/build-microvm.sh [--out DIR] [--force]
-#   --out DIR   where vmlinux, initramfs.cpio and kernel.release go (default /var/lib/hull/microvm)
+#   --out DIR   where vmlinux, initramfs.cpio and kernel.release go (default /usr/local/lib/hull/microvm)
 #   --force     rebuild even when up to date
 # Needs (hack/install-deps.sh installs them): gcc make protobuf-c-compiler libprotobuf-c-dev busybox-static
 # runc xz-utils, and apt able to download linux-image-amd64.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-OUT=/var/lib/hull/microvm
+OUT=/usr/local/lib/hull/microvm
 FORCE=0
 while [ $# -gt 0 ]; do
   case "$1" in

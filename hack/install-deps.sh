@@ -115,7 +115,7 @@ if [ -d "$GO_DIR/cri-probe" ]; then
 fi
 
 # ---------------------------------------------------------------- microVM guest (kernel + initramfs)
-# The microvm sandboxer's guest, built from Debian packages into /var/lib/hull/microvm (quick when up to date).
+# The microvm sandboxer's guest, built from Debian packages into /usr/local/lib/hull/microvm (quick when up to date).
 "$ROOT/hack/build-microvm.sh"
 
 # ---------------------------------------------------------------- .NET
