@@ -180,6 +180,26 @@ static bool setup_route(struct call *call, const Hull__Microvm__Agent__V1__Route
     return ip(call, args);
 }
 
+/* net.ipv4.ip_forward -> /proc/sys/net/ipv4/ip_forward (a key with '/' or ".." is refused). */
+static bool set_sysctl(struct call *call, const char *key, const char *value)
+{
+    if (!token_ok(key, "._-", 200) || strstr(key, "..")) {
+        reply_error(call, CODE_INVALID_ARGUMENT, "sysctl \"%s\" is not valid", key);
+        return false;
+    }
+    char path[256] = "/proc/sys/";
+    for (const char *p = key; *p && strlen(path) < sizeof path - 1; p++) {
+        size_t n = strlen(path);
+        path[n] = *p == '.' ? '/' : *p;
+        path[n + 1] = 0;
+    }
+    if (write_file(path, value, strlen(value)) < 0) {
+        reply_error(call, CODE_INVALID_ARGUMENT, "sysctl %s=%s: %s", key, value, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
 static void do_setup_sandbox(struct call *call, const void *msg)
 {
     const SetupSandboxRequest *req = msg;
@@ -193,6 +213,8 @@ static void do_setup_sandbox(struct call *call, const void *msg)
         if (!setup_interface(call, req->interfaces[i])) return;
     for (size_t i = 0; i < req->n_routes; i++)
         if (!setup_route(call, req->routes[i])) return;
+    for (size_t i = 0; i < req->n_sysctls; i++)
+        if (!set_sysctl(call, req->sysctls[i]->key, req->sysctls[i]->value)) return;
     /* The pod's /dev/shm: one tmpfs every container binds. */
     char options[64];
     snprintf(options, sizeof options, "mode=1777,size=%llu",

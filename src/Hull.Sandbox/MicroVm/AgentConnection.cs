@@ -1,7 +1,9 @@
 using System.Net.Sockets;
+using System.Text;
 using Hull.Api.MicroVm;
 using Hull.Core;
 using Hull.Grpc.Ttrpc;
+using Hull.Linux.Processes;
 using Microsoft.Extensions.Logging;
 using RpcException = global::Grpc.Core.RpcException;
 using StatusCode = global::Grpc.Core.StatusCode;
@@ -39,10 +41,19 @@ public sealed class AgentConnection : IAsyncDisposable
             var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
             {
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
+                if (Encoding.UTF8.GetByteCount(socketPath) < 108)
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
+                else
+                {
+                    // Longer than sun_path: reach it through a descriptor of its directory.
+                    using var directory = Terminals.OpenDirectoryPath(Path.GetDirectoryName(socketPath)!);
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint($"/proc/self/fd/{directory.Fd}/{Path.GetFileName(socketPath)}"),
+                        cancellationToken).ConfigureAwait(false);
+                }
                 return new AgentConnection(new TtrpcClient(new NetworkStream(socket, ownsSocket: true), logger));
             }
-            catch (SocketException e) when (attempt < 50 && e.SocketErrorCode is SocketError.AddressNotAvailable or SocketError.ConnectionRefused)
+            catch (Exception e) when (attempt < 50 && e is SocketException { SocketErrorCode: SocketError.AddressNotAvailable or SocketError.ConnectionRefused }
+                                          or Linux.SyscallException)
             {
                 socket.Dispose();
                 await Task.Delay(delay, cancellationToken).ConfigureAwait(false);

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using Hull.Api.MicroVm;
 using Hull.Core;
 using Hull.Core.Processes;
@@ -21,6 +20,7 @@ public sealed class MicroVm : IAsyncDisposable
     private readonly PidFd _process;
     private readonly CancellationTokenSource _disposed = new();
     private AgentConnection? _agent;
+    private volatile bool _exited;
 
     private MicroVm(QemuLaunch launch, int pid, PidFd process, ILogger logger)
     {
@@ -36,6 +36,7 @@ public sealed class MicroVm : IAsyncDisposable
         try
         {
             await _process.WaitForExitAsync(_disposed.Token).ConfigureAwait(false);
+            _exited = true;
         }
         catch (OperationCanceledException) { }
     }
@@ -46,7 +47,8 @@ public sealed class MicroVm : IAsyncDisposable
     /// <summary>Completes when qemu has exited (or this object is disposed).</summary>
     public Task Exited { get; }
 
-    public bool HasExited => _process.HasExited;
+    /// <summary>qemu has exited (after <see cref="DisposeAsync"/>: as far as was seen before).</summary>
+    public bool HasExited => _exited || (!_disposed.IsCancellationRequested && _process.HasExited);
 
     public AgentConnection Agent =>
         _agent is { IsClosed: false } agent ? agent
@@ -58,9 +60,6 @@ public sealed class MicroVm : IAsyncDisposable
     /// </summary>
     public static async Task<MicroVm> StartAsync(string qemuPath, QemuLaunch launch, string? netNsPath, ILogger logger, CancellationToken cancellationToken)
     {
-        if (Encoding.UTF8.GetByteCount(launch.AgentSocket) > 107)
-            throw new HullException(ErrorKind.InvalidArgument,
-                $"microVM {launch.Name}: agent socket path {launch.AgentSocket} is longer than a unix socket path may be (107 bytes); use a shorter state directory");
         Directory.CreateDirectory(launch.Directory);
         foreach (var stale in new[] { launch.ConsoleLog, launch.AgentSocket, launch.PidFile }) File.Delete(stale);
         var qemuArgs = QemuCommand.Arguments(launch);
@@ -68,7 +67,8 @@ public sealed class MicroVm : IAsyncDisposable
             ? new ProcessSpec(qemuPath, qemuArgs)
             : new ProcessSpec("nsenter", [$"--net={netNsPath}", "--", qemuPath, .. qemuArgs]);
         logger.LogDebug("microVM {Name}: {Command}", launch.Name, spec);
-        var outcome = await ProcessRunner.RunAsync(spec with { Timeout = TimeSpan.FromSeconds(60) }, cancellationToken).ConfigureAwait(false);
+        var outcome = await ProcessRunner.RunAsync(spec with { Timeout = TimeSpan.FromSeconds(60), WorkingDirectory = launch.Directory }, cancellationToken)
+            .ConfigureAwait(false);
         if (outcome.ExitCode != 0)
             throw new HullException(ErrorKind.FailedPrecondition,
                 $"microVM {launch.Name}: qemu failed to start (exit code {outcome.ExitCode}): {FirstLines(outcome.Stderr + outcome.StdoutText, 10)}");
@@ -78,7 +78,7 @@ public sealed class MicroVm : IAsyncDisposable
         return vm;
     }
 
-    /// <summary>The VM of <paramref name="launch"/> if its qemu is still running (the pid file's process, started with this socket).</summary>
+    /// <summary>The VM of <paramref name="launch"/> if its qemu is still running (the pid file's process, writing this console log).</summary>
     public static MicroVm? Reattach(QemuLaunch launch, ILogger? logger = null)
     {
         if (!int.TryParse(TryRead(launch.PidFile)?.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) return null;
@@ -86,7 +86,7 @@ public sealed class MicroVm : IAsyncDisposable
         if (process is null) return null;
         // The pid may have been reused since: the process must be this VM's qemu.
         var cmdline = TryRead($"/proc/{pid}/cmdline") ?? "";
-        if (!cmdline.Contains(QemuCommand.Escape(launch.AgentSocket), StringComparison.Ordinal) || process.HasExited)
+        if (!cmdline.Contains(QemuCommand.Escape(launch.ConsoleLog), StringComparison.Ordinal) || process.HasExited)
         {
             process.Dispose();
             return null;
@@ -156,7 +156,7 @@ public sealed class MicroVm : IAsyncDisposable
     /// <summary>SIGKILL to qemu (through the pidfd: never another process that reused the pid).</summary>
     public void Kill()
     {
-        if (!HasExited) _process.TrySendSignal(Signals.SIGKILL);
+        if (!HasExited && !_disposed.IsCancellationRequested) _process.TrySendSignal(Signals.SIGKILL);
     }
 
     /// <summary>The last lines of the guest console (kernel messages, init and agent errors).</summary>

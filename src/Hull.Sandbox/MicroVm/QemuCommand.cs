@@ -8,7 +8,7 @@ public sealed record TapDevice(string Name, string Mac);
 /// <summary>Everything one qemu microVM is started with.</summary>
 public sealed record QemuLaunch
 {
-    /// <summary>The VM's directory: console log, agent socket and pid file live here.</summary>
+    /// <summary>The VM's directory: console log, agent socket and pid file live here; qemu starts in it.</summary>
     public required string Directory { get; init; }
     public required string Name { get; init; }
     public required string KernelPath { get; init; }
@@ -62,8 +62,10 @@ public static class QemuCommand
             "-append", KernelCommandLine(launch),
             "-chardev", $"file,id=console,path={Escape(launch.ConsoleLog)}",
             "-serial", "chardev:console",
-            // server=on,wait=off: qemu listens and does not wait; hulld connects (and reconnects after a restart).
-            "-chardev", $"socket,id=agent,path={Escape(launch.AgentSocket)},server=on,wait=off",
+            // server=on,wait=off: qemu listens and does not wait; hulld connects (and reconnects after a restart). The path is
+            // relative to the VM's directory (qemu starts there and binds before it daemonizes and moves to /): a socket
+            // path may have only 107 bytes, and a state directory plus a 64-digit sandbox id can be longer.
+            "-chardev", $"socket,id=agent,path={Escape(Path.GetFileName(launch.AgentSocket))},server=on,wait=off",
             "-device", "virtio-serial-device",
             "-device", $"virtserialport,chardev=agent,name={GuestPaths.AgentPortName}",
             // remap: the share holds bind mounts of other file systems; keep their inode numbers apart in the guest.

@@ -79,7 +79,7 @@ public sealed partial class PodSandboxController
     }
 
     /// <summary>Mount points at or below <paramref name="path"/> (/proc/self/mountinfo field 5, octal escapes undone).</summary>
-    private static IReadOnlyList<string> MountPointsBelow(string path)
+    internal static IReadOnlyList<string> MountPointsBelow(string path)
     {
         var prefix = path.TrimEnd('/') + "/";
         var result = new List<string>();

@@ -544,14 +544,14 @@ public sealed partial class PodSandboxController : ISandboxController
 
     // ---------------------------------------------------------------- pieces
 
-    private static string HostnameOf(PodSandboxSpec spec)
+    internal static string HostnameOf(PodSandboxSpec spec)
     {
         if (spec.NetworkMode == NamespaceMode.Node) return Environment.MachineName;
         string name = spec.Hostname.Length > 0 ? spec.Hostname : spec.Identity.Name;
         return name.Length > 63 ? name[..63] : name;
     }
 
-    private static PodNetworkRequest NetworkRequest(PodSandboxSpec spec, string netns) => new(spec.Id, netns)
+    internal static PodNetworkRequest NetworkRequest(PodSandboxSpec spec, string netns) => new(spec.Id, netns)
     {
         PodName = spec.Identity.Name,
         PodNamespace = spec.Identity.Namespace,
