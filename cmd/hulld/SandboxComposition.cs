@@ -5,6 +5,7 @@ using Hull.Runtime.Spec;
 using Hull.Runtime.Tasks;
 using Hull.Sandbox;
 using Hull.Sandbox.Cni;
+using Hull.Sandbox.MicroVm;
 using Hull.Sandbox.Namespaces;
 using Hull.Sandbox.PodSandbox;
 using Hull.Sandbox.Store;
@@ -58,9 +59,17 @@ internal static class SandboxComposition
         }, new NamespacePinner(config.State), CniFor, TasksFor, loggers.CreateLogger<PodSandboxController>(),
             new InfraImageProvider(images, loggers.CreateLogger<InfraImageProvider>()));
 
+        // A handler with sandboxer = "microvm" runs its pods in qemu microVMs (default options until config keys map to them).
+        var microvm = new MicroVmSandboxController(new MicroVmOptions { StateDirectory = config.State }, new NamespacePinner(config.State), CniFor,
+            loggers.CreateLogger<MicroVmSandboxController>());
+
         var handlers = runtime.Runtimes.ToDictionary(r => r.Key, r => new SandboxHandler(r.Key, r.Value.Sandboxer), StringComparer.Ordinal);
-        var manager = new SandboxManager(new SandboxStore(metadata), [podsandbox], handlers, defaultName, loggers.CreateLogger<SandboxManager>());
+        var manager = new SandboxManager(new SandboxStore(metadata), [podsandbox, microvm], handlers, defaultName, loggers.CreateLogger<SandboxManager>());
         await manager.RecoverAsync(cancellationToken).ConfigureAwait(false);
-        return (manager, defaultCni, podsandbox.ReleaseUnused);
+        return (manager, defaultCni, () =>
+        {
+            podsandbox.ReleaseUnused();
+            microvm.DetachAllAsync().GetAwaiter().GetResult();
+        });
     }
 }

@@ -5,6 +5,7 @@ using Hull.Cri.Containers;
 using Hull.Linux.Namespaces;
 using Hull.Runtime.Tasks;
 using Hull.Sandbox;
+using Hull.Sandbox.Controller;
 using Hull.Sandbox.Namespaces;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -146,6 +147,11 @@ public sealed class ContainerStreamingRuntime(ContainerManager containers, Sandb
         var (pod, _) = await sandboxes.StatusAsync(podSandboxId, verbose: false, ct).ConfigureAwait(false);
         if (pod.State != Hull.Sandbox.Controller.SandboxState.Ready)
             throw new HullException(ErrorKind.FailedPrecondition, $"pod sandbox \"{pod.Id}\" is not ready");
+        if (sandboxes.Sandboxer(pod.Instance.Sandboxer) is ISandboxPortForwarder forwarder)
+        {
+            await ForwardThroughSandboxerAsync(forwarder, pod.Id, port, stream, ct).ConfigureAwait(false);
+            return;
+        }
         var netns = pod.Instance.NetNsPath;
         // Created and connected inside the pod's network namespace; a socket keeps its namespace, so it is used outside.
         static Socket Dial(int port)
@@ -195,6 +201,33 @@ public sealed class ContainerStreamingRuntime(ContainerManager containers, Sandb
             _log.LogDebug("port-forward to {Pod}:{Port}: {Message}", pod.Id, port, e.Message);
         }
         // The pod side closed: whatever the client still sends has nowhere to go.
+        await pumps.CancelAsync().ConfigureAwait(false);
+        await toPod.ConfigureAwait(false);
+    }
+
+    /// <summary>Port-forward to a pod whose sandboxer opens the connection itself (a microVM's guest).</summary>
+    private async Task ForwardThroughSandboxerAsync(ISandboxPortForwarder forwarder, string podId, int port, Stream stream, CancellationToken ct)
+    {
+        await using var remote = await forwarder.DialAsync(podId, port, ct).ConfigureAwait(false);
+        using var pumps = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var toPod = Task.Run(async () =>
+        {
+            try
+            {
+                await CopyAsync(stream, remote, pumps.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (IsEndOfStream(e) || e is HullException)
+            {
+            }
+        }, CancellationToken.None);
+        try
+        {
+            await CopyAsync(remote, stream, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or HullException && !ct.IsCancellationRequested)
+        {
+            _log.LogDebug("port-forward to {Pod}:{Port}: {Message}", podId, port, e.Message);
+        }
         await pumps.CancelAsync().ConfigureAwait(false);
         await toPod.ConfigureAwait(false);
     }

@@ -17,7 +17,7 @@ namespace Hull.Sandbox.MicroVm;
 public sealed class AgentStream(AgentConnection agent, uint streamId, bool readable, bool writable, TimeSpan callTimeout) : Stream
 {
     private bool _eof;
-    private int _closed;
+    private int _writeClosed, _forgotten;
 
     public uint StreamId => streamId;
     public override bool CanRead => readable;
@@ -68,7 +68,7 @@ public sealed class AgentStream(AgentConnection agent, uint streamId, bool reada
     /// <summary>Closes the host-to-guest direction (both: the whole stream, for a port-forward the client left).</summary>
     public async Task CloseGuestSideAsync(bool both = false)
     {
-        if (Interlocked.Exchange(ref _closed, 1) != 0) return;
+        if (Interlocked.Exchange(ref both ? ref _forgotten : ref _writeClosed, 1) != 0) return;
         try
         {
             await agent.CallAsync($"close stream {streamId}", (c, d, ct) => c.CloseStreamAsync(new StreamRequest { StreamId = streamId, Both = both },
@@ -90,9 +90,10 @@ public sealed class AgentStream(AgentConnection agent, uint streamId, bool reada
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
 
+    /// <summary>Closes what this side may still have open: stdin's write side, or a whole port-forward connection.</summary>
     public override async ValueTask DisposeAsync()
     {
-        if (writable) await CloseGuestSideAsync().ConfigureAwait(false);
+        if (writable) await CloseGuestSideAsync(both: readable).ConfigureAwait(false);
         await base.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -26,7 +26,7 @@ namespace Hull.Sandbox.MicroVm;
 /// (<see cref="MicroVmTasks"/>). Stop powers the VM off and undoes the network; Shutdown also removes the pod's
 /// directory. qemu outlives hulld; <see cref="RecoverAsync"/> reconnects to its agent.
 /// </summary>
-public sealed class MicroVmSandboxController : ISandboxController
+public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortForwarder
 {
     public const string SandboxerName = "microvm";
 
