@@ -114,7 +114,7 @@ public sealed class MicroVmPodEnvironment : IAsyncDisposable
 
     /// <summary>A container the way ContainerManager creates one: a bundle with a busybox rootfs and the spec builder's config.json.</summary>
     public async Task<(TaskInfo Info, string LogPath)> CreateContainerAsync(PodSandboxSpec pod, SandboxInstance instance, string name,
-        IReadOnlyList<string> command, IReadOnlyList<ContainerMount>? mounts = null)
+        IReadOnlyList<string> command, IReadOnlyList<ContainerMount>? mounts = null, bool stdinOnce = false)
     {
         var id = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
         var bundle = Path.Combine(Dir.Path, "bundles", id);
@@ -150,7 +150,10 @@ public sealed class MicroVmPodEnvironment : IAsyncDisposable
         });
         await SpecWriter.WriteAsync(spec, bundle);
         var logPath = Path.Combine(Dir.Path, "logs", name + ".log");
-        var info = await Controller.Tasks(pod.Id).CreateAsync(new TaskCreateRequest(id, bundle, logPath) { Name = name });
+        var info = await Controller.Tasks(pod.Id).CreateAsync(new TaskCreateRequest(id, bundle, logPath)
+        {
+            Name = name, Stdin = stdinOnce, StdinOnce = stdinOnce,
+        });
         return (info, logPath);
     }
 

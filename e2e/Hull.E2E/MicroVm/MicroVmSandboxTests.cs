@@ -113,6 +113,17 @@ public sealed class MicroVmSandboxTests
     }
 
     [E2EFact(MicroVmTestSupport.QemuTool, MicroVmTestSupport.Kernel, MicroVmTestSupport.Initrd, "/usr/lib/cni/bridge", "tc", "nsenter")]
+    public async Task A_guest_that_does_not_answer_in_time_fails_the_pod_with_its_console_and_leaves_nothing()
+    {
+        await using var env = await MicroVmPodEnvironment.StartAsync(o => o with { BootTimeout = TimeSpan.FromSeconds(1), Accel = MicroVmAccel.Tcg });
+        var spec = env.PodSpec("slow");
+        var e = await Assert.ThrowsAsync<HullException>(() => env.RunPodAsync(spec));
+        Assert.Equal(ErrorKind.DeadlineExceeded, e.Kind);
+        Assert.Contains("did not answer within 1 s (tcg); console:", e.Message);
+        Assert.Empty(env.Leftovers(spec.Id));
+    }
+
+    [E2EFact(MicroVmTestSupport.QemuTool, MicroVmTestSupport.Kernel, MicroVmTestSupport.Initrd, "/usr/lib/cni/bridge", "tc", "nsenter")]
     public async Task The_VM_survives_a_restart_and_a_VM_that_dies_ends_its_pod_and_containers()
     {
         await using var env = await MicroVmPodEnvironment.StartAsync();
@@ -143,6 +154,27 @@ public sealed class MicroVmSandboxTests
             Assert.Equal("got ping", await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30)));
             Assert.Equal(0, await session.Exited.WaitAsync(TimeSpan.FromSeconds(30)));
         }
+
+        // Attach: stdin in, output out (tagged with its pipe, as conmon's attach socket does), stdin_once closes stdin.
+        var (echo, _) = await env.CreateContainerAsync(spec, pod, "echo", ["sh", "-c", "while read l; do echo \"echo:$l\"; done; echo bye >&2"],
+            stdinOnce: true);
+        await tasks.StartAsync(echo.Id);
+        using (var attached = await ((IInteractiveTaskService)tasks).AttachAsync(echo.Id))
+        {
+            await attached.SendStdinAsync("hi\n"u8.ToArray(), CancellationToken.None);
+            var packet = new byte[AttachConnection.MaxPacket];
+            var received = new StringBuilder();
+            while (!received.ToString().Contains("bye"))
+            {
+                int n = await attached.ReceiveAsync(packet, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+                Assert.True(n > 0, $"attach ended early; got {received}");
+                received.Append(packet[0] == AttachConnection.StdoutPipe ? "out:" : "err:").Append(Encoding.UTF8.GetString(packet, 1, n - 1));
+                if (received.ToString().Contains("echo:hi")) attached.CloseStdin();
+            }
+            Assert.Equal("out:echo:hi\nerr:bye\n", received.ToString());
+        }
+        Assert.Equal(0, (await tasks.WaitAsync(echo.Id).WaitAsync(TimeSpan.FromSeconds(30))).ExitCode);
+        await tasks.DeleteAsync(echo.Id);
 
         // qemu dies: the pod exits, and so does its container, with the console in the reason.
         var qemu = MicroVmTestSupport.QemuProcessesUsing(env.Dir.Path).Single();

@@ -309,10 +309,14 @@ public sealed class MicroVmTasks : ITaskService, IInteractiveTaskService, IAsync
         return new AgentExec(Agent, id, execId, started, request, _callTimeout, _logger);
     }
 
-    public Task<AttachConnection> AttachAsync(string id, CancellationToken cancellationToken = default)
+    public async Task<AttachConnection> AttachAsync(string id, CancellationToken cancellationToken = default)
     {
-        Get(id);
-        throw new HullException(ErrorKind.FailedPrecondition, $"attach is not supported for containers of microVM pods yet (container \"{id}\")");
+        var container = Get(id);
+        if (container.Exit is not null || container.Output is not { } output)
+            throw new HullException(ErrorKind.FailedPrecondition, $"container \"{id}\" has exited; cannot attach to it");
+        var stdin = container.StdinStream != 0 ? new AgentStream(Agent, container.StdinStream, false, true, _callTimeout) : null;
+        return await MicroVmAttach.OpenAsync(output, stdin, container.Persisted.StdinOnce, Path.Combine(_stateDirectory, $"{id}.ctl"), _logger,
+            cancellationToken).ConfigureAwait(false);
     }
 
     // ---------------------------------------------------------------- resources, stats, logs
