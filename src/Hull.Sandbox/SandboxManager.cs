@@ -364,6 +364,9 @@ public sealed class SandboxManager
         }
         // What the store does not know (a crash between making a pod's pieces and persisting it) is removed.
         var known = records.Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
+        // microVMs first: their qemu must be gone before the podsandbox sweep removes the directories they live in.
+        foreach (var vms in _sandboxers.Values.OfType<MicroVm.MicroVmSandboxController>())
+            await vms.SweepOrphansAsync(known, cancellationToken).ConfigureAwait(false);
         foreach (var pods in _sandboxers.Values.OfType<PodSandbox.PodSandboxController>())
             await pods.SweepOrphansAsync(known, cancellationToken).ConfigureAwait(false);
         _logger.LogInformation("recovered {Count} pod sandboxes ({Ready} ready)", _index.Count,

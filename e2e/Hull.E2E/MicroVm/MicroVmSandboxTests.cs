@@ -155,6 +155,16 @@ public sealed class MicroVmSandboxTests
             Assert.Equal(0, await session.Exited.WaitAsync(TimeSpan.FromSeconds(30)));
         }
 
+        // With a terminal: the guest's pty, and the exit code.
+        await using (var tty = await ((IInteractiveTaskService)tasks).StartExecAsync(sleeper.Id,
+            new InteractiveExecRequest(["sh", "-c", "tty; exit 4"], Tty: true, Stdin: false, Stdout: true, Stderr: false)))
+        {
+            Assert.Null(tty.Stderr);
+            var output = await new StreamReader(tty.Stdout!).ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.StartsWith("/dev/pts/", output);
+            Assert.Equal(4, await tty.Exited.WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+
         // Attach: stdin in, output out (tagged with its pipe, as conmon's attach socket does), stdin_once closes stdin.
         var (echo, _) = await env.CreateContainerAsync(spec, pod, "echo", ["sh", "-c", "while read l; do echo \"echo:$l\"; done; echo bye >&2"],
             stdinOnce: true);

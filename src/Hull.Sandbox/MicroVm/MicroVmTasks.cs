@@ -179,6 +179,7 @@ public sealed class MicroVmTasks : ITaskService, IInteractiveTaskService, IAsync
         await CallAsync($"start container \"{id}\"", (c, d, ct) => c.StartContainerAsync(new ContainerRequest { ContainerId = id }, deadline: d,
             cancellationToken: ct), cancellationToken).ConfigureAwait(false);
         if (container.Exit is null) container.Status = RuntimeStatus.Running;
+        GetStats(id); // a first reading, so the kubelet's first stats poll already sees the guest's numbers
     }
 
     // ---------------------------------------------------------------- signals, waiting, state
