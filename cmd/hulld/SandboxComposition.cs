@@ -49,6 +49,7 @@ internal static class SandboxComposition
 
         // Root without CAP_SYS_RESOURCE cannot lower oom_score_adj; runc then fails unless the request is clamped.
         bool restrictOom = runtime.RestrictOomScoreAdj || !OomScoreAdjPolicy.CanLower();
+        var pinner = new NamespacePinner(config.State);
         var podsandbox = new PodSandboxController(new PodSandboxOptions
         {
             StateDirectory = config.State,
@@ -56,11 +57,11 @@ internal static class SandboxComposition
             SystemdCgroupOf = handler => HandlerConfig(handler).SystemdCgroup,
             RestrictOomScoreAdj = restrictOom,
             SandboxImage = config.Images.PinnedSandboxImage,
-        }, new NamespacePinner(config.State), CniFor, TasksFor, loggers.CreateLogger<PodSandboxController>(),
+        }, pinner, CniFor, TasksFor, loggers.CreateLogger<PodSandboxController>(),
             new InfraImageProvider(images, loggers.CreateLogger<InfraImageProvider>()));
 
         // A handler with sandboxer = "microvm" runs its pods in qemu microVMs (default options until config keys map to them).
-        var microvm = new MicroVmSandboxController(new MicroVmOptions { StateDirectory = config.State }, new NamespacePinner(config.State), CniFor,
+        var microvm = new MicroVmSandboxController(new MicroVmOptions { StateDirectory = config.State }, pinner, CniFor,
             loggers.CreateLogger<MicroVmSandboxController>());
 
         var handlers = runtime.Runtimes.ToDictionary(r => r.Key, r => new SandboxHandler(r.Key, r.Value.Sandboxer), StringComparer.Ordinal);
