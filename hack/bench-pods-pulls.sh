@@ -88,88 +88,20 @@ fi
 log "building the test images (with big) into $IMAGES"
 "$ROOT/hack/build-test-images.sh" --big "$IMAGES" >&2
 
-# ---------------------------------------------------------------- temp dirs + teardown
-T="$(mktemp -d /tmp/hull-bench-pods.XXXXXX)"
-PIDS=()           # every server we started (registry, containerd, hulld)
-NETNS_BEFORE="$(ls /var/run/netns 2>/dev/null | sort || true)"
-IPT_BEFORE="$(iptables-save 2>/dev/null | grep -c -e CNI- -e "$BRIDGE" || true)"
-
-stop_pid() { # pid
-  local pid="$1" i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null || true
+# ---------------------------------------------------------------- temp dir, teardown, registry (hack/lib/cri-env.sh)
+ENV_NAME=bench-pods-pulls ENV_TAG=bench-pods
+# shellcheck source=hack/lib/cri-env.sh
+. "$ROOT/hack/lib/cri-env.sh"
+probe_server() { "$DRIVER" probe --socket "$1"; } # JSON the reports read (runtime_version)
+env_init
+env_on_exit() { # a failed run keeps its logs
+  [ "$1" -eq 0 ] && return 0
+  KEEP=1
+  tail -n 15 "$T"/*.log >&2 2>/dev/null
 }
-
-# Processes whose command line names the temp dir: shims, conmon, catatonit
-# infra processes and pause containers outlive the servers when pods are left.
-leftover_pids() {
-  local p
-  for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$$" ] && continue
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$T" && echo "${p#/proc/}"
-  done
-  return 0
-}
-
-umount_under() { # dir
-  awk -v t="$1" '$5 == t || index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-    while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
-}
-
-teardown() {
-  local rc=$? p n
-  set +e
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  for p in $(leftover_pids); do log "leftover process $p: $(tr '\0' ' ' </proc/$p/cmdline | cut -c1-120)"; kill -KILL "$p" 2>/dev/null; done
-  umount_under "$T"
-  # Network namespaces made during the run (containerd 1.6 keeps them in /var/run/netns).
-  for n in $(comm -13 <(echo "$NETNS_BEFORE") <(ls /var/run/netns 2>/dev/null | sort)); do
-    log "leftover netns $n"; umount "/var/run/netns/$n" 2>/dev/null; rm -f "/var/run/netns/$n"
-  done
-  ip link del "$BRIDGE" 2>/dev/null
-  n="$(iptables-save 2>/dev/null | grep -c -e CNI- -e "$BRIDGE")"
-  [ "${n:-0}" = "${IPT_BEFORE:-0}" ] || log "warning: iptables has $n CNI/$BRIDGE lines (before: $IPT_BEFORE)"
-  if [ "$KEEP" -eq 1 ] || [ "$rc" -ne 0 ]; then
-    log "logs kept in $T (rm -rf $T)"
-    [ "$rc" -eq 0 ] || tail -n 15 "$T"/*.log >&2 2>/dev/null
-  else
-    rm -rf "$T"
-  fi
-  exit "$rc"
-}
-trap teardown EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# ---------------------------------------------------------------- registry + images
-REG_PORT="$(free_port)" REG="127.0.0.1:$REG_PORT"
-mkdir -p "$T/registry/storage"
-cat >"$T/registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  formatter: text
-storage:
-  filesystem:
-    rootdirectory: $T/registry/storage
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: $REG
-  secret: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-EOF
-docker-registry serve "$T/registry/config.yml" >"$T/registry.log" 2>&1 &
-PIDS+=($!)
-for i in $(seq 1 100); do curl -fsS "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fsS "http://$REG/v2/" >/dev/null || die "registry did not start"
+registry_start "$T/registry" "$T/registry/storage"
+PIDS+=("$REGISTRY_PID")
+REG="$REGISTRY"
 
 # The pause image for containerd: one layer, /pause = catatonit (static), run as `catatonit -P`.
 log "building the pause image (catatonit -P) and pushing it and big to $REG"
@@ -186,111 +118,9 @@ BIG="$REG/hull-bench/big:latest"
 skopeo copy -q --dest-tls-verify=false "oci:$PL/oci:pause" "docker://$PAUSE" >&2
 skopeo copy -q --dest-tls-verify=false --preserve-digests "oci:$IMAGES/big:latest" "docker://$BIG" >&2
 
-mkdir -p "$T/certs.d/$REG"
-cat >"$T/certs.d/$REG/hosts.toml" <<EOF
-server = "http://$REG"
-[host."http://$REG"]
-  capabilities = ["pull", "resolve"]
-EOF
-
-# ---------------------------------------------------------------- CNI (same config for both)
-mkdir -p "$T/cni/net.d" "$T/cni/ipam"
-cat >"$T/cni/net.d/10-hullbench.conflist" <<EOF
-{
-  "cniVersion": "0.4.0",
-  "name": "hullbench",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$BRIDGE",
-      "isGateway": true,
-      "ipMasq": false,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$T/cni/ipam",
-        "ranges": [[{ "subnet": "$SUBNET" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }]
-      }
-    }
-  ]
-}
-EOF
-
-# ---------------------------------------------------------------- servers
-wait_ready() { # name pid socket
-  local name="$1" pid="$2" sock="$3" i
-  for i in $(seq 1 150); do
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$T/$name.log" >&2; die "$name exited during start-up"; }
-    if [ -S "$sock" ] && "$DRIVER" probe --socket "$sock" >"$T/$name.probe" 2>/dev/null; then return 0; fi
-    sleep 0.2
-  done
-  tail -n 20 "$T/$name.log" >&2
-  die "$name did not answer Version on $sock within 30 s"
-}
-
-# start_containerd NAME -> sets SRV_PID, SRV_SOCK
-start_containerd() {
-  local d="$T/$1"
-  mkdir -p "$d/root" "$d/state" "$d/opt"
-  SRV_SOCK="$d/containerd.sock"
-  cat >"$d/config.toml" <<EOF
-version = 2
-root = "$d/root"
-state = "$d/state"
-oom_score = 0
-disabled_plugins = [
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp",
-]
-[grpc]
-  address = "$SRV_SOCK"
-[ttrpc]
-  address = "$d/containerd.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins]
-  [plugins."io.containerd.grpc.v1.cri"]
-    disable_tcp_service = true
-    stream_server_address = "127.0.0.1"
-    stream_server_port = "0"
-    sandbox_image = "$PAUSE"
-    restrict_oom_score_adj = true
-    [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = "/usr/lib/cni"
-      conf_dir = "$T/cni/net.d"
-    [plugins."io.containerd.grpc.v1.cri".registry]
-      config_path = "$T/certs.d"
-  [plugins."io.containerd.internal.v1.opt"]
-    path = "$d/opt"
-EOF
-  containerd --config "$d/config.toml" >"$T/$1.log" 2>&1 &
-  SRV_PID=$!
-  PIDS+=("$SRV_PID")
-  wait_ready "$1" "$SRV_PID" "$SRV_SOCK"
-}
-
-start_hulld() {
-  local d="$T/$1"
-  mkdir -p "$d/root" "$d/state"
-  SRV_SOCK="$d/hull.sock"
-  cat >"$d/config.toml" <<EOF
-version = 3
-[plugins.'io.containerd.cri.v1.runtime'.cni]
-  conf_dir = "$T/cni/net.d"
-  bin_dirs = ["/usr/lib/cni"]
-[plugins.'io.containerd.cri.v1.images'.registry]
-  config_path = "$T/certs.d"
-EOF
-  dotnet "$HULLD_DIR/hulld.dll" --config "$d/config.toml" --address "$SRV_SOCK" --root "$d/root" --state "$d/state" \
-    >"$T/$1.log" 2>&1 &
-  SRV_PID=$!
-  PIDS+=("$SRV_PID")
-  wait_ready "$1" "$SRV_PID" "$SRV_SOCK"
-}
+SANDBOX_IMAGE="$PAUSE" # containerd's
+write_hosts_toml "$REG" "$REG"
+write_cni_config
 
 stop_server() { # pid dir
   stop_pid "$1"

@@ -34,8 +34,9 @@ PACKAGES=(
   runc conmon catatonit containernetworking-plugins iptables iproute2
   docker-registry skopeo umoci busybox-static containerd
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
-  python3 zstd util-linux jq curl
-  qemu-system-x86 gcc make xz-utils protobuf-c-compiler libprotobuf-c-dev
+  python3 zstd util-linux bsdutils mount jq curl
+  gcc make libc6-dev dpkg-dev bzip2
+  qemu-system-x86 xz-utils protobuf-c-compiler libprotobuf-c-dev
 )
 if ! command -v node >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)
@@ -61,6 +62,31 @@ else
     "${missing[@]}" >/dev/null
   log "apt: done"
 fi
+
+# ---------------------------------------------------------------- prebuilt test tools + etcd
+# The Go module proxy is out of reach, so ../shared/tools holds the Go test tools prebuilt (h2spec, critest, crictl,
+# the upstream NRI plugins, kube-apiserver/kubelet/kubectl...; see its README.md); its install.sh unpacks them into
+# /usr/local/lib/hull-test-tools and is idempotent. etcd is Debian's etcd-server, unpacked with dpkg -x so that no
+# system service is installed or started (e2e/Hull.Node.E2E/Cluster/KubeTools.cs).
+TOOLS_DIR=/usr/local/lib/hull-test-tools
+SHARED_TOOLS="${HULL_SHARED_TOOLS:-${HULL_TOOLS_SRC:-$ROOT/../shared/tools}}"
+if [ -x "$SHARED_TOOLS/install.sh" ]; then
+  log "test tools: $("${SUDO[@]}" "$SHARED_TOOLS/install.sh" "$TOOLS_DIR")"
+else
+  log "warning: $SHARED_TOOLS/install.sh not found (set HULL_SHARED_TOOLS): critest, h2spec, NRI and node e2e tests need them"
+fi
+if [ ! -x "$TOOLS_DIR/etcd/usr/bin/etcd" ]; then
+  log "etcd: apt-get download etcd-server + dpkg -x into $TOOLS_DIR/etcd"
+  etcd_tmp="$(mktemp -d)"
+  # apt's _apt sandbox user must be able to write the download directory.
+  chmod 0777 "$etcd_tmp"
+  (cd "$etcd_tmp" && { "${SUDO[@]}" apt-get download -q etcd-server >/dev/null 2>&1 ||
+    { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" apt-get download -q etcd-server >/dev/null; }; })
+  "${SUDO[@]}" mkdir -p "$TOOLS_DIR/etcd"
+  "${SUDO[@]}" dpkg -x "$etcd_tmp"/etcd-server_*.deb "$TOOLS_DIR/etcd"
+  rm -rf "$etcd_tmp"
+fi
+log "etcd: $("$TOOLS_DIR/etcd/usr/bin/etcd" --version | head -1)"
 
 # ---------------------------------------------------------------- interop: node (grpc-js)
 NODE_DIR="$ROOT/e2e/interop/node"

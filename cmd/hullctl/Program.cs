@@ -65,6 +65,14 @@ info.SetAction(parse => Run(parse, async client =>
         handlers.Add(h.Name.Length == 0 ? "(default)" : h.Name, h.Features.RecursiveReadOnlyMounts.ToString().ToLowerInvariant(),
             h.Features.UserNamespaces.ToString().ToLowerInvariant());
     handlers.WriteTo(Console.Out);
+    if (server.RuntimeHandlers.Any(h => h.Details.Count > 0))
+    {
+        Console.WriteLine();
+        var details = new TextTable("HANDLER", "SANDBOXER", "DETAILS");
+        foreach (var h in server.RuntimeHandlers)
+            details.Add(h.Name, h.Sandboxer, string.Join(", ", h.Details.OrderBy(d => d.Key, StringComparer.Ordinal).Select(d => $"{d.Key}={d.Value}")));
+        details.WriteTo(Console.Out);
+    }
 }));
 root.Subcommands.Add(info);
 
@@ -106,6 +114,7 @@ root.Subcommands.Add(plugins);
 root.Subcommands.Add(ImagesCommands.Create(addressOption));
 root.Subcommands.Add(RunCommand.Create(addressOption));
 foreach (var c in StreamingCommands.Create(addressOption)) root.Subcommands.Add(c);
+root.Subcommands.Add(CdiCommands.Create());
 
 return await root.Parse(args).InvokeAsync();
 

@@ -3,9 +3,9 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Hull.Api.Cri;
-using Hull.Cri.Streaming;
-using Hull.Cri.Streaming.Client;
 using Hull.Linux.Processes;
+using Hull.Streaming;
+using Hull.Streaming.Client;
 
 namespace Hullctl;
 

@@ -3,10 +3,12 @@ using System.Runtime.InteropServices;
 using Hull.Api.Admin;
 using Hull.Config;
 using Hull.Core.Deprecations;
-using Hull.Core.Events;
 using Hull.Core.Metadata;
 using Hull.Core.Plugins;
 using Hull.Cri;
+using Hull.Streaming;
+using Hull.Runtime.Cgroups;
+using Hulld.Composition;
 using Microsoft.Extensions.Logging;
 
 namespace Hulld;
@@ -31,9 +33,17 @@ internal static class Daemon
             return 2;
         }
         var config = new ConfigOverrides(options.Root, options.State, options.Address, options.LogLevel).ApplyTo(loaded.Config);
-        using var loggerFactory = LoggerFactory.Create(b => b
-            .SetMinimumLevel(ParseLevel(config.Debug.Level))
-            .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; }));
+        BoundOptions bound;
+        try
+        {
+            bound = BoundOptions.Bind(config);
+        }
+        catch (Hull.Core.HullException e)
+        {
+            Console.Error.WriteLine($"hulld: {e.Message}");
+            return 2;
+        }
+        using var loggerFactory = CreateLoggers(bound.Logging);
         var log = loggerFactory.CreateLogger("hulld");
         foreach (var d in loaded.Diagnostics)
             log.Log(d.Severity == DiagnosticSeverity.Error ? LogLevel.Error : LogLevel.Warning, "config: {Diagnostic}", d.ToString());
@@ -43,66 +53,49 @@ internal static class Daemon
             return 2;
         }
 
-        Directory.CreateDirectory(config.Root);
-        Directory.CreateDirectory(config.State);
-        using var stateLock = TryLockState(config.State);
+        Directory.CreateDirectory(bound.Root);
+        Directory.CreateDirectory(bound.State);
+        using var stateLock = TryLockState(bound.State);
         if (stateLock is null)
         {
-            log.LogError("another hulld is running with state directory {State}", config.State);
+            log.LogError("another hulld is running with state directory {State}", bound.State);
             return 1;
         }
-        if (!await ClaimSocketAsync(config.Grpc.Address, log).ConfigureAwait(false)) return 1;
+        if (!await ClaimSocketAsync(bound.Socket.Address, log).ConfigureAwait(false)) return 1;
 
-        using var metadata = OpenMetadata(config.Root, loggerFactory, log);
+        using var metadata = OpenMetadata(bound.Root, loggerFactory, log);
         if (metadata is null) return 1;
         var deprecations = new DeprecationRegistry(new SqliteDeprecationStore(metadata), loggerFactory.CreateLogger<DeprecationRegistry>());
         foreach (var id in loaded.DeprecationIds) deprecations.Record(id);
-        if (!NodeProbe.CgroupV2Unified) deprecations.Record(DeprecationIds.CgroupV1);
+        if (CgroupLayout.Detect().Mode != CgroupMode.Unified) deprecations.Record(DeprecationIds.CgroupV1);
         var plugins = new PluginRegistry();
-        var identity = new DaemonIdentity(Guid.NewGuid().ToString(), Environment.ProcessId, DateTimeOffset.UtcNow,
-            loaded.SourcePath ?? "");
-        Hull.Images.ImageManager images;
-        Hull.Images.Registry.RegistryClient registry;
-        Hull.Images.Transfer.ITransferService transfer;
+        var identity = new DaemonIdentity(Guid.NewGuid().ToString(), Environment.ProcessId, DateTimeOffset.UtcNow, loaded.SourcePath ?? "");
+        ImagesParts images;
+        LifecycleParts lifecycle;
+        StreamingServer streaming;
         try
         {
-            (images, registry, _, transfer) = await ImagesComposition.OpenAsync(config, metadata, deprecations, loggerFactory, CancellationToken.None)
-                .ConfigureAwait(false);
+            images = await ImagesComposition.OpenAsync(bound, metadata, deprecations, loggerFactory, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Hull.Core.HullException e)
         {
             log.LogError("cannot open the image store: {Error}", e.Message);
             return 1;
         }
-        using var registryClient = registry;
-        Hull.Sandbox.SandboxManager sandboxes;
-        Hull.Sandbox.Cni.CniManager cni;
-        Action releaseSandboxResources;
+        using var registryClient = images.Registry;
         try
         {
-            (sandboxes, cni, releaseSandboxResources) = await SandboxComposition.OpenAsync(config, metadata, images, loggerFactory, CancellationToken.None).ConfigureAwait(false);
+            lifecycle = await LifecycleComposition.OpenAsync(bound, metadata, images, loggerFactory, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Hull.Core.HullException e)
         {
-            log.LogError("cannot recover pod sandboxes: {Error}", e.Message);
+            log.LogError("cannot recover pods and containers: {Error}", e.Message);
             return 1;
         }
-        var events = new EventBroadcaster<ContainerEvent>();
-        Hull.Cri.Containers.ContainerManager containers;
+        using var taskManagers = lifecycle.Tasks;
         try
         {
-            containers = await ContainerComposition.OpenAsync(config, metadata, images, sandboxes, events, loggerFactory, CancellationToken.None)
-                .ConfigureAwait(false);
-        }
-        catch (Hull.Core.HullException e)
-        {
-            log.LogError("cannot recover containers: {Error}", e.Message);
-            return 1;
-        }
-        Hull.Cri.Streaming.StreamingServer streaming;
-        try
-        {
-            streaming = await StreamingComposition.StartAsync(config, containers, sandboxes, loggerFactory, CancellationToken.None).ConfigureAwait(false);
+            streaming = await StreamingComposition.StartAsync(bound.Streaming, lifecycle, loggerFactory, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (e is Hull.Core.HullException or IOException or System.Security.Cryptography.CryptographicException)
         {
@@ -111,52 +104,64 @@ internal static class Daemon
         }
         await using var streamingServer = streaming;
         log.LogInformation("streaming server (exec, attach, port-forward) listening on {Address}", streaming.BaseAddress);
-        var admin = new AdminService(config, identity, plugins, deprecations, transfer);
+        var admin = new AdminService(bound.Cri, identity, plugins, deprecations, images.Transfer, lifecycle.Pods);
+        var runtime = new RuntimeService(bound.Cri, lifecycle.Pods, lifecycle.Containers, lifecycle.Events, deprecations, lifecycle.Cni.Default, streaming);
         var criLog = loggerFactory.CreateLogger("cri");
-        await using var server = CriServer.Create(config,
-            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], events, deprecations, images, sandboxes, cni, containers,
-            streaming);
+        await using var server = CriServer.Create(bound.Cri, runtime, images.Images, deprecations,
+            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], loggerFactory.CreateLogger("grpc"));
         server.CallCompleted = call =>
         {
             if (call.Status != Hull.Grpc.StatusCode.OK)
                 criLog.LogDebug("{Method} -> {Status}: {Message} ({Ms:F1} ms)", call.Method, call.Status, call.Message, call.Duration.TotalMilliseconds);
         };
-        server.ListenUnix(config.Grpc.Address);
-        File.SetUnixFileMode(config.Grpc.Address, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
-        if (config.Grpc.Uid != 0 || config.Grpc.Gid != 0) Hull.Linux.FileOwnership.Chown(config.Grpc.Address, config.Grpc.Uid, config.Grpc.Gid);
-        RegisterPlugins(plugins, config, metadata);
+        server.ListenUnix(bound.Socket.Address);
+        File.SetUnixFileMode(bound.Socket.Address, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        if (bound.Socket.Uid != 0 || bound.Socket.Gid != 0) Hull.Linux.FileOwnership.Chown(bound.Socket.Address, bound.Socket.Uid, bound.Socket.Gid);
+        RegisterPlugins(plugins, bound, metadata);
 
         var stop = new TaskCompletionSource<PosixSignal>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(c.Signal); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(c.Signal); });
         log.LogInformation("hulld {Version} serving CRI v1 on {Address} (root {Root}, state {State}, pid {Pid})",
-            Hull.Core.HullInfo.Version, config.Grpc.Address, config.Root, config.State, Environment.ProcessId);
+            Hull.Core.HullInfo.Version, bound.Socket.Address, bound.Root, bound.State, Environment.ProcessId);
 
         var signal = await stop.Task.ConfigureAwait(false);
         log.LogInformation("{Signal}: draining connections (up to {Seconds} s)", signal, DrainTimeout.TotalSeconds);
         await server.StopAsync(DrainTimeout).ConfigureAwait(false);
-        TryDelete(config.Grpc.Address);
+        TryDelete(bound.Socket.Address);
         await streaming.DisposeAsync().ConfigureAwait(false);
-        containers.Shutdown();
-        releaseSandboxResources();
+        lifecycle.Containers.Shutdown();
+        foreach (var sandboxer in lifecycle.Sandboxers.All) await sandboxer.ReleaseUnusedAsync(CancellationToken.None).ConfigureAwait(false);
         log.LogInformation("stopped");
         return 0;
     }
 
-    /// <summary>What this build serves, and what it does not yet, as `hullctl plugins ls` reports it.</summary>
-    private static void RegisterPlugins(PluginRegistry plugins, HullConfig config, MetadataStore metadata)
+    /// <summary>Single-line console logs (or JSON, with <c>[debug] format = "json"</c>) at the configured level.</summary>
+    private static ILoggerFactory CreateLoggers(LoggingOptions logging) => LoggerFactory.Create(b =>
     {
-        var socket = new Dictionary<string, string> { ["address"] = config.Grpc.Address };
+        b.SetMinimumLevel(ParseLevel(logging.Level));
+        if (logging.Format == "json")
+            b.AddJsonConsole(o => { o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ"; o.UseUtcTimestamp = true; });
+        else
+            b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; });
+    });
+
+    /// <summary>What this build serves, and what it does not yet, as `hullctl plugins ls` reports it.</summary>
+    private static void RegisterPlugins(PluginRegistry plugins, BoundOptions config, MetadataStore metadata)
+    {
+        var socket = new Dictionary<string, string> { ["address"] = config.Socket.Address };
         plugins.Ok("io.containerd.metadata.v1", "sqlite", new Dictionary<string, string> { ["path"] = metadata.Path });
         plugins.Ok("io.containerd.grpc.v1", "cri", socket, "io.containerd.cri.v1.runtime");
         plugins.Ok("io.containerd.cri.v1", "runtime", null, "io.containerd.metadata.v1.sqlite");
         plugins.Ok("io.containerd.content.v1", "content", new Dictionary<string, string> { ["root"] = Path.Combine(config.Root, "content") });
         plugins.Ok("io.containerd.snapshotter.v1", config.Images.Snapshotter, null, "io.containerd.metadata.v1.sqlite");
         plugins.Ok("io.containerd.transfer.v1", "local", null, "io.containerd.content.v1.content", "io.containerd.snapshotter.v1." + config.Images.Snapshotter);
-        plugins.Ok("io.containerd.image-verifier.v1", "bindir", new Dictionary<string, string> { ["bin_dir"] = config.ImageVerifier.BinDir });
+        plugins.Ok("io.containerd.image-verifier.v1", "bindir", new Dictionary<string, string> { ["bin_dir"] = config.Images.Verifiers.BinDir });
         plugins.Ok("io.containerd.cri.v1", "images", null, "io.containerd.transfer.v1.local");
         plugins.Ok("io.hull.grpc.v1", "admin", socket, "io.containerd.metadata.v1.sqlite");
         plugins.Ok("io.containerd.podsandbox.controller.v1", "podsandbox", new Dictionary<string, string> { ["state"] = config.State },
+            "io.containerd.metadata.v1.sqlite");
+        plugins.Ok("io.hull.sandbox.controller.v1", "microvm", new Dictionary<string, string> { ["handlers"] = string.Join(",", config.MicroVm.Handlers.Keys) },
             "io.containerd.metadata.v1.sqlite");
         foreach (var (type, id, issue) in NotYetServed)
             plugins.Add(new PluginInfo(type, id, PluginStatus.Skipped, $"not implemented yet ({issue} issue)", [], new Dictionary<string, string>()));

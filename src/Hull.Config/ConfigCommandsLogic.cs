@@ -1,7 +1,7 @@
 using System.Text;
 using Hull.Config.Migration;
 using Hull.Config.Schema;
-using Hull.Config.Toml;
+using Hull.Config.TomlFiles;
 
 namespace Hull.Config;
 
@@ -54,7 +54,7 @@ public static class ConfigCommandsLogic
             string file = path ?? (File.Exists(Defaults.ConfigPath)
                 ? Defaults.ConfigPath
                 : throw new ConfigException($"no config file to migrate: {Defaults.ConfigPath} does not exist; name one with --config FILE"));
-            TomlDocument document = ConfigLoader.ReadDocument(file);
+            ConfigDocument document = ConfigLoader.ReadDocument(file);
             var result = ConfigLoader.Load(document, forceStrict: false, file, out bool usable);
             var stderr = new StringBuilder(Format(result.Diagnostics));
             if (!usable)
@@ -68,7 +68,7 @@ public static class ConfigCommandsLogic
             }
 
             string header = $"# Migrated from version {result.SourceVersion} by `hulld config migrate` (from {file}).\n";
-            string body = TomlWriter.Write(ConfigMigration.ToVersion3File(document.Root));
+            string body = TomlText.Write(ConfigMigration.ToVersion3File(document.Root));
             return new ConfigCommandOutput(result.HasErrors ? 1 : 0, header + body, stderr.ToString());
         });
 

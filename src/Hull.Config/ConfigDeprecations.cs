@@ -19,6 +19,7 @@ public static class ConfigDeprecations
     public const string RuntimeV1 = Prefix + "runtime-v1";
     public const string AufsSnapshotter = Prefix + "aufs-snapshotter";
     public const string SandboxImage = Prefix + "cri-sandbox-image";
+    public const string EnableCdi = Prefix + "enable-cdi";
 
     /// <summary>The deprecation for a config file of <paramref name="version"/>, or null for the current one.</summary>
     public static string? ForVersion(int version) => version switch

@@ -1,6 +1,5 @@
 using Hull.Config.Migration;
 using Hull.Config.Schema;
-using Hull.Config.Toml;
 
 namespace Hull.Config;
 
@@ -83,29 +82,17 @@ public static class ConfigLoader
 
     /// <summary>Parses, migrates and checks config text.</summary>
     /// <exception cref="ConfigException">The text is not valid TOML.</exception>
-    public static ConfigLoadResult LoadText(string toml, string? sourceName = null, bool forceStrict = false)
-    {
-        TomlDocument document;
-        try
-        {
-            document = TomlParser.Parse(toml, sourceName);
-        }
-        catch (TomlException e)
-        {
-            throw new ConfigException(e.Message, e);
-        }
-
-        return Load(document, forceStrict, null);
-    }
+    public static ConfigLoadResult LoadText(string toml, string? sourceName = null, bool forceStrict = false) =>
+        Load(ConfigDocument.Parse(toml, sourceName), forceStrict, null);
 
     /// <summary>Migrates and checks a parsed document. The document's tables are rearranged in place (to version 3).</summary>
-    public static ConfigLoadResult Load(TomlDocument document, bool forceStrict = false, string? sourcePath = null) =>
+    public static ConfigLoadResult Load(ConfigDocument document, bool forceStrict = false, string? sourcePath = null) =>
         Load(document, forceStrict, sourcePath, out _);
 
-    internal static ConfigLoadResult Load(TomlDocument document, bool forceStrict, string? sourcePath, out bool migrated)
+    internal static ConfigLoadResult Load(ConfigDocument document, bool forceStrict, string? sourcePath, out bool migrated)
     {
         ArgumentNullException.ThrowIfNull(document);
-        var context = new BindContext(document.SourceName, SourceMap.Build(document.Root));
+        var context = new BindContext(document.SourceName, SourceMap.Build(document));
         migrated = ConfigMigration.Migrate(document.Root, context);
         if (!migrated)
         {
@@ -119,7 +106,7 @@ public static class ConfigLoader
 
     /// <summary>Reads and parses a file, turning I/O and syntax errors into <see cref="ConfigException"/>s.</summary>
     /// <exception cref="ConfigException">The file cannot be read or is not valid TOML.</exception>
-    public static TomlDocument ReadDocument(string path)
+    public static ConfigDocument ReadDocument(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         byte[] bytes;
@@ -145,13 +132,6 @@ public static class ConfigLoader
             throw new ConfigException($"{path}: cannot read config file: {e.Message}", e);
         }
 
-        try
-        {
-            return TomlParser.ParseUtf8(bytes, path);
-        }
-        catch (TomlException e)
-        {
-            throw new ConfigException(e.Message, e);
-        }
+        return ConfigDocument.ParseUtf8(bytes, path);
     }
 }

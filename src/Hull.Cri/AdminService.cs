@@ -1,5 +1,4 @@
 using Hull.Api.Admin;
-using Hull.Config;
 using Hull.Core;
 using Hull.Core.Deprecations;
 using Hull.Core.Plugins;
@@ -19,8 +18,8 @@ public sealed record DaemonIdentity(string Uuid, int Pid, DateTimeOffset Started
 /// Hull's admin API: introspection of the daemon, its plugins and deprecation warnings, and the image
 /// transfers hullctl runs (with per-blob progress, which CRI's PullImage cannot report).
 /// </summary>
-public sealed class AdminService(HullConfig config, DaemonIdentity identity, PluginRegistry plugins, DeprecationRegistry deprecations,
-    ITransferService? transfer = null)
+public sealed class AdminService(CriOptions options, DaemonIdentity identity, PluginRegistry plugins, DeprecationRegistry deprecations,
+    ITransferService? transfer = null, Pods.PodManager? pods = null)
 {
     public Task<ServerInfoResponse> ServerInfo(ServerInfoRequest request, ServerCallContext context)
     {
@@ -32,10 +31,16 @@ public sealed class AdminService(HullConfig config, DaemonIdentity identity, Plu
             Revision = HullInfo.Revision,
             StartedAt = identity.StartedAt.ToString("O"),
             ConfigPath = identity.ConfigPath,
-            Root = config.Root,
-            State = config.State,
+            Root = options.Root,
+            State = options.State,
         };
         response.Deprecations.AddRange(ToProto(deprecations.Snapshot()));
+        foreach (var handler in pods?.Handlers.All ?? [])
+        {
+            var info = new RuntimeHandlerInfo { Name = handler.Name, Sandboxer = handler.Sandboxer };
+            foreach (var (key, value) in pods!.Describe(handler)) info.Details[key] = value;
+            response.RuntimeHandlers.Add(info);
+        }
         return Task.FromResult(response);
     }
 
@@ -129,30 +134,17 @@ public sealed class AdminService(HullConfig config, DaemonIdentity identity, Plu
         if (!Directory.Exists(directory))
             throw new HullException(ErrorKind.NotFound, $"cannot write \"{path}\": directory \"{directory}\" does not exist");
         // Written next to the destination and renamed over it: a failed export leaves no half-written archive.
-        string temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         try
         {
-            ExportResult result;
-            await using (var output = new FileStream(temp, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew, Access = FileAccess.Write, Options = FileOptions.Asynchronous,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
-            }))
-            {
-                result = await service.ExportAsync(request.Images.ToArray(), output, null, context.CancellationToken).ConfigureAwait(false);
-                await output.FlushAsync(context.CancellationToken).ConfigureAwait(false);
-                output.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-            return new ExportImageResponse { Size = new FileInfo(path).Length, Blobs = result.Blobs };
+            ExportResult? result = null;
+            await Hull.Linux.AtomicFile.WriteAsync(path, async (output, ct) =>
+                    result = await service.ExportAsync(request.Images.ToArray(), output, null, ct).ConfigureAwait(false),
+                Hull.Linux.AtomicFile.WorldReadable, context.CancellationToken).ConfigureAwait(false);
+            return new ExportImageResponse { Size = new FileInfo(path).Length, Blobs = result!.Blobs };
         }
         catch (UnauthorizedAccessException e)
         {
             throw new HullException(ErrorKind.FailedPrecondition, $"cannot write \"{path}\": {e.Message}");
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
         }
     }
 

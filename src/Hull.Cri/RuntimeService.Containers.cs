@@ -1,8 +1,10 @@
 using Hull.Api.Cri;
 using Hull.Core;
-using Hull.Cri.Containers;
-using ContainerState = Hull.Cri.Containers.ContainerState;
-using ContainerFilter = Hull.Cri.Containers.ContainerFilter;
+using Hull.Pods;
+using Hull.Pods.Events;
+using Hull.Pods.Stores;
+using ContainerState = Hull.Pods.Stores.ContainerState;
+using ContainerFilter = Hull.Pods.ContainerFilter;
 using Hull.Grpc;
 using Hull.Grpc.Server;
 using Hull.Runtime.Tasks;
@@ -16,37 +18,31 @@ public sealed partial class RuntimeService
     public const string CheckpointUnimplementedMessage =
         "method runtime.v1.RuntimeService/CheckpointContainer: Hull does not checkpoint containers";
 
-    /// <summary>Set by <see cref="CriServer"/>; container RPCs answer Unavailable without it.</summary>
-    internal ContainerManager? ContainerManager { get; init; }
-
-    private ContainerManager Containers =>
-        ContainerManager ?? throw new HullException(ErrorKind.Unavailable, "containers are not available in this hulld");
-
     public async Task<CreateContainerResponse> CreateContainer(CreateContainerRequest request, ServerCallContext context)
     {
         var config = request.Config ?? throw new HullException(ErrorKind.InvalidArgument, "CreateContainer needs a container config");
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw new HullException(ErrorKind.InvalidArgument, "CreateContainer needs a pod sandbox id");
-        var id = await Containers.CreateAsync(new ContainerCreateRequest(request.PodSandboxId, config.Image?.Image ?? "", ToDomain(config)),
+        var id = await containers.CreateAsync(new ContainerCreateRequest(request.PodSandboxId, config.Image?.Image ?? "", ToDomain(config)),
             context.CancellationToken).ConfigureAwait(false);
         return new CreateContainerResponse { ContainerId = id };
     }
 
     public async Task<StartContainerResponse> StartContainer(StartContainerRequest request, ServerCallContext context)
     {
-        await Containers.StartAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
+        await containers.StartAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
         return new StartContainerResponse();
     }
 
     public async Task<StopContainerResponse> StopContainer(StopContainerRequest request, ServerCallContext context)
     {
-        await Containers.StopAsync(request.ContainerId, TimeSpan.FromSeconds(Math.Max(0, request.Timeout)), context.CancellationToken)
+        await containers.StopAsync(request.ContainerId, TimeSpan.FromSeconds(Math.Max(0, request.Timeout)), context.CancellationToken)
             .ConfigureAwait(false);
         return new StopContainerResponse();
     }
 
     public async Task<RemoveContainerResponse> RemoveContainer(RemoveContainerRequest request, ServerCallContext context)
     {
-        await Containers.RemoveAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
+        await containers.RemoveAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
         return new RemoveContainerResponse();
     }
 
@@ -56,7 +52,7 @@ public sealed partial class RuntimeService
         var filter = f is null ? null : new ContainerFilter(f.Id, f.State is { } s ? FromCri(s.State) : null, f.PodSandboxId,
             f.LabelSelector.Count > 0 ? f.LabelSelector : null);
         var response = new ListContainersResponse();
-        foreach (var r in Containers.List(filter))
+        foreach (var r in containers.List(filter))
         {
             if (r.State == ContainerState.Creating) continue;
             var item = new Container
@@ -79,18 +75,12 @@ public sealed partial class RuntimeService
 
     public async Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
     {
-        var r = Containers.Status(request.ContainerId);
+        var r = containers.Status(request.ContainerId);
         var status = ToCriStatus(r);
         var response = new ContainerStatusResponse { Status = status };
         if (request.Verbose)
         {
-            string runtimeSpec = "";
-            try
-            {
-                runtimeSpec = await File.ReadAllTextAsync(Path.Combine(r.BundlePath, Spec.SpecWriter.ConfigFileName), context.CancellationToken)
-                    .ConfigureAwait(false);
-            }
-            catch (IOException) { }
+            string runtimeSpec = await containers.SpecJsonAsync(r, context.CancellationToken).ConfigureAwait(false) ?? "";
             response.Info["info"] = System.Text.Json.JsonSerializer.Serialize(new
             {
                 sandboxID = r.SandboxId,
@@ -163,7 +153,7 @@ public sealed partial class RuntimeService
 
     public async Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
     {
-        var result = await Containers.ExecSyncAsync(request.ContainerId, request.Cmd.ToList(), TimeSpan.FromSeconds(Math.Max(0, request.Timeout)),
+        var result = await containers.ExecSyncAsync(request.ContainerId, request.Cmd.ToList(), TimeSpan.FromSeconds(Math.Max(0, request.Timeout)),
             context.CancellationToken).ConfigureAwait(false);
         return new ExecSyncResponse
         {
@@ -178,7 +168,7 @@ public sealed partial class RuntimeService
         var r = request.Linux ?? throw new HullException(ErrorKind.InvalidArgument, "UpdateContainerResources needs linux resources");
         if (r.MemoryLimitInBytes < 0 || r.CpuShares < 0 || r.CpuPeriod < 0)
             throw new HullException(ErrorKind.InvalidArgument, $"invalid resources for container \"{request.ContainerId}\": negative values");
-        await Containers.UpdateResourcesAsync(request.ContainerId, new TaskResources
+        await containers.UpdateResourcesAsync(request.ContainerId, new TaskResources
         {
             CpuShares = r.CpuShares > 0 ? (ulong)r.CpuShares : null,
             CpuQuota = r.CpuQuota != 0 ? r.CpuQuota : null,
@@ -194,18 +184,18 @@ public sealed partial class RuntimeService
 
     public async Task<ReopenContainerLogResponse> ReopenContainerLog(ReopenContainerLogRequest request, ServerCallContext context)
     {
-        await Containers.ReopenLogAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
+        await containers.ReopenLogAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
         return new ReopenContainerLogResponse();
     }
 
     public async Task<ContainerStatsResponse> ContainerStats(ContainerStatsRequest request, ServerCallContext context) =>
-        new() { Stats = await StatsOf(Containers.Status(request.ContainerId), context.CancellationToken).ConfigureAwait(false) };
+        new() { Stats = await StatsOf(containers.Status(request.ContainerId), context.CancellationToken).ConfigureAwait(false) };
 
     public async Task<ListContainerStatsResponse> ListContainerStats(ListContainerStatsRequest request, ServerCallContext context)
     {
         var f = request.Filter;
         var response = new ListContainerStatsResponse();
-        foreach (var r in Containers.List(new ContainerFilter(f?.Id, ContainerState.Running, f?.PodSandboxId,
+        foreach (var r in containers.List(new ContainerFilter(f?.Id, ContainerState.Running, f?.PodSandboxId,
                      f is { LabelSelector.Count: > 0 } ? f.LabelSelector : null)))
         {
             try
@@ -222,7 +212,7 @@ public sealed partial class RuntimeService
 
     private async Task<Api.Cri.ContainerStats> StatsOf(ContainerRecord r, CancellationToken cancellationToken)
     {
-        var (cgroup, bytes, inodes) = await Containers.StatsAsync(r.Id, cancellationToken).ConfigureAwait(false);
+        var (cgroup, bytes, inodes) = await containers.StatsAsync(r.Id, cancellationToken).ConfigureAwait(false);
         long at = UnixNanos(cgroup.Timestamp);
         var attributes = new ContainerAttributes { Id = r.Id, Metadata = new ContainerMetadata { Name = r.Name, Attempt = r.Attempt } };
         Copy(attributes.Labels, r.Labels);
@@ -257,41 +247,26 @@ public sealed partial class RuntimeService
 
     /// <summary>
     /// An event as containerd's CRI sends it (internal/cri/server/events.go generateAndSendContainerEvent): the pod's status
-    /// and its containers' statuses from the snapshot taken when the change happened, or, without one, as they are now.
-    /// The pod status is absent only when the pod is gone; the kubelet then ignores the event and relists.
+    /// and its containers' statuses from the snapshot taken when the change happened. The pod status is absent only when
+    /// the pod is gone; the kubelet then ignores the event and relists.
     /// </summary>
-    private ContainerEventResponse ToCriEvent(Hull.Core.Events.ContainerEvent e)
+    private static ContainerEventResponse ToCriEvent(LifecycleEvent e)
     {
-        var snapshot = e.Snapshot as ContainerEventSnapshot ?? ContainerManager?.SnapshotOf(e.SandboxId);
         var response = new ContainerEventResponse
         {
             ContainerId = e.ContainerId,
             ContainerEventType = e.Kind switch
             {
-                Hull.Core.Events.ContainerEventKind.Created => ContainerEventType.ContainerCreatedEvent,
-                Hull.Core.Events.ContainerEventKind.Started => ContainerEventType.ContainerStartedEvent,
-                Hull.Core.Events.ContainerEventKind.Stopped => ContainerEventType.ContainerStoppedEvent,
+                LifecycleEventKind.Created => ContainerEventType.ContainerCreatedEvent,
+                LifecycleEventKind.Started => ContainerEventType.ContainerStartedEvent,
+                LifecycleEventKind.Stopped => ContainerEventType.ContainerStoppedEvent,
                 _ => ContainerEventType.ContainerDeletedEvent,
             },
             CreatedAt = UnixNanos(e.At),
         };
-        var pod = snapshot?.Pod ?? Sandboxes?.List(new Hull.Sandbox.SandboxFilter(e.SandboxId)).FirstOrDefault(p => p.Id == e.SandboxId);
-        if (pod is not null) response.PodSandboxStatus = ToCriStatus(pod);
-        if (snapshot is not null)
-            foreach (var c in snapshot.Containers) response.ContainersStatuses.Add(ToCriStatus(c));
+        if (e.Pod is not null) response.PodSandboxStatus = ToCriStatus(e.Pod);
+        foreach (var c in e.Containers) response.ContainersStatuses.Add(ToCriStatus(c));
         return response;
-    }
-
-    /// <summary>
-    /// A pod sandbox's own change (containerd sends these with container id = sandbox id): started after RunPodSandbox,
-    /// stopped after StopPodSandbox, deleted after RemovePodSandbox (with the pod as it was before it went).
-    /// </summary>
-    internal void PublishSandboxEvent(string sandboxId, Hull.Core.Events.ContainerEventKind kind, Hull.Sandbox.Store.SandboxRecord? podBefore = null)
-    {
-        if (events.SubscriberCount == 0) return;
-        var snapshot = ContainerManager?.SnapshotOf(sandboxId) ?? new ContainerEventSnapshot(null, []);
-        if (snapshot.Pod is null && podBefore is not null) snapshot = snapshot with { Pod = podBefore };
-        events.Publish(new Hull.Core.Events.ContainerEvent(sandboxId, sandboxId, kind, DateTimeOffset.UtcNow) { Snapshot = snapshot });
     }
 
     // ---------------------------------------------------------------- translation

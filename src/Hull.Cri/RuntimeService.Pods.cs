@@ -1,58 +1,43 @@
 using Hull.Api.Cri;
 using Hull.Core;
 using Hull.Grpc.Server;
-using Hull.Sandbox;
-using Hull.Sandbox.Cni;
+using Hull.Pods;
+using Hull.Pods.Stores;
 using Hull.Sandbox.Controller;
-using Hull.Sandbox.Store;
 using Domain = Hull.Sandbox.Controller;
 
 namespace Hull.Cri;
 
-/// <summary>The pod sandbox RPCs: CRI messages in, domain calls on <see cref="SandboxManager"/>, CRI messages out.</summary>
+/// <summary>The pod sandbox RPCs: CRI messages in, domain calls on <see cref="PodManager"/>, CRI messages out.</summary>
 public sealed partial class RuntimeService
 {
-    /// <summary>Set by <see cref="CriServer"/>; pod RPCs answer Unavailable without it.</summary>
-    internal SandboxManager? Sandboxes { get; init; }
-
-    /// <summary>Set by <see cref="CriServer"/>: the CNI manager of the default configuration (the NetworkReady condition).</summary>
-    internal CniManager? Cni { get; init; }
-
-    private SandboxManager Pods => Sandboxes ?? throw new HullException(ErrorKind.Unavailable, "pod sandboxes are not available in this hulld");
-
     public async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
     {
         var config = request.Config ?? throw new HullException(ErrorKind.InvalidArgument, "RunPodSandbox needs a sandbox config");
-        var spec = ToSpec(SandboxManager.NewId(), config, request.RuntimeHandler);
-        var id = await Pods.RunAsync(spec, context.CancellationToken).ConfigureAwait(false);
-        PublishSandboxEvent(id, Hull.Core.Events.ContainerEventKind.Started);
+        var spec = ToSpec(Ids.New(), config, request.RuntimeHandler);
+        var id = await pods.RunAsync(spec, context.CancellationToken).ConfigureAwait(false);
         return new RunPodSandboxResponse { PodSandboxId = id };
     }
 
     public async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
     {
-        await Pods.StopAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
-        if (Pods.List(new SandboxFilter(request.PodSandboxId)).FirstOrDefault() is { } stopped)
-            PublishSandboxEvent(stopped.Id, Hull.Core.Events.ContainerEventKind.Stopped);
+        await pods.StopAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
         return new StopPodSandboxResponse();
     }
 
     public async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
     {
-        var before = request.PodSandboxId.Length > 0 ? Pods.List(new SandboxFilter(request.PodSandboxId)).FirstOrDefault() : null;
-        await Pods.RemoveAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
-        if (before is not null) PublishSandboxEvent(before.Id, Hull.Core.Events.ContainerEventKind.Deleted, before with { State = SandboxState.NotReady });
+        await pods.RemoveAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
         return new RemovePodSandboxResponse();
     }
 
     public async Task<PodSandboxStatusResponse> PodSandboxStatus(PodSandboxStatusRequest request, ServerCallContext context)
     {
-        var (record, info) = await Pods.StatusAsync(request.PodSandboxId, request.Verbose, context.CancellationToken).ConfigureAwait(false);
+        var (record, info) = await pods.StatusAsync(request.PodSandboxId, request.Verbose, context.CancellationToken).ConfigureAwait(false);
         var status = ToCriStatus(record);
         var response = new PodSandboxStatusResponse { Status = status, Timestamp = UnixNanos(DateTimeOffset.UtcNow) };
         // The kubelet's evented PLEG takes the pod's container statuses from here instead of asking for each one.
-        if (ContainerManager is { } containers)
-            foreach (var c in containers.SnapshotOf(record.Id).Containers) response.ContainersStatuses.Add(ToCriStatus(c));
+        foreach (var c in containers.OfPod(record.Id)) response.ContainersStatuses.Add(ToCriStatus(c));
         Copy(response.Info, info);
         return response;
     }
@@ -100,7 +85,7 @@ public sealed partial class RuntimeService
                 f.LabelSelector.Count > 0 ? f.LabelSelector : null)
             : null;
         var response = new ListPodSandboxResponse();
-        foreach (var record in Pods.List(filter))
+        foreach (var record in pods.List(filter))
         {
             var item = new PodSandbox
             {
@@ -119,14 +104,14 @@ public sealed partial class RuntimeService
 
     public async Task<PodSandboxStatsResponse> PodSandboxStats(PodSandboxStatsRequest request, ServerCallContext context)
     {
-        var (record, _) = await Pods.StatusAsync(request.PodSandboxId, verbose: false, context.CancellationToken).ConfigureAwait(false);
+        var (record, _) = await pods.StatusAsync(request.PodSandboxId, verbose: false, context.CancellationToken).ConfigureAwait(false);
         return new PodSandboxStatsResponse { Stats = await StatsOf(record, context.CancellationToken).ConfigureAwait(false) };
     }
 
     public async Task<ListPodSandboxStatsResponse> ListPodSandboxStats(ListPodSandboxStatsRequest request, ServerCallContext context)
     {
         var f = request.Filter;
-        var records = Pods.List(new SandboxFilter(f?.Id, SandboxState.Ready, f is { LabelSelector.Count: > 0 } ? f.LabelSelector : null));
+        var records = pods.List(new SandboxFilter(f?.Id, SandboxState.Ready, f is { LabelSelector.Count: > 0 } ? f.LabelSelector : null));
         var response = new ListPodSandboxStatsResponse();
         foreach (var record in records)
         {
@@ -148,13 +133,13 @@ public sealed partial class RuntimeService
         var resources = r is null ? new SandboxResources()
             : new SandboxResources(r.CpuShares > 0 ? r.CpuShares : null, r.CpuQuota != 0 ? r.CpuQuota : null, r.CpuPeriod > 0 ? r.CpuPeriod : null,
                 r.MemoryLimitInBytes > 0 ? r.MemoryLimitInBytes : null);
-        await Pods.UpdateResourcesAsync(request.PodSandboxId, resources, context.CancellationToken).ConfigureAwait(false);
+        await pods.UpdateResourcesAsync(request.PodSandboxId, resources, context.CancellationToken).ConfigureAwait(false);
         return new UpdatePodSandboxResourcesResponse();
     }
 
     private async Task<Api.Cri.PodSandboxStats> StatsOf(SandboxRecord record, CancellationToken cancellationToken)
     {
-        var metrics = await Pods.MetricsAsync(record.Id, cancellationToken).ConfigureAwait(false);
+        var metrics = await pods.MetricsAsync(record.Id, cancellationToken).ConfigureAwait(false);
         long at = UnixNanos(metrics.Timestamp);
         var attributes = new PodSandboxAttributes { Id = record.Id, Metadata = Metadata(record.Spec.Identity) };
         Copy(attributes.Labels, record.Spec.Labels);

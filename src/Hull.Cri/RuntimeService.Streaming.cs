@@ -1,26 +1,22 @@
 using Hull.Api.Cri;
 using Hull.Core;
-using Hull.Cri.Streaming;
 using Hull.Grpc.Server;
-using ContainerState = Hull.Cri.Containers.ContainerState;
+using Hull.Streaming;
 
 namespace Hull.Cri;
 
 /// <summary>Exec, Attach and PortForward: validate, then hand out a single-use URL of the streaming server.</summary>
 public sealed partial class RuntimeService
 {
-    /// <summary>Set by <see cref="CriServer"/>; the streaming RPCs answer Unavailable without it.</summary>
-    internal StreamingServer? StreamingServer { get; init; }
-
     private StreamingServer Streaming =>
-        StreamingServer ?? throw new HullException(ErrorKind.Unavailable, "the streaming server is not running in this hulld");
+        streaming ?? throw new HullException(ErrorKind.Unavailable, "the streaming server is not running in this hulld");
 
     public Task<ExecResponse> Exec(Api.Cri.ExecRequest request, ServerCallContext context)
     {
         if (request.Cmd.Count == 0) throw new HullException(ErrorKind.InvalidArgument, "Exec needs a command");
         ValidateStreams("Exec", request.Stdin, request.Stdout, request.Stderr, request.Tty);
         var id = RunningContainerId(request.ContainerId);
-        var url = Streaming.GetUrl(new Streaming.ExecRequest(id, request.Cmd.ToList(), request.Tty, request.Stdin, request.Stdout, request.Stderr));
+        var url = Streaming.GetUrl(new Hull.Streaming.ExecRequest(id, request.Cmd.ToList(), request.Tty, request.Stdin, request.Stdout, request.Stderr));
         return Task.FromResult(new ExecResponse { Url = url.ToString() });
     }
 
@@ -28,7 +24,7 @@ public sealed partial class RuntimeService
     {
         ValidateStreams("Attach", request.Stdin, request.Stdout, request.Stderr, request.Tty);
         var id = RunningContainerId(request.ContainerId);
-        var url = Streaming.GetUrl(new Streaming.AttachRequest(id, request.Tty, request.Stdin, request.Stdout, request.Stderr));
+        var url = Streaming.GetUrl(new Hull.Streaming.AttachRequest(id, request.Tty, request.Stdin, request.Stdout, request.Stderr));
         return Task.FromResult(new AttachResponse { Url = url.ToString() });
     }
 
@@ -37,10 +33,10 @@ public sealed partial class RuntimeService
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw new HullException(ErrorKind.InvalidArgument, "PortForward needs a pod sandbox id");
         foreach (var port in request.Port)
             if (port is < 1 or > 65535) throw new HullException(ErrorKind.InvalidArgument, $"PortForward: port {port} is out of range 1..65535");
-        var (pod, _) = await Pods.StatusAsync(request.PodSandboxId, verbose: false, context.CancellationToken).ConfigureAwait(false);
+        var (pod, _) = await pods.StatusAsync(request.PodSandboxId, verbose: false, context.CancellationToken).ConfigureAwait(false);
         if (pod.State != Hull.Sandbox.Controller.SandboxState.Ready)
             throw new HullException(ErrorKind.FailedPrecondition, $"pod sandbox \"{pod.Id}\" is not ready; cannot forward ports to it");
-        var url = Streaming.GetUrl(new Streaming.PortForwardRequest(pod.Id, request.Port.ToList()));
+        var url = Streaming.GetUrl(new Hull.Streaming.PortForwardRequest(pod.Id, request.Port.ToList()));
         return new PortForwardResponse { Url = url.ToString() };
     }
 
@@ -55,9 +51,6 @@ public sealed partial class RuntimeService
     private string RunningContainerId(string idOrPrefix)
     {
         if (string.IsNullOrEmpty(idOrPrefix)) throw new HullException(ErrorKind.InvalidArgument, "a container id is required");
-        var record = Containers.Status(idOrPrefix);
-        if (record.State != ContainerState.Running)
-            throw new HullException(ErrorKind.FailedPrecondition, $"container \"{record.Id}\" is not running (state {record.State.ToString().ToLowerInvariant()})");
-        return record.Id;
+        return containers.Running(idOrPrefix, "cannot stream to it").Record.Id;
     }
 }

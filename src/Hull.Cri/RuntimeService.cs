@@ -1,19 +1,26 @@
 using System.Text.Json;
 using Hull.Api.Cri;
-using Hull.Config;
 using Hull.Core;
 using Hull.Core.Deprecations;
-using Hull.Core.Events;
+using Hull.Streaming;
 using Hull.Grpc.Server;
+using Hull.Pods;
+using Hull.Pods.Events;
+using Hull.Runtime.Handlers;
+using Hull.Sandbox.Cni;
 
 namespace Hull.Cri;
 
 /// <summary>
-/// CRI RuntimeService. RPCs without a method here answer UNIMPLEMENTED naming the method (see
-/// ServiceBinder) until the issue that builds them lands.
+/// CRI RuntimeService: CRI messages in, calls on the pod and container lifecycle (<see cref="PodManager"/>,
+/// <see cref="ContainerManager"/>), CRI messages out. RPCs without a method here answer UNIMPLEMENTED naming the method
+/// (see ServiceBinder).
 /// </summary>
-public sealed partial class RuntimeService(HullConfig config, NodeProbe probe, EventBroadcaster<ContainerEvent> events, DeprecationRegistry deprecations)
+public sealed partial class RuntimeService(CriOptions options, PodManager pods, ContainerManager containers, LifecycleEvents events,
+    DeprecationRegistry deprecations, CniManager network, StreamingServer? streaming)
 {
+    private RuntimeHandlers Handlers => pods.Handlers;
+
     public Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>
         Task.FromResult(new VersionResponse
         {
@@ -33,64 +40,58 @@ public sealed partial class RuntimeService(HullConfig config, NodeProbe probe, E
         response.Status.Conditions.Add(RuntimeReadyCondition());
         response.Status.Conditions.Add(NetworkReadyCondition());
         response.Status.Conditions.Add(NoDeprecationWarningsCondition());
-        foreach (var name in HandlerNames())
-            response.RuntimeHandlers.Add(new RuntimeHandler
+        // The default handler also answers to the empty name, as the kubelet expects.
+        foreach (var (name, handler) in Handlers.All.Select(h => (h.Name, h)).Prepend(("", Handlers.Default)))
+            response.RuntimeHandlers.Add(new Api.Cri.RuntimeHandler
             {
                 Name = name,
-                // Both flip to true with the Containers and user-namespace work; until then Hull does not claim them.
-                Features = new RuntimeHandlerFeatures { RecursiveReadOnlyMounts = false, UserNamespaces = false },
+                Features = new Api.Cri.RuntimeHandlerFeatures
+                {
+                    RecursiveReadOnlyMounts = handler.Features.RecursiveReadOnlyMounts,
+                    UserNamespaces = handler.Features.UserNamespaces,
+                },
             });
         if (request.Verbose) response.Info.Add("config", VerboseConfig());
         return Task.FromResult(response);
     }
 
-    public Task<RuntimeConfigResponse> RuntimeConfig(RuntimeConfigRequest request, ServerCallContext context)
-    {
-        var handler = DefaultHandler();
-        return Task.FromResult(new RuntimeConfigResponse
+    public Task<RuntimeConfigResponse> RuntimeConfig(RuntimeConfigRequest request, ServerCallContext context) =>
+        Task.FromResult(new RuntimeConfigResponse
         {
             Linux = new LinuxRuntimeConfiguration
             {
-                CgroupDriver = handler.SystemdCgroup ? CgroupDriver.Systemd : CgroupDriver.Cgroupfs,
+                CgroupDriver = Handlers.Default.CgroupDriver == Runtime.Spec.CgroupDriver.Systemd ? CgroupDriver.Systemd : CgroupDriver.Cgroupfs,
             },
         });
-    }
 
     /// <summary>
     /// The evented PLEG's stream: each change of a container (or of a pod sandbox, with its id as the container id) with the
-    /// pod's status and all its containers' statuses as they were at that change. See RuntimeService.Containers.cs.
+    /// pod's status and all its containers' statuses as they were at that change.
     /// </summary>
     public async Task GetContainerEvents(GetEventsRequest request, IServerStreamWriter<ContainerEventResponse> writer, ServerCallContext context)
     {
-        using var subscription = events.Subscribe();
+        using var subscription = events.Broadcaster.Subscribe();
         await foreach (var e in subscription.Reader.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))
             await writer.WriteAsync(ToCriEvent(e)).ConfigureAwait(false);
     }
 
-    private RuntimeHandlerConfig DefaultHandler() =>
-        config.Runtime.Runtimes.TryGetValue(config.Runtime.DefaultRuntimeName, out var handler) ? handler : new RuntimeHandlerConfig();
-
-    /// <summary>The default handler answers to the empty name, as the kubelet expects; every configured one by its own.</summary>
-    private IEnumerable<string> HandlerNames() => config.Runtime.Runtimes.Keys.Order(StringComparer.Ordinal).Prepend("");
-
     private RuntimeCondition RuntimeReadyCondition()
     {
-        var binary = probe.ResolveRuntimeBinary(DefaultHandler());
-        return binary is not null
+        var handler = Handlers.Default;
+        return handler.RuntimeBinaryPath is not null
             ? new RuntimeCondition { Type = "RuntimeReady", Status = true }
             : new RuntimeCondition
             {
                 Type = "RuntimeReady",
                 Status = false,
                 Reason = "OCIRuntimeNotFound",
-                Message = $"runtime handler \"{config.Runtime.DefaultRuntimeName}\": OCI runtime binary " +
-                          $"\"{(DefaultHandler().BinaryName is { Length: > 0 } b ? b : "runc")}\" not found",
+                Message = $"runtime handler \"{handler.Name}\": OCI runtime binary \"{handler.RuntimeBinary}\" not found",
             };
     }
 
     private RuntimeCondition NetworkReadyCondition()
     {
-        var status = (Cni ?? new Hull.Sandbox.Cni.CniManager(Hull.Sandbox.Cni.CniOptions.From(config))).Status();
+        var status = network.Status();
         return status.NetworkReady
             ? new RuntimeCondition { Type = "NetworkReady", Status = true }
             : new RuntimeCondition { Type = "NetworkReady", Status = false, Reason = status.Reason, Message = status.Message };
@@ -102,7 +103,7 @@ public sealed partial class RuntimeService(HullConfig config, NodeProbe probe, E
     /// </summary>
     private RuntimeCondition NoDeprecationWarningsCondition()
     {
-        var ignored = config.Runtime.IgnoreDeprecationWarnings.ToHashSet(StringComparer.Ordinal);
+        var ignored = options.IgnoredDeprecations.ToHashSet(StringComparer.Ordinal);
         var active = deprecations.Snapshot().Where(w => !ignored.Contains(w.Id)).ToDictionary(w => w.Id, w => w.Message);
         if (active.Count == 0) return new RuntimeCondition { Type = NoDeprecationWarnings, Status = true };
         return new RuntimeCondition
@@ -118,17 +119,19 @@ public sealed partial class RuntimeService(HullConfig config, NodeProbe probe, E
 
     private string VerboseConfig() => JsonSerializer.Serialize(new
     {
-        root = config.Root,
-        state = config.State,
-        defaultRuntimeName = config.Runtime.DefaultRuntimeName,
-        runtimes = config.Runtime.Runtimes.ToDictionary(r => r.Key, r => new
+        root = options.Root,
+        state = options.State,
+        // containerd's name for it: critest derives the directory it probes for idmap support from this.
+        stateDir = options.State,
+        defaultRuntimeName = Handlers.Default.Name,
+        runtimes = Handlers.All.ToDictionary(h => h.Name, h => new
         {
-            runtimeType = r.Value.RuntimeType,
-            sandboxer = r.Value.Sandboxer,
-            binaryName = r.Value.BinaryName,
-            systemdCgroup = r.Value.SystemdCgroup,
+            runtimeType = h.RuntimeType,
+            sandboxer = h.Sandboxer,
+            binaryName = h.RuntimeBinary,
+            systemdCgroup = h.CgroupDriver == Runtime.Spec.CgroupDriver.Systemd,
         }),
-        cni = new { binDirs = config.Runtime.Cni.BinDirs, confDir = config.Runtime.Cni.ConfDir },
-        cgroupV2 = NodeProbe.CgroupV2Unified,
+        cni = new { binDirs = options.Cni.BinDirs, confDir = options.Cni.ConfDir },
+        cgroupV2 = Runtime.Cgroups.CgroupLayout.Detect().Mode == Runtime.Cgroups.CgroupMode.Unified,
     });
 }

@@ -22,6 +22,7 @@ public static class StatusMapping
     public static RpcException? Map(Exception exception) => exception switch
     {
         HullException h => new RpcException(ToStatusCode(h.Kind), h.Message),
+        Hull.Streaming.StreamingRequestLimitException s => new RpcException(StatusCode.ResourceExhausted, s.Message),
         _ => null,
     };
 }

@@ -133,7 +133,8 @@ public sealed class HulldProcess : IAsyncDisposable
         Assert.True(processes.Count == 0, $"processes left that mention {Dir}: {string.Join(", ", processes)}");
     }
 
-    private static List<string> ProcessesMentioning(string text)
+    /// <summary>"pid: command line" of every process whose command line contains <paramref name="text"/>.</summary>
+    internal static List<string> ProcessesMentioning(string text)
     {
         var found = new List<string>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))

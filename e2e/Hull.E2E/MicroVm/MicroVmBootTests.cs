@@ -11,7 +11,7 @@ public sealed class MicroVmBootTests
     public async Task A_microvm_boots_answers_with_its_own_kernel_and_powers_off()
     {
         using var dir = new MicroVmTestDirectory();
-        var launcher = new MicroVmLauncher(dir.Options);
+        var launcher = dir.Launcher(new MicroVmOptions());
         var share = Directory.CreateDirectory(Path.Combine(dir.Path, "share")).FullName;
 
         var (vm, ping) = await launcher.BootAsync("boot-test", Path.Combine(dir.Path, "vm"), share, tap: null, netNsPath: null, CancellationToken.None);
@@ -36,7 +36,7 @@ public sealed class MicroVmBootTests
         using var dir = new MicroVmTestDirectory();
         var kernel = Path.Combine(dir.Path, "vmlinux-corrupt");
         await File.WriteAllBytesAsync(kernel, new byte[4096]);
-        var launcher = new MicroVmLauncher(dir.Options with { KernelPath = kernel, Accel = MicroVmAccel.Tcg });
+        var launcher = dir.Launcher(new MicroVmOptions { KernelPath = kernel, Accel = MicroVmAccel.Tcg });
         var share = Directory.CreateDirectory(Path.Combine(dir.Path, "share")).FullName;
 
         var e = await Assert.ThrowsAsync<HullException>(() =>

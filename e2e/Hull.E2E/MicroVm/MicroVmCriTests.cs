@@ -33,6 +33,14 @@ public sealed class MicroVmCriTests(PushedTestImages pushed) : IClassFixture<Pus
         Assert.Equal("microvm", status.Status.RuntimeHandler);
         Assert.StartsWith(env.SubnetPrefix, status.Status.Network.Ip);
 
+        // hullctl info names the accelerator the handler's VMs run under, the one this pod's VM got.
+        var info = await ProcessRunner.DotnetAsync(Repo.HullctlDll, ["--address", env.Hulld.Socket, "info"]);
+        Assert.Equal(0, info.ExitCode);
+        var accel = System.Text.RegularExpressions.Regex.Match(info.Stdout, @"\nmicrovm\s+microvm\s+accelerator=(kvm|tcg), accelerator_reason=");
+        Assert.True(accel.Success, info.Stdout);
+        var verbose = await env.Cri.Runtime<PodSandboxStatusResponse>("PodSandboxStatus", new PodSandboxStatusRequest { PodSandboxId = pod, Verbose = true });
+        Assert.Contains($"\"accel\": \"{accel.Groups[1].Value}\"", verbose.Info["info"]);
+
         var busybox = pushed.Images.Busybox;
         await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, Long);
         string uname = await CreateAsync(env, pod, podConfig, "uname", busybox.Reference, ["/bin/uname", "-r"]);

@@ -1,18 +1,19 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Hull.E2E.Fixtures;
+using Hull.Runtime.Handlers;
 using Hull.Runtime.Spec;
 using Hull.Runtime.Tasks;
-using Hull.Sandbox;
 using Hull.Sandbox.Cni;
 using Hull.Sandbox.Controller;
 using Hull.Sandbox.MicroVm;
 using Hull.Sandbox.Namespaces;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Hull.E2E.MicroVm;
 
 /// <summary>
-/// The microvm sandboxer constructed directly (until hulld wires the handler): its own state directory, a bridge
+/// The microvm sandboxer constructed directly (hulld's wiring is tested by <see cref="MicroVmCriTests"/>): its own state directory, a bridge
 /// network <c>hullmv&lt;n&gt;</c> on 10.97.&lt;n&gt;.0/24 with the real CNI plugins, and containers whose bundles are made
 /// the way CreateContainer makes them (the real spec builder) over a busybox rootfs. Dispose removes every pod and
 /// checks nothing is left: no qemu, no TAP, no mount, no pod directory, no IPAM allocation.
@@ -30,33 +31,39 @@ public sealed class MicroVmPodEnvironment : IAsyncDisposable
         N = n;
         Dir = dir;
         Options = options;
-        Pinner = new NamespacePinner(options.StateDirectory);
-        Cni = new CniManager(new CniOptions
+        Pinner = new NamespacePinner(dir.StateDirectory);
+        Handler = new RuntimeHandler
         {
-            ConfDir = Path.Combine(dir.Path, "net.d"),
-            BinDirs = ["/usr/lib/cni"],
-            CacheDir = Path.Combine(dir.Path, "cni"),
-        });
+            Name = HandlerName, Sandboxer = MicroVmSandboxController.SandboxerName, RuntimeBinary = "runc",
+            CniConfDir = Path.Combine(dir.Path, "net.d"), Snapshotter = "overlayfs",
+        };
+        Cni = new CniManagers(new CniOptions { ConfDir = Handler.CniConfDir, BinDirs = ["/usr/lib/cni"], CacheDir = Path.Combine(dir.Path, "cni") },
+            NullLoggerFactory.Instance);
         Controller = NewController();
         Specs = new SpecBuilder(new SpecBuilderOptions { TolerateMissingHugetlbController = true }, HostInfo.Detect());
     }
 
     public int N { get; }
     public MicroVmTestDirectory Dir { get; }
+    public const string HandlerName = "microvm";
+
     public MicroVmOptions Options { get; }
+    public RuntimeHandler Handler { get; }
     public NamespacePinner Pinner { get; }
-    public CniManager Cni { get; }
+    public CniManagers Cni { get; }
     public MicroVmSandboxController Controller { get; private set; }
     public SpecBuilder Specs { get; }
     public string Bridge => $"hullmv{N}";
     public string IpamDir => Path.Combine(Dir.Path, "ipam");
 
-    public MicroVmSandboxController NewController() => new(Options, Pinner, _ => Cni);
+    public MicroVmSandboxController NewController() => new(
+        new MicroVmSandboxOptions { StateDirectory = Dir.StateDirectory, Handlers = new Dictionary<string, MicroVmOptions> { [HandlerName] = Options } },
+        new RuntimeHandlers([Handler], HandlerName), Pinner, Cni);
 
     /// <summary>"hulld restarted": a new controller over the same state; the old one lets go of its connections first.</summary>
     public async Task<MicroVmSandboxController> RestartControllerAsync()
     {
-        await Controller.DetachAllAsync();
+        await Controller.ReleaseUnusedAsync(CancellationToken.None);
         Controller = NewController();
         return Controller;
     }
@@ -70,7 +77,7 @@ public sealed class MicroVmPodEnvironment : IAsyncDisposable
             if (!Directory.Exists($"/sys/class/net/hullmv{n}")) break;
         }
         var dir = new MicroVmTestDirectory();
-        var options = dir.Options with { Accel = MicroVmAccel.Auto };
+        var options = new MicroVmOptions { Accel = MicroVmAccel.Auto };
         var env = new MicroVmPodEnvironment(n, dir, configure?.Invoke(options) ?? options);
         Directory.CreateDirectory(Path.Combine(dir.Path, "net.d"));
         await File.WriteAllTextAsync(Path.Combine(dir.Path, "net.d", "10-microvm.conflist"), new JsonObject
@@ -97,9 +104,9 @@ public sealed class MicroVmPodEnvironment : IAsyncDisposable
 
     public PodSandboxSpec PodSpec(string name) => new()
     {
-        Id = SandboxManager.NewId(),
+        Id = Core.Ids.New(),
         Identity = new PodIdentity(name, "e2e", Guid.NewGuid().ToString(), 0),
-        RuntimeHandler = "microvm",
+        RuntimeHandler = HandlerName,
         Hostname = name,
         LogDirectory = Path.Combine(Dir.Path, "logs"),
     };
@@ -123,6 +130,7 @@ public sealed class MicroVmPodEnvironment : IAsyncDisposable
         var spec = await Specs.BuildAsync(new ContainerSpecRequest
         {
             ContainerId = id,
+            Handler = Handler,
             RootfsPath = rootfs,
             ImageName = "busybox-test",
             Container = new ContainerConfig
@@ -202,7 +210,7 @@ public sealed class MicroVmPodEnvironment : IAsyncDisposable
                 .Where(f => f is not "lock" && !f!.StartsWith("last_reserved_ip", StringComparison.Ordinal)).ToList();
             if (allocations.Count > 0) left.Add("IPAM allocations: " + string.Join(", ", allocations));
         }
-        if (Directory.Exists(Path.Combine(Options.StateDirectory, "sandboxes", id))) left.Add("sandbox directory");
+        if (Directory.Exists(Path.Combine(Dir.StateDirectory, MicroVmSandboxController.DirectoryName, id))) left.Add("pod directory");
         return left;
     }
 

@@ -70,12 +70,12 @@ public sealed class MicroVmSandboxTests
         Assert.Equal("to-stderr\n", Encoding.UTF8.GetString(code.Stderr));
 
         // Port-forward reaches the server through the agent.
-        await using (var forwarded = await env.Controller.DialAsync(spec.Id, 8080, CancellationToken.None))
+        await using (var forwarded = await env.Controller.ConnectAsync(spec.Id, 8080, CancellationToken.None))
         {
-            await forwarded.WriteAsync("GET /index.html HTTP/1.0\r\n\r\n"u8.ToArray());
-            await ((AgentStream)forwarded).CloseGuestSideAsync();
+            await forwarded.Stream.WriteAsync("GET /index.html HTTP/1.0\r\n\r\n"u8.ToArray());
+            await forwarded.CloseSendAsync();
             var response = new MemoryStream();
-            await forwarded.CopyToAsync(response);
+            await forwarded.Stream.CopyToAsync(response);
             Assert.Contains("hello from the microVM", Encoding.UTF8.GetString(response.ToArray()));
         }
 
@@ -136,7 +136,7 @@ public sealed class MicroVmSandboxTests
 
         // "hulld restarts": a new controller takes the running VM back from what was persisted.
         var controller = await env.RestartControllerAsync();
-        var recovered = await controller.RecoverAsync(spec, pod with { State = SandboxState.Ready }, CancellationToken.None);
+        var recovered = await controller.RecoverAsync(spec, pod with { State = SandboxState.Ready }, exitedAt: null, CancellationToken.None);
         Assert.Equal(SandboxState.Ready, recovered.State);
         var tasks = controller.Tasks(spec.Id);
         var state = await tasks.RecoverAsync(sleeper.Id);

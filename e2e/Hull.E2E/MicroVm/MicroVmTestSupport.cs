@@ -39,7 +39,11 @@ public sealed class MicroVmTestDirectory : IDisposable
 
     public string Path { get; }
 
-    public MicroVmOptions Options => new() { StateDirectory = System.IO.Path.Combine(Path, "state") };
+    /// <summary>hulld's state directory in these tests.</summary>
+    public string StateDirectory => System.IO.Path.Combine(Path, "state");
+
+    /// <summary>A launcher of VMs with <paramref name="options"/> whose KVM probe (if any) runs below this directory.</summary>
+    public MicroVmLauncher Launcher(MicroVmOptions options) => new(options, System.IO.Path.Combine(Path, "probe"));
 
     public void Dispose()
     {

@@ -1,9 +1,9 @@
 using System.Text;
 using Hull.Api.Cri;
-using Hull.Cri.Streaming.Client;
+using Hull.Streaming.Client;
 using Hull.E2E.Fixtures;
 using Hull.E2E.Pods;
-using Protocols = Hull.Cri.Streaming.StreamProtocols;
+using Protocols = Hull.Streaming.StreamProtocols;
 
 namespace Hull.E2E.Streaming;
 
@@ -106,7 +106,7 @@ public sealed class AttachWebSocketTests(PushedTestImages pushed) : IClassFixtur
                 Assert.DoesNotContain("hello-spdy", output.Text);
                 // The container ends: the attach session ends too.
                 await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 2 }, Long);
-                try { await run.WaitAsync(Long); } catch (Exception e) when (e is IOException or System.Net.WebSockets.WebSocketException or Hull.Cri.Streaming.RemoteCommandException) { }
+                try { await run.WaitAsync(Long); } catch (Exception e) when (e is IOException or System.Net.WebSockets.WebSocketException or Hull.Streaming.RemoteCommandException) { }
                 await ws.DisposeAsync();
             }
 

@@ -2,11 +2,11 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using Hull.Api.Cri;
-using Hull.Cri.Streaming.Client;
+using Hull.Streaming.Client;
 using Hull.E2E.Fixtures;
 using Hull.E2E.Pods;
 using Xunit.Abstractions;
-using Protocols = Hull.Cri.Streaming.StreamProtocols;
+using Protocols = Hull.Streaming.StreamProtocols;
 
 namespace Hull.E2E.Streaming;
 

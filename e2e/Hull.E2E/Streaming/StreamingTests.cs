@@ -3,12 +3,12 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hull.Api.Cri;
-using Hull.Cri.Streaming.Client;
+using Hull.Streaming.Client;
 using Hull.E2E.Fixtures;
 using Hull.E2E.Pods;
 using Hull.Grpc;
-using Protocols = Hull.Cri.Streaming.StreamProtocols;
-using TerminalSize = Hull.Cri.Streaming.TerminalSize;
+using Protocols = Hull.Streaming.StreamProtocols;
+using TerminalSize = Hull.Streaming.TerminalSize;
 
 namespace Hull.E2E.Streaming;
 
@@ -83,7 +83,7 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         Assert.Contains("45 123", tty.Out);
         // A command that does not exist: an error, not a hang.
         var missing = await Record.ExceptionAsync(() => SpdyExec(env, id, ["/no/such/command"]));
-        Assert.True(missing is Hull.Cri.Streaming.RemoteCommandException || missing is null, $"unexpected: {missing}");
+        Assert.True(missing is Hull.Streaming.RemoteCommandException || missing is null, $"unexpected: {missing}");
 
         // WebSocket: v5 can half-close stdin (its close signal), v4 cannot.
         foreach (var protocol in new[] { Protocols.RemoteCommandV5, Protocols.RemoteCommandV4 })
@@ -254,7 +254,7 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         }
     }
 
-    private static async Task<JsonObject> RunNodeClient(object spec)
+    internal static async Task<JsonObject> RunNodeClient(object spec)
     {
         var dir = Path.Combine(Repo.Root, "e2e", "interop", "streaming");
         Assert.True(Directory.Exists(Path.Combine(dir, "node_modules", "spdy-transport")), $"npm packages missing: run `npm ci` in {dir}");

@@ -1,11 +1,16 @@
 'use strict'
 // Independent SPDY/3.1 (npm spdy's spdy-transport) and WebSocket (npm ws) clients for Hull's
 // streaming server. Usage: node client.js '<json spec>'; prints one JSON result line.
-// spec: { proto: "spdy"|"ws", kind: "exec"|"portforward", url, protocols: [..], method,
-//         stdin: "text"|null, stdout, stderr, tty, resize: [{Width,Height}], port, payload }
+// spec: { proto: "spdy"|"ws"|"ws-spdy", kind: "exec"|"portforward", url, protocols: [..], method, portCount,
+//         stdin: "text"|null, stdout, stderr, tty, resize: [{Width,Height}], port, payload, writeAfterEnd }
+// proto "ws-spdy" is SPDY tunnelled through a WebSocket (subprotocol "SPDY/3.1+<protocol>"), as kubectl 1.31+
+// port-forwards; it uses npm websocket-driver, since ws (like every WHATWG client) refuses '/' in a subprotocol name. writeAfterEnd: bytes to keep writing on the data stream after the server ended it; the result
+// says whether the server then reset the stream (reset: true) instead of leaving the writer stalled.
 const net = require('net')
+const { Duplex } = require('stream')
 const transport = require('spdy-transport')
 const WebSocket = require('ws')
+const websocketDriver = require('websocket-driver')
 
 const spec = JSON.parse(process.argv[2])
 if (spec.stdinRepeat) spec.stdin = spec.stdin.repeat(spec.stdinRepeat)
@@ -118,19 +123,55 @@ async function spdyPortForward (conn) {
   const waits = [collect(error, 'error'), collect(data, 'data')]
   data.write(spec.payload)
   await Promise.all(waits)
+  if (spec.writeAfterEnd) {
+    // The server ended its side; whatever we still send must not hang on flow control.
+    const closed = new Promise(resolve => { data.on('close', resolve); data.on('error', resolve) })
+    data.write(Buffer.alloc(spec.writeAfterEnd, 120))
+    result.reset = await Promise.race([closed.then(() => true), new Promise(resolve => setTimeout(() => resolve(false), 5000))])
+  }
   finish({})
 }
 
-function wsRun () {
+function wsOpen (protocols) {
   const u = new URL(spec.url)
   u.protocol = 'ws:'
-  const ws = new WebSocket(u.toString(), spec.protocols)
+  const ws = new WebSocket(u.toString(), protocols)
   ws.on('unexpected-response', (req, res) => {
     let body = ''
     res.on('data', d => { body += d })
     res.on('end', () => finish({ status: res.statusCode, headers: res.headers, body }))
   })
   ws.on('error', e => { result.wsError = String(e) })
+  return ws
+}
+
+function wsSpdyRun () {
+  const u = new URL(spec.url)
+  u.protocol = 'ws:'
+  const driver = websocketDriver.client(u.toString(), { protocols: spec.protocols.map(p => 'SPDY/3.1+' + p) })
+  const socket = net.connect(Number(u.port), u.hostname, () => driver.start())
+  socket.pipe(driver.io)
+  driver.io.pipe(socket)
+  socket.on('error', e => finish({ socketError: String(e) }))
+  driver.on('error', e => finish({ wsError: String(e) })) // a refused upgrade: "Unexpected response code: 403"
+  driver.on('open', () => {
+    result.status = 101
+    result.protocol = driver.protocol
+    // The tunnel as client-go's TunnelingConnection: each write one binary message, messages read as one byte stream.
+    const tunnel = new Duplex({
+      write (chunk, encoding, done) { driver.binary(chunk); done() },
+      read () {}
+    })
+    driver.messages.on('data', m => tunnel.push(Buffer.isBuffer(m) ? m : Buffer.from(m)))
+    driver.on('close', () => tunnel.push(null))
+    const conn = transport.connection.create(tunnel, { protocol: 'spdy', isServer: false })
+    conn.start(3.1)
+    spdyPortForward(conn).catch(e => finish({ exception: String(e) }))
+  })
+}
+
+function wsRun () {
+  const ws = wsOpen(spec.protocols)
   const base64 = (ws.protocol || '').includes('base64')
   const seen = {}
   const portBuf = {}
@@ -139,7 +180,8 @@ function wsRun () {
     result.protocol = ws.protocol
     const send = (ch, data) => base64 ? ws.send(String(ch) + Buffer.from(data).toString('base64')) : ws.send(Buffer.concat([Buffer.from([ch]), Buffer.from(data)]))
     if (spec.kind === 'portforward') {
-      send(0, spec.payload)
+      // one data channel (2i) and one error channel (2i+1) per port
+      for (let i = 0; i < (spec.portCount || 1); i++) send(2 * i, spec.payload)
       return
     }
     for (const r of spec.resize || []) send(4, JSON.stringify(r))
@@ -160,8 +202,8 @@ function wsRun () {
         result['port' + ch] = portBuf[ch].readUInt16LE(0)
         data = portBuf[ch].slice(2)
       }
-      if (ch === 0) result.data += data.toString()
-      if (ch === 1) result.error += data.toString()
+      const key = (ch % 2 === 0 ? 'data' : 'error') + (ch < 2 ? '' : Math.floor(ch / 2))
+      result[key] = (result[key] || '') + data.toString()
       return
     }
     if (ch === 1) result.stdout += data.toString()
@@ -172,4 +214,5 @@ function wsRun () {
 }
 
 if (spec.proto === 'ws') wsRun()
+else if (spec.proto === 'ws-spdy') wsSpdyRun()
 else spdyUpgrade((conn, socket) => (spec.kind === 'portforward' ? spdyPortForward(conn) : spdyExec(conn, socket)).catch(e => finish({ exception: String(e) })))

@@ -1,5 +1,6 @@
 using Hull.Config.Schema;
-using Hull.Config.Toml;
+using Hull.Config.TomlFiles;
+using Tomlyn.Model;
 
 namespace Hull.Config.Migration;
 
@@ -141,7 +142,7 @@ internal static class ConfigMigration
         var map = context.Map;
         if (root.TryGetValue<TomlTable>("plugins", out var plugins))
         {
-            var renamed = new TomlTable(plugins.Kind);
+            var renamed = new TomlTable();
             foreach (var (name, value) in plugins.ToList())
             {
                 string full = FullPluginName(name, out bool ambiguous);
@@ -271,7 +272,7 @@ internal static class ConfigMigration
             cni.Remove("bin_dir");
             if (binDir.Length > 0)
             {
-                cni["bin_dirs"] = new TomlArray([binDir]);
+                cni["bin_dirs"] = TomlModel.StringArray([binDir]);
                 context.Deprecate(ConfigDeprecations.CriCniBinDir);
                 context.Warn(ConfigDiagnosticKind.Deprecated,
                     $"`{at.Path}` is deprecated: version 3 has `bin_dirs = [\"{binDir}\"]` ({ConfigDeprecations.CriCniBinDir})", at);
@@ -322,7 +323,7 @@ internal static class ConfigMigration
                 RemovedNode => true,
                 TableNode t when value is TomlTable sub => Prune(sub, t.Children),
                 MapNode m when value is TomlTable entries => entries.Values.OfType<TomlTable>().Select(e => Prune(e, m.Element)).ToList().Any(c => c),
-                TableArrayNode a when value is TomlArray items => items.OfType<TomlTable>().Select(e => Prune(e, a.Element)).ToList().Any(c => c),
+                TableArrayNode a when TomlModel.AsTables(value) is { } items => items.Select(e => Prune(e, a.Element)).ToList().Any(c => c),
                 PluginsNode p when value is TomlTable sections => p.Plugins
                     .Select(plugin => sections.TryGetValue<TomlTable>(plugin.Key, out var section) && Prune(section, plugin.Children)).ToList().Any(c => c),
                 _ => false,

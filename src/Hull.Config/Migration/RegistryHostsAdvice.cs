@@ -1,6 +1,7 @@
 using System.Text;
 using Hull.Config.Schema;
-using Hull.Config.Toml;
+using Hull.Config.TomlFiles;
+using Tomlyn.Model;
 
 namespace Hull.Config.Migration;
 
@@ -57,12 +58,12 @@ internal static class RegistryHostsAdvice
             var content = new StringBuilder();
             if (server is not null)
             {
-                content.Append("server = ").Append(TomlWriter.FormatValue(server)).Append('\n');
+                content.Append("server = ").Append(TomlText.FormatValue(server)).Append('\n');
             }
 
             foreach (string endpoint in endpoints.Where(e => e.TrimEnd('/') != server))
             {
-                content.Append('\n').Append("[host.").Append(TomlWriter.FormatValue(endpoint)).Append("]\n")
+                content.Append('\n').Append("[host.").Append(TomlText.FormatValue(endpoint)).Append("]\n")
                     .Append("  capabilities = [\"pull\", \"resolve\"]\n");
             }
 

@@ -1,4 +1,5 @@
-using Hull.Config.Toml;
+using Hull.Config.TomlFiles;
+using Tomlyn.Model;
 
 namespace Hull.Config.Schema;
 
@@ -148,7 +149,7 @@ internal static class ConfigBinder
 
             case TableArrayNode array:
             {
-                if (value is not TomlArray items || items.Any(i => i is not TomlTable))
+                if (TomlModel.AsTables(value) is not { } items)
                 {
                     TypeError(value, ConfigValueType.TableArray, at, context);
                     return owner;
@@ -157,7 +158,7 @@ internal static class ConfigBinder
                 var elements = new List<object>();
                 for (int i = 0; i < items.Count; i++)
                 {
-                    elements.Add(BindTable((TomlTable)items[i], array.Element, array.NewElement(), $"{v3Path}[{i}]", null, context));
+                    elements.Add(BindTable(items[i], array.Element, array.NewElement(), $"{v3Path}[{i}]", null, context));
                 }
 
                 return array.SetItems(owner, elements);
@@ -180,7 +181,7 @@ internal static class ConfigBinder
             var plugin = node.Plugins.FirstOrDefault(p => p.Key == id);
             if (plugin is not null)
             {
-                string v3Path = "plugins." + SourceMap.FormatKey(id);
+                string v3Path = "plugins." + TomlText.FormatKey(id);
                 context.Bound[v3Path] = at;
                 if (ExpectTable(value, at, context, out var section))
                 {
@@ -265,7 +266,7 @@ internal static class ConfigBinder
     /// <summary>Rules that involve more than one key, as containerd's Validate*Config functions check them.</summary>
     private static void Validate(HullConfig config, BindContext context)
     {
-        string runtime = "plugins." + SourceMap.FormatKey(ConfigSchema.RuntimePlugin);
+        string runtime = "plugins." + TomlText.FormatKey(ConfigSchema.RuntimePlugin);
         var r = config.Runtime;
         Located? Where(string v3Path) => context.Bound.TryGetValue(v3Path, out var at) ? at : null;
 
@@ -285,7 +286,7 @@ internal static class ConfigBinder
         {
             if (handler.PrivilegedWithoutHostDevicesAllDevicesAllowed && !handler.PrivilegedWithoutHostDevices)
             {
-                string path = $"{runtime}.containerd.runtimes.{SourceMap.FormatKey(name)}";
+                string path = $"{runtime}.containerd.runtimes.{TomlText.FormatKey(name)}";
                 context.Error(ConfigDiagnosticKind.InvalidValue,
                     $"runtime \"{name}\": `privileged_without_host_devices_all_devices_allowed` requires `privileged_without_host_devices` to be enabled",
                     Where($"{path}.privileged_without_host_devices_all_devices_allowed"));
@@ -300,7 +301,7 @@ internal static class ConfigBinder
         var server = config.Server;
         if ((server.TlsCertFile.Length == 0) != (server.TlsKeyFile.Length == 0))
         {
-            string pair = "plugins." + SourceMap.FormatKey(ConfigSchema.ServerPlugin) + ".x509_key_pair_streaming";
+            string pair = "plugins." + TomlText.FormatKey(ConfigSchema.ServerPlugin) + ".x509_key_pair_streaming";
             context.Error(ConfigDiagnosticKind.InvalidValue, "`x509_key_pair_streaming` needs both `tls_cert_file` and `tls_key_file`",
                 Where($"{pair}.tls_cert_file") ?? Where($"{pair}.tls_key_file"));
         }

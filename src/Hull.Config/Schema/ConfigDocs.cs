@@ -21,6 +21,9 @@ public static class ConfigDocs
 
             Hull reads one TOML file, `{Defaults.ConfigPath}` (or `hulld --config FILE`), in containerd's configuration
             format, so a node's containerd config works unchanged. Without a file hulld runs on the defaults below.
+            The file is TOML 1.0, as containerd reads it: a syntax error stops hulld naming the line and column, and so do
+            the additions of TOML 1.1 (inline tables over several lines or with a trailing comma, `\x` and `\e` escapes,
+            times without seconds), which containerd would refuse.
 
             - **Versions.** `version = 3` is containerd 2.x's format and Hull's. Version 2 (containerd 1.x, one
               `[plugins."io.containerd.grpc.v1.cri"]` section) and version 1 (no `version` key, short plugin names such as

@@ -1,4 +1,4 @@
-using Hull.Config.Toml;
+using Hull.Config.TomlFiles;
 
 namespace Hull.Config.Schema;
 
@@ -13,7 +13,7 @@ namespace Hull.Config.Schema;
 public sealed record ConfigKeyInfo(string Section, string Path, ConfigValueType Type, ConfigKeyUsage Usage, string? Default, string Description, string? Note)
 {
     /// <summary>The full TOML path, e.g. <c>plugins."io.containerd.cri.v1.runtime".cni.bin_dirs</c>.</summary>
-    public string FullPath => Section.Length == 0 ? Path : $"plugins.{SourceMap.FormatKey(Section)}.{Path}";
+    public string FullPath => Section.Length == 0 ? Path : $"plugins.{TomlText.FormatKey(Section)}.{Path}";
 
     internal static IReadOnlyList<ConfigKeyInfo> Flatten(IReadOnlyList<SchemaNode> root)
     {
@@ -70,5 +70,5 @@ public sealed record ConfigKeyInfo(string Section, string Path, ConfigValueType 
         }
     }
 
-    private static string Format(object value) => TomlWriter.FormatValue(ValueConversion.ToToml(value));
+    private static string Format(object value) => TomlText.FormatValue(ValueConversion.ToToml(value));
 }

@@ -1,4 +1,6 @@
 using System.Globalization;
+using Hull.Config.TomlFiles;
+using Tomlyn.Model;
 using static Hull.Config.Schema.SchemaBuilders;
 
 namespace Hull.Config.Schema;
@@ -107,9 +109,9 @@ public static class ConfigSchema
             Ignored("uid", ConfigValueType.Integer, 0, "Socket owner."),
             Ignored("gid", ConfigValueType.Integer, 0, "Socket group.")),
         Table<HullConfig, DebugConfig>("debug", "Logging and the debug socket.", c => c.Debug, (c, v) => c with { Debug = v },
-            Str<DebugConfig>("address", d => d.Address, (d, v) => d with { Address = v }, "Debug socket (pprof-style endpoints); empty means none."),
-            Int<DebugConfig>("uid", d => d.Uid, (d, v) => d with { Uid = v }, "Owner of the debug socket.") with { Check = NotNegative },
-            Int<DebugConfig>("gid", d => d.Gid, (d, v) => d with { Gid = v }, "Group of the debug socket.") with { Check = NotNegative },
+            Str<DebugConfig>("address", d => d.Address, (d, v) => d with { Address = v }, "Debug socket (pprof-style endpoints); empty means none.") with { Usage = ConfigKeyUsage.Ignored, Note = "containerd's debug socket (Go pprof and expvar); Hull has none." },
+            Int<DebugConfig>("uid", d => d.Uid, (d, v) => d with { Uid = v }, "Owner of the debug socket.") with { Usage = ConfigKeyUsage.Ignored, Note = "Owner of containerd's debug socket; Hull has none.", Check = NotNegative },
+            Int<DebugConfig>("gid", d => d.Gid, (d, v) => d with { Gid = v }, "Group of the debug socket.") with { Usage = ConfigKeyUsage.Ignored, Note = "Group of containerd's debug socket; Hull has none.", Check = NotNegative },
             Str<DebugConfig>("level", d => d.Level, (d, v) => d with { Level = v.Length == 0 ? "info" : v },
                 "Log level: `trace`, `debug`, `info`, `warn`, `error`, `fatal` or `panic` (empty means `info`); `hulld --log-level` overrides it.") with
             {
@@ -166,11 +168,11 @@ public static class ConfigSchema
                 },
                 Bool<CniConfig>("use_internal_loopback", c => c.UseInternalLoopback, (c, v) => c with { UseInternalLoopback = v },
                     "Bring `lo` up without the CNI loopback plugin.")),
-            Bool<CriRuntimeConfig>("enable_selinux", r => r.EnableSelinux, (r, v) => r with { EnableSelinux = v }, "Apply SELinux labels to containers."),
+            Bool<CriRuntimeConfig>("enable_selinux", r => r.EnableSelinux, (r, v) => r with { EnableSelinux = v }, "Apply SELinux labels to containers.") with { Usage = ConfigKeyUsage.Ignored, Note = "Hull does not label containers for SELinux." },
             Int<CriRuntimeConfig>("selinux_category_range", r => r.SelinuxCategoryRange, (r, v) => r with { SelinuxCategoryRange = v },
-                "Upper bound of the SELinux MCS category range.") with { Check = Positive },
+                "Upper bound of the SELinux MCS category range.") with { Usage = ConfigKeyUsage.Ignored, Note = "Hull does not label containers for SELinux.", Check = Positive },
             Int<CriRuntimeConfig>("max_container_log_line_size", r => r.MaxContainerLogLineSize, (r, v) => r with { MaxContainerLogLineSize = v },
-                "Longer log lines are split, in bytes; zero or negative means no limit."),
+                "Longer log lines are split, in bytes; zero or negative means no limit.") with { Usage = ConfigKeyUsage.Ignored, Note = "conmon, which writes Hull's container logs, splits long lines at its own 8 KiB buffer." },
             Bool<CriRuntimeConfig>("disable_apparmor", r => r.DisableApparmor, (r, v) => r with { DisableApparmor = v }, "Do not apply AppArmor profiles."),
             Bool<CriRuntimeConfig>("restrict_oom_score_adj", r => r.RestrictOomScoreAdj, (r, v) => r with { RestrictOomScoreAdj = v },
                 "Never give a container a lower OOM score adjustment than the daemon's (for rootless setups)."),
@@ -189,10 +191,15 @@ public static class ConfigSchema
                 "Set `net.ipv4.ip_unprivileged_port_start=0` in pods that are not on the host network."),
             Bool<CriRuntimeConfig>("enable_unprivileged_icmp", r => r.EnableUnprivilegedIcmp, (r, v) => r with { EnableUnprivilegedIcmp = v },
                 "Set `net.ipv4.ping_group_range=0 2147483647` in pods that are not on the host network."),
-            Bool<CriRuntimeConfig>("enable_cdi", r => r.EnableCdi, (r, v) => r with { EnableCdi = v }, "Apply Container Device Interface specs to containers that request CDI devices."),
+            Bool<CriRuntimeConfig>("enable_cdi", r => r.EnableCdi, (r, v) => r with { EnableCdi = v }, "Apply Container Device Interface specs to containers that request CDI devices.") with
+            {
+                Usage = ConfigKeyUsage.Deprecated,
+                Note = "containerd 2.2 deprecates the key and 2.3 removes it (CDI is then always on); setting it to false records the deprecation",
+                Check = CheckEnableCdi,
+            },
             List<CriRuntimeConfig>("cdi_spec_dirs", r => r.CdiSpecDirs, (r, v) => r with { CdiSpecDirs = v }, "Directories of CDI specs; later ones take precedence."),
             Dur<CriRuntimeConfig>("drain_exec_sync_io_timeout", r => r.DrainExecSyncIoTimeout, (r, v) => r with { DrainExecSyncIoTimeout = v },
-                "How long ExecSync waits for output after the exec process exits; 0s means no limit."),
+                "How long ExecSync waits for output after the exec process exits; 0s means no limit.") with { Usage = ConfigKeyUsage.Ignored, Note = "Hull's ExecSync returns when the command exits (conmon collects the output), so it never waits for a background child's output to close." },
             List<CriRuntimeConfig>("ignore_deprecation_warnings", r => r.IgnoreDeprecationWarnings, (r, v) => r with { IgnoreDeprecationWarnings = v },
                 "Deprecation IDs (such as `io.containerd.deprecation/cri-registry-mirrors`) that do not count against the `ContainerdHasNoDeprecationWarnings` condition."),
             Ignored("netns_mounts_under_state_dir", ConfigValueType.Boolean, false, "Hull always pins network namespaces under `<state>/ns`."),
@@ -205,7 +212,7 @@ public static class ConfigSchema
                 Check = CheckImagesSnapshotter,
             },
             Bool<CriImagesConfig>("disable_snapshot_annotations", i => i.DisableSnapshotAnnotations, (i, v) => i with { DisableSnapshotAnnotations = v },
-                "Do not pass image annotations to the snapshotter (only remote snapshotters use them)."),
+                "Do not pass image annotations to the snapshotter (only remote snapshotters use them).") with { Usage = ConfigKeyUsage.Ignored, Note = "Only remote snapshotters use snapshot annotations, and Hull has none." },
             Bool<CriImagesConfig>("discard_unpacked_layers", i => i.DiscardUnpackedLayers, (i, v) => i with { DiscardUnpackedLayers = v },
                 "Let garbage collection remove compressed layers from the content store once they are unpacked."),
             StrMap<CriImagesConfig>("pinned_images", i => i.PinnedImages, (i, v) => i with { PinnedImages = v },
@@ -220,7 +227,7 @@ public static class ConfigSchema
             Bool<CriImagesConfig>("image_pull_with_sync_fs", i => i.ImagePullWithSyncFs, (i, v) => i with { ImagePullWithSyncFs = v },
                 "fsync unpacked files before a pull completes."),
             Int<CriImagesConfig>("stats_collect_period", i => i.StatsCollectPeriod, (i, v) => i with { StatsCollectPeriod = v },
-                "Seconds between image filesystem usage collections.") with { Check = Positive },
+                "Seconds between image filesystem usage collections.") with { Usage = ConfigKeyUsage.Ignored, Note = "Hull reads image filesystem usage when ImageFsInfo asks for it.", Check = Positive },
             Same("registry", "Registry access.",
                 Str<CriImagesConfig>("config_path", i => i.RegistryConfigPath, (i, v) => i with { RegistryConfigPath = v },
                     "Directories of `hosts.toml` files (mirrors, TLS, auth headers per registry), separated by `:`; empty means none."),
@@ -274,22 +281,24 @@ public static class ConfigSchema
 
         Plugin<TransferConfig>(TransferPlugin, "Transfer service: pulls, pushes and unpacking.", c => c.Transfer, (c, v) => c with { Transfer = v },
             Int<TransferConfig>("max_concurrent_downloads", t => t.MaxConcurrentDownloads, (t, v) => t with { MaxConcurrentDownloads = v },
-                "Blobs downloaded at the same time per pull.") with { Check = Positive },
+                "Blobs downloaded at the same time per pull.") with { Usage = ConfigKeyUsage.Ignored, Note = "Hull has one pull path, limited by the images plugin's `max_concurrent_downloads`.", Check = Positive },
             Int<TransferConfig>("max_concurrent_uploaded_layers", t => t.MaxConcurrentUploadedLayers, (t, v) => t with { MaxConcurrentUploadedLayers = v },
                 "Layers uploaded at the same time per push.") with { Check = Positive },
             Bool<TransferConfig>("check_platform_supported", t => t.CheckPlatformSupported, (t, v) => t with { CheckPlatformSupported = v },
-                "Unpack only platforms listed in `unpack_config`."),
+                "Unpack only platforms listed in `unpack_config`.") with { Usage = ConfigKeyUsage.Ignored, Note = "Hull pulls and unpacks only the host's platform." },
             Str<TransferConfig>("config_path", t => t.ConfigPath, (t, v) => t with { ConfigPath = v },
                 "Directories of `hosts.toml` files for the transfer service, separated by `:`; empty means none."),
             Array<TransferConfig, UnpackConfiguration>("unpack_config",
                 "Where each platform's images are unpacked. Empty means one entry: the host's platform into `overlayfs`.",
                 t => t.UnpackConfig, (t, v) => t with { UnpackConfig = v }, () => new UnpackConfiguration(),
-                Str<UnpackConfiguration>("platform", u => u.Platform, (u, v) => u with { Platform = v }, "Platform such as `linux/amd64`."),
+                Str<UnpackConfiguration>("platform", u => u.Platform, (u, v) => u with { Platform = v }, "Platform such as `linux/amd64`.") with { Usage = ConfigKeyUsage.Ignored, Note = "Hull unpacks the host's platform into the images plugin's `snapshotter`." },
                 Str<UnpackConfiguration>("snapshotter", u => u.Snapshotter, (u, v) => u with { Snapshotter = v }, "Snapshotter to unpack into.") with
                 {
+                    Usage = ConfigKeyUsage.Ignored,
+                    Note = "Hull unpacks the host's platform into the images plugin's `snapshotter`.",
                     Check = CheckImagesSnapshotter,
                 },
-                Str<UnpackConfiguration>("differ", u => u.Differ, (u, v) => u with { Differ = v }, "Diff applier; empty means the default one."))),
+                Str<UnpackConfiguration>("differ", u => u.Differ, (u, v) => u with { Differ = v }, "Diff applier; empty means the default one.") with { Usage = ConfigKeyUsage.Ignored, Note = "Hull has one diff applier." })),
 
         Plugin<ImageVerifierConfig>(ImageVerifierPlugin, "Image verifiers: executables that may veto a pull.", c => c.ImageVerifier,
             (c, v) => c with { ImageVerifier = v },
@@ -318,7 +327,11 @@ public static class ConfigSchema
         },
         Str<RuntimeHandlerConfig>("runtime_path", h => h.RuntimePath, (h, v) => h with { RuntimePath = v }, "Absolute path of the shim binary; empty means found by name."),
         Str<RuntimeHandlerConfig>("sandboxer", h => h.Sandboxer, (h, v) => h with { Sandboxer = v.Length == 0 ? Defaults.Sandboxer : v },
-            "Sandbox controller of pods of this handler: `podsandbox` (empty means `podsandbox`)."),
+            "Sandbox controller of pods of this handler: `podsandbox` (namespaces on the node, runc + conmon) or `microvm` (each pod in its own qemu microVM with its own kernel, containers under runc in the guest; see docs/microvm.md). Empty means `podsandbox`.") with
+        {
+            Check = OneOf("", Defaults.Sandboxer, "microvm"),
+            Note = "containerd 2.x has `podsandbox` and `shim` (a sandboxer shim such as Kata's); Hull builds `microvm` in instead of loading a shim.",
+        },
         Str<RuntimeHandlerConfig>("snapshotter", h => h.Snapshotter, (h, v) => h with { Snapshotter = v },
             "Snapshotter of this handler's containers; empty means the images plugin's `snapshotter`.") with
         {
@@ -327,7 +340,7 @@ public static class ConfigSchema
         List<RuntimeHandlerConfig>("pod_annotations", h => h.PodAnnotations, (h, v) => h with { PodAnnotations = v },
             "Pod annotations (`*` wildcards allowed) passed to the OCI spec of the sandbox and its containers."),
         List<RuntimeHandlerConfig>("container_annotations", h => h.ContainerAnnotations, (h, v) => h with { ContainerAnnotations = v },
-            "Container annotations (`*` wildcards allowed) passed to the OCI spec."),
+            "Container annotations (`*` wildcards allowed) passed to the OCI spec.") with { Usage = ConfigKeyUsage.Ignored, Note = "Hull passes every container annotation to the OCI spec (as CRI-O does), so no allow-list is needed." },
         Bool<RuntimeHandlerConfig>("privileged_without_host_devices", h => h.PrivilegedWithoutHostDevices, (h, v) => h with { PrivilegedWithoutHostDevices = v },
             "Privileged containers do not get the host's devices."),
         Bool<RuntimeHandlerConfig>("privileged_without_host_devices_all_devices_allowed", h => h.PrivilegedWithoutHostDevicesAllDevicesAllowed,
@@ -338,6 +351,44 @@ public static class ConfigSchema
         Str<RuntimeHandlerConfig>("cni_conf_dir", h => h.CniConfDir, (h, v) => h with { CniConfDir = v }, "CNI config directory for this handler; empty means `cni.conf_dir`."),
         Int<RuntimeHandlerConfig>("cni_max_conf_num", h => h.CniMaxConfNum, (h, v) => h with { CniMaxConfNum = v },
             "`cni.max_conf_num` for this handler; 0 means the global one.") with { Check = NotNegative },
+        Table<RuntimeHandlerConfig, MicroVmConfig>("microvm", "The VMs of this handler's pods, read when `sandboxer` is `microvm`.",
+            h => h.MicroVm, (h, v) => h with { MicroVm = v },
+            Str<MicroVmConfig>("qemu_path", m => m.QemuPath, (m, v) => m with { QemuPath = v }, "qemu binary (`qemu-system-x86_64` found on PATH, or a path).") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+            },
+            Str<MicroVmConfig>("kernel_path", m => m.KernelPath, (m, v) => m with { KernelPath = v },
+                "Uncompressed guest kernel (ELF vmlinux with a PVH entry); `hack/build-microvm.sh` installs one from Debian's `linux-image-amd64`.") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+            },
+            Str<MicroVmConfig>("initrd_path", m => m.InitrdPath, (m, v) => m with { InitrdPath = v },
+                "Guest initramfs with the agent, runc and the virtio/9p modules (`hack/build-microvm.sh` builds it).") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+            },
+            Int<MicroVmConfig>("memory_mib", m => m.MemoryMib, (m, v) => m with { MemoryMib = v }, "Memory of each VM, in MiB (the containers' limits apply inside it).") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+                Check = Positive,
+            },
+            Int<MicroVmConfig>("vcpus", m => m.Vcpus, (m, v) => m with { Vcpus = v }, "Virtual CPUs of each VM.") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+                Check = Positive,
+            },
+            Str<MicroVmConfig>("accel", m => m.Accel, (m, v) => m with { Accel = v },
+                "qemu accelerator: `kvm`, `tcg` (software emulation: correct but slow) or `auto` (KVM when `/dev/kvm` works for a probe VM, else TCG; `hullctl info` shows the choice).") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+                Check = OneOf("auto", "kvm", "tcg"),
+            },
+            Dur<MicroVmConfig>("boot_timeout", m => m.BootTimeout, (m, v) => m with { BootTimeout = v },
+                "How long a VM may take from qemu's start until its agent answers; `RunPodSandbox` fails with the console's last lines after it.") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+                Check = PositiveDuration,
+            }),
         Ignored("io_type", ConfigValueType.String, "", "How container I/O reaches the shim; Hull's conmon always uses pipes and log files."),
         Ignored("cgroup_writable", ConfigValueType.Boolean, false, "Mount the container's cgroup read-write."),
         Removed("runtime_engine", "Hull runs the OCI runtime named by `options.BinaryName`"),
@@ -381,6 +432,14 @@ public static class ConfigSchema
         }
     }
 
+    private static void PositiveDuration(object value, FieldContext context)
+    {
+        if ((TimeSpan)value <= TimeSpan.Zero)
+        {
+            context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}` must be a positive duration, got {value}");
+        }
+    }
+
     private static void Port(object value, FieldContext context)
     {
         if (!int.TryParse((string)value, NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port > 65535)
@@ -397,6 +456,13 @@ public static class ConfigSchema
             context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}` must be one of {list}, got \"{value}\"");
         }
     };
+
+    // containerd 2.2 warns only when CDI is turned off (its default config sets the key to true).
+    private static void CheckEnableCdi(object value, FieldContext context)
+    {
+        if (!(bool)value)
+            context.Deprecate(ConfigDeprecations.EnableCdi, $"`{context.At.Path}` = false is deprecated: containerd 2.3 removes the key and CDI is always enabled");
+    }
 
     private static void CheckRuntimeType(object value, FieldContext context)
     {
@@ -443,7 +509,7 @@ public static class ConfigSchema
     // default_runtime / untrusted_workload_runtime of containerd 1.x: flag the removed runtime types they name.
     private static void CheckRemovedRuntime(object value, FieldContext context)
     {
-        if (value is Toml.TomlTable table && table.TryGetValue<string>("runtime_type", out var type))
+        if (value is TomlTable table && table.TryGetValue<string>("runtime_type", out var type))
         {
             if (type == "io.containerd.runtime.v1.linux")
             {

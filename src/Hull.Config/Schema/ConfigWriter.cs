@@ -1,4 +1,5 @@
-using Hull.Config.Toml;
+using Hull.Config.TomlFiles;
+using Tomlyn.Model;
 
 namespace Hull.Config.Schema;
 
@@ -18,7 +19,7 @@ public static class ConfigWriter
     /// <summary>The configuration as TOML text, with a comment line on top.</summary>
     public static string Write(HullConfig config, string? comment = null)
     {
-        string body = TomlWriter.Write(ToToml(config));
+        string body = TomlText.Write(ToToml(config));
         return comment is null ? body : $"# {comment}\n{body}";
     }
 
@@ -50,13 +51,14 @@ public static class ConfigWriter
                     table.Add(map.Key, entries);
                     break;
                 case TableArrayNode array:
-                    var items = new TomlArray(isArrayOfTables: true);
+                    var items = new TomlTableArray();
                     foreach (var element in array.GetItems(owner))
                     {
                         items.Add(WriteTable(array.Element, element));
                     }
 
-                    table.Add(array.Key, items);
+                    // An empty array of tables has no [[header]] form: written as `key = []` so the key still shows.
+                    table.Add(array.Key, items.Count > 0 ? items : new TomlArray());
                     break;
                 case PluginsNode plugins:
                     var sections = new TomlTable();

@@ -1,4 +1,4 @@
-using Hull.Config.Toml;
+using Tomlyn.Model;
 
 namespace Hull.Config.Schema;
 

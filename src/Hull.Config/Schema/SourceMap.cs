@@ -1,26 +1,26 @@
-using System.Text;
-using Hull.Config.Toml;
+using Hull.Config.TomlFiles;
+using Tomlyn.Model;
 
 namespace Hull.Config.Schema;
 
 /// <summary>Where a key was written: its path as the file spells it, and its line:column.</summary>
-internal readonly record struct Located(string Path, TomlPosition Position);
+internal readonly record struct Located(string Path, SourcePosition Position);
 
 /// <summary>
 /// Remembers, for every table of a parsed file, the key path it had in the file, and for values that
 /// migration moved to another table, where they came from. Diagnostics about a migrated version 2
 /// file so point at the line the operator wrote, with the key path they wrote.
 /// </summary>
-internal sealed class SourceMap
+internal sealed class SourceMap(KeyPositions positions)
 {
     private readonly Dictionary<TomlTable, string> _tablePaths = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<TomlTable, Dictionary<string, Located>> _moved = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<TomlTable, List<string>> _formerKeys = new(ReferenceEqualityComparer.Instance);
 
-    public static SourceMap Build(TomlTable root)
+    public static SourceMap Build(ConfigDocument document)
     {
-        var map = new SourceMap();
-        map.Walk(root, "", overwrite: true);
+        var map = new SourceMap(document.Positions);
+        map.Walk(document.Root, "", overwrite: true);
         return map;
     }
 
@@ -38,13 +38,7 @@ internal sealed class SourceMap
             return origin;
         }
 
-        TomlPosition position = table.GetPosition(key);
-        if (!position.IsKnown && table.TryGetValue(key, out object? value) && value is TomlTable sub)
-        {
-            position = sub.Position;
-        }
-
-        return new Located(Join(PathOf(table), key), position);
+        return new Located(Join(PathOf(table), key), positions.Get(table, key));
     }
 
     /// <summary>Records that <paramref name="to"/>.<paramref name="toKey"/> holds what was written at <paramref name="from"/>.<paramref name="fromKey"/>; call before removing the source.</summary>
@@ -72,42 +66,7 @@ internal sealed class SourceMap
 
     public IReadOnlyList<string> FormerKeys(TomlTable table) => _formerKeys.TryGetValue(table, out var list) ? list : [];
 
-    public static string Join(string path, string key) => path.Length == 0 ? FormatKey(key) : path + "." + FormatKey(key);
-
-    /// <summary>A key as TOML needs it written: bare when it can be, double-quoted otherwise.</summary>
-    public static string FormatKey(string key)
-    {
-        bool bare = key.Length > 0;
-        foreach (char c in key)
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))
-            {
-                bare = false;
-                break;
-            }
-        }
-
-        if (bare)
-        {
-            return key;
-        }
-
-        var sb = new StringBuilder("\"");
-        foreach (char c in key)
-        {
-            sb.Append(c switch
-            {
-                '"' => "\\\"",
-                '\\' => "\\\\",
-                _ when c < 0x20 || c == 0x7F => $"\\u{(int)c:X4}",
-                _ => c.ToString(),
-            });
-        }
-
-        return sb.Append('"').ToString();
-    }
-
-    public static string FormatPath(IEnumerable<string> keys) => string.Join('.', keys.Select(FormatKey));
+    public static string Join(string path, string key) => path.Length == 0 ? TomlText.FormatKey(key) : path + "." + TomlText.FormatKey(key);
 
     private void Walk(TomlTable table, string path, bool overwrite)
     {
@@ -125,13 +84,11 @@ internal sealed class SourceMap
                 case TomlTable sub:
                     Walk(sub, childPath, overwrite);
                     break;
-                case TomlArray array:
-                    for (int i = 0; i < array.Count; i++)
+                default:
+                    var elements = TomlModel.AsTables(value) ?? [];
+                    for (int i = 0; i < elements.Count; i++)
                     {
-                        if (array[i] is TomlTable element)
-                        {
-                            Walk(element, $"{childPath}[{i}]", overwrite);
-                        }
+                        Walk(elements[i], $"{childPath}[{i}]", overwrite);
                     }
 
                     break;

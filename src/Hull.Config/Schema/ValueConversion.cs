@@ -1,8 +1,10 @@
-using Hull.Config.Toml;
+using Hull.Config.TomlFiles;
+using Tomlyn;
+using Tomlyn.Model;
 
 namespace Hull.Config.Schema;
 
-/// <summary>Between TOML values (string, long, bool, TomlArray, TomlTable…) and model values (string, int, bool, TimeSpan, lists, maps).</summary>
+/// <summary>Between Tomlyn's TOML values (string, long, bool, TomlArray, TomlTable, TomlTableArray…) and model values (string, int, bool, TimeSpan, lists, maps).</summary>
 internal static class ValueConversion
 {
     /// <summary>Converts a TOML value to the model value of <paramref name="type"/>; false with the reason when it has the wrong type.</summary>
@@ -16,7 +18,7 @@ internal static class ValueConversion
             case ConfigValueType.Boolean when value is bool:
             case ConfigValueType.Any:
             case ConfigValueType.Table when value is TomlTable:
-            case ConfigValueType.TableArray when value is TomlArray array && array.All(e => e is TomlTable):
+            case ConfigValueType.TableArray when TomlModel.AsTables(value) is not null:
                 return true;
             case ConfigValueType.Integer when value is long l:
                 if (l is < int.MinValue or > int.MaxValue)
@@ -44,7 +46,8 @@ internal static class ValueConversion
                 return true;
             case ConfigValueType.StringList when value is TomlArray list:
                 var strings = new List<string>(list.Count);
-                foreach (object item in list)
+                // Tomlyn's arrays are lists of object?; parsed ones never hold null.
+                foreach (object item in list.OfType<object>())
                 {
                     if (item is not string text)
                     {
@@ -85,7 +88,7 @@ internal static class ValueConversion
         int i => (long)i,
         TimeSpan t => GoDuration.Format(t),
         IReadOnlyDictionary<string, string> map => ToTable(map),
-        IEnumerable<string> list => new TomlArray(list),
+        IEnumerable<string> list => TomlModel.StringArray(list),
         _ => throw new ArgumentException($"no TOML form for {value.GetType()}", nameof(value)),
     };
 
@@ -97,6 +100,7 @@ internal static class ValueConversion
         long l => l != 0,
         double d => d != 0,
         TomlArray a => a.Count > 0,
+        TomlTableArray a => a.Count > 0,
         TomlTable t => t.Values.Any(IsSet),
         _ => true,
     };
@@ -108,6 +112,7 @@ internal static class ValueConversion
         {
             TomlTable t => t.Count == 0,
             TomlArray a => a.Count == 0,
+            TomlTableArray a => a.Count == 0,
             _ => false,
         },
         IEnumerable<string> expected when value is IEnumerable<string> actual => expected.SequenceEqual(actual),
@@ -135,6 +140,7 @@ internal static class ValueConversion
         double d => $"a float ({d.ToString(System.Globalization.CultureInfo.InvariantCulture)})",
         bool b => $"a boolean ({(b ? "true" : "false")})",
         TomlArray => "an array",
+        TomlTableArray => "an array of tables",
         TomlTable => "a table",
         TomlDateTime => "a date-time",
         _ => value.GetType().Name,

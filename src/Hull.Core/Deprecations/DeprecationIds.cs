@@ -24,6 +24,7 @@ public static class DeprecationIds
     public const string EnableCdi = Prefix + "enable-cdi";
     public const string TracingProcessorConfig = Prefix + "tracing-processor-config";
     public const string SandboxImage = Prefix + "cri-sandbox-image";
+    public const string NriPluginInterface = Prefix + "nri-plugin-interface";
 
     public static readonly IReadOnlyDictionary<string, string> Messages = new Dictionary<string, string>
     {
@@ -40,8 +41,9 @@ public static class DeprecationIds
         [CriApiV1Alpha2] = "CRI API v1alpha2 is removed. Use CRI API v1 instead.",
         [PullSchema1Image] = "Docker image schema 1 is deprecated and not pulled. Rebuild and push the image with schema 2 or OCI.",
         [CgroupV1] = "The support for cgroup v1 is deprecated. Migrate the node to cgroup v2.",
-        [EnableCdi] = "The `enable_cdi` property of `[plugins.\"io.containerd.cri.v1.runtime\"]` is deprecated. CDI is always enabled.",
+        [EnableCdi] = "The `enable_cdi` property of `[plugins.\"io.containerd.cri.v1.runtime\"]` is deprecated since containerd 2.2 and removed in 2.3, where CDI is always enabled. Remove the key.",
         [TracingProcessorConfig] = "The `io.containerd.tracing.processor.v1` plugin config is deprecated. Use OTEL_* environment variables instead.",
+        [NriPluginInterface] = "NRI plugin uses a deprecated interface.",
         [SandboxImage] = "The `sandbox_image` property is deprecated. Use `pinned_images.sandbox` of `[plugins.\"io.containerd.cri.v1.images\"]` instead.",
     };
 

@@ -1,12 +1,9 @@
-using System.Net;
 using System.Net.Sockets;
 using Hull.Core;
-using Hull.Cri.Containers;
-using Hull.Linux.Namespaces;
+using Hull.Pods;
+using Hull.Pods.Stores;
 using Hull.Runtime.Tasks;
-using Hull.Sandbox;
-using Hull.Sandbox.Controller;
-using Hull.Sandbox.Namespaces;
+using Hull.Streaming;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -14,10 +11,10 @@ namespace Hull.Cri.Streaming;
 
 /// <summary>
 /// The streaming server's runtime: exec runs a foreground <c>runc exec</c> per session through the pod's task endpoint
-/// (<see cref="IInteractiveTaskService"/>), attach connects to conmon's attach socket, port-forward dials 127.0.0.1 in
-/// the pod's network namespace from a socket created inside it.
+/// (<see cref="IInteractiveTaskService"/>), attach connects to conmon's attach socket, port-forward copies between the
+/// client and the connection the pod's sandboxer opens (<see cref="PodManager.ConnectAsync"/>).
 /// </summary>
-public sealed class ContainerStreamingRuntime(ContainerManager containers, SandboxManager sandboxes, ILogger<ContainerStreamingRuntime>? logger = null)
+public sealed class ContainerStreamingRuntime(ContainerManager containers, PodManager pods, ILogger<ContainerStreamingRuntime>? logger = null)
     : IStreamingRuntime
 {
     /// <summary>How long output may still drain after the command ended (a background child may keep its stdout open).</summary>
@@ -28,9 +25,8 @@ public sealed class ContainerStreamingRuntime(ContainerManager containers, Sandb
     /// <summary>The container, checked to be running, and its pod's interactive task endpoint.</summary>
     public (ContainerRecord Record, IInteractiveTaskService Tasks) RunningContainer(string containerId)
     {
-        var record = containers.Status(containerId);
-        var tasks = sandboxes.Tasks(record.SandboxId);
-        if (record.State != ContainerState.Running || tasks.TryGetExit(record.Id) is not null)
+        var (record, tasks) = containers.Running(containerId, "it cannot be exec'd or attached to");
+        if (tasks.TryGetExit(record.Id) is not null)
             throw new HullException(ErrorKind.FailedPrecondition, $"container \"{record.Id}\" is not running");
         return (record, tasks as IInteractiveTaskService
             ?? throw new HullException(ErrorKind.FailedPrecondition, $"the sandboxer of pod \"{record.SandboxId}\" does not support exec and attach"));
@@ -144,77 +140,14 @@ public sealed class ContainerStreamingRuntime(ContainerManager containers, Sandb
 
     public async Task PortForwardAsync(string podSandboxId, int port, Stream stream, CancellationToken ct)
     {
-        var (pod, _) = await sandboxes.StatusAsync(podSandboxId, verbose: false, ct).ConfigureAwait(false);
-        if (pod.State != Hull.Sandbox.Controller.SandboxState.Ready)
-            throw new HullException(ErrorKind.FailedPrecondition, $"pod sandbox \"{pod.Id}\" is not ready");
-        if (sandboxes.Sandboxer(pod.Instance.Sandboxer) is ISandboxPortForwarder forwarder)
-        {
-            await ForwardThroughSandboxerAsync(forwarder, pod.Id, port, stream, ct).ConfigureAwait(false);
-            return;
-        }
-        var netns = pod.Instance.NetNsPath;
-        // Created and connected inside the pod's network namespace; a socket keeps its namespace, so it is used outside.
-        static Socket Dial(int port)
-        {
-            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                s.Connect(IPAddress.Loopback, port);
-                return s;
-            }
-            catch
-            {
-                s.Dispose();
-                throw;
-            }
-        }
-        Socket socket;
-        try
-        {
-            socket = netns.Length > 0
-                ? await NamespaceRunner.RunInAsync(netns, NamespaceTypes.Network, () => Dial(port)).ConfigureAwait(false)
-                : Dial(port); // a host-network pod
-        }
-        catch (SocketException e)
-        {
-            throw new HullException(ErrorKind.Unavailable, $"cannot connect to 127.0.0.1:{port} in pod \"{pod.Id}\": {e.Message}", e);
-        }
-        await using var remote = new NetworkStream(socket, ownsSocket: true);
+        await using var remote = await pods.ConnectAsync(podSandboxId, port, ct).ConfigureAwait(false);
         using var pumps = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var toPod = Task.Run(async () =>
         {
             try
             {
-                await CopyAsync(stream, remote, pumps.Token).ConfigureAwait(false);
-                socket.Shutdown(SocketShutdown.Send);
-            }
-            catch (Exception e) when (IsEndOfStream(e) || e is SocketException)
-            {
-            }
-        }, CancellationToken.None);
-        try
-        {
-            await CopyAsync(remote, stream, ct).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or SocketException && !ct.IsCancellationRequested)
-        {
-            _log.LogDebug("port-forward to {Pod}:{Port}: {Message}", pod.Id, port, e.Message);
-        }
-        // The pod side closed: whatever the client still sends has nowhere to go.
-        await pumps.CancelAsync().ConfigureAwait(false);
-        await toPod.ConfigureAwait(false);
-    }
-
-    /// <summary>Port-forward to a pod whose sandboxer opens the connection itself (a microVM's guest).</summary>
-    private async Task ForwardThroughSandboxerAsync(ISandboxPortForwarder forwarder, string podId, int port, Stream stream, CancellationToken ct)
-    {
-        await using var remote = await forwarder.DialAsync(podId, port, ct).ConfigureAwait(false);
-        using var pumps = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var toPod = Task.Run(async () =>
-        {
-            try
-            {
-                await CopyAsync(stream, remote, pumps.Token).ConfigureAwait(false);
+                await CopyAsync(stream, remote.Stream, pumps.Token).ConfigureAwait(false);
+                await remote.CloseSendAsync().ConfigureAwait(false);
             }
             catch (Exception e) when (IsEndOfStream(e) || e is HullException)
             {
@@ -222,12 +155,13 @@ public sealed class ContainerStreamingRuntime(ContainerManager containers, Sandb
         }, CancellationToken.None);
         try
         {
-            await CopyAsync(remote, stream, ct).ConfigureAwait(false);
+            await CopyAsync(remote.Stream, stream, ct).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or HullException && !ct.IsCancellationRequested)
+        catch (Exception e) when (e is IOException or SocketException or HullException && !ct.IsCancellationRequested)
         {
-            _log.LogDebug("port-forward to {Pod}:{Port}: {Message}", podId, port, e.Message);
+            _log.LogDebug("port-forward to {Pod}:{Port}: {Message}", podSandboxId, port, e.Message);
         }
+        // The pod side closed: whatever the client still sends has nowhere to go.
         await pumps.CancelAsync().ConfigureAwait(false);
         await toPod.ConfigureAwait(false);
     }

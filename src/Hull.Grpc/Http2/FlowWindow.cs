@@ -14,6 +14,9 @@ public sealed class FlowWindow(long initial)
 
     public long Available { get { lock (_gate) return _available; } }
 
+    /// <summary>How long a sender waits for credit before giving up with <see cref="FlowControlStallException"/>.</summary>
+    public TimeSpan StallTimeout { get; init; } = Timeout.InfiniteTimeSpan;
+
     /// <summary>Adds credit. Returns false when the window would exceed 2^31-1, which the caller reports as FLOW_CONTROL_ERROR.</summary>
     public bool TryAdd(long delta)
     {
@@ -29,9 +32,13 @@ public sealed class FlowWindow(long initial)
         return true;
     }
 
-    /// <summary>Takes up to <paramref name="max"/> octets of credit, waiting until at least one is available.</summary>
+    /// <summary>
+    /// Takes up to <paramref name="max"/> octets of credit, waiting until at least one is available, at most
+    /// <see cref="StallTimeout"/> in all.
+    /// </summary>
     public async ValueTask<int> TakeAsync(int max, CancellationToken cancellationToken)
     {
+        long waitingSince = 0;
         while (true)
         {
             Task wait;
@@ -46,7 +53,23 @@ public sealed class FlowWindow(long initial)
                 }
                 wait = (_changed ??= NewSignal()).Task;
             }
-            await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (StallTimeout == Timeout.InfiniteTimeSpan)
+            {
+                await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            long now = Environment.TickCount64;
+            if (waitingSince == 0) waitingSince = now;
+            var left = StallTimeout - TimeSpan.FromMilliseconds(now - waitingSince);
+            try
+            {
+                if (left <= TimeSpan.Zero) throw new TimeoutException();
+                await wait.WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                throw new FlowControlStallException(StallTimeout);
+            }
         }
     }
 
@@ -71,3 +94,7 @@ public sealed class FlowWindow(long initial)
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
+
+/// <summary>The peer granted no flow-control window for <see cref="FlowWindow.StallTimeout"/>.</summary>
+public sealed class FlowControlStallException(TimeSpan timeout)
+    : OperationCanceledException($"the peer granted no flow-control window for {Http2Connection.Seconds(timeout)}");

@@ -15,9 +15,30 @@ public sealed class FrameWriter(PipeWriter output)
     private readonly HpackEncoder _encoder = new();
     private readonly ArrayBufferWriter<byte> _headerBlock = new(256);
     private int _peerMaxFrameSize = Http2Limits.DefaultMaxFrameSize;
-    private bool _completed;
+    private volatile bool _completed;
+    private volatile bool _aborted;
+    private bool _outputCompleted;
+    // Flushes started, and whether one is in progress: the connection's watchdog closes a connection whose peer
+    // stopped reading when it sees the same flush pending for too long (no clock read per write).
+    private int _flushes;
+    private volatile bool _flushing;
+    private int _responseSent;
 
     public int PeerMaxFrameSize => Volatile.Read(ref _peerMaxFrameSize);
+
+    /// <summary>The number of the flush in progress (it is the same one while it stays pending), or null if none is.</summary>
+    public int? PendingFlush => _flushing ? Volatile.Read(ref _flushes) : null;
+
+    /// <summary>True if response headers or data were written since the last call (grpc-go's resetPingStrikes).</summary>
+    public bool TakeResponseSent() => Interlocked.Exchange(ref _responseSent, 0) != 0;
+
+    /// <summary>Abandons the write in progress (the peer stopped reading) and drops every later one.</summary>
+    public void Abort()
+    {
+        _aborted = true;
+        _completed = true;
+        output.CancelPendingFlush();
+    }
 
     public void SetPeerMaxFrameSize(int size) => Volatile.Write(ref _peerMaxFrameSize, size);
 
@@ -85,15 +106,18 @@ public sealed class FrameWriter(PipeWriter output)
 
     /// <summary>
     /// Writes response headers (optional), DATA frames and trailers (optional) in one locked pass and one flush.
-    /// The caller has already reserved flow-control window for <paramref name="data"/>.
+    /// Empty trailers end the stream with the last DATA frame instead. The caller has already reserved
+    /// flow-control window for <paramref name="data"/>.
     /// </summary>
     public ValueTask WriteResponseAsync(int streamId, IReadOnlyList<HeaderField>? headers, ReadOnlyMemory<byte> data,
         IReadOnlyList<HeaderField>? trailers) =>
         WriteLockedAsync((streamId, headers, data, trailers), static (w, s) =>
         {
+            Volatile.Write(ref w._responseSent, 1);
             if (s.headers is not null) w.WriteHeaderBlock(s.streamId, s.headers, endStream: false);
-            w.WriteDataFrames(s.streamId, s.data.Span, endStream: false);
-            if (s.trailers is not null) w.WriteHeaderBlock(s.streamId, s.trailers, endStream: true);
+            bool endWithData = s.trailers is { Count: 0 };
+            w.WriteDataFrames(s.streamId, s.data.Span, endStream: endWithData);
+            if (s.trailers is not null && !endWithData) w.WriteHeaderBlock(s.streamId, s.trailers, endStream: true);
         });
 
     /// <summary>Marks the output finished; later writes are dropped (the connection is going away).</summary>
@@ -102,9 +126,12 @@ public sealed class FrameWriter(PipeWriter output)
         await _lock.WaitAsync().ConfigureAwait(false);
         try
         {
-            if (_completed) return;
             _completed = true;
-            await output.CompleteAsync().ConfigureAwait(false);
+            if (_outputCompleted) return;
+            _outputCompleted = true;
+            // After Abort the peer is not reading: completing with an error drops what is still buffered
+            // instead of waiting to flush it.
+            await output.CompleteAsync(_aborted ? new IOException("the peer stopped reading") : null).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
         {
@@ -120,15 +147,21 @@ public sealed class FrameWriter(PipeWriter output)
         {
             if (_completed) return;
             write(this, state);
+            Volatile.Write(ref _flushes, _flushes + 1);
+            _flushing = true;
             var result = await output.FlushAsync().ConfigureAwait(false);
-            if (result.IsCompleted) _completed = true;
+            if (result.IsCompleted || result.IsCanceled) _completed = true;
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
         {
             // The peer went away; the reader side notices and tears the connection down.
             _completed = true;
         }
-        finally { _lock.Release(); }
+        finally
+        {
+            _flushing = false;
+            _lock.Release();
+        }
     }
 
     private Span<byte> BeginFrame(int length, FrameType type, FrameFlags flags, int streamId)

@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Hull.Grpc.Hpack;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Hull.Grpc.Http2;
 
@@ -10,17 +12,21 @@ public delegate Task Http2RequestHandler(Http2Stream stream);
 /// <summary>
 /// The server side of one HTTP/2 connection (RFC 9113): a single read loop parses frames and keeps
 /// the stream table; handlers run concurrently and write through the shared <see cref="FrameWriter"/>.
+/// A watchdog enforces the time limits of <see cref="Http2ServerOptions"/> and sends keepalive PINGs.
 /// </summary>
-public sealed class Http2Connection
+public sealed partial class Http2Connection
 {
     private readonly PipeReader _input;
     private readonly Http2ServerOptions _options;
     private readonly Http2RequestHandler _handler;
     private readonly long _maxRequestBody;
+    private readonly ILogger _log;
+    private readonly string _peer;
     private readonly HpackDecoder _decoder;
     private readonly Dictionary<int, Http2Stream> _streams = new();
     private readonly HashSet<int> _resetByUs = new();
     private readonly HashSet<int> _closedStreams = new(); // recently closed, to tell reuse (STREAM_CLOSED) from a skipped id
+    private int _closedForPeer; // streams in _streams whose last frame is being written: not open as far as the peer knows
     private readonly List<HeaderField> _headerScratch = new();
     // Streams whose request headers arrived in the read buffer being processed; their handlers start once it is done.
     private readonly List<Http2Stream> _ready = new();
@@ -29,33 +35,65 @@ public sealed class Http2Connection
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _closed = new();
 
+    // Request bytes the peer may send on the connection; granted again only as handlers release buffered bodies,
+    // so it bounds what one connection makes the server hold. Read loop and handlers share it under the lock.
+    private readonly object _receiveGate = new();
+    private ReceiveWindow _receiveWindow;
+    // Handlers still running, including those of streams already reset: Kestrel's "tracked streams", bounded at
+    // twice MaxConcurrentStreams so reset streams cannot pile up handlers.
+    private int _runningHandlers;
+    private TokenBucket _streamResets;
+    private TokenBucket _settingsFrames;
+    private PingPolicy _pings;
+    private int _closeLogged;
+
     private int _lastStreamId;
     private int _peerInitialWindow = Http2Limits.DefaultInitialWindowSize;
-    private long _connectionReceiveWindow = Http2Limits.DefaultInitialWindowSize;
-    private int _connectionUnacknowledged;
     private bool _goingAway;
+    private readonly long _openedAt = Environment.TickCount64;
     private long _lastFrameTicks = Environment.TickCount64;
     private long _pendingPing = -1;
-    private bool _settingsSeen;
+    private volatile bool _settingsSeen;
 
     // A header block in progress across CONTINUATION frames (or in several buffer segments); reused.
     private ArrayBufferWriter<byte> _headerBlockBuffer = new(256);
     private ArrayBufferWriter<byte>? _headerBlock;
     private FrameHeader _headerBlockStart;
+    private int _continuationFrames;
+    private long _headerBlockStartedAt; // 0 unless a block waits for CONTINUATION frames
 
-    public Http2Connection(IDuplexPipe transport, Http2ServerOptions options, long maxRequestBody, Http2RequestHandler handler)
+    public Http2Connection(IDuplexPipe transport, Http2ServerOptions options, long maxRequestBody, Http2RequestHandler handler,
+        ILogger? logger = null)
+        : this(transport, options, maxRequestBody, handler, new RequestBufferBudget(options.MaxBufferedRequestBytes), logger, "peer")
+    {
+    }
+
+    internal Http2Connection(IDuplexPipe transport, Http2ServerOptions options, long maxRequestBody, Http2RequestHandler handler,
+        RequestBufferBudget budget, ILogger? logger, string peer)
     {
         _input = transport.Input;
         _options = options;
         _handler = handler;
         _maxRequestBody = maxRequestBody;
+        _log = logger ?? NullLogger.Instance;
+        _peer = peer;
+        Budget = budget;
         _decoder = new HpackDecoder(options.HeaderTableSize, options.MaxHeaderListSize);
         Writer = new FrameWriter(transport.Output);
-        SendWindow = new FlowWindow(Http2Limits.DefaultInitialWindowSize);
+        SendWindow = new FlowWindow(Http2Limits.DefaultInitialWindowSize) { StallTimeout = options.ZeroWindowTimeout };
+        // A request of the maximum size must always fit, or it could never complete, and so must one frame more, or a
+        // request over the limit would stall one octet short of showing it (instead of failing RESOURCE_EXHAUSTED).
+        long fits = maxRequestBody + options.MaxFrameSize;
+        int connectionWindow = (int)Math.Clamp(Math.Max(options.ConnectionWindowSize, fits), Http2Limits.DefaultInitialWindowSize, Http2Limits.MaxWindowSize);
+        _receiveWindow = new ReceiveWindow(connectionWindow, Http2Limits.DefaultInitialWindowSize);
+        _streamResets = new TokenBucket(options.StreamResetRate);
+        _settingsFrames = new TokenBucket(options.SettingsRate);
+        _pings = new PingPolicy(options);
     }
 
     internal FrameWriter Writer { get; }
     internal FlowWindow SendWindow { get; }
+    internal RequestBufferBudget Budget { get; }
 
     public int ActiveStreams { get { lock (_streams) return _streams.Count; } }
 
@@ -63,7 +101,7 @@ public sealed class Http2Connection
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {
         using var stop = cancellationToken.Register(() => _closed.Cancel());
-        var keepAlive = KeepAliveLoopAsync();
+        var watchdog = Task.CompletedTask;
         try
         {
             if (!await ReadPrefaceAsync().ConfigureAwait(false)) return;
@@ -77,17 +115,17 @@ public sealed class Http2Connection
             // Frames up to MaxFrameSize are accepted, so the peer must be told when that exceeds the default.
             if (_options.MaxFrameSize != Http2Limits.DefaultMaxFrameSize) settings.Add((SettingId.MaxFrameSize, (uint)_options.MaxFrameSize));
             await Writer.WriteSettingsAsync(settings).ConfigureAwait(false);
-            int connectionBoost = _options.ConnectionWindowSize - Http2Limits.DefaultInitialWindowSize;
-            if (connectionBoost > 0)
-            {
-                _connectionReceiveWindow += connectionBoost;
-                await Writer.WriteWindowUpdateAsync(0, connectionBoost).ConfigureAwait(false);
-            }
+            int connectionBoost;
+            lock (_receiveGate) connectionBoost = _receiveWindow.Flush();
+            if (connectionBoost > 0) await Writer.WriteWindowUpdateAsync(0, connectionBoost).ConfigureAwait(false);
+            // Keepalive and the other timers start once the peer speaks HTTP/2: nothing may precede the server's SETTINGS.
+            watchdog = WatchdogAsync();
             _ = ReadFramesAsync(_input.ReadAsync(_closed.Token));
             await _readingDone.Task.ConfigureAwait(false);
         }
         catch (Http2ConnectionException e)
         {
+            LogClose(e.Code == Http2ErrorCode.EnhanceYourCalm ? LogLevel.Warning : LogLevel.Information, e.Code, e.Message);
             await Writer.WriteGoAwayAsync(_lastStreamId, e.Code, e.Message).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException) { }
@@ -97,7 +135,7 @@ public sealed class Http2Connection
             AbortAllStreams();
             await Writer.CompleteAsync().ConfigureAwait(false);
             await _input.CompleteAsync().ConfigureAwait(false);
-            await keepAlive.ConfigureAwait(false);
+            await watchdog.ConfigureAwait(false);
         }
     }
 
@@ -116,16 +154,26 @@ public sealed class Http2Connection
         }
         await Writer.WriteGoAwayAsync(last, Http2ErrorCode.NoError, "server shutting down").ConfigureAwait(false);
         await Task.WhenAny(_drained.Task, Task.Delay(drainTimeout)).ConfigureAwait(false);
-        _closed.Cancel();
-        _input.CancelPendingRead();
+        Close();
     }
 
     private async Task<bool> ReadPrefaceAsync()
     {
         var preface = Http2Limits.ClientPreface.ToArray();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token);
+        deadline.CancelAfter(_options.PrefaceTimeout);
         while (true)
         {
-            var result = await _input.ReadAsync(_closed.Token).ConfigureAwait(false);
+            ReadResult result;
+            try
+            {
+                result = await _input.ReadAsync(deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!_closed.IsCancellationRequested)
+            {
+                LogClose(LogLevel.Information, null, $"no HTTP/2 connection preface within {Seconds(_options.PrefaceTimeout)}");
+                return false;
+            }
             var buffer = result.Buffer;
             if (buffer.Length >= preface.Length)
             {
@@ -196,12 +244,16 @@ public sealed class Http2Connection
     {
         try
         {
+            // One clock read per read buffer serves keepalive and the progress of every stream it feeds.
+            Volatile.Write(ref _lastFrameTicks, Environment.TickCount64);
             while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameSize, out var header, out var payload))
             {
-                Volatile.Write(ref _lastFrameTicks, Environment.TickCount64);
-                if (!_settingsSeen && header.Type != FrameType.Settings)
-                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the first frame after the preface must be SETTINGS");
-                _settingsSeen = true;
+                if (!_settingsSeen)
+                {
+                    if (header.Type != FrameType.Settings)
+                        throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the first frame after the preface must be SETTINGS");
+                    _settingsSeen = true;
+                }
                 try
                 {
                     await ProcessFrameAsync(header, payload).ConfigureAwait(false);
@@ -251,14 +303,46 @@ public sealed class Http2Connection
         if (header.StreamId == 0)
             throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "DATA frame on stream 0");
         // Flow control counts the whole frame, padding included (RFC 9113 6.9.1).
-        if (header.Length > _connectionReceiveWindow)
+        bool fits;
+        lock (_receiveGate) fits = _receiveWindow.TryReceive(header.Length);
+        if (!fits)
             throw new Http2ConnectionException(Http2ErrorCode.FlowControlError,
-                $"DATA of {header.Length} octets exceeds the connection receive window of {_connectionReceiveWindow}");
-        _connectionReceiveWindow -= header.Length;
-        await CreditConnectionAsync(header.Length).ConfigureAwait(false);
+                $"DATA of {header.Length} octets exceeds the connection receive window of {ConnectionReceiveWindow()}");
 
         var data = FrameReader.RemovePadding(header, payload);
         var stream = Find(header.StreamId);
+        if (stream is null || stream.RequestCompleted || !stream.Receive.TryReceive(header.Length))
+        {
+            await CreditConnectionAsync(header.Length).ConfigureAwait(false); // nothing of it is kept
+            RejectData(header, stream);
+            return;
+        }
+        stream.BodyProgressAt = _lastFrameTicks;
+        stream.DataReceived += data.Length;
+        bool endStream = header.Has(FrameFlags.EndStream);
+        // Padding is never kept; the data is, until the handler releases the body, unless the stream gave it up.
+        int notKept = header.Length - (int)data.Length;
+        if (ContentLengthMismatch(stream, endStream) is { } mismatch)
+        {
+            await CreditConnectionAsync(header.Length).ConfigureAwait(false);
+            throw new Http2StreamException(stream.Id, Http2ErrorCode.ProtocolError, mismatch);
+        }
+        int givenUp = data.Length == 0 ? 0 : stream.AppendBody(data);
+        if (notKept + givenUp > 0) await CreditConnectionAsync(notKept + givenUp).ConfigureAwait(false);
+        if (endStream)
+        {
+            stream.CompleteRequest();
+            CloseIfDone(stream);
+            return;
+        }
+        if (givenUp > 0) return; // the handler answers RESOURCE_EXHAUSTED; no more window for this stream
+        int increment = stream.Receive.Consume(header.Length);
+        if (increment > 0) await Writer.WriteWindowUpdateAsync(stream.Id, increment).ConfigureAwait(false);
+    }
+
+    /// <summary>DATA that no open stream can take: says why, as a stream or connection error, or drops it quietly.</summary>
+    private void RejectData(FrameHeader header, Http2Stream? stream)
+    {
         if (stream is null)
         {
             if (header.StreamId > _lastStreamId)
@@ -268,37 +352,30 @@ public sealed class Http2Connection
         }
         if (stream.RequestCompleted)
             throw new Http2StreamException(header.StreamId, Http2ErrorCode.StreamClosed, $"DATA frame after END_STREAM on stream {header.StreamId}");
-        if (header.Length > stream.ReceiveWindow)
-            throw new Http2StreamException(header.StreamId, Http2ErrorCode.FlowControlError,
-                $"DATA of {header.Length} octets exceeds stream {header.StreamId}'s receive window of {stream.ReceiveWindow}");
-        stream.ReceiveWindow -= header.Length;
-
-        bool accepted = data.Length == 0 || stream.AppendBody(data);
-        if (header.Has(FrameFlags.EndStream))
-        {
-            stream.CompleteRequest();
-            CloseIfDone(stream);
-            return;
-        }
-        if (!accepted) return; // the handler answers RESOURCE_EXHAUSTED; no more window for this stream
-        stream.UnacknowledgedReceived += header.Length;
-        if (stream.UnacknowledgedReceived >= _options.StreamWindowSize / 2)
-        {
-            int increment = stream.UnacknowledgedReceived;
-            stream.UnacknowledgedReceived = 0;
-            stream.ReceiveWindow += increment;
-            await Writer.WriteWindowUpdateAsync(stream.Id, increment).ConfigureAwait(false);
-        }
+        throw new Http2StreamException(header.StreamId, Http2ErrorCode.FlowControlError,
+            $"DATA of {header.Length} octets exceeds stream {header.StreamId}'s receive window of {stream.Receive.Available}");
     }
 
-    private async ValueTask CreditConnectionAsync(int length)
+    /// <summary>RFC 9113 8.1.1: DATA must add up to the content-length the request announced.</summary>
+    private static string? ContentLengthMismatch(Http2Stream stream, bool endStream)
     {
-        _connectionUnacknowledged += length;
-        if (_connectionUnacknowledged < _options.ConnectionWindowSize / 2) return;
-        int increment = _connectionUnacknowledged;
-        _connectionUnacknowledged = 0;
-        _connectionReceiveWindow += increment;
-        await Writer.WriteWindowUpdateAsync(0, increment).ConfigureAwait(false);
+        if (stream.ContentLength < 0) return null;
+        if (stream.DataReceived > stream.ContentLength || (endStream && stream.DataReceived != stream.ContentLength))
+            return $"stream {stream.Id} announced content-length {stream.ContentLength} but sent {(endStream ? "" : "at least ")}{stream.DataReceived} octets of DATA";
+        return null;
+    }
+
+    /// <summary>Request bytes no longer held (released by a handler, dropped, or padding): the peer may send that much more.</summary>
+    internal ValueTask CreditConnectionAsync(int bytes)
+    {
+        int increment;
+        lock (_receiveGate) increment = _receiveWindow.Consume(bytes);
+        return increment == 0 ? ValueTask.CompletedTask : Writer.WriteWindowUpdateAsync(0, increment);
+    }
+
+    private long ConnectionReceiveWindow()
+    {
+        lock (_receiveGate) return _receiveWindow.Available;
     }
 
     private ValueTask OnHeadersAsync(FrameHeader header, ReadOnlySequence<byte> payload)
@@ -310,6 +387,10 @@ public sealed class Http2Connection
         {
             if (fragment.Length < 5)
                 throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "HEADERS frame too short for its priority fields");
+            // A connection error (as Kestrel does) rather than a stream error: the header block is not decoded,
+            // so the HPACK state could not be kept in step.
+            if ((FrameReader.ReadUInt32(fragment, 0) & 0x7FFF_FFFF) == header.StreamId)
+                throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"stream {header.StreamId} depends on itself");
             fragment = fragment.Slice(5);
         }
         _headerBlockStart = header;
@@ -321,7 +402,14 @@ public sealed class Http2Connection
         _headerBlock = _headerBlockBuffer;
         _headerBlock.ResetWrittenCount();
         foreach (var segment in fragment) _headerBlock.Write(segment.Span);
-        if (header.Has(FrameFlags.EndHeaders)) OnHeaderBlock();
+        if (header.Has(FrameFlags.EndHeaders))
+        {
+            OnHeaderBlock();
+            return ValueTask.CompletedTask;
+        }
+        // The rest must come in a bounded number of CONTINUATION frames and in bounded time (CVE-2024-27316).
+        _continuationFrames = 0;
+        Volatile.Write(ref _headerBlockStartedAt, Math.Max(1, Environment.TickCount64));
         return ValueTask.CompletedTask;
     }
 
@@ -329,6 +417,9 @@ public sealed class Http2Connection
     {
         if (_headerBlock is null || header.StreamId != _headerBlockStart.StreamId)
             throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"unexpected CONTINUATION frame on stream {header.StreamId}");
+        if (++_continuationFrames > _options.MaxContinuationFrames)
+            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm,
+                $"more than {_options.MaxContinuationFrames} CONTINUATION frames in the header block of stream {header.StreamId}");
         if (_headerBlock.WrittenCount + payload.Length > _options.MaxHeaderListSize * 2L)
             throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, "header block too large");
         foreach (var segment in payload) _headerBlock.Write(segment.Span);
@@ -340,6 +431,7 @@ public sealed class Http2Connection
     {
         var block = _headerBlock!;
         _headerBlock = null;
+        Volatile.Write(ref _headerBlockStartedAt, 0);
         OnHeaderBlock(block.WrittenSpan);
         // A rare huge block must not pin its buffer for the life of the connection.
         if (block.Capacity > 16 * 1024) _headerBlockBuffer = new ArrayBufferWriter<byte>(256);
@@ -368,6 +460,8 @@ public sealed class Http2Connection
                 throw new Http2StreamException(id, Http2ErrorCode.StreamClosed, $"HEADERS after END_STREAM on stream {id}");
             if (!endStream)
                 throw new Http2StreamException(id, Http2ErrorCode.ProtocolError, $"trailers on stream {id} without END_STREAM");
+            if (ContentLengthMismatch(existing, endStream: true) is { } mismatch)
+                throw new Http2StreamException(id, Http2ErrorCode.ProtocolError, mismatch);
             existing.CompleteRequest();
             CloseIfDone(existing);
             return;
@@ -393,16 +487,20 @@ public sealed class Http2Connection
                 RememberReset(id);
                 return;
             }
-            if (ValidateRequestHeaders(_headerScratch) is { } malformed)
+            if (ValidateRequestHeaders(_headerScratch, out long contentLength) is { } malformed)
                 throw new Http2StreamException(id, Http2ErrorCode.ProtocolError, $"malformed request on stream {id}: {malformed}");
-            if (_streams.Count >= _options.MaxConcurrentStreams)
+            if (endStream && contentLength > 0)
+                throw new Http2StreamException(id, Http2ErrorCode.ProtocolError, $"stream {id} announced content-length {contentLength} but sent no DATA");
+            if (_streams.Count - _closedForPeer >= _options.MaxConcurrentStreams)
                 throw new Http2StreamException(id, Http2ErrorCode.RefusedStream,
                     $"stream {id} refused: {_options.MaxConcurrentStreams} concurrent streams already open");
-            stream = new Http2Stream(this, id, _headerScratch.ToArray(), _maxRequestBody, _peerInitialWindow)
-            {
-                ReceiveWindow = _options.StreamWindowSize,
-            };
+            if (Volatile.Read(ref _runningHandlers) >= 2L * _options.MaxConcurrentStreams)
+                throw new Http2StreamException(id, Http2ErrorCode.EnhanceYourCalm,
+                    $"stream {id} refused: the handlers of {_runningHandlers} streams, most of them reset, are still running");
+            stream = new Http2Stream(this, id, _headerScratch.ToArray(), contentLength, _maxRequestBody, _peerInitialWindow,
+                _options.StreamWindowSize, _options.ZeroWindowTimeout) { BodyProgressAt = _lastFrameTicks };
             _streams.Add(id, stream);
+            Interlocked.Increment(ref _runningHandlers);
         }
         if (endStream) stream.CompleteRequest();
         _ready.Add(stream);
@@ -412,6 +510,8 @@ public sealed class Http2Connection
     {
         try
         {
+            // A stream reset before its handler started (HEADERS and RST_STREAM in one read: rapid reset) never runs it.
+            if (stream.IsAborted) return;
             await _handler(stream).ConfigureAwait(false);
             if (!stream.ResponseCompleted) await stream.ResetAsync(Http2ErrorCode.InternalError).ConfigureAwait(false);
         }
@@ -421,13 +521,16 @@ public sealed class Http2Connection
         }
         finally
         {
+            Interlocked.Decrement(ref _runningHandlers);
+            await stream.ReleaseBodyAsync().ConfigureAwait(false);
             CloseIfDone(stream);
         }
     }
 
-    /// <summary>RFC 9113 8.2 and 8.3: returns what is wrong with the request header list, or null.</summary>
-    internal static string? ValidateRequestHeaders(List<HeaderField> headers)
+    /// <summary>RFC 9113 8.2 and 8.3: returns what is wrong with the request header list, or null; also its content-length (-1 if none).</summary>
+    internal static string? ValidateRequestHeaders(List<HeaderField> headers, out long contentLength)
     {
+        contentLength = -1;
         bool regularSeen = false, method = false, scheme = false, path = false, authority = false;
         foreach (var h in headers)
         {
@@ -457,6 +560,10 @@ public sealed class Http2Connection
                     return $"connection-specific header \"{h.Name}\"";
                 case "te" when h.Value != "trailers":
                     return "te header other than \"trailers\"";
+                case "content-length":
+                    if (contentLength >= 0 || !long.TryParse(h.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out contentLength))
+                        return $"content-length \"{h.Value}\" is not one non-negative number";
+                    break;
             }
         }
         if (!method || !scheme || !path) return "missing :method, :scheme or :path";
@@ -482,8 +589,17 @@ public sealed class Http2Connection
             throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "RST_STREAM frame must be 4 octets");
         if (header.StreamId > _lastStreamId)
             throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"RST_STREAM on idle stream {header.StreamId}");
+        CountStreamReset();
         if (Find(header.StreamId) is { } stream) OnStreamReset(stream, sentByUs: false);
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Rapid reset (CVE-2023-44487) and its server-provoked variant: streams ended abnormally are rate-limited.</summary>
+    private void CountStreamReset()
+    {
+        if (!_streamResets.TryTake())
+            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm,
+                $"more than {_options.StreamResetRate.Burst} streams reset (by the client or for its errors) at over {_options.StreamResetRate.PerSecond}/s");
     }
 
     private async ValueTask OnSettingsAsync(FrameHeader header, ReadOnlySequence<byte> payload)
@@ -498,14 +614,49 @@ public sealed class Http2Connection
         }
         if (header.Length % 6 != 0)
             throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "SETTINGS payload is not a multiple of 6 octets");
+        if (header.Length / 6 > _options.MaxSettingsPerFrame)
+            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm,
+                $"SETTINGS frame with {header.Length / 6} parameters (at most {_options.MaxSettingsPerFrame})");
+        if (!_settingsFrames.TryTake())
+            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm,
+                $"more than {_options.SettingsRate.Burst} SETTINGS frames at over {_options.SettingsRate.PerSecond}/s");
         var raw = payload.ToArray();
+        int initialWindow = _peerInitialWindow;
+        long largestStreamWindow = long.MinValue;
         for (int i = 0; i < raw.Length; i += 6)
         {
             var id = (SettingId)((raw[i] << 8) | raw[i + 1]);
             uint value = (uint)((raw[i + 2] << 24) | (raw[i + 3] << 16) | (raw[i + 4] << 8) | raw[i + 5]);
-            await ApplySettingAsync(id, value).ConfigureAwait(false);
+            if (id != SettingId.InitialWindowSize)
+            {
+                await ApplySettingAsync(id, value).ConfigureAwait(false);
+                continue;
+            }
+            if (value > Http2Limits.MaxWindowSize)
+                throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, $"SETTINGS_INITIAL_WINDOW_SIZE of {value} exceeds 2^31-1");
+            // Every value in turn must leave every stream's window within 2^31-1 (RFC 9113 6.9.2), but only the last
+            // one is applied: one walk of the streams per frame, however many times the frame repeats the setting.
+            if (largestStreamWindow == long.MinValue) largestStreamWindow = LargestStreamSendWindow();
+            if (largestStreamWindow + ((long)value - _peerInitialWindow) > Http2Limits.MaxWindowSize)
+                throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "a stream's window overflows after SETTINGS_INITIAL_WINDOW_SIZE");
+            initialWindow = (int)value;
+        }
+        if (initialWindow != _peerInitialWindow)
+        {
+            int delta = initialWindow - _peerInitialWindow;
+            _peerInitialWindow = initialWindow;
+            foreach (var stream in SnapshotStreams())
+                if (!stream.SendWindow.TryAdd(delta))
+                    throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, $"stream {stream.Id}'s window overflows after SETTINGS_INITIAL_WINDOW_SIZE");
         }
         await Writer.WriteSettingsAckAsync().ConfigureAwait(false);
+    }
+
+    private long LargestStreamSendWindow()
+    {
+        long largest = long.MinValue / 2;
+        foreach (var stream in SnapshotStreams()) largest = Math.Max(largest, stream.SendWindow.Available);
+        return largest;
     }
 
     private async ValueTask ApplySettingAsync(SettingId id, uint value)
@@ -517,15 +668,6 @@ public sealed class Http2Connection
                 break;
             case SettingId.EnablePush when value > 1:
                 throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"SETTINGS_ENABLE_PUSH of {value}");
-            case SettingId.InitialWindowSize:
-                if (value > Http2Limits.MaxWindowSize)
-                    throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, $"SETTINGS_INITIAL_WINDOW_SIZE of {value} exceeds 2^31-1");
-                int delta = (int)value - _peerInitialWindow;
-                _peerInitialWindow = (int)value;
-                foreach (var stream in SnapshotStreams())
-                    if (!stream.SendWindow.TryAdd(delta))
-                        throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, $"stream {stream.Id}'s window overflows after SETTINGS_INITIAL_WINDOW_SIZE");
-                break;
             case SettingId.MaxFrameSize:
                 if (value < Http2Limits.DefaultMaxFrameSize || value > Http2Limits.MaxAllowedFrameSize)
                     throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"SETTINGS_MAX_FRAME_SIZE of {value} is outside 16384..16777215");
@@ -546,6 +688,9 @@ public sealed class Http2Connection
             Interlocked.CompareExchange(ref _pendingPing, -1, (long)opaque);
             return;
         }
+        // grpc-go clients recognise this debug data and slow their keepalive down.
+        if (!_pings.Allow(Writer.TakeResponseSent(), hasStreams: ActiveStreams > 0))
+            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, "too_many_pings");
         await Writer.WritePingAsync(ack: true, opaque).ConfigureAwait(false);
     }
 
@@ -587,8 +732,10 @@ public sealed class Http2Connection
         await ValueTask.CompletedTask.ConfigureAwait(false);
     }
 
+    /// <summary>Answers a stream error of the peer's making with RST_STREAM; these count as resets.</summary>
     private async ValueTask ResetStreamAsync(int streamId, Http2ErrorCode code)
     {
+        CountStreamReset();
         if (Find(streamId) is { } stream)
         {
             await stream.ResetAsync(code).ConfigureAwait(false);
@@ -607,6 +754,21 @@ public sealed class Http2Connection
 
     internal void OnResponseCompleted(Http2Stream stream) => CloseIfDone(stream);
 
+    /// <summary>Frames from the peer treat the stream as closed; it stays in the table (and drains) until its last write is done.</summary>
+    internal void CloseForPeer(Http2Stream stream)
+    {
+        lock (_streams)
+        {
+            if (stream.ClosedForPeer || !_streams.ContainsKey(stream.Id)) return;
+            stream.ClosedForPeer = true;
+            _closedForPeer++;
+            RememberClosed(stream.Id);
+        }
+    }
+
+    internal void OnStreamStalled(Http2Stream stream, FlowControlStallException e) =>
+        _log.LogDebug("HTTP/2 connection {Peer}: stream {Stream} reset: {Reason}", _peer, stream.Id, e.Message);
+
     private void CloseIfDone(Http2Stream stream)
     {
         if (stream.ResponseCompleted && stream.RequestCompleted) Remove(stream);
@@ -622,10 +784,16 @@ public sealed class Http2Connection
         lock (_streams)
         {
             if (!_streams.Remove(stream.Id)) return;
-            if (_closedStreams.Count > 4096) _closedStreams.Clear();
-            _closedStreams.Add(stream.Id);
+            if (stream.ClosedForPeer) _closedForPeer--;
+            RememberClosed(stream.Id);
             if (_goingAway && _streams.Count == 0) _drained.TrySetResult();
         }
+    }
+
+    private void RememberClosed(int streamId)
+    {
+        if (_closedStreams.Count > 4096) _closedStreams.Clear();
+        _closedStreams.Add(streamId);
     }
 
     private bool WasClosed(int streamId)
@@ -647,9 +815,10 @@ public sealed class Http2Connection
         lock (_resetByUs) return _resetByUs.Contains(streamId);
     }
 
+    /// <summary>The stream the peer's frames for <paramref name="id"/> address, or null if it is not open for them.</summary>
     private Http2Stream? Find(int id)
     {
-        lock (_streams) return _streams.GetValueOrDefault(id);
+        lock (_streams) return _streams.TryGetValue(id, out var stream) && !stream.ClosedForPeer ? stream : null;
     }
 
     private Http2Stream[] SnapshotStreams()
@@ -662,37 +831,5 @@ public sealed class Http2Connection
         SendWindow.Abort();
         foreach (var stream in SnapshotStreams()) { stream.Abort(); Remove(stream); }
         _drained.TrySetResult();
-    }
-
-    private async Task KeepAliveLoopAsync()
-    {
-        var interval = _options.KeepAliveInterval;
-        var tick = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond * 10, Math.Min(interval.Ticks, _options.KeepAliveTimeout.Ticks) / 2));
-        try
-        {
-            long pingSentAt = 0;
-            using var timer = new PeriodicTimer(tick);
-            while (await timer.WaitForNextTickAsync(_closed.Token).ConfigureAwait(false))
-            {
-                long now = Environment.TickCount64;
-                long pending = Interlocked.Read(ref _pendingPing);
-                if (pending != -1)
-                {
-                    if (now - pingSentAt > _options.KeepAliveTimeout.TotalMilliseconds)
-                    {
-                        await Writer.WriteGoAwayAsync(_lastStreamId, Http2ErrorCode.NoError, "keepalive ping not acknowledged").ConfigureAwait(false);
-                        _closed.Cancel();
-                        _input.CancelPendingRead();
-                        return;
-                    }
-                    continue;
-                }
-                if (now - Volatile.Read(ref _lastFrameTicks) < interval.TotalMilliseconds) continue;
-                pingSentAt = now;
-                Interlocked.Exchange(ref _pendingPing, now);
-                await Writer.WritePingAsync(ack: false, (ulong)now).ConfigureAwait(false);
-            }
-        }
-        catch (OperationCanceledException) { }
     }
 }

@@ -1,18 +1,25 @@
+using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Hull.Grpc.Http2;
 
 /// <summary>
 /// Accepts HTTP/2 prior-knowledge connections on unix or TCP sockets and serves each with an
-/// <see cref="Http2Connection"/>. Shutdown sends GOAWAY to every connection and drains them.
+/// <see cref="Http2Connection"/>, up to <see cref="Http2ServerOptions.MaxConnections"/> at once. Shutdown sends
+/// GOAWAY to every connection and drains them.
 /// </summary>
 public sealed class Http2Server : IAsyncDisposable
 {
     private readonly Http2ServerOptions _options;
     private readonly long _maxRequestBody;
     private readonly Http2RequestHandler _handler;
+    private readonly ILogger _log;
+    private readonly RequestBufferBudget _budget;
+    private readonly ConnectionLimitLog _limitLog = new();
     private readonly List<Socket> _listeners = new();
     private readonly List<Task> _acceptLoops = new();
     private readonly Dictionary<Http2Connection, Task> _connections = new();
@@ -20,11 +27,13 @@ public sealed class Http2Server : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(1);
 
-    public Http2Server(Http2ServerOptions options, long maxRequestBody, Http2RequestHandler handler)
+    public Http2Server(Http2ServerOptions options, long maxRequestBody, Http2RequestHandler handler, ILogger? logger = null)
     {
         _options = options;
         _maxRequestBody = maxRequestBody;
         _handler = handler;
+        _log = logger ?? NullLogger.Instance;
+        _budget = new RequestBufferBudget(options.MaxBufferedRequestBytes);
     }
 
     public int ConnectionCount { get { lock (_connections) return _connections.Count; } }
@@ -74,7 +83,8 @@ public sealed class Http2Server : IAsyncDisposable
                 continue;
             }
             if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;
-            Serve(client);
+            if (ConnectionCount >= _options.MaxConnections) _ = RefuseAsync(client);
+            else Serve(client);
         }
     }
 
@@ -84,11 +94,54 @@ public sealed class Http2Server : IAsyncDisposable
         var transport = new DuplexPipe(
             PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, leaveOpen: true)),
             PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true)));
-        var connection = new Http2Connection(transport, _options, _maxRequestBody, _handler);
+        var connection = new Http2Connection(transport, _options, _maxRequestBody, _handler, _budget, _log, DescribePeer(client));
         lock (_connections)
         {
             _connections[connection] = RunConnectionAsync(connection, stream);
             _transports[connection] = stream;
+        }
+    }
+
+    /// <summary>Over the connection limit: the server preface and a GOAWAY say why, then the socket is closed.</summary>
+    private async Task RefuseAsync(Socket client)
+    {
+        _limitLog.Refused(_log, _options.MaxConnections);
+        using (client)
+        {
+            try
+            {
+                var goAway = new byte[Http2Limits.FrameHeaderLength * 2 + 8];
+                new FrameHeader(0, FrameType.Settings, FrameFlags.None, 0).Write(goAway);
+                new FrameHeader(8, FrameType.GoAway, FrameFlags.None, 0).Write(goAway.AsSpan(Http2Limits.FrameHeaderLength));
+                BinaryPrimitives.WriteUInt32BigEndian(goAway.AsSpan(Http2Limits.FrameHeaderLength * 2 + 4), (uint)Http2ErrorCode.EnhanceYourCalm);
+                using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+                await client.SendAsync(goAway, SocketFlags.None, deadline.Token).ConfigureAwait(false);
+                client.Shutdown(SocketShutdown.Send);
+                // Closing with unread input would send a reset, which can destroy the GOAWAY before the client reads
+                // it: read what it sends until it closes too (a second at most).
+                var sink = new byte[1024];
+                while (await client.ReceiveAsync(sink, SocketFlags.None, deadline.Token).ConfigureAwait(false) > 0) { }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException) { }
+        }
+    }
+
+    /// <summary>Who is on the other end, for logs: the process and user of a unix socket peer (SO_PEERCRED), else the address.</summary>
+    private static string DescribePeer(Socket client)
+    {
+        try
+        {
+            if (client.AddressFamily != AddressFamily.Unix) return client.RemoteEndPoint?.ToString() ?? "unknown peer";
+            Span<byte> credentials = stackalloc byte[12]; // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+            const int SolSocket = 1, SoPeerCred = 17;
+            if (client.GetRawSocketOption(SolSocket, SoPeerCred, credentials) < 12) return "unix socket peer";
+            int pid = BinaryPrimitives.ReadInt32LittleEndian(credentials);
+            uint uid = BinaryPrimitives.ReadUInt32LittleEndian(credentials[4..]);
+            return $"pid {pid} (uid {uid})";
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or PlatformNotSupportedException)
+        {
+            return "unknown peer";
         }
     }
 
@@ -138,4 +191,23 @@ public sealed class Http2Server : IAsyncDisposable
     }
 
     private sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
+
+    /// <summary>Logs refused connections once a minute with a count, so a connection flood is not also a log flood.</summary>
+    private sealed class ConnectionLimitLog
+    {
+        private static readonly long Interval = (long)TimeSpan.FromMinutes(1).TotalMilliseconds;
+        private long _loggedAt = long.MinValue / 2;
+        private int _refused;
+
+        public void Refused(ILogger log, int limit)
+        {
+            int refused = Interlocked.Increment(ref _refused);
+            long now = Environment.TickCount64;
+            long last = Interlocked.Read(ref _loggedAt);
+            if (now - last < Interval || Interlocked.CompareExchange(ref _loggedAt, now, last) != last) return;
+            Interlocked.Exchange(ref _refused, 0);
+            log.LogWarning("HTTP/2 server: {Limit} connections open, the limit: refused {Refused} new connection(s) since the last report",
+                limit, refused);
+        }
+    }
 }

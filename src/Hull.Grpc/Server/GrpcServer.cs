@@ -5,6 +5,7 @@ using System.Net;
 using Google.Protobuf.Reflection;
 using Hull.Grpc.Hpack;
 using Hull.Grpc.Http2;
+using Microsoft.Extensions.Logging;
 
 namespace Hull.Grpc.Server;
 
@@ -15,7 +16,9 @@ namespace Hull.Grpc.Server;
 public sealed class GrpcServer : IAsyncDisposable
 {
     private static readonly TimeSpan MaxTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
-    private static readonly HeaderField[] UnsupportedMediaType = [new(":status", "415"), new("content-type", "text/plain")];
+    private static readonly HeaderField[] UnsupportedMediaType = [new(":status", "415"), new("content-type", "text/plain; charset=utf-8")];
+    private static readonly byte[] UnsupportedMediaTypeBody =
+        "this is a gRPC server: send POST requests with content-type application/grpc\n"u8.ToArray();
     private readonly Dictionary<string, ServerMethod> _methods = new(StringComparer.Ordinal);
     private readonly List<(string Prefix, string Message)> _retiredPrefixes = new();
     private readonly GrpcServerOptions _options;
@@ -23,10 +26,11 @@ public sealed class GrpcServer : IAsyncDisposable
     // Long-lived server streams (event watches) end at shutdown instead of holding the drain open.
     private readonly CancellationTokenSource _shutdown = new();
 
-    public GrpcServer(GrpcServerOptions? options = null)
+    /// <param name="logger">Where the transport reports connections it ends (protocol errors, abuse, timeouts).</param>
+    public GrpcServer(GrpcServerOptions? options = null, ILogger? logger = null)
     {
         _options = options ?? new GrpcServerOptions();
-        _transport = new Http2Server(_options.Http2, (long)_options.MaxReceiveMessageSize + GrpcProtocol.MessagePrefixLength, HandleAsync);
+        _transport = new Http2Server(_options.Http2, (long)_options.MaxReceiveMessageSize + GrpcProtocol.MessagePrefixLength, HandleAsync, logger);
     }
 
     /// <summary>Called after every call ends; must not throw or block.</summary>
@@ -69,8 +73,7 @@ public sealed class GrpcServer : IAsyncDisposable
     {
         if (stream.Method != "POST" || !GrpcProtocol.IsGrpcContentType(stream.GetHeader("content-type")))
         {
-            // Not a gRPC request (grpc/doc/PROTOCOL-HTTP2.md: answer 415 to a foreign content-type).
-            await stream.SendAsync(null, ReadOnlyMemory<byte>.Empty, UnsupportedMediaType).ConfigureAwait(false);
+            await AnswerNonGrpcRequestAsync(stream).ConfigureAwait(false);
             return;
         }
         var started = Stopwatch.GetTimestamp();
@@ -86,6 +89,26 @@ public sealed class GrpcServer : IAsyncDisposable
             await call.CompleteAsync(code, message).ConfigureAwait(false);
         }
         CallCompleted?.Invoke(new CallRecord(stream.Path, code, message, Stopwatch.GetElapsedTime(started)));
+    }
+
+    /// <summary>
+    /// Not a gRPC request: 415 (grpc/doc/PROTOCOL-HTTP2.md) with a line saying what is served, once the request has
+    /// ended, as a plain HTTP server answers. Its body is read (within the same limits) and dropped.
+    /// </summary>
+    private static async Task AnswerNonGrpcRequestAsync(Http2Stream stream)
+    {
+        try
+        {
+            await stream.ReadBodyAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is RequestBodyTooLargeException or RequestBufferFullException or RequestBodyTimeoutException) { }
+        catch (OperationCanceledException)
+        {
+            return; // reset by the client
+        }
+        await stream.ReleaseBodyAsync().ConfigureAwait(false);
+        var body = stream.Method == "HEAD" ? ReadOnlyMemory<byte>.Empty : UnsupportedMediaTypeBody;
+        await stream.SendAsync(UnsupportedMediaType, body, trailers: [], stream.Aborted).ConfigureAwait(false);
     }
 
     private async Task<(StatusCode, string?)> RunCallAsync(Http2Stream stream, ServerCall call)
@@ -136,9 +159,19 @@ public sealed class GrpcServer : IAsyncDisposable
                 return (StatusCode.ResourceExhausted,
                     $"request message exceeds the maximum receive size of {_options.MaxReceiveMessageSize} bytes");
             }
+            catch (RequestBufferFullException e)
+            {
+                return (StatusCode.ResourceExhausted, e.Message);
+            }
+            catch (RequestBodyTimeoutException e)
+            {
+                return (StatusCode.DeadlineExceeded, e.Message);
+            }
             if (!TryReadSingleMessage(body, out var payload, out var error)) return (error.Code, error.Message);
             var context = new ServerCallContext(stream.Path, stream.Authority, stream.RequestHeaders, deadline, token);
             var request = method.ParseRequest(payload);
+            // Parsed: the body's memory goes back, and with it the connection window it held.
+            await stream.ReleaseBodyAsync().ConfigureAwait(false);
             await method.InvokeAsync(request, call, context).ConfigureAwait(false);
             return (StatusCode.OK, null);
         }

@@ -5,6 +5,7 @@ using Hull.Core;
 using Hull.Core.Metadata;
 using Hull.Images.Oci;
 using Hull.Images.Reference;
+using Hull.Linux;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -224,9 +225,7 @@ public sealed class ContentStore : IContentStore
 
     internal static void WriteIngestRecord(string dir, IngestRecord record)
     {
-        string temp = Path.Combine(dir, StatusFile + ".tmp");
-        File.WriteAllText(temp, JsonSerializer.Serialize(record));
-        File.Move(temp, Path.Combine(dir, StatusFile), overwrite: true);
+        AtomicFile.WriteText(Path.Combine(dir, StatusFile), JsonSerializer.Serialize(record));
     }
 
     internal static IngestRecord? ReadIngestRecord(string dir)

@@ -16,18 +16,17 @@ public sealed record GcResult(int ContentRemoved, long BytesRemoved, int Snapsho
 /// leases and the snapshots containers use; everything else goes. Each removal is crash-safe on its
 /// own, and a collection is idempotent, so running it at startup finishes one a crash interrupted.
 /// </summary>
+/// <param name="snapshotRoots">Snapshot keys in use outside the image store (containers' writable snapshots, pods' pause-image snapshots).</param>
 public sealed class GarbageCollector(
     IContentStore content,
     ISnapshotter snapshotter,
     ImageStore images,
     LeaseManager leases,
-    ILogger logger)
+    ILogger logger,
+    Func<CancellationToken, Task<IReadOnlyCollection<string>>>? snapshotRoots = null)
 {
     private const string ExtractPrefix = "extract-";
     private readonly SemaphoreSlim _running = new(1, 1);
-
-    /// <summary>Snapshot keys in use outside the image store (containers' active snapshots).</summary>
-    public Func<CancellationToken, Task<IReadOnlyCollection<string>>>? SnapshotRoots { get; set; }
 
     /// <summary>
     /// Waits for the collection in progress, if any, to finish. A collection reads the leases once, before it
@@ -52,7 +51,7 @@ public sealed class GarbageCollector(
             var snapshots = await snapshotter.WalkAsync(cancellationToken).ConfigureAwait(false);
             var (leasedContent, leasedChains) = leases.Snapshot();
             var records = await images.ListAsync(cancellationToken).ConfigureAwait(false);
-            var externalRoots = SnapshotRoots is null ? [] : await SnapshotRoots(cancellationToken).ConfigureAwait(false);
+            var externalRoots = snapshotRoots is null ? [] : await snapshotRoots(cancellationToken).ConfigureAwait(false);
 
             var liveContent = await MarkContentAsync(records, leasedContent, cancellationToken).ConfigureAwait(false);
             var liveSnapshots = MarkSnapshots(snapshots, records, leasedChains, externalRoots);

@@ -1,5 +1,9 @@
-using Hull.Config.Toml;
+using System.Text;
 using Hull.Core;
+using Tomlyn;
+using Tomlyn.Model;
+using Tomlyn.Parsing;
+using Tomlyn.Syntax;
 
 namespace Hull.Images.Registry;
 
@@ -13,29 +17,56 @@ public static class HostsFile
 {
     public const string FileName = "hosts.toml";
 
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     /// <summary>Parses <paramref name="path"/>; relative certificate paths are relative to its directory.</summary>
     /// <exception cref="HullException">FailedPrecondition naming the file when it is not valid.</exception>
-    public static IReadOnlyList<RegistryHost> Load(string path)
+    public static IReadOnlyList<RegistryHost> Load(string path) =>
+        Parse(ReadToml(path), System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, path);
+
+    // Tomlyn's model reader applies none of TOML's rules against duplicate keys and redefined tables; its syntax
+    // parser with validation does, and names the line. A hosts.toml is a few lines, read once per change, so it is
+    // parsed twice: validated, then read into the model.
+    private static TomlTable ReadToml(string path)
     {
-        TomlDocument doc;
+        string text;
         try
         {
-            doc = TomlParser.ParseFile(path);
+            text = StrictUtf8.GetString(File.ReadAllBytes(path));
+        }
+        catch (DecoderFallbackException)
+        {
+            throw Invalid(path, "not UTF-8 text");
+        }
+
+        try
+        {
+            var syntax = SyntaxParser.Parse(text, path, validate: true);
+            if (syntax.Diagnostics.FirstOrDefault(d => d.Kind == DiagnosticMessageKind.Error) is { } error)
+            {
+                throw Invalid(path, $"{error.Span.Start.Line + 1}:{error.Span.Start.Column + 1}: {error.Message}");
+            }
+
+            return TomlSerializer.Deserialize<TomlTable>(text)!;
         }
         catch (TomlException e)
         {
             throw Invalid(path, e.Message);
         }
-        return Parse(doc.Root, System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, path);
+        catch (ArgumentOutOfRangeException e)
+        {
+            // Tomlyn 2.11's lexer throws this, instead of reporting an error, when the text ends inside a \u escape.
+            throw Invalid(path, $"not valid TOML ({e.Message})");
+        }
     }
 
-    public static IReadOnlyList<RegistryHost> Parse(TomlTable root, string baseDirectory, string sourceName)
+    private static IReadOnlyList<RegistryHost> Parse(TomlTable root, string baseDirectory, string sourceName)
     {
         var hosts = new List<RegistryHost>();
         if (root.TryGetValue("host", out object? hostValue))
         {
             if (hostValue is not TomlTable hostTable) throw Invalid(sourceName, "\"host\" must be a table of hosts");
-            foreach ((string url, object value) in hostTable)
+            foreach ((string url, object? value) in hostTable)
             {
                 if (value is not TomlTable settings) throw Invalid(sourceName, $"host \"{url}\" must be a table");
                 hosts.Add(ParseHost(url, settings, baseDirectory, sourceName));
@@ -96,7 +127,7 @@ public static class HostsFile
         {
             if (header is not TomlTable headerTable) throw Invalid(sourceName, $"{where}: header must be a table");
             var headers = new Dictionary<string, IReadOnlyList<string>>(StringComparer.OrdinalIgnoreCase);
-            foreach ((string name, object value) in headerTable)
+            foreach ((string name, object? value) in headerTable)
                 headers[name] = value is string s ? [s] : StringList(value, sourceName, $"{where}: header \"{name}\"");
             result = result with { Headers = headers };
         }
@@ -167,7 +198,7 @@ public static class HostsFile
         if (value is not TomlArray array) throw Invalid(sourceName, $"{where}: client must be a path, a list of paths or a list of [cert, key] pairs");
 
         var pairs = new List<ClientCertificatePair>();
-        foreach (object item in array)
+        foreach (object? item in array)
         {
             switch (item)
             {
@@ -188,11 +219,11 @@ public static class HostsFile
         return pairs.ToArray();
     }
 
-    private static IReadOnlyList<string> StringList(object value, string sourceName, string what)
+    private static IReadOnlyList<string> StringList(object? value, string sourceName, string what)
     {
         if (value is not TomlArray array) throw Invalid(sourceName, $"{what} must be a list of strings");
         var list = new List<string>(array.Count);
-        foreach (object item in array)
+        foreach (object? item in array)
             list.Add(item as string ?? throw Invalid(sourceName, $"{what} must be a list of strings"));
         return list;
     }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using Hull.Config;
 using Hull.Core;
 using Hull.Core.Processes;
 using Hull.Images.Oci;
@@ -32,10 +31,10 @@ public sealed class BindirVerifier : IImageVerifier
     /// <summary>containerd reads at most this much of a verifier's stdout (and logs at most this much of its stderr).</summary>
     public const int OutputLimitBytes = 1 << 15;
 
-    private readonly ImageVerifierConfig _config;
+    private readonly VerifierOptions _config;
     private readonly ILogger _logger;
 
-    public BindirVerifier(ImageVerifierConfig config, ILogger logger)
+    public BindirVerifier(VerifierOptions config, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(logger);
@@ -184,4 +183,15 @@ public sealed class BindirVerifier : IImageVerifier
         return minutes.ToString(CultureInfo.InvariantCulture) + "m"
             + (d - TimeSpan.FromMinutes(minutes)).TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture) + "s";
     }
+}
+
+/// <summary>How the bindir verifier runs (<c>[plugins.'io.containerd.image-verifier.v1.bindir']</c>, bound by hulld).</summary>
+public sealed record VerifierOptions
+{
+    /// <summary>Directory of verifier executables; a missing directory means no verifiers.</summary>
+    public required string BinDir { get; init; }
+    /// <summary>At most this many verifiers run (the rest are an error, as in containerd); negative means no limit.</summary>
+    public required int MaxVerifiers { get; init; }
+    /// <summary>Time limit of one verifier run; zero means none.</summary>
+    public required TimeSpan PerVerifierTimeout { get; init; }
 }

@@ -1,3 +1,5 @@
+using Hull.Linux;
+
 namespace Hull.Runtime.Cgroups;
 
 /// <summary>How the node mounts cgroups.</summary>
@@ -48,33 +50,26 @@ public sealed class CgroupLayout
         CgroupMount? unified = null;
         bool unifiedAtRoot = false;
         var v1 = new Dictionary<string, CgroupMount>(StringComparer.Ordinal);
-        foreach (var line in mountInfo.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var mount in MountInfo.Parse(mountInfo))
         {
-            // id parent major:minor root mount-point options [optional…] - fstype source super-options
-            var fields = line.Split(' ');
-            int separator = Array.IndexOf(fields, "-");
-            if (separator < 6 || fields.Length < separator + 4) continue;
-            string fsType = fields[separator + 1];
-            string root = Unescape(fields[3]);
-            string mountPoint = Unescape(fields[4]);
-            if (fsType == "cgroup2")
+            if (mount.FsType == "cgroup2")
             {
-                bool atRoot = mountPoint == cgroupRoot;
+                bool atRoot = mount.MountPoint == cgroupRoot;
                 // Prefer the mount at the canonical root; otherwise the first one (the hybrid "unified" tree).
                 if (unified is null || (atRoot && !unifiedAtRoot))
                 {
-                    unified = new CgroupMount(mountPoint, root);
+                    unified = new CgroupMount(mount.MountPoint, mount.Root);
                     unifiedAtRoot = atRoot;
                 }
             }
-            else if (fsType == "cgroup")
+            else if (mount.FsType == "cgroup")
             {
-                foreach (var option in fields[separator + 3].Split(','))
+                foreach (var option in mount.SuperOptions.Split(','))
                 {
                     if (option is "rw" or "ro" || option.StartsWith("release_agent=", StringComparison.Ordinal) ||
                         option is "clone_children" or "noprefix" or "xattr" or "cpuset_v2_mode" or "nsdelegate")
                         continue;
-                    v1.TryAdd(option, new CgroupMount(mountPoint, root));
+                    v1.TryAdd(option, new CgroupMount(mount.MountPoint, mount.Root));
                 }
             }
         }
@@ -85,23 +80,4 @@ public sealed class CgroupLayout
         if (mode == CgroupMode.Unified) v1.Clear();
         return new CgroupLayout(mode, unified, v1);
     }
-
-    /// <summary>mountinfo escapes space, tab, newline and backslash as \ooo octal.</summary>
-    private static string Unescape(string field)
-    {
-        if (!field.Contains('\\')) return field;
-        var sb = new System.Text.StringBuilder(field.Length);
-        for (int i = 0; i < field.Length; i++)
-        {
-            if (field[i] == '\\' && IsOctal(field, i + 1) && IsOctal(field, i + 2) && IsOctal(field, i + 3))
-            {
-                sb.Append((char)((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 + (field[i + 3] - '0')));
-                i += 3;
-            }
-            else sb.Append(field[i]);
-        }
-        return sb.ToString();
-    }
-
-    private static bool IsOctal(string s, int i) => i < s.Length && s[i] is >= '0' and <= '7';
 }

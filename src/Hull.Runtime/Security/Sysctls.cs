@@ -3,14 +3,20 @@ using Hull.Core;
 namespace Hull.Runtime.Security;
 
 /// <summary>
-/// Pod sysctls: only namespaced ones are accepted, and only when the pod has its own namespace of that kind
-/// (the kubelet's and runc's rules), so a pod can never change the host's kernel settings.
+/// Pod sysctls, the one rule set for both the pod's namespaces (set when they are pinned) and the container spec:
+/// only namespaced ones are accepted, and only when the pod has its own namespace of that kind (runc's list in
+/// libcontainer/configs/validate, which runc applies to every spec), so a pod can never change the host's kernel
+/// settings and a sysctl that passes here never fails later in runc.
 /// </summary>
 public static class Sysctls
 {
     public enum Namespace { None, Ipc, Network, Uts }
 
-    private static readonly HashSet<string> IpcNames = new(StringComparer.Ordinal) { "kernel.sem" };
+    private static readonly HashSet<string> IpcNames = new(StringComparer.Ordinal)
+    {
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+    };
 
     /// <summary>"net/ipv4/conf/eth0.100/rp_filter" and "net.ipv4.conf.eth0/100.rp_filter" are the same sysctl; the dotted form is canonical.</summary>
     public static string Normalize(string name)
@@ -27,11 +33,7 @@ public static class Sysctls
     public static Namespace NamespaceOf(string name)
     {
         if (name.StartsWith("net.", StringComparison.Ordinal)) return Namespace.Network;
-        if (IpcNames.Contains(name) ||
-            name.StartsWith("kernel.shm", StringComparison.Ordinal) ||
-            name.StartsWith("kernel.msg", StringComparison.Ordinal) ||
-            name.StartsWith("fs.mqueue.", StringComparison.Ordinal))
-            return Namespace.Ipc;
+        if (IpcNames.Contains(name) || name.StartsWith("fs.mqueue.", StringComparison.Ordinal)) return Namespace.Ipc;
         if (name == "kernel.domainname") return Namespace.Uts;
         return Namespace.None;
     }
@@ -44,6 +46,8 @@ public static class Sysctls
         foreach (var (rawName, value) in sysctls)
         {
             string name = Normalize(rawName.Trim());
+            if (name.Length == 0 || name.Split('.').Any(s => s.Length == 0))
+                throw new HullException(ErrorKind.InvalidArgument, $"sysctl \"{rawName}\" is not a valid name");
             if (name == "kernel.hostname")
                 throw new HullException(ErrorKind.InvalidArgument, "sysctl \"kernel.hostname\" is not allowed: set the pod's hostname instead");
             switch (NamespaceOf(name))
@@ -61,4 +65,11 @@ public static class Sysctls
         }
         return result;
     }
+
+    /// <summary>Where a validated (canonical, dotted) sysctl lives under /proc/sys.</summary>
+    public static string ProcPath(string canonicalName) =>
+        "/proc/sys/" + string.Create(canonicalName.Length, canonicalName, static (span, n) =>
+        {
+            for (int i = 0; i < n.Length; i++) span[i] = n[i] switch { '.' => '/', '/' => '.', var c => c };
+        });
 }

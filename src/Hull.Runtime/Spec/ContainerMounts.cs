@@ -88,7 +88,7 @@ public static class ContainerMounts
 
         // CRI mounts win over the extra ones at the same destination; then sort by depth (stable).
         var mounts = criMounts.Concat(extra.Where(e => !InCri(e.ContainerPath)))
-            .OrderBy(m => Clean(m.ContainerPath).Count(c => c == '/'))
+            .OrderBy(m => Depth(m.ContainerPath))
             .ToList();
 
         var destinations = new HashSet<string>(mounts.Select(m => Clean(m.ContainerPath)), StringComparer.Ordinal);
@@ -217,6 +217,9 @@ public static class ContainerMounts
             FileNodes.SetOwner(target, status.Value.Uid, status.Value.Gid);
         }
     }
+
+    /// <summary>How deep a mount point is ("/a/b" is 2): mounts are sorted by it (stably) so none hides a deeper one.</summary>
+    public static int Depth(string containerPath) => Clean(containerPath).Count(c => c == '/');
 
     /// <summary>Lexical cleaning of a container path ("/a//b/./c/" is "/a/b/c"), as Go's filepath.Clean.</summary>
     public static string Clean(string path)

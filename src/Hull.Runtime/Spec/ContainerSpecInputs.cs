@@ -15,6 +15,8 @@ public sealed record ContainerSpecRequest
     public required ContainerConfig Container { get; init; }
     public ImageConfig Image { get; init; } = new();
     public required SandboxContext Sandbox { get; init; }
+    /// <summary>The pod's runtime handler: cgroup driver, privileged device policy, annotations passed through.</summary>
+    public required Handlers.RuntimeHandler Handler { get; init; }
     /// <summary>The container's own state directory on the host; image volumes are created under volumes/ in it.</summary>
     public string? ContainerDirectory { get; init; }
     /// <summary>Where the container writes its termination message; null when the kubelet already passes it as a mount.</summary>
@@ -220,8 +222,8 @@ public sealed record SandboxContext
     public UserNamespace? UserNamespace { get; init; }
     /// <summary>The pod's cgroup parent from the kubelet: "/kubepods/burstable/pod…" (cgroupfs) or "kubepods-burstable-pod….slice" (systemd).</summary>
     public string? CgroupParent { get; init; }
-    /// <summary>The cgroup driver of the pod's runtime handler; null means the builder's <see cref="SpecBuilderOptions.CgroupDriver"/>.</summary>
-    public CgroupDriver? CgroupDriver { get; init; }
+    /// <summary>The pod's annotations (those the handler's <c>pod_annotations</c> match reach the container's spec).</summary>
+    public IReadOnlyDictionary<string, string> PodAnnotations { get; init; } = new Dictionary<string, string>();
     public bool Privileged { get; init; }
     public string? HostsPath { get; init; }
     public string? ResolvConfPath { get; init; }

@@ -46,8 +46,12 @@ public static class Devices
                 ?? throw new HullException(ErrorKind.InvalidArgument, $"\"{device.HostPath}\" is not a device node (container path \"{device.ContainerPath}\")");
             nodes = [node with { Path = device.ContainerPath }];
         }
-        return nodes.Select(n => new DeviceGrant(n, new OciDeviceCgroup { Allow = true, Type = n.Type, Major = n.Major, Minor = n.Minor, Access = access })).ToArray();
+        return nodes.Select(n => Grant(n, access)).ToArray();
     }
+
+    /// <summary>A device node with the cgroup rule allowing <paramref name="access"/> to exactly that node.</summary>
+    public static DeviceGrant Grant(OciDevice node, string access) =>
+        new(node, new OciDeviceCgroup { Allow = true, Type = node.Type, Major = node.Major, Minor = node.Minor, Access = access });
 
     /// <summary>Every character and block device under <paramref name="devDirectory"/> (privileged containers), at the same paths.</summary>
     public static IReadOnlyList<OciDevice> HostDevices(string devDirectory = "/dev") => Walk(devDirectory, null);

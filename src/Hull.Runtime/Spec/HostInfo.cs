@@ -1,3 +1,4 @@
+using Hull.Linux;
 using System.Runtime.InteropServices;
 using Hull.Runtime.Security;
 
@@ -17,8 +18,13 @@ public sealed record HostInfo
     public bool SwapControllerAvailable { get; init; } = true;
     /// <summary>What a privileged container (or add ALL) gets: the capabilities this process holds.</summary>
     public IReadOnlyList<string> AllCapabilities { get; init; } = Capabilities.KernelNames;
-    /// <summary>hulld's own oom_score_adj, the floor when <see cref="SpecBuilderOptions.RestrictOomScoreAdj"/> is set.</summary>
+    /// <summary>hulld's own oom_score_adj, the floor when scores are restricted (see <see cref="RestrictsOomScoreAdj"/>).</summary>
     public int OomScoreAdj { get; init; }
+    /// <summary>hulld may lower an oom_score_adj (it has CAP_SYS_RESOURCE); where it may not, runc fails unless scores are clamped.</summary>
+    public bool CanLowerOomScoreAdj { get; init; } = true;
+
+    /// <summary>Whether container and infra scores are clamped to hulld's own: asked for by config, or forced by the host.</summary>
+    public bool RestrictsOomScoreAdj(SpecBuilderOptions options) => options.RestrictOomScoreAdj || !CanLowerOomScoreAdj;
 
     public static HostInfo Detect()
     {
@@ -35,6 +41,7 @@ public sealed record HostInfo
             SwapControllerAvailable = unified ? SwapV2Available() : File.Exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
             AllCapabilities = Capabilities.Current(),
             OomScoreAdj = OomScoreAdjPolicy.Current(),
+            CanLowerOomScoreAdj = OomScoreAdjPolicy.CanLower(),
         };
     }
 

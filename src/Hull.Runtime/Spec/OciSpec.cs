@@ -117,7 +117,23 @@ public sealed record OciLinux
     [JsonPropertyName("maskedPaths")] public IReadOnlyList<string>? MaskedPaths { get; init; }
     [JsonPropertyName("readonlyPaths")] public IReadOnlyList<string>? ReadonlyPaths { get; init; }
     [JsonPropertyName("mountLabel")] public string? MountLabel { get; init; }
+    [JsonPropertyName("intelRdt")] public OciIntelRdt? IntelRdt { get; init; }
+    /// <summary>Host network interfaces moved into the container, by host name (runtime-spec 1.3).</summary>
+    [JsonPropertyName("netDevices")] public IReadOnlyDictionary<string, OciNetDevice>? NetDevices { get; init; }
 }
+
+/// <summary>The container's resctrl class of service (Intel RDT).</summary>
+public sealed record OciIntelRdt
+{
+    [JsonPropertyName("closID")] public string? ClosId { get; init; }
+    [JsonPropertyName("l3CacheSchema")] public string? L3CacheSchema { get; init; }
+    [JsonPropertyName("memBwSchema")] public string? MemBwSchema { get; init; }
+    [JsonPropertyName("schemata")] public IReadOnlyList<string>? Schemata { get; init; }
+    [JsonPropertyName("enableMonitoring")] public bool? EnableMonitoring { get; init; }
+}
+
+/// <summary>The name a moved host network interface gets in the container.</summary>
+public sealed record OciNetDevice([property: JsonPropertyName("name")] string? Name);
 
 /// <summary>One range of a user namespace mapping: container IDs [containerID, containerID+size) are host IDs from hostID.</summary>
 public sealed record OciIdMapping(

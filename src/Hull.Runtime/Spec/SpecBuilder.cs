@@ -1,13 +1,13 @@
 using Hull.Core;
+using Hull.Runtime.Handlers;
 using Hull.Runtime.Security;
 
 namespace Hull.Runtime.Spec;
 
-/// <summary>How a node's runtime builds specs (from the runtime config: cgroup driver, restrict_oom_score_adj, ...).</summary>
+/// <summary>How a node's runtime builds specs (node-wide settings; per-handler ones are on <see cref="RuntimeHandler"/>).</summary>
 public sealed record SpecBuilderOptions
 {
-    public CgroupDriver CgroupDriver { get; init; } = CgroupDriver.Cgroupfs;
-    /// <summary>Clamp process.oomScoreAdj to hulld's own value (containerd's restrict_oom_score_adj); needed where hulld may not lower it (<see cref="OomScoreAdjPolicy.CanLower"/>).</summary>
+    /// <summary>Clamp process.oomScoreAdj to hulld's own value (containerd's restrict_oom_score_adj); the host forces it where hulld may not lower it (<see cref="HostInfo.CanLowerOomScoreAdj"/>).</summary>
     public bool RestrictOomScoreAdj { get; init; }
     /// <summary>The seccomp profile of a container that names none. Unconfined, as in containerd; RuntimeDefault is the kubelet's SeccompDefault.</summary>
     public SecurityProfile DefaultSeccompProfile { get; init; } = SecurityProfile.Unconfined;
@@ -17,18 +17,26 @@ public sealed record SpecBuilderOptions
     public bool OciRuntimeSupportsRecursiveReadOnly { get; init; }
     /// <summary>Skip hugepage limits on a host without the hugetlb controller instead of failing.</summary>
     public bool TolerateMissingHugetlbController { get; init; }
-    /// <summary>Privileged containers do not get every host device (containerd's privileged_without_host_devices).</summary>
-    public bool PrivilegedWithoutHostDevices { get; init; }
     public string HostDevicesDirectory { get; init; } = "/dev";
+    /// <summary>Never apply an AppArmor profile, even where the host has AppArmor (<c>disable_apparmor</c>).</summary>
+    public bool DisableAppArmor { get; init; }
+    /// <summary>Ignore the masked and read-only paths CRI asks for and keep the defaults (<c>disable_proc_mount</c>: no ProcMount Unmasked).</summary>
+    public bool DisableProcMount { get; init; }
+    /// <summary>Treat the host as having no hugetlb controller (<c>disable_hugetlb_controller</c>, containerd's default true).</summary>
+    public bool DisableHugetlbController { get; init; }
+    /// <summary>Device nodes are owned by the container's runAsUser/runAsGroup (<c>device_ownership_from_security_context</c>).</summary>
+    public bool DeviceOwnershipFromSecurityContext { get; init; }
     public string MountInfoPath { get; init; } = "/proc/self/mountinfo";
 }
 
 /// <summary>
-/// Builds a container's OCI runtime spec from its domain description, following containerd 2.0's CRI plugin
-/// (internal/cri/server/container_create*.go, internal/cri/opts, pkg/oci). Differences are listed in the class docs of
-/// the parts that make them (<see cref="AppArmorProfiles"/>, <see cref="ContainerMounts"/>, ...).
+/// The one OCI spec builder: every process Hull asks a runtime to run gets its spec here — containers (from their domain
+/// description, following containerd 2.0's CRI plugin: internal/cri/server/container_create*.go, internal/cri/opts,
+/// pkg/oci), a pod's infra process (<see cref="BuildInfra"/>) and exec sessions (<see cref="ExecProcess"/>). Differences
+/// from containerd are listed in the class docs of the parts that make them (<see cref="AppArmorProfiles"/>,
+/// <see cref="ContainerMounts"/>, ...).
 /// </summary>
-public sealed class SpecBuilder(SpecBuilderOptions options, HostInfo host)
+public sealed partial class SpecBuilder(SpecBuilderOptions options, HostInfo host)
 {
     public const string ContainerTypeAnnotation = "io.kubernetes.cri.container-type";
     public const string SandboxIdAnnotation = "io.kubernetes.cri.sandbox-id";
@@ -79,7 +87,8 @@ public sealed class SpecBuilder(SpecBuilderOptions options, HostInfo host)
         var seccomp = await SeccompProfiles.ResolveAsync(
             security.Seccomp ?? Options.DefaultSeccompProfile, security.Privileged, Host.SeccompEnabled, caps,
             Host.Kernel, Host.Architecture, cancellationToken).ConfigureAwait(false);
-        string? apparmor = AppArmorProfiles.Resolve(security.AppArmor, security.Privileged, Host.AppArmor, Options.AppArmorDefaultProfile);
+        string? apparmor = AppArmorProfiles.Resolve(security.AppArmor, security.Privileged,
+            Options.DisableAppArmor ? AppArmorHost.Disabled : Host.AppArmor, Options.AppArmorDefaultProfile);
 
         var sysctls = Sysctls.Validate(sandbox.Sysctls,
             hostNetwork: sandbox.Network.Kind == NamespaceKind.Host,
@@ -92,17 +101,19 @@ public sealed class SpecBuilder(SpecBuilderOptions options, HostInfo host)
         foreach (var d in container.Devices)
             foreach (var grant in Devices.ForContainerDevice(d))
             {
-                devices.Add(grant.Device);
+                devices.Add(Options.DeviceOwnershipFromSecurityContext ? OwnedByContainerUser(grant.Device, security) : grant.Device);
                 deviceRules.Add(grant.Rule);
             }
-        if (security.Privileged && !Options.PrivilegedWithoutHostDevices)
+        if (security.Privileged)
         {
-            devices.AddRange(Devices.HostDevices(Options.HostDevicesDirectory));
-            deviceRules = [new() { Allow = true, Access = "rwm" }];
+            if (!request.Handler.PrivilegedWithoutHostDevices) devices.AddRange(Devices.HostDevices(Options.HostDevicesDirectory));
+            if (!request.Handler.PrivilegedWithoutHostDevices || request.Handler.PrivilegedWithoutHostDevicesAllDevicesAllowed)
+                deviceRules = [new() { Allow = true, Access = "rwm" }];
         }
 
         var mountPlan = ContainerMounts.Plan(request, Options, Host);
-        var resources = ResourceMapper.Map(container.Resources, deviceRules, Host, Options.TolerateMissingHugetlbController);
+        var resources = ResourceMapper.Map(container.Resources, deviceRules,
+            Options.DisableHugetlbController ? Host with { HugetlbControllerAvailable = false } : Host, Options.TolerateMissingHugetlbController);
 
         int? oomScoreAdj = null;
         if (container.Resources is { } r)
@@ -110,7 +121,7 @@ public sealed class SpecBuilder(SpecBuilderOptions options, HostInfo host)
             if (r.OomScoreAdj is < OomScoreAdjPolicy.Min or > OomScoreAdjPolicy.Max)
                 throw new HullException(ErrorKind.InvalidArgument, $"oom_score_adj {r.OomScoreAdj} is out of range ({OomScoreAdjPolicy.Min} to {OomScoreAdjPolicy.Max})");
             oomScoreAdj = (int)r.OomScoreAdj;
-            if (Options.RestrictOomScoreAdj) oomScoreAdj = OomScoreAdjPolicy.Restrict(oomScoreAdj.Value, Host.OomScoreAdj);
+            if (Host.RestrictsOomScoreAdj(Options)) oomScoreAdj = OomScoreAdjPolicy.Restrict(oomScoreAdj.Value, Host.OomScoreAdj);
         }
 
         var process = new OciProcess
@@ -132,13 +143,13 @@ public sealed class SpecBuilder(SpecBuilderOptions options, HostInfo host)
             GidMappings = sandbox.UserNamespace is { GidMappings.Count: > 0 } gn ? gn.GidMappings : null,
             Sysctl = sysctls.Count == 0 ? null : sysctls,
             Resources = resources,
-            CgroupsPath = CgroupsPath.For(sandbox.CgroupDriver ?? Options.CgroupDriver, sandbox.CgroupParent, sandbox.SandboxId, request.ContainerId),
+            CgroupsPath = CgroupsPath.For(request.Handler.CgroupDriver, sandbox.CgroupParent, sandbox.SandboxId, request.ContainerId),
             Namespaces = Namespaces(security, sandbox),
             Devices = devices.Count == 0 ? null : devices,
             Seccomp = seccomp,
             RootfsPropagation = mountPlan.RootfsPropagation,
-            MaskedPaths = security.Privileged ? null : NullIfEmpty(security.MaskedPaths ?? DefaultMaskedPaths),
-            ReadonlyPaths = security.Privileged ? null : NullIfEmpty(security.ReadonlyPaths ?? DefaultReadonlyPaths),
+            MaskedPaths = security.Privileged ? null : NullIfEmpty((Options.DisableProcMount ? null : security.MaskedPaths) ?? DefaultMaskedPaths),
+            ReadonlyPaths = security.Privileged ? null : NullIfEmpty((Options.DisableProcMount ? null : security.ReadonlyPaths) ?? DefaultReadonlyPaths),
         };
 
         return new OciSpec
@@ -197,9 +208,10 @@ public sealed class SpecBuilder(SpecBuilderOptions options, HostInfo host)
 
     private static IReadOnlyDictionary<string, string> Annotations(ContainerSpecRequest request)
     {
-        // The container's own annotations first (CRI-O passes them all; containerd only an allow-list), then the
-        // CRI annotations, which a container annotation cannot override.
+        // The pod's annotations that the handler lets through (containerd's pod_annotations), the container's own (all of
+        // them, as CRI-O passes them; containerd needs an allow-list), then the CRI annotations, which none can override.
         var annotations = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (k, v) in AnnotationPatterns.Select(request.Sandbox.PodAnnotations, request.Handler.PodAnnotations)) annotations[k] = v;
         foreach (var (k, v) in request.Container.Annotations) annotations[k] = v;
         annotations[ContainerTypeAnnotation] = "container";
         annotations[SandboxIdAnnotation] = request.Sandbox.SandboxId;
@@ -212,6 +224,13 @@ public sealed class SpecBuilder(SpecBuilderOptions options, HostInfo host)
     }
 
     private static IReadOnlyList<string>? NullIfEmpty(IReadOnlyList<string> list) => list.Count == 0 ? null : list;
+
+    /// <summary>containerd's device_ownership_from_security_context: the node belongs to the user the container runs as (when it names one).</summary>
+    private static OciDevice OwnedByContainerUser(OciDevice device, ContainerSecurity security) => device with
+    {
+        Uid = security.RunAsUser is { } uid ? (uint)uid : device.Uid,
+        Gid = security.RunAsGroup is { } gid ? (uint)gid : device.Gid,
+    };
 }
 
 /// <summary>linux.resources from CRI resources (containerd's customopts.WithResources).</summary>

@@ -7,37 +7,13 @@ public static class SpecWriter
 {
     public const string ConfigFileName = "config.json";
 
-    /// <summary>Writes <paramref name="spec"/> to <c>bundleDir/config.json</c>: a temporary file, fsync, rename, fsync of the directory.</summary>
+    /// <summary>Writes <paramref name="spec"/> to <c>bundleDir/config.json</c> atomically and durably (<see cref="AtomicFile"/>).</summary>
     public static async Task<string> WriteAsync(OciSpec spec, string bundleDir, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
         Directory.CreateDirectory(bundleDir);
         string target = Path.Combine(bundleDir, ConfigFileName);
-        string temp = Path.Combine(bundleDir, $".{ConfigFileName}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        byte[] bytes = OciJson.SerializeToUtf8Bytes(spec);
-        try
-        {
-            var options = new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                Options = FileOptions.Asynchronous,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
-            };
-            await using (var stream = new FileStream(temp, options))
-            {
-                await stream.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
-                await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, target, overwrite: true);
-            FileSync.SyncDirectory(bundleDir);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
+        await AtomicFile.WriteAsync(target, OciJson.SerializeToUtf8Bytes(spec), AtomicFile.WorldReadable, cancellationToken).ConfigureAwait(false);
         return target;
     }
 

@@ -54,7 +54,7 @@ internal sealed class ConmonProcess : IDisposable
         {
             var environment = new Dictionary<string, string>(StringComparer.Ordinal)
             {
-                ["PATH"] = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                ["PATH"] = Hull.Core.Processes.Executables.SearchPath,
             };
             if (Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } xdg) environment["XDG_RUNTIME_DIR"] = xdg;
             if (extraEnvironment is not null)

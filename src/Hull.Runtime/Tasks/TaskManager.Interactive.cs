@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Hull.Core;
 using Hull.Linux;
 using Hull.Linux.Processes;
+using Hull.Runtime.Spec;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 
@@ -26,21 +27,16 @@ public sealed partial class TaskManager
     {
         var entry = GetEntry(id);
         if (request.Command.Count == 0) throw new HullException(ErrorKind.InvalidArgument, $"exec in container \"{id}\" needs a command");
-        var execId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        var execId = Ids.NewShort();
         var dir = Path.Combine(Paths.ExecDirectory, $"{id}-{execId}");
         Directory.CreateDirectory(dir);
         var session = new RuncExecSession(id, dir, request.Tty, _logger);
         try
         {
-            var process = ExecProcessSpec(entry.Record, request.Command);
-            if (request.Tty)
-            {
-                process["terminal"] = true;
-                if (request.InitialSize is { } size && size.Width > 0 && size.Height > 0)
-                    process["consoleSize"] = new JsonObject { ["height"] = size.Height, ["width"] = size.Width };
-            }
+            var size = request.InitialSize is { Width: > 0, Height: > 0 } s ? new OciConsoleSize((uint)s.Height, (uint)s.Width) : null;
             var specFile = Path.Combine(dir, "process.json");
-            await File.WriteAllTextAsync(specFile, process.ToJsonString(), cancellationToken).ConfigureAwait(false);
+            await File.WriteAllBytesAsync(specFile, await ExecProcessJsonAsync(entry.Record, request.Command, request.Tty, size, cancellationToken)
+                .ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
             var arguments = new List<string>(_runc.GlobalArguments) { "exec", "--process", specFile, "--pid-file", session.PidFile };
             if (request.Tty) arguments.Add("--tty");
             arguments.Add(id);
@@ -164,7 +160,7 @@ public sealed partial class TaskManager
                 else _captured = ReadAllAsync(_capture, 64 << 10);
                 var environment = new Dictionary<string, string>(StringComparer.Ordinal)
                 {
-                    ["PATH"] = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    ["PATH"] = Hull.Core.Processes.Executables.SearchPath,
                 };
                 if (Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } xdg) environment["XDG_RUNTIME_DIR"] = xdg;
                 try

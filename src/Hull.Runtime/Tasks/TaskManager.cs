@@ -6,9 +6,11 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hull.Core;
+using Hull.Core.Processes;
 using Hull.Linux;
 using Hull.Linux.Processes;
 using Hull.Runtime.Cgroups;
+using Hull.Runtime.Spec;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -40,8 +42,9 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
         _options = options;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         Paths = new TaskPaths(options.StateDirectory);
-        _conmonPath = new Lazy<string>(() => Binaries.Resolve(options.ConmonPath, "conmon"));
-        var runtimePath = Path.IsPathRooted(options.RuntimePath) ? options.RuntimePath : TryResolve(options.RuntimePath);
+        _conmonPath = new Lazy<string>(() => Executables.Resolve(options.ConmonPath, "conmon"));
+        // A missing runtime is reported when first used, so a node without it still starts and says so in Status.
+        var runtimePath = Executables.TryResolve(options.RuntimePath) ?? options.RuntimePath;
         _runc = new RuncClient(runtimePath, options.ResolvedRuntimeRoot, options.SystemdCgroup, options.RuntimeCommandTimeout);
         foreach (var dir in new[] { Paths.ContainersDirectory, Paths.AttachDirectory, Paths.ExecDirectory }) Directory.CreateDirectory(dir);
         _exits = new ExitWatcher(Paths.ExitsDirectory);
@@ -49,19 +52,7 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
 
     public TaskPaths Paths { get; }
 
-    private static string TryResolve(string name)
-    {
-        try
-        {
-            return Binaries.Resolve(name, "OCI runtime");
-        }
-        catch (HullException)
-        {
-            return name; // reported when first used
-        }
-    }
-
-    private string RuntimePath => Path.IsPathRooted(_runc.RuntimePath) ? _runc.RuntimePath : Binaries.Resolve(_runc.RuntimePath, "OCI runtime");
+    private string RuntimePath => Executables.Resolve(_runc.RuntimePath, "OCI runtime");
 
     // ---------------------------------------------------------------- create / start
 
@@ -314,14 +305,15 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
     {
         var entry = GetEntry(id);
         if (command.Count == 0) throw new HullException(ErrorKind.InvalidArgument, $"exec in container \"{id}\" needs a command");
-        var execId = Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
+        var execId = Ids.NewShort();
         var dir = Path.Combine(Paths.ExecDirectory, $"{id}-{execId}");
         Directory.CreateDirectory(dir);
         try
         {
             var specFile = Path.Combine(dir, "process.json");
             var logFile = Path.Combine(dir, "output.log");
-            File.WriteAllText(specFile, ExecProcessSpec(entry.Record, command).ToJsonString());
+            await File.WriteAllBytesAsync(specFile, await ExecProcessJsonAsync(entry.Record, command, tty: false, null, cancellationToken)
+                .ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
             var arguments = new List<string>
             {
                 "--api-version", "-c", id, "-u", execId, "-r", RuntimePath, "-p", Path.Combine(dir, "pid"),
@@ -443,23 +435,21 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
     }
 
     /// <summary>The container's own process (user, env, cwd, capabilities, …) with the exec's arguments and no terminal.</summary>
-    private static JsonObject ExecProcessSpec(TaskRecord record, IReadOnlyList<string> command)
+    /// <summary>The exec session's process.json: the container's process running <paramref name="command"/> (the spec builder's rule).</summary>
+    private static async Task<byte[]> ExecProcessJsonAsync(TaskRecord record, IReadOnlyList<string> command, bool tty, OciConsoleSize? size,
+        CancellationToken cancellationToken)
     {
-        var configPath = Path.Combine(record.BundlePath, "config.json");
-        JsonObject process;
+        OciProcess container;
         try
         {
-            process = JsonNode.Parse(File.ReadAllText(configPath))?["process"]?.DeepClone().AsObject()
-                ?? throw new HullException(ErrorKind.FailedPrecondition, $"{configPath} of container \"{record.Id}\" has no process");
+            container = (await SpecWriter.ReadAsync(record.BundlePath, cancellationToken).ConfigureAwait(false)).Process
+                ?? throw new HullException(ErrorKind.FailedPrecondition, $"the spec of container \"{record.Id}\" has no process");
         }
-        catch (Exception e) when (e is IOException or JsonException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or JsonException)
         {
-            throw new HullException(ErrorKind.FailedPrecondition, $"cannot read {configPath} of container \"{record.Id}\": {e.Message}", e);
+            throw new HullException(ErrorKind.FailedPrecondition, $"cannot read the spec of container \"{record.Id}\": {e.Message}", e);
         }
-        process["args"] = new JsonArray(command.Select(a => (JsonNode?)JsonValue.Create(a)).ToArray());
-        process["terminal"] = false;
-        process.Remove("consoleSize");
-        return process;
+        return OciJson.SerializeToUtf8Bytes(SpecBuilder.ExecProcess(container, command, tty, size));
     }
 
     // ---------------------------------------------------------------- resources, stats, logs

@@ -1,5 +1,3 @@
-using Hull.Config;
-using Hull.Core;
 
 namespace Hull.Runtime.Tasks;
 
@@ -7,11 +5,11 @@ namespace Hull.Runtime.Tasks;
 public sealed record TaskOptions
 {
     /// <summary>Hull's state directory (<c>state</c> in the config, /run/hull): containers/, exits/, attach/, exec/ live here.</summary>
-    public string StateDirectory { get; init; } = Defaults.State;
+    public required string StateDirectory { get; init; }
     /// <summary>conmon binary, a name looked up on PATH or an absolute path.</summary>
     public string ConmonPath { get; init; } = "conmon";
-    /// <summary>OCI runtime binary (<c>options.BinaryName</c>), a name or an absolute path.</summary>
-    public string RuntimePath { get; init; } = Defaults.RuntimeName;
+    /// <summary>OCI runtime binary (the handler's <c>options.BinaryName</c>), a name or an absolute path.</summary>
+    public required string RuntimePath { get; init; }
     /// <summary>The runtime's state directory (<c>options.Root</c>, runc --root); null means &lt;state&gt;/runc.</summary>
     public string? RuntimeRoot { get; init; }
     /// <summary>Use the systemd cgroup driver (runc --systemd-cgroup, conmon -s).</summary>
@@ -32,24 +30,4 @@ public sealed record TaskOptions
     public IReadOnlyDictionary<string, string>? ConmonEnvironment { get; init; }
 
     internal string ResolvedRuntimeRoot => RuntimeRoot is { Length: > 0 } root ? root : Path.Combine(StateDirectory, "runc");
-}
-
-/// <summary>Finds a program by name the way a shell would, plus the sbin directories a daemon's PATH may lack.</summary>
-internal static class Binaries
-{
-    private static readonly string[] ExtraDirectories = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
-
-    public static string Resolve(string nameOrPath, string what)
-    {
-        if (Path.IsPathRooted(nameOrPath))
-            return File.Exists(nameOrPath) ? nameOrPath
-                : throw new HullException(ErrorKind.FailedPrecondition, $"{what} \"{nameOrPath}\" does not exist");
-        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        foreach (var dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries).Concat(ExtraDirectories))
-        {
-            var candidate = Path.Combine(dir, nameOrPath);
-            if (File.Exists(candidate)) return candidate;
-        }
-        throw new HullException(ErrorKind.FailedPrecondition, $"{what} \"{nameOrPath}\" is not installed (not found on PATH)");
-    }
 }

@@ -30,17 +30,10 @@ internal sealed record TaskRecord
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    /// <summary>Write to a temporary file, fsync, rename, fsync the directory: the file is either the old or the new one.</summary>
+    /// <summary>Written atomically and durably (<see cref="AtomicFile"/>): the file is either the old or the new one.</summary>
     public void Save(string path)
     {
-        var temp = path + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            JsonSerializer.Serialize(stream, this, Json);
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(temp, path, overwrite: true);
-        FileSync.SyncDirectory(Path.GetDirectoryName(path)!);
+        AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(this, Json));
     }
 
     /// <summary>Null when the file does not exist.</summary>

@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
-using Hull.Config;
 using Hull.Core;
 using Hull.Linux.Namespaces;
 using Hull.Sandbox.Namespaces;
@@ -11,11 +10,11 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Hull.Sandbox.Cni;
 
-/// <summary>How the CNI manager of one configuration directory works; <see cref="From"/> maps Hull's config.</summary>
+/// <summary>How the CNI manager of one configuration directory works (bound from config by hulld).</summary>
 public sealed record CniOptions
 {
-    public string ConfDir { get; init; } = Defaults.CniConfDir;
-    public IReadOnlyList<string> BinDirs { get; init; } = [Defaults.CniBinDir];
+    public required string ConfDir { get; init; }
+    public required IReadOnlyList<string> BinDirs { get; init; }
     /// <summary>How many configs from <see cref="ConfDir"/> a pod is attached to; zero or less means all.</summary>
     public int MaxConfNum { get; init; } = 1;
     public bool SetupSerially { get; init; }
@@ -24,25 +23,9 @@ public sealed record CniOptions
     /// <summary>Bring <c>lo</c> up in-process instead of running the loopback plugin.</summary>
     public bool UseInternalLoopback { get; init; }
     /// <summary>The result cache's directory (it holds <c>results/</c>); persistent, because IPAM allocations are.</summary>
-    public string CacheDir { get; init; } = Path.Combine(Defaults.Root, "cni");
+    public required string CacheDir { get; init; }
     /// <summary>Longest a single plugin call may take before it is killed.</summary>
     public TimeSpan PluginTimeout { get; init; } = TimeSpan.FromMinutes(1);
-
-    /// <summary>The options of the global <c>cni</c> section, or of a runtime handler's own conf dir and count.</summary>
-    public static CniOptions From(HullConfig config, RuntimeHandlerConfig? handler = null)
-    {
-        var cni = config.Runtime.Cni;
-        return new CniOptions
-        {
-            ConfDir = handler is { CniConfDir.Length: > 0 } ? handler.CniConfDir : cni.ConfDir,
-            BinDirs = cni.BinDirs,
-            MaxConfNum = handler is { CniMaxConfNum: > 0 } ? handler.CniMaxConfNum : cni.MaxConfNum,
-            SetupSerially = cni.SetupSerially,
-            IpPref = cni.IpPref,
-            UseInternalLoopback = cni.UseInternalLoopback,
-            CacheDir = Path.Combine(config.Root, "cni"),
-        };
-    }
 }
 
 /// <summary>

@@ -23,7 +23,6 @@ internal sealed record CniInvocation(
 /// </summary>
 internal sealed class CniPluginInvoker(IReadOnlyList<string> binDirs, TimeSpan timeout)
 {
-    private const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
     public IReadOnlyList<string> BinDirs => binDirs;
 
@@ -85,7 +84,7 @@ internal sealed class CniPluginInvoker(IReadOnlyList<string> binDirs, TimeSpan t
             var key = (string)e.Key;
             if (!key.StartsWith("CNI_", StringComparison.Ordinal)) env[key] = (string?)e.Value ?? "";
         }
-        if (!env.ContainsKey("PATH")) env["PATH"] = DefaultPath;
+        if (!env.ContainsKey("PATH")) env["PATH"] = Hull.Core.Processes.Executables.DefaultPath;
         env["CNI_COMMAND"] = call.Command;
         env["CNI_CONTAINERID"] = call.ContainerId;
         env["CNI_NETNS"] = call.NetNs;

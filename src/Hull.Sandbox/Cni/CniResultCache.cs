@@ -47,22 +47,7 @@ public sealed class CniResultCache(string directory)
 
         Directory.CreateDirectory(ResultsDirectory);
         string path = PathOf(a.NetworkName, a.ContainerId, a.InterfaceName);
-        string temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            using (var stream = new FileStream(temp, new FileStreamOptions
-                   { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
-            {
-                stream.Write(Encoding.UTF8.GetBytes(json.ToJsonString()));
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-            FileSync.SyncDirectory(ResultsDirectory);
-        }
-        finally
-        {
-            File.Delete(temp);
-        }
+        AtomicFile.WriteText(path, json.ToJsonString());
     }
 
     /// <summary>The cached attachment, or null when there is none or it is not a cache entry Hull can use.</summary>
@@ -89,7 +74,7 @@ public sealed class CniResultCache(string directory)
         var found = new List<CniCachedAttachment>();
         foreach (var file in Directory.EnumerateFiles(ResultsDirectory, $"*-{containerId}-*").Order(StringComparer.Ordinal))
         {
-            if (file.EndsWith(".tmp", StringComparison.Ordinal)) continue;
+            if (file.EndsWith(AtomicFile.TempSuffix, StringComparison.Ordinal)) continue;
             try
             {
                 if (Parse(File.ReadAllBytes(file), file) is { } a && a.ContainerId == containerId) found.Add(a);

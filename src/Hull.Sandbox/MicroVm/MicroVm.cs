@@ -149,7 +149,6 @@ public sealed class MicroVm : IAsyncDisposable
     /// <summary>Closes the agent connection (qemu keeps running; hulld shutting down does this).</summary>
     public async Task DisconnectAsync()
     {
-        // TtrpcClient.DisposeAsync may run once only.
         if (Interlocked.Exchange(ref _agent, null) is { } agent) await agent.DisposeAsync().ConfigureAwait(false);
     }
 

@@ -5,23 +5,28 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Hull.Sandbox.MicroVm;
 
-/// <summary>Boots microVMs with this node's options and accelerator; a VM that does not come up is killed before the error is thrown.</summary>
+/// <summary>
+/// Boots the microVMs of one runtime handler with its options and accelerator; a VM that does not come up is killed
+/// before the error is thrown.
+/// </summary>
 public sealed class MicroVmLauncher
 {
     private readonly MicroVmOptions _options;
+    private readonly string _probeDirectory;
     private readonly ILogger _logger;
 
-    public MicroVmLauncher(MicroVmOptions options, ILogger? logger = null)
+    /// <param name="probeDirectory">Where the KVM probe VM's files go while it runs (removed after).</param>
+    public MicroVmLauncher(MicroVmOptions options, string probeDirectory, ILogger? logger = null)
     {
         _options = options;
+        _probeDirectory = probeDirectory;
         _logger = logger ?? NullLogger.Instance;
         Accelerators = new Accelerators(options, ProbeAsync, _logger);
     }
 
-    public Accelerators Accelerators { get; }
+    public MicroVmOptions Options => _options;
 
-    /// <summary>Where the VMs' own directories are (console log, agent socket, pid file, share).</summary>
-    public string VmsDirectory => Path.Combine(_options.StateDirectory, "microvm");
+    public Accelerators Accelerators { get; }
 
     public QemuLaunch LaunchFor(string name, string directory, string shareDirectory, TapDevice? tap, string accel) => new()
     {
@@ -70,7 +75,7 @@ public sealed class MicroVmLauncher
     /// <summary>Boots a throwaway VM (no network, an empty share) under <paramref name="accel"/> and powers it off.</summary>
     private async Task ProbeAsync(string accel, CancellationToken cancellationToken)
     {
-        var dir = Path.Combine(VmsDirectory, $"probe-{accel}");
+        var dir = Path.Combine(_probeDirectory, accel);
         var share = Path.Combine(dir, "share");
         Directory.CreateDirectory(share);
         try

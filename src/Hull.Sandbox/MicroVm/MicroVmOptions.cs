@@ -3,14 +3,15 @@ namespace Hull.Sandbox.MicroVm;
 /// <summary>Which qemu accelerator a microVM runs under: KVM when it works, else TCG (software emulation).</summary>
 public enum MicroVmAccel { Auto, Kvm, Tcg }
 
-/// <summary>How the <c>microvm</c> sandboxer works on this node (cmd/hulld maps a runtime handler's options to it).</summary>
+/// <summary>
+/// How the VMs of one runtime handler are made: the first seven are <c>runtimes.&lt;name&gt;.microvm</c> in config
+/// (cmd/hulld binds them; the config model holds the defaults a config file gets), the rest are tunables.
+/// </summary>
 public sealed record MicroVmOptions
 {
-    /// <summary>Where hack/build-microvm.sh puts the guest kernel and initramfs by default.</summary>
+    /// <summary>Where hack/build-microvm.sh puts the guest kernel and initramfs.</summary>
     public const string DefaultImageDirectory = "/usr/local/lib/hull/microvm";
 
-    /// <summary>hulld's state directory: each VM's files go to <c>microvm/&lt;sandbox id&gt;/</c> below it.</summary>
-    public required string StateDirectory { get; init; }
     /// <summary>qemu-system-x86_64 (looked up on PATH when not absolute).</summary>
     public string QemuPath { get; init; } = "qemu-system-x86_64";
     /// <summary>The uncompressed guest kernel (ELF vmlinux with a PVH entry).</summary>
@@ -29,7 +30,16 @@ public sealed record MicroVmOptions
     public string ExtraKernelArgs { get; init; } = "";
     /// <summary>The pod's /dev/shm in the guest (a tmpfs every container of the pod binds).</summary>
     public long ShmSizeBytes { get; init; } = 64L * 1024 * 1024;
-    public string HostResolvConf { get; init; } = "/etc/resolv.conf";
     /// <summary>How long one agent call may take (long polls excepted).</summary>
     public TimeSpan AgentCallTimeout { get; init; } = TimeSpan.FromSeconds(60);
+}
+
+/// <summary>How the <c>microvm</c> sandboxer works on this node.</summary>
+public sealed record MicroVmSandboxOptions
+{
+    /// <summary>hulld's state directory: each pod's files (VM, share, hostname, hosts, resolv.conf) go to <c>microvm/&lt;sandbox id&gt;/</c> below it.</summary>
+    public required string StateDirectory { get; init; }
+    /// <summary>The VM settings of each runtime handler whose sandboxer is <c>microvm</c>, by handler name.</summary>
+    public IReadOnlyDictionary<string, MicroVmOptions> Handlers { get; init; } = new Dictionary<string, MicroVmOptions>();
+    public string HostResolvConf { get; init; } = "/etc/resolv.conf";
 }

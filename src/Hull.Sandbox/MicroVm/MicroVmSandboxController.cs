@@ -1,18 +1,19 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Net;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hull.Api.MicroVm;
 using Hull.Core;
+using Hull.Linux;
 using Hull.Linux.Namespaces;
-using Hull.Linux.Processes;
+using Hull.Runtime.Handlers;
 using Hull.Runtime.Tasks;
 using Hull.Sandbox.Cni;
 using Hull.Sandbox.Controller;
 using Hull.Sandbox.Namespaces;
 using Hull.Sandbox.PodSandbox;
-using Hull.Sandbox.Store;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -24,43 +25,103 @@ namespace Hull.Sandbox.MicroVm;
 /// boots the VM (qemu runs inside the namespace to open the TAP) and has the guest agent take the interface's
 /// addresses and routes; Start checks the agent answers. Containers run under runc in the guest
 /// (<see cref="MicroVmTasks"/>). Stop powers the VM off and undoes the network; Shutdown also removes the pod's
-/// directory. qemu outlives hulld; <see cref="RecoverAsync"/> reconnects to its agent.
+/// directory. qemu outlives hulld; <see cref="RecoverAsync"/> reconnects to its agent. Each runtime handler has its
+/// own VM settings and its own accelerator choice.
 /// </summary>
-public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortForwarder
+public sealed class MicroVmSandboxController : ISandboxController
 {
     public const string SandboxerName = "microvm";
+    /// <summary>Below the state directory: one directory per microVM pod, and the KVM probes' (<see cref="ProbeDirectoryName"/>).</summary>
+    public const string DirectoryName = "microvm";
+    /// <summary>Not a valid sandbox id (ids start with a letter or digit), so the orphan sweep never takes it for a pod.</summary>
+    private const string ProbeDirectoryName = ".probes";
 
-    private readonly MicroVmOptions _options;
+    private readonly MicroVmSandboxOptions _options;
+    private readonly RuntimeHandlers _handlers;
     private readonly NamespacePinner _pinner;
-    private readonly Func<string, CniManager> _cniFor;
+    private readonly CniManagers _cni;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Pod> _pods = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, MicroVmLauncher> _launchers = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _background = new();
+    private Task _choosing = Task.CompletedTask;
 
-    public MicroVmSandboxController(MicroVmOptions options, NamespacePinner pinner, Func<string, CniManager> cniFor,
+    /// <param name="handlers">The runtime handlers (which one an empty name means; each handler's CNI settings).</param>
+    /// <param name="cni">CNI per runtime handler.</param>
+    public MicroVmSandboxController(MicroVmSandboxOptions options, RuntimeHandlers handlers, NamespacePinner pinner, CniManagers cni,
         ILogger<MicroVmSandboxController>? logger = null)
     {
         _options = options;
+        _handlers = handlers;
         _pinner = pinner;
-        _cniFor = cniFor;
+        _cni = cni;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        Launcher = new MicroVmLauncher(options, _logger);
     }
 
     public string Name => SandboxerName;
 
-    public SandboxerFeatures Features { get; } = new(RecursiveReadOnlyMounts: false, UserNamespaces: false);
+    /// <summary>The guest kernel supports both, but Hull does not set up user namespaces or recursive read-only binds in the guest.</summary>
+    public RuntimeHandlerFeatures FeaturesFor(RuntimeHandler handler) => new();
 
-    public MicroVmLauncher Launcher { get; }
+    /// <summary>The accelerator the handler's VMs run under and why, and the VM's size.</summary>
+    public IReadOnlyDictionary<string, string> Describe(RuntimeHandler handler)
+    {
+        var launcher = LauncherOf(handler.Name);
+        var choice = launcher.Accelerators.Current;
+        return new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["accelerator"] = choice?.Name ?? "(not chosen yet)",
+            ["accelerator_reason"] = choice?.Reason ?? "chosen when the first VM of this handler boots",
+            ["memory_mib"] = launcher.Options.MemoryMiB.ToString(CultureInfo.InvariantCulture),
+            ["vcpus"] = launcher.Options.Vcpus.ToString(CultureInfo.InvariantCulture),
+            ["kernel"] = launcher.Options.KernelPath,
+        };
+    }
 
-    /// <summary>What this node's VMs run under (null until the first VM); for hullctl info.</summary>
-    public AcceleratorChoice? Accelerator => Launcher.Accelerators.Current;
+    /// <summary>
+    /// At start: each microvm handler decides between KVM and TCG in the background (a probe boot only where /dev/kvm
+    /// looks usable), so <c>hullctl info</c> can say which before the first pod. A failure here only means the first
+    /// pod decides.
+    /// </summary>
+    public void ChooseAcceleratorsInBackground()
+    {
+        var launchers = _options.Handlers.Keys.Select(LauncherOf).ToList();
+        _choosing = Task.Run(async () =>
+        {
+            foreach (var launcher in launchers)
+            {
+                try
+                {
+                    await launcher.Accelerators.ChooseAsync(_background.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is HullException or OperationCanceledException or IOException)
+                {
+                    _logger.LogDebug("microVM accelerator choice deferred to the first pod: {Error}", e.Message);
+                }
+            }
+        }, CancellationToken.None);
+    }
+
+    /// <summary>The launcher of a handler's VMs (a handler that left the config gets the defaults: its VMs still run).</summary>
+    private MicroVmLauncher LauncherOf(string handlerName) => _launchers.GetOrAdd(handlerName, name => new MicroVmLauncher(
+        _options.Handlers.GetValueOrDefault(name) ?? new MicroVmOptions(), ProbeDirectory(name), _logger));
+
+    /// <summary>The handler a pod's runtime_handler names ("" is the default one).</summary>
+    private string HandlerNameOf(PodSandboxSpec spec) => _handlers.Find(spec.RuntimeHandler)?.Name ?? spec.RuntimeHandler;
+
+    private CniManager CniOf(PodSandboxSpec spec) => _cni.For(_handlers.Find(spec.RuntimeHandler) ?? _handlers.Default);
+
+    private string ProbeDirectory(string handlerName) => Path.Combine(_options.StateDirectory, DirectoryName, ProbeDirectoryName,
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(handlerName)))[..16]);
 
     /// <summary>What a restart needs to find the VM again, beside the persisted <see cref="SandboxInstance"/>.</summary>
     private sealed record VmRecord(string Accel, string TapMac, bool HasTap, string GuestKernel);
 
-    private sealed class Pod(PodSandboxSpec spec, SandboxInstance instance)
+    private sealed class Pod(PodSandboxSpec spec, SandboxInstance instance, MicroVmLauncher launcher)
     {
         public PodSandboxSpec Spec { get; } = spec;
+        public MicroVmLauncher Launcher { get; } = launcher;
+        public MicroVmOptions Options => Launcher.Options;
         public volatile SandboxInstance Instance = instance;
         public MicroVm? Vm;
         public MicroVmTasks? Tasks;
@@ -71,6 +132,8 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
         public readonly SemaphoreSlim Lock = new(1, 1);
     }
 
+    /// <summary>The pod's own directory: <c>&lt;state&gt;/microvm/&lt;id&gt;/</c> (hostname, hosts, resolv.conf, vm/, share/).</summary>
+    private string PodDirectory(string id) => Path.Combine(_options.StateDirectory, DirectoryName, id);
     private static string VmDirectory(string sandboxDirectory) => Path.Combine(sandboxDirectory, "vm");
     private static string ShareDirectory(string sandboxDirectory) => Path.Combine(sandboxDirectory, "share");
     private static string RecordPath(string sandboxDirectory) => Path.Combine(VmDirectory(sandboxDirectory), "vm.json");
@@ -85,7 +148,7 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
             if (mode == NamespaceMode.Node)
                 throw new HullException(ErrorKind.InvalidArgument,
                     $"pod sandbox \"{id}\": a microVM pod cannot use the node's {what} namespace (it runs on its own kernel)");
-        string dir = PodSandboxFiles.SandboxDirectory(_options.StateDirectory, id);
+        string dir = PodDirectory(id);
         var pod = new Pod(spec, new SandboxInstance
         {
             Id = id, CreatedAt = DateTimeOffset.UtcNow, Sandboxer = Name, Directory = dir, CgroupParent = spec.CgroupParent,
@@ -93,7 +156,7 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
             // shares a PID namespace shares the guest's.
             PidNsPath = spec.PidMode == NamespaceMode.Pod ? GuestPaths.SharedPidNamespace : "",
             ShmPath = GuestPaths.ShmDirectory,
-        });
+        }, LauncherOf(HandlerNameOf(spec)));
         if (!_pods.TryAdd(id, pod)) throw new HullException(ErrorKind.AlreadyExists, $"pod sandbox \"{id}\" already exists");
         try
         {
@@ -101,7 +164,7 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
             var pins = await _pinner.PinAsync(new NamespacePinRequest(id) { Namespaces = NamespaceTypes.Network }, cancellationToken)
                 .ConfigureAwait(false);
             pod.Instance = pod.Instance with { NetNsPath = pins.NetworkPath ?? "" };
-            var network = await _cniFor(spec.RuntimeHandler).SetupAsync(PodSandboxController.NetworkRequest(spec, pod.Instance.NetNsPath), cancellationToken)
+            var network = await CniOf(spec).SetupAsync(PodSandboxController.NetworkRequest(spec, pod.Instance.NetNsPath), cancellationToken)
                 .ConfigureAwait(false);
             pod.Instance = pod.Instance with { Ips = network.PodIps, NetworkAttached = true };
 
@@ -119,13 +182,13 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
             var guestNetwork = await MicroVmNetwork.ConnectAsync(pod.Instance.NetNsPath, id, cancellationToken).ConfigureAwait(false);
             var share = new MicroVmShare(ShareDirectory(dir));
             share.Create();
-            var (vm, ping) = await Launcher.BootAsync(VmName(id), VmDirectory(dir), share.Root, guestNetwork.Tap, pod.Instance.NetNsPath,
+            var (vm, ping) = await pod.Launcher.BootAsync(VmName(id), VmDirectory(dir), share.Root, guestNetwork.Tap, pod.Instance.NetNsPath,
                 cancellationToken).ConfigureAwait(false);
             pod.Vm = vm;
             pod.Record = new VmRecord(vm.Launch.Accel, guestNetwork.Tap.Mac, true, ping.KernelRelease);
             WriteRecord(dir, pod.Record);
             await SetUpGuestAsync(pod, hostname, guestNetwork, cancellationToken).ConfigureAwait(false);
-            pod.Tasks = new MicroVmTasks(id, vm, share, Path.Combine(VmDirectory(dir), "containers"), _options.AgentCallTimeout, _logger);
+            pod.Tasks = new MicroVmTasks(id, vm, share, Path.Combine(VmDirectory(dir), "containers"), pod.Options.AgentCallTimeout, _logger);
             Watch(pod);
             _logger.LogInformation("microVM pod {Id} ({Name}): created, IPs {Ips}, guest kernel {Kernel} under {Accel}", id,
                 spec.Identity.ReservationKey, string.Join(", ", pod.Instance.Ips), ping.KernelRelease, vm.Launch.Accel);
@@ -152,14 +215,14 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
 
     private async Task SetUpGuestAsync(Pod pod, string hostname, GuestNetwork network, CancellationToken cancellationToken)
     {
-        var request = new SetupSandboxRequest { Hostname = hostname, ShmSizeBytes = (ulong)_options.ShmSizeBytes };
+        var request = new SetupSandboxRequest { Hostname = hostname, ShmSizeBytes = (ulong)pod.Options.ShmSizeBytes };
         var nic = new Interface { Mac = network.Tap.Mac, Name = network.HostInterface, Mtu = (uint)network.Mtu };
         nic.Addresses.AddRange(network.Addresses);
         request.Interfaces.Add(nic);
         request.Routes.AddRange(network.Routes.Select(r => new Route { Destination = r.Destination, Gateway = r.Gateway, Device = r.Device }));
         foreach (var (key, value) in pod.Spec.Sysctls) request.Sysctls[key] = value;
         await pod.Vm!.Agent.CallAsync($"pod sandbox \"{pod.Spec.Id}\": setting up the guest",
-            (c, d, ct) => c.SetupSandboxAsync(request, deadline: d, cancellationToken: ct), _options.AgentCallTimeout, cancellationToken).ConfigureAwait(false);
+            (c, d, ct) => c.SetupSandboxAsync(request, deadline: d, cancellationToken: ct), pod.Options.AgentCallTimeout, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<SandboxInstance> StartAsync(string sandboxId, CancellationToken cancellationToken)
@@ -170,7 +233,7 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
         {
             var vm = pod.Vm ?? throw new HullException(ErrorKind.FailedPrecondition, $"pod sandbox \"{sandboxId}\" has no microVM");
             await vm.Agent.CallAsync($"pod sandbox \"{sandboxId}\": ping", (c, d, ct) => c.PingAsync(new PingRequest(), deadline: d, cancellationToken: ct),
-                _options.AgentCallTimeout, cancellationToken).ConfigureAwait(false);
+                pod.Options.AgentCallTimeout, cancellationToken).ConfigureAwait(false);
             pod.Instance = pod.Instance with { State = SandboxState.Ready };
             return pod.Instance;
         }
@@ -246,7 +309,7 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
     private async Task TearDownAsync(Pod pod, bool removeAll, CancellationToken cancellationToken)
     {
         string id = pod.Spec.Id;
-        string dir = PodSandboxFiles.SandboxDirectory(_options.StateDirectory, id);
+        string dir = PodDirectory(id);
         var errors = new List<Exception>();
         async Task Step(string what, Func<Task> step)
         {
@@ -264,11 +327,11 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
         pod.Stopping = true;
         if (pod.Tasks is { } tasks) await Step("stopping the container pumps", async () => await tasks.DisposeAsync().ConfigureAwait(false)).ConfigureAwait(false);
         // A VM this process never reattached to (a restart found its qemu but not its agent) is still killed.
-        pod.Vm ??= MicroVm.Reattach(Launcher.LaunchFor(VmName(id), VmDirectory(dir), ShareDirectory(dir), null, "tcg"), _logger);
+        pod.Vm ??= MicroVm.Reattach(pod.Launcher.LaunchFor(VmName(id), VmDirectory(dir), ShareDirectory(dir), null, "tcg"), _logger);
         if (pod.Vm is { } vm)
             await Step("powering the microVM off", async () =>
             {
-                await vm.PowerOffAsync(_options.PowerOffTimeout).ConfigureAwait(false);
+                await vm.PowerOffAsync(pod.Options.PowerOffTimeout).ConfigureAwait(false);
                 await vm.DisposeAsync().ConfigureAwait(false);
                 pod.Vm = null;
             }).ConfigureAwait(false);
@@ -290,7 +353,7 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
             int before = errors.Count;
             await Step("CNI DEL", async () =>
             {
-                await _cniFor(pod.Spec.RuntimeHandler).TeardownAsync(PodSandboxController.NetworkRequest(pod.Spec, netns), cancellationToken).ConfigureAwait(false);
+                await CniOf(pod.Spec).TeardownAsync(PodSandboxController.NetworkRequest(pod.Spec, netns), cancellationToken).ConfigureAwait(false);
                 pod.Instance = pod.Instance with { NetworkAttached = false };
             }).ConfigureAwait(false);
             networkDone = errors.Count == before;
@@ -305,7 +368,7 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
             await Step("removing the sandbox directory", () =>
             {
                 // Never through a bind that is still mounted: that would delete a container's files.
-                if (PodSandboxController.MountPointsBelow(dir) is { Count: > 0 } mounted)
+                if (MountInfo.PointsBelow(dir) is { Count: > 0 } mounted)
                     throw new HullException(ErrorKind.Internal, $"{dir} still has mounts: {string.Join(", ", mounted)}");
                 if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
                 return Task.CompletedTask;
@@ -341,7 +404,7 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
                 ["consoleLog"] = vm?.Launch.ConsoleLog ?? "",
                 ["namespaces"] = new JsonObject { ["network"] = instance.NetNsPath },
                 ["sandboxDirectory"] = instance.Directory,
-                ["config"] = JsonSerializer.SerializeToNode(pod.Spec, SandboxStore.Json),
+                ["config"] = JsonSerializer.SerializeToNode(pod.Spec, SandboxJson.Options),
             }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
         }
         return Task.FromResult(new SandboxStatus(instance, pod.ExitedAt, info));
@@ -388,13 +451,19 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
 
     // ---------------------------------------------------------------- recovery, tasks
 
-    public async Task<SandboxInstance> RecoverAsync(PodSandboxSpec spec, SandboxInstance persisted, CancellationToken cancellationToken)
+    public async Task<SandboxInstance> RecoverAsync(PodSandboxSpec spec, SandboxInstance persisted, DateTimeOffset? exitedAt,
+        CancellationToken cancellationToken)
     {
-        var pod = new Pod(spec, persisted);
+        var pod = new Pod(spec, persisted, LauncherOf(HandlerNameOf(spec)));
         _pods[spec.Id] = pod;
-        string dir = PodSandboxFiles.SandboxDirectory(_options.StateDirectory, spec.Id);
+        if (exitedAt is { } exited)
+        {
+            pod.ExitedAt = exited; // status keeps reporting the time the store recorded
+            pod.Exit.TrySetResult(new SandboxExit(0, exited));
+        }
+        string dir = PodDirectory(spec.Id);
         pod.Record = ReadRecord(dir);
-        var launch = Launcher.LaunchFor(VmName(spec.Id), VmDirectory(dir), ShareDirectory(dir),
+        var launch = pod.Launcher.LaunchFor(VmName(spec.Id), VmDirectory(dir), ShareDirectory(dir),
             pod.Record is { HasTap: true } r ? new TapDevice(MicroVmNetwork.TapName, r.TapMac) : null, pod.Record?.Accel ?? "tcg");
         pod.Vm = MicroVm.Reattach(launch, _logger);
         if (persisted.State != SandboxState.Ready) return persisted;
@@ -406,7 +475,7 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
             {
                 await pod.Vm.ConnectAsync(TimeSpan.FromSeconds(15), cancellationToken).ConfigureAwait(false);
                 pod.Tasks = new MicroVmTasks(spec.Id, pod.Vm, new MicroVmShare(ShareDirectory(dir)), Path.Combine(VmDirectory(dir), "containers"),
-                    _options.AgentCallTimeout, _logger);
+                    pod.Options.AgentCallTimeout, _logger);
                 await pod.Tasks.RecoverAllAsync(cancellationToken).ConfigureAwait(false);
                 Watch(pod);
                 _logger.LogInformation("microVM pod {Id}: reconnected to its agent (qemu pid {Pid})", spec.Id, pod.Vm.Pid);
@@ -425,19 +494,22 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
     }
 
     /// <summary>
-    /// At start, after recovery: kills the qemu of every VM directory under the sandboxes directory whose pod the store
-    /// does not know (a crash between booting and persisting), so the podsandbox sweep can remove the directory.
+    /// At start, after recovery: removes every pod directory under <c>&lt;state&gt;/microvm/</c> whose pod the store does
+    /// not know (a crash between booting and persisting): its qemu is killed, the share's binds unmounted, the
+    /// namespace pin (and with it the TAP) removed, then the directory. A directory that still has mounts is left.
+    /// The podsandbox sweep never looks here, so the two sweeps may run in either order.
     /// </summary>
     public async Task<IReadOnlyList<string>> SweepOrphansAsync(IReadOnlySet<string> known, CancellationToken cancellationToken)
     {
         var swept = new List<string>();
-        var sandboxes = Path.Combine(_options.StateDirectory, PodSandboxFiles.DirectoryName);
-        if (!Directory.Exists(sandboxes)) return swept;
-        foreach (var dir in Directory.EnumerateDirectories(sandboxes))
+        var pods = Path.Combine(_options.StateDirectory, DirectoryName);
+        if (!Directory.Exists(pods)) return swept;
+        foreach (var dir in Directory.EnumerateDirectories(pods))
         {
             var id = Path.GetFileName(dir);
-            if (known.Contains(id) || _pods.ContainsKey(id) || !Directory.Exists(VmDirectory(dir))) continue;
-            if (MicroVm.Reattach(Launcher.LaunchFor(VmName(id), VmDirectory(dir), ShareDirectory(dir), null, "tcg"), _logger) is { } vm)
+            if (known.Contains(id) || _pods.ContainsKey(id) || !NamespacePinner.IsValidId(id)) continue;
+            // Any launcher finds a VM again: reattaching reads only the pod's own files.
+            if (MicroVm.Reattach(LauncherOf("").LaunchFor(VmName(id), VmDirectory(dir), ShareDirectory(dir), null, "tcg"), _logger) is { } vm)
             {
                 _logger.LogWarning("killing the microVM of pod sandbox {Id}, which the store does not know (left by a crash?)", id);
                 vm.Kill();
@@ -447,19 +519,29 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
             try
             {
                 new MicroVmShare(ShareDirectory(dir)).RemoveAll();
+                _pinner.Remove(id);
+                if (MountInfo.PointsBelow(dir).Count > 0)
+                {
+                    _logger.LogError("orphaned microVM pod directory {Dir} still has mounts; leaving it", dir);
+                    continue;
+                }
+                Directory.Delete(dir, recursive: true);
+                _logger.LogWarning("removed the directory of microVM pod sandbox {Id}, which the store does not know (left by a crash?)", id);
                 swept.Add(id);
             }
-            catch (Exception e) when (e is IOException or Linux.SyscallException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Linux.SyscallException or HullException)
             {
-                _logger.LogError("cannot remove the share of orphaned pod sandbox {Id}: {Error}", id, e.Message);
+                _logger.LogError("cannot remove orphaned microVM pod {Id}: {Error}", id, e.Message);
             }
         }
         return swept;
     }
 
-    /// <summary>At daemon shutdown: closes the agent connections and pumps; the VMs keep running.</summary>
-    public async Task DetachAllAsync()
+    /// <summary>At daemon shutdown: stops the accelerator probes and closes the agent connections and pumps; the VMs keep running.</summary>
+    public async Task ReleaseUnusedAsync(CancellationToken cancellationToken)
     {
+        await _background.CancelAsync().ConfigureAwait(false);
+        await _choosing.ConfigureAwait(false);
         foreach (var pod in _pods.Values)
         {
             if (pod.Tasks is { } tasks) await tasks.DisposeAsync().ConfigureAwait(false);
@@ -474,14 +556,15 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
     /// Port-forward: a connection to 127.0.0.1:<paramref name="port"/> inside the guest, through the agent (the pod's
     /// services listen in the VM, not in the host's network namespace).
     /// </summary>
-    public async Task<Stream> DialAsync(string sandboxId, int port, CancellationToken cancellationToken)
+    public async Task<PodConnection> ConnectAsync(string sandboxId, int port, CancellationToken cancellationToken)
     {
         var pod = Get(sandboxId);
         var agent = (pod.Vm ?? throw new HullException(ErrorKind.FailedPrecondition, $"pod sandbox \"{sandboxId}\": its microVM is not running")).Agent;
         var opened = await agent.CallAsync($"pod sandbox \"{sandboxId}\": port-forward to {port}",
             (c, d, ct) => c.PortForwardAsync(new PortForwardRequest { Port = (uint)port }, deadline: d, cancellationToken: ct),
-            _options.AgentCallTimeout, cancellationToken).ConfigureAwait(false);
-        return new AgentStream(agent, opened.StreamId, readable: true, writable: true, _options.AgentCallTimeout);
+            pod.Options.AgentCallTimeout, cancellationToken).ConfigureAwait(false);
+        var stream = new AgentStream(agent, opened.StreamId, readable: true, writable: true, pod.Options.AgentCallTimeout);
+        return new PodConnection(stream, () => new ValueTask(stream.CloseGuestSideAsync()));
     }
 
     private Pod Get(string sandboxId) =>
@@ -493,9 +576,7 @@ public sealed class MicroVmSandboxController : ISandboxController, ISandboxPortF
 
     private static void WriteRecord(string dir, VmRecord record)
     {
-        var path = RecordPath(dir);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(record));
-        File.Move(path + ".tmp", path, overwrite: true);
+        Linux.AtomicFile.WriteText(RecordPath(dir), JsonSerializer.Serialize(record));
     }
 
     private static VmRecord? ReadRecord(string dir)

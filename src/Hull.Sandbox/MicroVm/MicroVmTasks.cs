@@ -423,8 +423,7 @@ public sealed class MicroVmTasks : ITaskService, IInteractiveTaskService, IAsync
     {
         Directory.CreateDirectory(_stateDirectory);
         var path = PersistedPath(persisted.Id);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(persisted));
-        File.Move(path + ".tmp", path, overwrite: true);
+        Linux.AtomicFile.WriteText(path, JsonSerializer.Serialize(persisted));
     }
 
     /// <summary>The VM is gone: every container that had not exited has now, with the reason.</summary>

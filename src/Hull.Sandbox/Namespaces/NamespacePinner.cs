@@ -1,4 +1,5 @@
 using Hull.Core;
+using Hull.Runtime.Security;
 using Hull.Linux;
 using Hull.Linux.Namespaces;
 
@@ -69,7 +70,7 @@ public sealed class NamespacePinner
             throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{id}\": a hostname needs a private UTS namespace");
         if (request.Hostname is { } hostname && (hostname.Length is 0 or > 64 || hostname.Any(c => c is '\0' or > '\x7f')))
             throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{id}\": hostname \"{hostname}\" is not 1 to 64 ASCII characters");
-        var sysctls = request.Sysctls.Select(kv => (Path: Sysctls.ProcPath(id, kv.Key, request.Namespaces), kv.Key, kv.Value)).ToList();
+        var sysctls = ValidSysctls(id, request);
 
         EnsureSharedMountPoint();
         var targets = new List<(NamespaceTypes Kind, string Path)>();
@@ -97,7 +98,7 @@ public sealed class NamespacePinner
                 {
                     try
                     {
-                        Sysctls.Write(procPath, value);
+                        WriteSysctl(procPath, value);
                     }
                     catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                     {
@@ -206,4 +207,28 @@ public sealed class NamespacePinner
     internal static bool IsValidId(string id) =>
         id.Length is > 0 and <= 255 && char.IsAsciiLetterOrDigit(id[0]) &&
         id.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-');
+
+    /// <summary>The request's sysctls checked by the same rules the container spec uses, with their /proc/sys paths.</summary>
+    private static List<(string Path, string Name, string Value)> ValidSysctls(string id, NamespacePinRequest request)
+    {
+        try
+        {
+            return Sysctls.Validate(request.Sysctls,
+                    hostNetwork: !request.Namespaces.HasFlag(NamespaceTypes.Network),
+                    hostIpc: !request.Namespaces.HasFlag(NamespaceTypes.Ipc),
+                    hostUts: !request.Namespaces.HasFlag(NamespaceTypes.Uts))
+                .Select(kv => (Sysctls.ProcPath(kv.Key), kv.Key, kv.Value)).ToList();
+        }
+        catch (HullException e)
+        {
+            throw new HullException(e.Kind, $"pod sandbox \"{id}\": {e.Message}", e);
+        }
+    }
+
+    /// <summary>Writes on the calling thread, so the value lands in that thread's namespaces.</summary>
+    private static void WriteSysctl(string procPath, string value)
+    {
+        using var stream = new FileStream(procPath, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
+        stream.Write(System.Text.Encoding.ASCII.GetBytes(value));
+    }
 }

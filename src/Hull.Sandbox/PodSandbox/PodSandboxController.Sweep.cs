@@ -42,9 +42,9 @@ public sealed partial class PodSandboxController
                 if (known.Contains(id) || _pods.ContainsKey(id)) continue;
                 try
                 {
-                    foreach (var mountPoint in MountPointsBelow(dir).OrderByDescending(p => p.Length))
+                    foreach (var mountPoint in MountInfo.PointsBelow(dir).OrderByDescending(p => p.Length))
                         Mounts.UnmountAll(mountPoint, detach: true);
-                    if (MountPointsBelow(dir).Count > 0)
+                    if (MountInfo.PointsBelow(dir).Count > 0)
                     {
                         _logger.LogError("orphaned sandbox directory {Dir} still has mounts; leaving it", dir);
                         continue;
@@ -60,7 +60,7 @@ public sealed partial class PodSandboxController
             }
         }
 
-        if (!_options.SystemdCgroup && CgroupLayout.Detect() is { Mode: not CgroupMode.None } layout)
+        if (_handlers.Default.CgroupDriver == Runtime.Spec.CgroupDriver.Cgroupfs && CgroupLayout.Detect() is { Mode: not CgroupMode.None } layout)
             foreach (var id in swept.Where(NamespacePinner.IsValidId))
             {
                 var paths = CgroupPaths.ForCgroupsPath($"{DefaultCgroupRoot}/{id}", layout);
@@ -76,21 +76,5 @@ public sealed partial class PodSandboxController
                 }
             }
         return swept.ToList();
-    }
-
-    /// <summary>Mount points at or below <paramref name="path"/> (/proc/self/mountinfo field 5, octal escapes undone).</summary>
-    internal static IReadOnlyList<string> MountPointsBelow(string path)
-    {
-        var prefix = path.TrimEnd('/') + "/";
-        var result = new List<string>();
-        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-        {
-            var fields = line.Split(' ');
-            if (fields.Length < 5) continue;
-            var mountPoint = System.Text.RegularExpressions.Regex.Replace(fields[4], @"\\([0-7]{3})",
-                m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString());
-            if (mountPoint == path.TrimEnd('/') || mountPoint.StartsWith(prefix, StringComparison.Ordinal)) result.Add(mountPoint);
-        }
-        return result;
     }
 }

@@ -6,11 +6,12 @@ using System.Text.Json.Nodes;
 using Hull.Core;
 using Hull.Linux.Namespaces;
 using Hull.Runtime.Cgroups;
+using Hull.Runtime.Handlers;
+using Hull.Runtime.Spec;
 using Hull.Runtime.Tasks;
 using Hull.Sandbox.Cni;
 using Hull.Sandbox.Controller;
 using Hull.Sandbox.Namespaces;
-using Hull.Sandbox.Store;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -20,10 +21,6 @@ namespace Hull.Sandbox.PodSandbox;
 public sealed record PodSandboxOptions
 {
     public required string StateDirectory { get; init; }
-    /// <summary>The default handler's cgroup driver; with systemd, the pod's slice is left to systemd and runc.</summary>
-    public bool SystemdCgroup { get; init; }
-    /// <summary>A runtime handler's cgroup driver (its <c>options.SystemdCgroup</c>); null: <see cref="SystemdCgroup"/> for every handler.</summary>
-    public Func<string, bool>? SystemdCgroupOf { get; init; }
     public long ShmSizeBytes { get; init; } = PodSandboxFiles.DefaultShmSize;
     public string HostResolvConf { get; init; } = "/etc/resolv.conf";
     public string HostHosts { get; init; } = "/etc/hosts";
@@ -34,9 +31,11 @@ public sealed record PodSandboxOptions
     /// this image's entrypoint + cmd on a read-only snapshot of it, instead of catatonit. Needs an <see cref="IInfraImageProvider"/>.
     /// </summary>
     public string SandboxImage { get; init; } = "";
-    /// <summary>Clamp the infra process's oom_score_adj to hulld's own (root without CAP_SYS_RESOURCE).</summary>
-    public bool RestrictOomScoreAdj { get; init; }
     public TimeSpan CgroupRemoveTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Pods with their own network may bind ports below 1024 (<c>enable_unprivileged_ports</c>), unless they set the sysctl.</summary>
+    public bool EnableUnprivilegedPorts { get; init; }
+    /// <summary>Pods with their own network may send ICMP echo without privileges (<c>enable_unprivileged_icmp</c>), unless they set the sysctl.</summary>
+    public bool EnableUnprivilegedIcmp { get; init; }
 }
 
 /// <summary>
@@ -52,29 +51,38 @@ public sealed partial class PodSandboxController : ISandboxController
     private static readonly TimeSpan InfraStopTimeout = TimeSpan.FromSeconds(10);
 
     private readonly PodSandboxOptions _options;
+    private readonly RuntimeHandlers _handlers;
     private readonly NamespacePinner _pinner;
-    private readonly Func<string, CniManager> _cniFor;
-    private readonly Func<string, TaskManager> _tasksFor;
+    private readonly CniManagers _cni;
+    private readonly TaskManagers _tasks;
+    private readonly SpecBuilder _specs;
     private readonly IInfraImageProvider? _infraImages;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Pod> _pods = new(StringComparer.Ordinal);
 
-    /// <param name="cniFor">The CNI manager of a runtime handler (handlers may have their own conf dir).</param>
-    /// <param name="tasksFor">The task manager of a runtime handler (its OCI runtime binary and cgroup driver).</param>
-    public PodSandboxController(PodSandboxOptions options, NamespacePinner pinner, Func<string, CniManager> cniFor,
-        Func<string, TaskManager> tasksFor, ILogger<PodSandboxController>? logger = null, IInfraImageProvider? infraImages = null)
+    /// <param name="cni">CNI per runtime handler (handlers may have their own conf dir).</param>
+    /// <param name="tasks">Task managers per runtime handler (its OCI runtime binary, root and cgroup driver).</param>
+    /// <param name="specs">The spec builder, for the infra process.</param>
+    public PodSandboxController(PodSandboxOptions options, RuntimeHandlers handlers, NamespacePinner pinner, CniManagers cni,
+        TaskManagers tasks, SpecBuilder specs, ILogger<PodSandboxController>? logger = null, IInfraImageProvider? infraImages = null)
     {
         _options = options;
+        _handlers = handlers;
         _infraImages = infraImages;
         _pinner = pinner;
-        _cniFor = cniFor;
-        _tasksFor = tasksFor;
+        _cni = cni;
+        _tasks = tasks;
+        _specs = specs;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
     public string Name => SandboxerName;
 
-    public SandboxerFeatures Features { get; } = new(RecursiveReadOnlyMounts: false, UserNamespaces: false);
+    /// <summary>User namespaces and recursive read-only mounts come with the user-namespace work; until then Hull does not claim them.</summary>
+    public RuntimeHandlerFeatures FeaturesFor(RuntimeHandler handler) => new();
+
+    /// <summary>Nothing beyond the handler's own settings.</summary>
+    public IReadOnlyDictionary<string, string> Describe(RuntimeHandler handler) => new Dictionary<string, string>();
 
     private sealed class Pod(PodSandboxSpec spec, SandboxInstance instance)
     {
@@ -125,7 +133,7 @@ public sealed partial class PodSandboxController : ISandboxController
                 {
                     Namespaces = kinds,
                     Hostname = kinds.HasFlag(NamespaceTypes.Uts) ? hostname : null,
-                    Sysctls = spec.Sysctls,
+                    Sysctls = PodSysctls(spec),
                 }, cancellationToken).ConfigureAwait(false);
                 pod.Instance = pod.Instance with
                 {
@@ -138,7 +146,7 @@ public sealed partial class PodSandboxController : ISandboxController
             // CNI ADD (it undoes itself when it fails).
             if (spec.NetworkMode != NamespaceMode.Node)
             {
-                var network = await _cniFor(spec.RuntimeHandler).SetupAsync(NetworkRequest(spec, pod.Instance.NetNsPath), cancellationToken)
+                var network = await CniOf(spec).SetupAsync(NetworkRequest(spec, pod.Instance.NetNsPath), cancellationToken)
                     .ConfigureAwait(false);
                 pod.Instance = pod.Instance with { Ips = network.PodIps, NetworkAttached = true };
             }
@@ -273,7 +281,7 @@ public sealed partial class PodSandboxController : ISandboxController
         if (pod.Instance.InfraTaskId is { Length: > 0 } infra)
             await Step("stopping the infra process", async () =>
             {
-                var tasks = _tasksFor(pod.Spec.RuntimeHandler);
+                var tasks = TasksOf(pod.Spec);
                 try
                 {
                     await tasks.StopAsync(infra, InfraStopTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -297,7 +305,7 @@ public sealed partial class PodSandboxController : ISandboxController
             int before = errors.Count;
             await Step("CNI DEL", async () =>
             {
-                await _cniFor(pod.Spec.RuntimeHandler).TeardownAsync(
+                await CniOf(pod.Spec).TeardownAsync(
                     NetworkRequest(pod.Spec, pod.Instance.NetNsPath.Length > 0 ? pod.Instance.NetNsPath : _pinner.PathOf(id, NamespaceTypes.Network)),
                     cancellationToken).ConfigureAwait(false);
                 pod.Instance = pod.Instance with { NetworkAttached = false };
@@ -376,7 +384,7 @@ public sealed partial class PodSandboxController : ISandboxController
     private string VerboseInfo(Pod pod, SandboxInstance instance)
     {
         var cni = instance.NetworkAttached && pod.Spec.NetworkMode != NamespaceMode.Node
-            ? _cniFor(pod.Spec.RuntimeHandler).GetCachedStatus(pod.Spec.Id) : null;
+            ? CniOf(pod.Spec).GetCachedStatus(pod.Spec.Id) : null;
         var info = new JsonObject
         {
             ["sandboxID"] = pod.Spec.Id,
@@ -407,7 +415,7 @@ public sealed partial class PodSandboxController : ISandboxController
                 ["interface"] = a.InterfaceName,
                 ["result"] = a.Result.Raw.DeepClone(),
             }).ToArray()),
-            ["config"] = JsonSerializer.SerializeToNode(pod.Spec, SandboxStore.Json),
+            ["config"] = JsonSerializer.SerializeToNode(pod.Spec, SandboxJson.Options),
         };
         return info.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
@@ -480,10 +488,16 @@ public sealed partial class PodSandboxController : ISandboxController
 
     // ---------------------------------------------------------------- recovery, tasks
 
-    public async Task<SandboxInstance> RecoverAsync(PodSandboxSpec spec, SandboxInstance persisted, CancellationToken cancellationToken)
+    public async Task<SandboxInstance> RecoverAsync(PodSandboxSpec spec, SandboxInstance persisted, DateTimeOffset? exitedAt,
+        CancellationToken cancellationToken)
     {
         var pod = new Pod(spec, persisted);
         _pods[spec.Id] = pod;
+        if (exitedAt is { } exited)
+        {
+            pod.ExitedAt = exited; // status keeps reporting the time the store recorded
+            pod.Exit.TrySetResult(new SandboxExit(0, exited));
+        }
         if (persisted.State != SandboxState.Ready) return persisted;
         string? lost = null;
         if (persisted.NetNsPath.Length > 0 && !LinuxNamespaces.IsNamespace(persisted.NetNsPath))
@@ -492,7 +506,7 @@ public sealed partial class PodSandboxController : ISandboxController
         {
             try
             {
-                var recovered = await _tasksFor(spec.RuntimeHandler).RecoverAsync(persisted.InfraTaskId, cancellationToken).ConfigureAwait(false);
+                var recovered = await TasksOf(spec).RecoverAsync(persisted.InfraTaskId, cancellationToken).ConfigureAwait(false);
                 if (recovered.Status != RuntimeStatus.Running) lost = $"its infra process is {recovered.Status.ToString().ToLowerInvariant()}";
             }
             catch (HullException e)
@@ -510,18 +524,8 @@ public sealed partial class PodSandboxController : ISandboxController
         return pod.Instance;
     }
 
-    /// <summary>Sets the exit time a restart found in the store (so status keeps reporting it).</summary>
-    internal void SetExitedAt(string sandboxId, DateTimeOffset exitedAt)
-    {
-        if (_pods.TryGetValue(sandboxId, out var pod))
-        {
-            pod.ExitedAt = exitedAt;
-            pod.Exit.TrySetResult(new SandboxExit(0, exitedAt));
-        }
-    }
-
     /// <summary>At daemon shutdown: releases node-wide mounts no pod uses any more (pods themselves keep running).</summary>
-    public void ReleaseUnused()
+    public Task ReleaseUnusedAsync(CancellationToken cancellationToken)
     {
         try
         {
@@ -531,18 +535,39 @@ public sealed partial class PodSandboxController : ISandboxController
         {
             _logger.LogWarning("cannot release the namespace directory: {Error}", e.Message);
         }
+        return Task.CompletedTask;
     }
 
-    public ITaskService Tasks(string sandboxId) => _tasksFor(Get(sandboxId).Spec.RuntimeHandler);
+    public ITaskService Tasks(string sandboxId) => TasksOf(Get(sandboxId).Spec);
+
+    /// <summary>The pod's runtime handler; a pod whose handler left the config after it was made keeps running under the default one.</summary>
+    private RuntimeHandler HandlerOf(PodSandboxSpec spec) => _handlers.Find(spec.RuntimeHandler) ?? _handlers.Default;
+
+    private CniManager CniOf(PodSandboxSpec spec) => _cni.For(HandlerOf(spec));
+
+    private TaskManager TasksOf(PodSandboxSpec spec) => _tasks.For(HandlerOf(spec));
 
     /// <summary>Whether the pod's runtime handler uses the systemd cgroup driver.</summary>
-    private bool Systemd(PodSandboxSpec spec) => _options.SystemdCgroupOf?.Invoke(spec.RuntimeHandler) ?? _options.SystemdCgroup;
+    private bool Systemd(PodSandboxSpec spec) => HandlerOf(spec).CgroupDriver == CgroupDriver.Systemd;
 
     private Pod Get(string sandboxId) =>
         _pods.TryGetValue(sandboxId, out var pod) ? pod
             : throw new HullException(ErrorKind.NotFound, $"pod sandbox \"{sandboxId}\" not found");
 
     // ---------------------------------------------------------------- pieces
+
+    /// <summary>The pod's sysctls plus containerd's unprivileged-ports and -ICMP defaults for a pod with its own network.</summary>
+    private IReadOnlyDictionary<string, string> PodSysctls(PodSandboxSpec spec)
+    {
+        if (spec.NetworkMode == NamespaceMode.Node || !(_options.EnableUnprivilegedPorts || _options.EnableUnprivilegedIcmp)) return spec.Sysctls;
+        var sysctls = new Dictionary<string, string>(spec.Sysctls, StringComparer.Ordinal);
+        if (_options.EnableUnprivilegedPorts) sysctls.TryAdd(UnprivilegedPortStart, "0");
+        if (_options.EnableUnprivilegedIcmp) sysctls.TryAdd(PingGroupRange, "0 2147483647");
+        return sysctls;
+    }
+
+    private const string UnprivilegedPortStart = "net.ipv4.ip_unprivileged_port_start";
+    private const string PingGroupRange = "net.ipv4.ping_group_range";
 
     internal static string HostnameOf(PodSandboxSpec spec)
     {

@@ -79,11 +79,6 @@ public static class PodSandboxFiles
         if (Directory.Exists(path)) Mounts.UnmountAll(path, detach: true);
     }
 
-    private static void WriteAtomic(string path, string text)
-    {
-        var temp = path + ".tmp";
-        File.WriteAllText(temp, text);
-        File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-        File.Move(temp, path, overwrite: true);
-    }
+    /// <summary>Containers read these through bind mounts, as any user.</summary>
+    private static void WriteAtomic(string path, string text) => AtomicFile.WriteText(path, text, AtomicFile.WorldReadable);
 }

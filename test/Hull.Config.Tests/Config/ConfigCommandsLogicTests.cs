@@ -1,5 +1,5 @@
 using Hull.Config.Schema;
-using Hull.Config.Toml;
+using Tomlyn.Model;
 
 namespace Hull.Config.Tests.Config;
 
@@ -13,7 +13,7 @@ public class ConfigCommandsLogicTests
         Assert.Equal((0, ""), (output.ExitCode, output.Stderr));
         Assert.StartsWith("# Hull configuration: the defaults", output.Stdout);
         Assert.Contains("\nversion = 3\n", output.Stdout);
-        Assert.Contains("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]", output.Stdout);
+        Assert.Contains("[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc.options]", output.Stdout);
         Assert.Contains("stream_idle_timeout = \"4h0m0s\"", output.Stdout);
     }
 
@@ -25,7 +25,7 @@ public class ConfigCommandsLogicTests
 
         Assert.Equal(0, output.ExitCode);
         Assert.Contains("config version 2 is migrated", output.Stderr);
-        var dumped = ConfigLoader.Load(TomlParser.Parse(output.Stdout, "dump.toml"));
+        var dumped = ConfigLoader.Load(ConfigDocument.Parse(output.Stdout, "dump.toml"));
         Assert.Empty(dumped.Diagnostics);
         Assert.Equal("/data/hull", dumped.Config.Root);
         Assert.Equal("debug", dumped.Config.Debug.Level);

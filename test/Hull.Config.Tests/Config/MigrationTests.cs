@@ -1,5 +1,5 @@
 using Hull.Config.Schema;
-using Hull.Config.Toml;
+using Tomlyn.Model;
 using static Hull.Config.ConfigDiagnosticKind;
 
 namespace Hull.Config.Tests.Config;
@@ -86,7 +86,7 @@ public class MigrationTests
         var output = ConfigCommandsLogic.Migrate(file.Path);
         Assert.Equal(0, output.ExitCode);
 
-        var v3 = TomlParser.Parse(output.Stdout).Root;
+        var v3 = ConfigDocument.Parse(output.Stdout).Root;
         Assert.Equal("version", v3.Keys.First());
         Assert.Equal(3L, v3["version"]);
         var plugins = (TomlTable)v3["plugins"];
@@ -111,7 +111,7 @@ public class MigrationTests
         Assert.Equal("podsandbox", crun["sandboxer"]);
         Assert.False(crun.ContainsKey("sandbox_mode"));
         var cni = (TomlTable)runtime["cni"];
-        Assert.Equal(new TomlArray(["/usr/libexec/cni"]), cni["bin_dirs"], new TomlArrayComparer());
+        Assert.Equal(new TomlArray { "/usr/libexec/cni" }, cni["bin_dirs"], new TomlArrayComparer());
         Assert.False(cni.ContainsKey("bin_dir"));
 
         Assert.Contains("config version 2 is migrated", output.Stderr);
@@ -165,8 +165,8 @@ public class MigrationTests
         // disabled_plugins keeps its meaning for containerd: names are rewritten, and Hull says it ignores them.
         Assert.Single(result.Diagnostics, d => d.Kind == UnusedKey && d.KeyPath == "disabled_plugins");
 
-        var migrated = TomlParser.Parse(ConfigCommandsLogic.Migrate(file.Path).Stdout).Root;
-        Assert.Equal(new TomlArray(["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.internal.v1.restart"]),
+        var migrated = ConfigDocument.Parse(ConfigCommandsLogic.Migrate(file.Path).Stdout).Root;
+        Assert.Equal(new TomlArray { "io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.internal.v1.restart" },
             migrated["disabled_plugins"], new TomlArrayComparer());
         Assert.Equal(
             [ConfigSchema.ImagesPlugin, ConfigSchema.RuntimePlugin, "io.containerd.grpc.v1.mystery", "io.containerd.service.v1.diff-service", ConfigSchema.OverlayfsPlugin],
@@ -228,7 +228,7 @@ public class MigrationTests
 
         Assert.Equal(0, output.ExitCode);
         Assert.Contains("is already version 3", output.Stderr);
-        var runtime = (TomlTable)((TomlTable)TomlParser.Parse(output.Stdout).Root["plugins"])[ConfigSchema.RuntimePlugin];
+        var runtime = (TomlTable)((TomlTable)ConfigDocument.Parse(output.Stdout).Root["plugins"])[ConfigSchema.RuntimePlugin];
         Assert.Equal(["typo_key"], runtime.Keys);
     }
 

@@ -1,5 +1,5 @@
 using Hull.Config.Schema;
-using Hull.Config.Toml;
+using Tomlyn.Model;
 using static Hull.Config.ConfigDiagnosticKind;
 
 namespace Hull.Config.Tests.Config;
@@ -126,6 +126,37 @@ public class RealWorldConfigTests
                 Assert.True(c.Runtime.EnableCdi);
             }),
 
+        ["v2-large-node.toml"] = new(2,
+            [ConfigDeprecations.ConfigVersion2, ConfigDeprecations.SandboxImage, ConfigDeprecations.CriCniBinDir,
+                ConfigDeprecations.CriRegistryMirrors, ConfigDeprecations.CriRegistryConfigs],
+            [ConfigMigrationNotice, UnusedKey, UnusedKey, UnusedKey, IgnoredPlugins, Deprecated, InvalidValue, UnusedKey, UnusedKey,
+                InvalidValue, UnusedKey, Deprecated, UnusedKey, UnusedKey, UnusedKey, UnusedKey],
+            [],
+            c =>
+            {
+                Assert.Equal("json", c.Debug.Format);
+                Assert.Equal("/run/containerd/debug.sock", c.Debug.Address);
+                Assert.Equal(["crun", "kata", "nvidia", "nvidia-restricted", "runc", "runsc"], c.Runtime.Runtimes.Keys.Order());
+                Assert.True(c.Runtime.Runtimes["runc"].SystemdCgroup);
+                Assert.Equal("/usr/bin/runc", c.Runtime.Runtimes["runc"].BinaryName);
+                Assert.Equal("/run/crun", c.Runtime.Runtimes["crun"].Root);
+                Assert.Equal(["run.oci.*"], c.Runtime.Runtimes["crun"].ContainerAnnotations);
+                Assert.True(c.Runtime.Runtimes["nvidia-restricted"].PrivilegedWithoutHostDevicesAllDevicesAllowed);
+                Assert.Equal("/etc/cni/kata.d", c.Runtime.Runtimes["kata"].CniConfDir);
+                Assert.Equal(65536, c.Runtime.MaxContainerLogLineSize);
+                Assert.True(c.Runtime.DeviceOwnershipFromSecurityContext);
+                Assert.Equal(["/opt/cni/bin"], c.Runtime.Cni.BinDirs);
+                Assert.Equal("ipv4", c.Runtime.Cni.IpPref);
+                Assert.Equal(6, c.Images.MaxConcurrentDownloads);
+                Assert.Equal("registry.k8s.io/pause:3.9", c.Images.PinnedSandboxImage);
+                Assert.Equal("10010", c.Server.StreamServerPort);
+                Assert.True(c.Server.EnableTlsStreaming);
+                Assert.Equal("/etc/containerd/pki/stream.key", c.Server.TlsKeyFile);
+                Assert.Equal("/opt/nri/plugins", c.Nri.PluginPath);
+                Assert.Equal("/etc/containerd/certs.d", c.Transfer.ConfigPath);
+                Assert.Equal(6, c.Transfer.MaxConcurrentDownloads);
+            }),
+
         ["v2-legacy-runtimes.toml"] = new(2,
             [ConfigDeprecations.ConfigVersion2, ConfigDeprecations.RuntimeV1, ConfigDeprecations.RuntimeRuncV1,
                 ConfigDeprecations.AufsSnapshotter, ConfigDeprecations.CriRegistryAuths],
@@ -185,7 +216,7 @@ public class RealWorldConfigTests
         var original = ConfigLoader.LoadFile(path);
         var migrated = ConfigCommandsLogic.Migrate(path);
 
-        var document = TomlParser.Parse(migrated.Stdout, "migrated.toml");
+        var document = ConfigDocument.Parse(migrated.Stdout, "migrated.toml");
         Assert.Equal(3L, document.Root["version"]);
         var reloaded = ConfigLoader.Load(document);
         Assert.Equal(3, reloaded.SourceVersion);
@@ -201,7 +232,7 @@ public class RealWorldConfigTests
         var original = ConfigLoader.LoadFile(TestFiles.TestData(file));
         string dumped = ConfigWriter.Write(original.Config);
 
-        var reloaded = ConfigLoader.Load(TomlParser.Parse(dumped, "dump.toml"));
+        var reloaded = ConfigLoader.Load(ConfigDocument.Parse(dumped, "dump.toml"));
 
         Assert.Equal(dumped, ConfigWriter.Write(reloaded.Config));
         Assert.DoesNotContain(reloaded.Diagnostics, d => d.Kind is UnknownKey or UnknownPlugin or TypeMismatch or UnusedKey or RemovedKey);
@@ -228,7 +259,7 @@ public class RealWorldConfigTests
     [Fact]
     public void The_hosts_toml_the_mirrors_warning_suggests_is_valid_toml()
     {
-        var mirrors = TomlParser.Parse("""
+        var mirrors = ConfigDocument.Parse("""
             ["docker.io"]
             endpoint = ["https://mirror.gcr.io"]
             ["*"]
@@ -240,7 +271,7 @@ public class RealWorldConfigTests
         Assert.Equal(["/etc/hull/certs.d/docker.io/hosts.toml", "/etc/hull/certs.d/_default/hosts.toml"], files.Select(f => f.Path));
         foreach (var (_, content) in files)
         {
-            var hosts = TomlParser.Parse(content).Root;
+            var hosts = ConfigDocument.Parse(content).Root;
             Assert.True(hosts.ContainsKey("host"));
         }
     }

@@ -1,7 +1,7 @@
 using System.Collections;
 using System.Reflection;
 using Hull.Config.Schema;
-using Hull.Config.Toml;
+using Tomlyn.Model;
 
 namespace Hull.Config.Tests.Config;
 
@@ -12,7 +12,7 @@ public class SchemaTests
     [
         typeof(HullConfig), typeof(GrpcConfig), typeof(DebugConfig), typeof(MetricsConfig), typeof(CriRuntimeConfig), typeof(RuntimeHandlerConfig),
         typeof(CniConfig), typeof(CriImagesConfig), typeof(CriServerConfig), typeof(NriConfig), typeof(TransferConfig), typeof(UnpackConfiguration),
-        typeof(ImageVerifierConfig), typeof(OverlayfsConfig),
+        typeof(ImageVerifierConfig), typeof(OverlayfsConfig), typeof(MicroVmConfig),
     ];
 
     [Fact]
@@ -76,7 +76,7 @@ public class SchemaTests
     public void Default_config_dump_parses_and_loads_without_diagnostics_to_the_defaults()
     {
         var output = ConfigCommandsLogic.Default();
-        var reloaded = ConfigLoader.Load(TomlParser.Parse(output.Stdout, "default.toml"));
+        var reloaded = ConfigLoader.Load(ConfigDocument.Parse(output.Stdout, "default.toml"));
 
         Assert.Empty(reloaded.Diagnostics);
         Assert.Equal(ConfigWriter.Write(new HullConfig()), ConfigWriter.Write(reloaded.Config));
@@ -219,6 +219,8 @@ public class SchemaTests
         ConfigValueType.String when key.Path.EndsWith("level", StringComparison.Ordinal) => "\"debug\"",
         ConfigValueType.String when key.Path.EndsWith("format", StringComparison.Ordinal) => "\"json\"",
         ConfigValueType.String when key.Path.EndsWith("ip_pref", StringComparison.Ordinal) => "\"ipv6\"",
+        ConfigValueType.String when key.Path.EndsWith("sandboxer", StringComparison.Ordinal) => "\"microvm\"",
+        ConfigValueType.String when key.Path.EndsWith("microvm.accel", StringComparison.Ordinal) => "\"tcg\"",
         ConfigValueType.String when key.Path.EndsWith("runtime_type", StringComparison.Ordinal) => "\"io.containerd.runc.v1\"",
         ConfigValueType.String when key.Path.EndsWith("tls_cert_file", StringComparison.Ordinal) => "\"/c\"\nx509_key_pair_streaming.tls_key_file = \"/k\"",
         ConfigValueType.String when key.Path.EndsWith("tls_key_file", StringComparison.Ordinal) => "\"/k\"\nx509_key_pair_streaming.tls_cert_file = \"/c\"",
@@ -241,4 +243,17 @@ public class SchemaTests
         (IEnumerable x, IEnumerable y) when a is not string => x.Cast<object>().SequenceEqual(y.Cast<object>()),
         _ => Equals(a, b),
     };
+
+    [Theory]
+    [InlineData("version = 3\n[plugins.'io.containerd.cri.v1.runtime']\nenable_cdi = false\n", false, true)]
+    [InlineData("version = 3\n[plugins.'io.containerd.cri.v1.runtime']\nenable_cdi = true\n", true, false)]
+    [InlineData("version = 2\n[plugins.'io.containerd.grpc.v1.cri']\nenable_cdi = false\n", false, true)]
+    [InlineData("version = 3\n", true, false)]
+    public void Turning_cdi_off_records_containerd_2_2s_enable_cdi_deprecation(string toml, bool enabled, bool deprecated)
+    {
+        var result = ConfigLoader.LoadText(toml, "config.toml");
+        Assert.Equal(enabled, result.Config.Runtime.EnableCdi);
+        Assert.Equal(deprecated, result.DeprecationIds.Contains(ConfigDeprecations.EnableCdi));
+        Assert.Equal(deprecated, result.Diagnostics.Any(d => d.Kind == ConfigDiagnosticKind.Deprecated && d.Message.Contains("enable_cdi", StringComparison.Ordinal)));
+    }
 }

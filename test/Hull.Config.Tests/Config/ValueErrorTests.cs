@@ -103,7 +103,7 @@ public class ValueErrorTests
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.LoadFile(file.Path));
 
         Assert.StartsWith($"{file.Path}:3:", e.Message);
-        Assert.IsType<Hull.Config.Toml.TomlException>(e.InnerException);
+        Assert.IsType<Tomlyn.TomlException>(e.InnerException);
     }
 
     [Fact]

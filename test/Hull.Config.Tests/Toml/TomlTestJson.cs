@@ -1,21 +1,23 @@
 using System.Globalization;
 using System.Text.Json;
-using Hull.Config.Toml;
+using System.Text.RegularExpressions;
+using Tomlyn;
+using Tomlyn.Model;
 
 namespace Hull.Config.Tests.Toml;
 
 /// <summary>
-/// Compares a parsed TOML tree with toml-test's tagged JSON, where every scalar is
+/// Compares a parsed TOML tree (Tomlyn's model) with toml-test's tagged JSON, where every scalar is
 /// {"type": "...", "value": "..."} and tables/arrays are plain JSON objects/arrays.
 /// </summary>
-internal static class TomlTestJson
+internal static partial class TomlTestJson
 {
     /// <summary>Returns a description of the first difference, or null when equal.</summary>
-    public static string? Diff(JsonElement expected, object actual, string path = "$")
+    public static string? Diff(JsonElement expected, object? actual, string path = "$")
     {
         if (IsTagged(expected, out string? type, out string? value))
         {
-            return DiffScalar(type, value, actual, path);
+            return DiffScalar(type, value ?? "", actual, path);
         }
 
         switch (expected.ValueKind)
@@ -53,21 +55,28 @@ internal static class TomlTestJson
 
             case JsonValueKind.Array:
             {
-                if (actual is not TomlArray array)
+                // [[tables]] are a TomlTableArray, inline arrays a TomlArray; JSON has one array.
+                IReadOnlyList<object?>? items = actual switch
+                {
+                    TomlArray array => array.ToList(),
+                    TomlTableArray tables => tables.ToList(),
+                    _ => null,
+                };
+                if (items is null)
                 {
                     return $"{path}: expected an array, got {Describe(actual)}";
                 }
 
                 int count = expected.GetArrayLength();
-                if (count != array.Count)
+                if (count != items.Count)
                 {
-                    return $"{path}: expected {count} elements, got {array.Count}";
+                    return $"{path}: expected {count} elements, got {items.Count}";
                 }
 
                 int i = 0;
                 foreach (JsonElement element in expected.EnumerateArray())
                 {
-                    string? diff = Diff(element, array[i], $"{path}[{i}]");
+                    string? diff = Diff(element, items[i], $"{path}[{i}]");
                     if (diff is not null)
                     {
                         return diff;
@@ -100,39 +109,41 @@ internal static class TomlTestJson
         return true;
     }
 
-    private static string? DiffScalar(string? type, string? value, object actual, string path)
+    private static string? DiffScalar(string? type, string value, object? actual, string path)
     {
-        value ??= string.Empty;
-        switch (type)
+        bool same = type switch
         {
-            case "string":
-                return actual is string s && s == value ? null : Mismatch(path, type, value, actual);
-            case "integer":
-                return actual is long l && l == long.Parse(value, CultureInfo.InvariantCulture) ? null : Mismatch(path, type, value, actual);
-            case "float":
-                return actual is double d && SameFloat(ParseFloat(value), d) ? null : Mismatch(path, type, value, actual);
-            case "bool":
-                return actual is bool b && (b ? "true" : "false") == value ? null : Mismatch(path, type, value, actual);
-            case "datetime" or "datetime-local" or "date-local" or "time-local":
-            {
-                TomlDateTimeKind kind = type switch
-                {
-                    "datetime" => TomlDateTimeKind.OffsetDateTime,
-                    "datetime-local" => TomlDateTimeKind.LocalDateTime,
-                    "date-local" => TomlDateTimeKind.LocalDate,
-                    _ => TomlDateTimeKind.LocalTime,
-                };
-
-                // Compared by value, so "56.6Z" equals toml-test's normalised "56.600Z".
-                return actual is TomlDateTime dt && dt.Kind == kind && dt.Equals(TomlDateTime.Parse(value))
-                    ? null
-                    : Mismatch(path, type, value, actual);
-            }
-
-            default:
-                return $"{path}: unknown toml-test type '{type}'";
-        }
+            "string" => actual is string s && s == value,
+            "integer" => actual is long l && l == long.Parse(value, CultureInfo.InvariantCulture),
+            "float" => actual is double d && SameFloat(ParseFloat(value), d),
+            "bool" => actual is bool b && (b ? "true" : "false") == value,
+            "datetime" or "datetime-local" or "date-local" or "time-local" => actual is TomlDateTime dt && SameDateTime(type, value, dt),
+            _ => throw new InvalidOperationException($"{path}: unknown toml-test type '{type}'"),
+        };
+        return same ? null : $"{path}: expected {type} '{value}', got {Describe(actual)}";
     }
+
+    // Tomlyn keeps date-times as DateTimeOffset, i.e. 100 ns ticks: digits beyond the seventh are truncated, as TOML allows.
+    private static bool SameDateTime(string type, string value, TomlDateTime actual)
+    {
+        string text = BeyondTicks().Replace(value, "$1");
+        var clock = actual.DateTime;
+        return type switch
+        {
+            "datetime" => actual.Kind is TomlDateTimeKind.OffsetDateTimeByZ or TomlDateTimeKind.OffsetDateTimeByNumber &&
+                          DateTimeOffset.Parse(text, CultureInfo.InvariantCulture) is var expected &&
+                          expected == clock && expected.Offset == clock.Offset,
+            "datetime-local" => actual.Kind == TomlDateTimeKind.LocalDateTime &&
+                                DateTime.Parse(text, CultureInfo.InvariantCulture) == clock.DateTime,
+            "date-local" => actual.Kind == TomlDateTimeKind.LocalDate &&
+                            DateOnly.Parse(text, CultureInfo.InvariantCulture) == DateOnly.FromDateTime(clock.DateTime),
+            _ => actual.Kind == TomlDateTimeKind.LocalTime &&
+                 TimeOnly.Parse(text, CultureInfo.InvariantCulture) == TimeOnly.FromTimeSpan(clock.TimeOfDay),
+        };
+    }
+
+    [GeneratedRegex(@"(\.\d{7})\d+")]
+    private static partial Regex BeyondTicks();
 
     public static bool SameFloat(double expected, double actual) =>
         double.IsNaN(expected) ? double.IsNaN(actual) : BitConverter.DoubleToInt64Bits(expected) == BitConverter.DoubleToInt64Bits(actual);
@@ -145,13 +156,12 @@ internal static class TomlTestJson
         _ => double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture),
     };
 
-    private static string Mismatch(string path, string? type, string value, object actual) =>
-        $"{path}: expected {type} '{value}', got {Describe(actual)}";
-
-    private static string Describe(object actual) => actual switch
+    private static string Describe(object? actual) => actual switch
     {
+        null => "nothing",
         TomlTable => "a table",
         TomlArray a => $"an array of {a.Count}",
+        TomlTableArray a => $"an array of {a.Count} tables",
         double d => $"{actual.GetType().Name} '{d.ToString("R", CultureInfo.InvariantCulture)}'",
         _ => $"{actual.GetType().Name} '{actual}'",
     };

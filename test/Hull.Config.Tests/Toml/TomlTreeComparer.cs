@@ -1,13 +1,14 @@
 using System.Globalization;
-using Hull.Config.Toml;
+using Tomlyn;
+using Tomlyn.Model;
 
 namespace Hull.Config.Tests.Toml;
 
-/// <summary>Structural equality of two TOML trees (table key order ignored, as TOML tables are unordered).</summary>
+/// <summary>Structural equality of two TOML trees (Tomlyn's model; table key order ignored, as TOML tables are unordered).</summary>
 internal static class TomlTreeComparer
 {
     /// <summary>Returns a description of the first difference, or null when equal.</summary>
-    public static string? Diff(object expected, object actual, string path = "$")
+    public static string? Diff(object? expected, object? actual, string path = "$")
     {
         switch (expected)
         {
@@ -15,7 +16,7 @@ internal static class TomlTreeComparer
             {
                 if (actual is not TomlTable a)
                 {
-                    return $"{path}: expected a table, got {actual.GetType().Name}";
+                    return $"{path}: expected a table, got {actual?.GetType().Name}";
                 }
 
                 if (e.Count != a.Count)
@@ -23,14 +24,14 @@ internal static class TomlTreeComparer
                     return $"{path}: expected {e.Count} keys [{string.Join(", ", e.Keys)}], got {a.Count} [{string.Join(", ", a.Keys)}]";
                 }
 
-                foreach (KeyValuePair<string, object> pair in e)
+                foreach (var (key, value) in e)
                 {
-                    if (!a.TryGetValue(pair.Key, out object? value))
+                    if (!a.TryGetValue(key, out object? other))
                     {
-                        return $"{path}: missing key '{pair.Key}'";
+                        return $"{path}: missing key '{key}'";
                     }
 
-                    string? diff = Diff(pair.Value, value, $"{path}.{pair.Key}");
+                    string? diff = Diff(value, other, $"{path}.{key}");
                     if (diff is not null)
                     {
                         return diff;
@@ -41,28 +42,12 @@ internal static class TomlTreeComparer
             }
 
             case TomlArray e:
-            {
-                if (actual is not TomlArray a)
-                {
-                    return $"{path}: expected an array, got {actual.GetType().Name}";
-                }
+                return actual is TomlArray array ? DiffLists(e.ToList(), array.ToList(), path) : $"{path}: expected an array, got {actual?.GetType().Name}";
 
-                if (e.Count != a.Count)
-                {
-                    return $"{path}: expected {e.Count} elements, got {a.Count}";
-                }
-
-                for (int i = 0; i < e.Count; i++)
-                {
-                    string? diff = Diff(e[i], a[i], $"{path}[{i}]");
-                    if (diff is not null)
-                    {
-                        return diff;
-                    }
-                }
-
-                return null;
-            }
+            case TomlTableArray e:
+                return actual is TomlTableArray tables
+                    ? DiffLists(e.ToList<object?>(), tables.ToList<object?>(), path)
+                    : $"{path}: expected an array of tables, got {actual?.GetType().Name}";
 
             case double e:
                 return actual is double d && TomlTestJson.SameFloat(e, d)
@@ -70,13 +55,33 @@ internal static class TomlTreeComparer
                     : $"{path}: expected {e.ToString("R", CultureInfo.InvariantCulture)}, got {actual}";
 
             case TomlDateTime e:
-                // Also require the same text, so precision survives a round trip.
-                return actual is TomlDateTime dt && dt.Equals(e) && dt.ToString() == e.ToString()
+                // Same kind and same text, so precision survives a round trip. (Equals would also compare the date
+                // Tomlyn puts under a local time, which is the day it was read.)
+                return actual is TomlDateTime dt && dt.Kind == e.Kind && dt.ToString() == e.ToString()
                     ? null
                     : $"{path}: expected {e}, got {actual}";
 
             default:
-                return expected.Equals(actual) ? null : $"{path}: expected {expected.GetType().Name} '{expected}', got {actual.GetType().Name} '{actual}'";
+                return Equals(expected, actual) ? null : $"{path}: expected {expected?.GetType().Name} '{expected}', got {actual?.GetType().Name} '{actual}'";
         }
+    }
+
+    private static string? DiffLists(List<object?> expected, List<object?> actual, string path)
+    {
+        if (expected.Count != actual.Count)
+        {
+            return $"{path}: expected {expected.Count} elements, got {actual.Count}";
+        }
+
+        for (int i = 0; i < expected.Count; i++)
+        {
+            string? diff = Diff(expected[i], actual[i], $"{path}[{i}]");
+            if (diff is not null)
+            {
+                return diff;
+            }
+        }
+
+        return null;
     }
 }

@@ -120,6 +120,32 @@ public class GrpcWireTests
     }
 
     [Fact]
+    public async Task NonGrpcRequestIsAnsweredOnceItEndsWithATextBody()
+    {
+        await using var server = TestServer.Start();
+        var headers = RawHttp2Client.RequestHeaders(RawHttp2Client.VersionPath).Select(h => h.Name == "content-type" ? new HeaderField("content-type", "application/json") : h).ToList();
+        await using var client = await server.ConnectReadyAsync();
+        await client.SendHeadersAsync(1, headers, endStream: false);
+        await client.WriteFrameAsync(FrameType.Data, FrameFlags.None, 1, "{\"a\":"u8.ToArray());
+        await client.PingRoundTripAsync();
+        Assert.Null(client.Result(1).Headers); // like any HTTP server, it answers the whole request
+        await client.WriteFrameAsync(FrameType.Data, FrameFlags.EndStream, 1, "1}"u8.ToArray());
+        var result = await client.ReadResponseAsync(1);
+        Assert.Equal("415", result.Header(":status"));
+        Assert.StartsWith("text/plain", result.Header("content-type"));
+        Assert.Contains("application/grpc", System.Text.Encoding.UTF8.GetString(result.Data.ToArray()));
+        Assert.Null(result.Trailers); // the last DATA frame ends the stream
+        Assert.True(client.Received.Last(f => f.StreamId == 1).Has(FrameFlags.EndStream));
+        Assert.Equal(0, server.Service.Calls);
+
+        // HEAD gets the status alone.
+        await client.SendHeadersAsync(3, headers.Select(h => h.Name == ":method" ? new HeaderField(":method", "HEAD") : h).ToList(), endStream: true);
+        var head = await client.ReadResponseAsync(3);
+        Assert.Equal("415", head.Header(":status"));
+        Assert.Equal(0, head.Data.Length);
+    }
+
+    [Fact]
     public async Task AlternativeGrpcContentTypesAreAccepted()
     {
         await using var server = TestServer.Start();

@@ -144,10 +144,11 @@ internal sealed class TestServer : IAsyncDisposable
     public IPEndPoint EndPoint { get; }
     public TestRuntimeService Service { get; }
 
-    public static TestServer Start(GrpcServerOptions? options = null, Action<GrpcServer>? configure = null)
+    public static TestServer Start(GrpcServerOptions? options = null, Action<GrpcServer>? configure = null,
+        Microsoft.Extensions.Logging.ILogger? logger = null)
     {
         var service = new TestRuntimeService();
-        var server = new GrpcServer(options ?? new GrpcServerOptions());
+        var server = new GrpcServer(options ?? new GrpcServerOptions(), logger);
         server.AddService(RuntimeServiceDescriptor, service);
         configure?.Invoke(server);
         var endPoint = server.ListenTcp(new IPEndPoint(IPAddress.Loopback, 0));

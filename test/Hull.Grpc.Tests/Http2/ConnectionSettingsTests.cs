@@ -18,10 +18,11 @@ public class ConnectionSettingsTests
         // Our SETTINGS are acknowledged.
         var frames = await client.ReadForAsync(TimeSpan.FromMilliseconds(200));
         Assert.Contains(frames, f => f.Type == FrameType.Settings && f.Has(FrameFlags.Ack) && f.Header.Length == 0);
-        // The connection window is raised from 65535 with a WINDOW_UPDATE on stream 0.
+        // The connection window is raised from 65535 with a WINDOW_UPDATE on stream 0: to 16 MiB, or to the largest
+        // request (a 16 MiB message and its 5-byte prefix) and one frame more if that is more.
         var update = Assert.Single(frames, f => f.Type == FrameType.WindowUpdate);
         Assert.Equal(0, update.StreamId);
-        Assert.Equal((16u << 20) - 65_535u, BinaryPrimitives.ReadUInt32BigEndian(update.Payload));
+        Assert.Equal((16u << 20) + 5 + 16_384 - 65_535u, BinaryPrimitives.ReadUInt32BigEndian(update.Payload));
         await client.PingRoundTripAsync();
     }
 

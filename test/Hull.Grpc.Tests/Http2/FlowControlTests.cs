@@ -178,15 +178,21 @@ public class FlowControlTests
     [Fact]
     public async Task DataBeyondTheConnectionReceiveWindowIsAConnectionFlowControlError()
     {
-        // Frames bigger than the connection window are only possible with a large MAX_FRAME_SIZE, which the server then advertises.
-        await using var server = TestServer.Start(new() { Http2 = new() { MaxFrameSize = 100_000, ConnectionWindowSize = 65_535 } });
+        // The connection window comes back only as handlers consume bodies, so unfinished bodies use it up: 65 streams
+        // hold 1000 octets each, leaving 535 of the 65535.
+        await using var server = TestServer.Start(new() { MaxReceiveMessageSize = 1000, Http2 = new() { ConnectionWindowSize = 65_535 } });
         await using (var client = await server.ConnectReadyAsync())
         {
-            Assert.Equal(100_000u, client.ServerSettings[SettingId.MaxFrameSize]);
-            await client.SendHeadersAsync(1, RawHttp2Client.RequestHeaders(RawHttp2Client.VersionPath), endStream: false);
-            await client.WriteFrameAsync(FrameType.Data, FrameFlags.None, 1, new byte[65_535]); // exactly the window
+            for (int id = 1; id <= 129; id += 2)
+            {
+                await client.SendHeadersAsync(id, RawHttp2Client.RequestHeaders(RawHttp2Client.VersionPath), endStream: false);
+                await client.WriteFrameAsync(FrameType.Data, FrameFlags.None, id, new byte[1000]);
+            }
+            await client.SendHeadersAsync(131, RawHttp2Client.RequestHeaders(RawHttp2Client.VersionPath), endStream: false);
+            await client.WriteFrameAsync(FrameType.Data, FrameFlags.Padded, 131, [34, .. new byte[500], .. new byte[34]]); // exactly the rest, padding included
             await client.PingRoundTripAsync();
-            await client.WriteFrameAsync(FrameType.Data, FrameFlags.None, 1, new byte[65_536]);
+            Assert.Null(client.GoAway);
+            await client.WriteFrameAsync(FrameType.Data, FrameFlags.None, 131, [0]);
             await client.ExpectGoAwayAsync(Http2ErrorCode.FlowControlError);
         }
         await server.AssertServesAsync();

@@ -57,13 +57,4 @@ public class KeepAliveTests
         catch (IOException) { } // on a badly overloaded machine the server may already have given up
         await client.ExpectGoAwayAsync(Http2ErrorCode.NoError);
     }
-
-    [Fact]
-    public async Task SilentConnectionIsClosedByKeepAliveEvenBeforeThePreface()
-    {
-        await using var server = TestServer.Start(new() { Http2 = new() { KeepAliveInterval = TimeSpan.FromMilliseconds(100), KeepAliveTimeout = TimeSpan.FromMilliseconds(200) } });
-        await using var client = await server.ConnectAsync();
-        await client.ExpectClosedAsync();
-        Assert.True(client.Closed);
-    }
 }

@@ -99,9 +99,10 @@ public sealed class GarbageCollectorTests : IDisposable
         lease.AddContent(leasedBlob.Digest);
         lease.AddChain("l1");
         lease.AddChain("l2");
-        _gc.SnapshotRoots = _ => Task.FromResult<IReadOnlyCollection<string>>(["container-1"]);
+        var gc = new GarbageCollector(_content, _snapshotter, _images, _leases, NullLogger.Instance,
+            _ => Task.FromResult<IReadOnlyCollection<string>>(["container-1"]));
 
-        var result = await _gc.CollectAsync(default);
+        var result = await gc.CollectAsync(default);
 
         Assert.Equal(new[] { index, manifest, config, layer1, layer2, leasedBlob }.Select(d => d.Digest).Order(StringComparer.Ordinal), await BlobDigestsAsync());
         string[] kept = ["c1", "c2", "container-1", "e1", "l1"];
@@ -116,11 +117,11 @@ public sealed class GarbageCollectorTests : IDisposable
             Assert.False(File.Exists(_root.Sub("content", "blobs", "sha256", gone.Digest["sha256:".Length..])));
 
         // A second collection finds nothing more: collecting is idempotent.
-        Assert.Equal(new GcResult(0, 0, 0), await _gc.CollectAsync(default));
+        Assert.Equal(new GcResult(0, 0, 0), await gc.CollectAsync(default));
 
         // When the pull's lease goes, what only it held goes with the next collection.
         lease.Dispose();
-        var afterLease = await _gc.CollectAsync(default);
+        var afterLease = await gc.CollectAsync(default);
         Assert.Equal((1, 2), (afterLease.ContentRemoved, afterLease.SnapshotsRemoved));
         Assert.Equal(["c1", "c2", "container-1", "e1"], await SnapshotKeysAsync());
         Assert.DoesNotContain(leasedBlob.Digest, await BlobDigestsAsync());

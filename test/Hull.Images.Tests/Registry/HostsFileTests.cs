@@ -141,7 +141,10 @@ public sealed class HostsFileTests : IDisposable
     [InlineData("server = 5", "server")]
     [InlineData("server = \"ftp://x\"", "http or https")]
     [InlineData("host = 1", "host")]
-    [InlineData("server = ", "")] // not TOML
+    [InlineData("server = ", "1:10: ")] // not TOML: the line and column
+    [InlineData("server = \"https://a\"\nserver = \"https://b\"", "2:1: The key `server` is already defined")]
+    [InlineData("[host.\"https://m\"]\n[host.\"https://m\"]", "2:1: ")] // a table defined twice
+    [InlineData("server = \"https://a\\u", "not valid TOML")] // ends inside an escape
     public void Invalid_files_are_FailedPrecondition_naming_the_file(string toml, string reason)
     {
         var e = Assert.Throws<HullException>(() => Load(toml));

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Hull.Config;
 using Hull.Core;
 using Hull.Images.Oci;
 using Hull.Images.Verifiers;
@@ -20,7 +19,7 @@ public sealed class BindirVerifierTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     private BindirVerifier Verifier(int maxVerifiers = 10, TimeSpan? timeout = null, string? binDir = null) =>
-        new(new ImageVerifierConfig
+        new(new VerifierOptions
         {
             BinDir = binDir ?? _dir.BinDir,
             MaxVerifiers = maxVerifiers,
@@ -29,15 +28,6 @@ public sealed class BindirVerifierTests : IDisposable
 
     private Task<Judgement> Verify(BindirVerifier verifier, Descriptor? manifest = null, CancellationToken ct = default) =>
         verifier.VerifyAsync(Image, manifest ?? Manifest, ct);
-
-    [Fact]
-    public void Defaults_are_containerds()
-    {
-        var config = new ImageVerifierConfig();
-        Assert.Equal("/opt/containerd/image-verifier/bin", config.BinDir);
-        Assert.Equal(10, config.MaxVerifiers);
-        Assert.Equal(TimeSpan.FromSeconds(10), config.PerVerifierTimeout);
-    }
 
     [Fact]
     public async Task Verifier_exiting_zero_allows_the_image_with_its_stdout_as_reason()

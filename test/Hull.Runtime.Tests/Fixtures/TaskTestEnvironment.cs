@@ -36,6 +36,7 @@ public sealed class TaskTestEnvironment : IAsyncDisposable
         Options = new TaskOptions
         {
             StateDirectory = Path.Combine(Root, "state"),
+            RuntimePath = "runc",
             RuntimeRoot = Path.Combine(Root, "runc"),
             ConmonSyslog = false,
             CreateTimeout = TimeSpan.FromSeconds(30),

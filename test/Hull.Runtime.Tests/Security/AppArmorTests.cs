@@ -55,7 +55,7 @@ public class AppArmorTests
     [Fact]
     public void Detect_reads_the_module_parameter_and_the_loaded_profiles()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string enabled = dir.Write("enabled", "Y\n");
         string profiles = dir.Write("profiles", "hull-default (enforce)\n/usr/bin/man (complain)\n");
         var host = AppArmorHost.Detect(enabled, profiles);

@@ -29,7 +29,7 @@ public class SeccompProfilesTests
     [Fact]
     public async Task Localhost_reads_an_OCI_profile_file()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string path = dir.Write("profile.json", """
             {
               "defaultAction": "SCMP_ACT_LOG",
@@ -51,7 +51,7 @@ public class SeccompProfilesTests
     [Fact]
     public async Task A_Docker_profile_with_archMap_gets_architectures()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string path = dir.Write("docker.json", """
             {"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,
              "archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86","SCMP_ARCH_X32"]}],
@@ -86,7 +86,7 @@ public class SeccompProfilesTests
     [InlineData("[]")]
     public async Task An_invalid_profile_is_InvalidArgument(string content)
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string path = dir.Write("bad.json", content);
         var e = await Assert.ThrowsAsync<HullException>(() => Resolve(SecurityProfile.Localhost(path)));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);

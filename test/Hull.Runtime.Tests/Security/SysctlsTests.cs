@@ -21,6 +21,10 @@ public class SysctlsTests
     [InlineData("vm.swappiness", false, false, false)]
     [InlineData("kernel.pid_max", false, false, false)]
     [InlineData("fs.file-max", false, false, false)]
+    // Not on runc's list, so runc would refuse the spec later: refused here, for the pod and the container alike.
+    [InlineData("kernel.shm_next_id", false, false, false)]
+    [InlineData("kernel.msg_next_id", false, false, false)]
+    [InlineData("net..ipv4", false, false, false)]
     public void Only_namespaced_sysctls_of_namespaces_the_pod_owns_are_allowed(string name, bool hostNetwork, bool hostIpc, bool allowed)
     {
         var sysctls = new Dictionary<string, string> { [name] = "1" };
@@ -50,4 +54,9 @@ public class SysctlsTests
         var e = Assert.Throws<HullException>(() => Sysctls.Validate(new Dictionary<string, string> { ["net.ipv4.ip_forward"] = "1" }, true, false, false));
         Assert.Contains("host network", e.Message);
     }
+
+    [Theory]
+    [InlineData("net.ipv4.ip_forward", "/proc/sys/net/ipv4/ip_forward")]
+    [InlineData("net.ipv4.conf.eth0/100.rp_filter", "/proc/sys/net/ipv4/conf/eth0.100/rp_filter")]
+    public void A_canonical_name_maps_to_its_proc_sys_path(string name, string path) => Assert.Equal(path, Sysctls.ProcPath(name));
 }

@@ -9,13 +9,13 @@ public class ContainerMountsTests
     private static MountPlan Plan(ContainerSpecRequest request, SpecBuilderOptions? options = null, HostInfo? host = null) =>
         ContainerMounts.Plan(request, options ?? new SpecBuilderOptions(), host ?? SpecFixtures.Host());
 
-    private static ContainerSpecRequest WithMounts(TempDir dir, params ContainerMount[] mounts) =>
+    private static ContainerSpecRequest WithMounts(TempDirectory dir, params ContainerMount[] mounts) =>
         SpecFixtures.Request(SpecFixtures.Rootfs(dir), new ContainerConfig { Name = "app", Command = ["/app"], Mounts = mounts });
 
     [Fact]
     public void Defaults_are_proc_dev_devpts_shm_mqueue_sysfs_ro_and_cgroup_ro()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var plan = Plan(SpecFixtures.Request(SpecFixtures.Rootfs(dir)));
         Assert.Equal(["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"], plan.Mounts.Select(m => m.Destination));
         Assert.Equal(["nosuid", "noexec", "nodev", "ro"], plan.Mounts.Single(m => m.Type == "sysfs").Options);
@@ -27,7 +27,7 @@ public class ContainerMountsTests
     [Fact]
     public void Privileged_containers_get_writable_sysfs_and_cgroup()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var request = SpecFixtures.Request(SpecFixtures.Rootfs(dir), new ContainerConfig { Name = "p", Command = ["/p"], Security = new ContainerSecurity { Privileged = true } });
         var plan = Plan(request);
         Assert.Contains("rw", plan.Mounts.Single(m => m.Type == "sysfs").Options!);
@@ -37,7 +37,7 @@ public class ContainerMountsTests
     [Fact]
     public void The_pods_files_and_shm_are_bound_read_only_only_with_a_read_only_rootfs()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var sandbox = SpecFixtures.Request("/").Sandbox with
         {
             HostsPath = dir.Write("pod/hosts", "127.0.0.1 localhost\n"),
@@ -60,7 +60,7 @@ public class ContainerMountsTests
     [Fact]
     public void A_container_mount_over_a_pod_file_replaces_it_and_a_missing_pod_file_is_skipped()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string mine = dir.Write("mine/hosts", "");
         var sandbox = SpecFixtures.Request("/").Sandbox with { HostsPath = dir.Write("pod/hosts", ""), ResolvConfPath = Path.Join(dir.Path, "pod/missing") };
         var container = new ContainerConfig { Name = "app", Command = ["/app"], Mounts = [new() { ContainerPath = "/etc//hosts", HostPath = mine }] };
@@ -72,7 +72,7 @@ public class ContainerMountsTests
     [Fact]
     public void Host_IPC_pods_get_the_hosts_dev_shm()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var sandbox = SpecFixtures.Request("/").Sandbox with { Ipc = NamespaceRef.Host, ShmPath = dir.Dir("pod/shm") };
         var plan = Plan(SpecFixtures.Request(SpecFixtures.Rootfs(dir), sandbox: sandbox));
         Assert.Equal("/dev/shm", plan.Mounts.Single(m => m.Destination == "/dev/shm").Source);
@@ -81,7 +81,7 @@ public class ContainerMountsTests
     [Fact]
     public void Mounts_are_sorted_by_depth_after_the_defaults()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var plan = Plan(WithMounts(dir,
             new() { ContainerPath = "/data/a/b", HostPath = dir.Dir("h1") },
             new() { ContainerPath = "/data", HostPath = dir.Dir("h2") },
@@ -92,7 +92,7 @@ public class ContainerMountsTests
     [Fact]
     public void Mounting_dev_drops_every_default_under_dev()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var plan = Plan(WithMounts(dir, new ContainerMount { ContainerPath = "/dev", HostPath = dir.Dir("dev") }));
         Assert.DoesNotContain(plan.Mounts, m => m.Destination.StartsWith("/dev/", StringComparison.Ordinal));
         Assert.Equal("bind", plan.Mounts.Single(m => m.Destination == "/dev").Type);
@@ -110,7 +110,7 @@ public class ContainerMountsTests
     [MemberData(nameof(PropagationCases))]
     public void Propagation_and_read_only_become_bind_options(MountPropagation propagation, bool readOnly, string[] options, string? rootPropagation)
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string source = dir.Dir("vol");
         // The source is on a shared mount.
         string mountInfo = dir.Write("mountinfo", $"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n2 1 8:2 / {dir.Path} rw shared:7 - ext4 /dev/sda2 rw\n");
@@ -125,7 +125,7 @@ public class ContainerMountsTests
     [Fact]
     public void Bidirectional_on_a_private_mount_and_host_to_container_on_a_private_mount_are_FailedPrecondition()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string mountInfo = dir.Write("mountinfo", $"1 0 8:1 / / rw shared:1 - ext4 /dev/sda1 rw\n2 1 8:2 / {dir.Path} rw master:3 - ext4 /dev/sda2 rw\n");
         var options = new SpecBuilderOptions { MountInfoPath = mountInfo };
         var e = Assert.Throws<HullException>(() => Plan(WithMounts(dir, new ContainerMount { ContainerPath = "/v", HostPath = dir.Dir("v"), Propagation = MountPropagation.Bidirectional }), options));
@@ -143,7 +143,7 @@ public class ContainerMountsTests
     [Fact]
     public void Recursive_read_only_is_rro_where_the_kernel_and_runtime_support_it()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var mount = new ContainerMount { ContainerPath = "/ro", HostPath = dir.Dir("ro"), Readonly = true, RecursiveReadOnly = true };
         var plan = Plan(WithMounts(dir, mount), new SpecBuilderOptions { OciRuntimeSupportsRecursiveReadOnly = true });
         Assert.Equal(["rbind", "rprivate", "rro"], plan.Mounts.Single(m => m.Destination == "/ro").Options);
@@ -154,7 +154,7 @@ public class ContainerMountsTests
     [InlineData(true, 5, 11, "5.12")]          // no mount_setattr
     public void Recursive_read_only_without_support_is_refused_clearly(bool runtimeSupports, int major, int minor, string message)
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var mount = new ContainerMount { ContainerPath = "/ro", HostPath = dir.Dir("ro"), Readonly = true, RecursiveReadOnly = true };
         var e = Assert.Throws<HullException>(() => Plan(WithMounts(dir, mount),
             new SpecBuilderOptions { OciRuntimeSupportsRecursiveReadOnly = runtimeSupports },
@@ -169,7 +169,7 @@ public class ContainerMountsTests
     [InlineData(true, MountPropagation.HostToContainer, "private propagation")]
     public void Recursive_read_only_must_be_read_only_and_private(bool readOnly, MountPropagation propagation, string message)
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var mount = new ContainerMount { ContainerPath = "/ro", HostPath = dir.Dir("ro"), Readonly = readOnly, RecursiveReadOnly = true, Propagation = propagation };
         var e = Assert.Throws<HullException>(() => Plan(WithMounts(dir, mount), new SpecBuilderOptions { OciRuntimeSupportsRecursiveReadOnly = true }));
         Assert.Contains(message, e.Message);
@@ -178,7 +178,7 @@ public class ContainerMountsTests
     [Fact]
     public void A_missing_host_path_is_created_as_a_directory_and_symlinks_are_resolved()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string missing = Path.Join(dir.Path, "new", "dir");
         string real = dir.Dir("real");
         string link = Path.Join(dir.Path, "link");
@@ -193,7 +193,7 @@ public class ContainerMountsTests
     [Fact]
     public void Relative_paths_are_InvalidArgument()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         Assert.Equal(ErrorKind.InvalidArgument, Assert.Throws<HullException>(() => Plan(WithMounts(dir, new ContainerMount { ContainerPath = "data", HostPath = "/tmp" }))).Kind);
         Assert.Equal(ErrorKind.InvalidArgument, Assert.Throws<HullException>(() => Plan(WithMounts(dir, new ContainerMount { ContainerPath = "/data", HostPath = "tmp" }))).Kind);
     }
@@ -201,7 +201,7 @@ public class ContainerMountsTests
     [Fact]
     public void The_termination_message_file_is_created_and_bound_read_write()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string host = Path.Join(dir.Path, "pods", "c0ffee", "termination-log");
         var request = SpecFixtures.Request(SpecFixtures.Rootfs(dir)) with { TerminationMessage = new TerminationMessage(host) };
         var mount = Plan(request).Mounts.Single(m => m.Destination == TerminationMessage.DefaultContainerPath);
@@ -212,7 +212,7 @@ public class ContainerMountsTests
     [Fact]
     public void Image_volumes_get_a_directory_each_unless_a_CRI_mount_covers_them()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string rootfs = SpecFixtures.Rootfs(dir);
         dir.Write("rootfs/var/lib/data/seed.txt", "seeded");
         var request = SpecFixtures.Request(rootfs,

@@ -17,7 +17,7 @@ public class DevicesTests
     [Fact]
     public void A_symlink_to_a_device_is_followed_and_empty_permissions_mean_rwm()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string link = Path.Join(dir.Path, "zero-link");
         File.CreateSymbolicLink(link, "/dev/zero");
         var grant = Assert.Single(Devices.ForContainerDevice(new ContainerDevice("/dev/z", link, "")));
@@ -35,7 +35,7 @@ public class DevicesTests
     [Fact]
     public void A_regular_file_is_not_a_device()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string file = dir.Write("notadevice", "x");
         var e = Assert.Throws<HullException>(() => Devices.ForContainerDevice(new ContainerDevice("/dev/x", file)));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
@@ -52,7 +52,7 @@ public class DevicesTests
     [Fact]
     public void A_directory_adds_the_devices_under_it_at_the_container_path()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string devdir = dir.Dir("devs");
         File.CreateSymbolicLink(Path.Join(devdir, "ignored-link"), "/dev/null");
         dir.Write("devs/not-a-device", "");

@@ -106,7 +106,7 @@ public class OciJsonTests
     [Fact]
     public async Task SpecWriter_writes_config_json_atomically_and_replaces_an_old_one()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string bundle = Path.Join(dir.Path, "bundle");
         var first = new OciSpec { Root = new OciRoot { Path = "rootfs" }, Hostname = "one" };
         string path = await SpecWriter.WriteAsync(first, bundle);

@@ -95,7 +95,7 @@ public class OomScoreAdjPolicyTests
     [Fact]
     public void CanLower_probes_by_writing_and_restores_the_value()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string fake = dir.Write("oom_score_adj", "5");
         Assert.True(OomScoreAdjPolicy.CanLower(fake)); // a plain file accepts any value
         Assert.Equal(5, OomScoreAdjPolicy.Current(fake));

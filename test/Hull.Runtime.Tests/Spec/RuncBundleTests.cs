@@ -32,7 +32,7 @@ public class RuncBundleTests
     [RuncFact]
     public async Task Runc_runs_a_busybox_container_from_the_generated_spec()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string suffix = Guid.NewGuid().ToString("N")[..12];
         string id = $"hull-spec-{suffix}";
         string cgroupParent = $"/hull-spec-test-{suffix}";
@@ -54,6 +54,7 @@ public class RuncBundleTests
         var builder = new SpecBuilder(new SpecBuilderOptions { RestrictOomScoreAdj = !canLower }, host);
         var request = new ContainerSpecRequest
         {
+            Handler = SpecFixtures.Handler(),
             ContainerId = id,
             RootfsPath = rootfs,
             ImageName = "local/busybox:test",

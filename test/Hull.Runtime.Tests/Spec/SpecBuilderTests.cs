@@ -12,7 +12,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task A_plain_container_gets_containerds_defaults()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var image = new ImageConfig { Entrypoint = ["/entry"], Cmd = ["serve"], Env = ["APP=1"], WorkingDir = "/srv", User = "app" };
         var spec = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), new ContainerConfig { Name = "app", Tty = true }, image: image));
 
@@ -49,7 +49,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task Pod_namespaces_are_joined_by_path_and_the_container_gets_its_own_mount_namespace()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var spec = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir)));
         Assert.Equal(
             [("pid", "/proc/4242/ns/pid"), ("ipc", "/run/hull/ns/ipc/pod1"), ("uts", "/run/hull/ns/uts/pod1"), ("mount", null), ("network", "/run/hull/ns/net/pod1")],
@@ -69,7 +69,7 @@ public class SpecBuilderTests
     [MemberData(nameof(PidCases))]
     public async Task Pid_namespace_by_mode(PidNamespaceMode mode, string? target, string? path, bool present)
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var container = new ContainerConfig { Name = "app", Command = ["/a"], Security = new ContainerSecurity { PidMode = mode, TargetPidNamespacePath = target } };
         var spec = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), container));
         var pid = spec.Linux!.Namespaces!.SingleOrDefault(n => n.Type == "pid");
@@ -80,7 +80,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task A_shared_pid_pod_without_an_infra_namespace_is_FailedPrecondition()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var sandbox = SpecFixtures.Request("/").Sandbox with { SharedPidNamespacePath = null };
         var e = await Assert.ThrowsAsync<HullException>(() => Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), sandbox: sandbox)));
         Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
@@ -89,7 +89,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task Host_namespaces_are_left_out_and_a_new_uts_namespace_gets_the_hostname()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var sandbox = SpecFixtures.Request("/").Sandbox with { Network = NamespaceRef.Host, Ipc = NamespaceRef.Host, Uts = NamespaceRef.New };
         var spec = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), sandbox: sandbox));
         var types = spec.Linux!.Namespaces!.Select(n => n.Type).ToList();
@@ -102,7 +102,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task A_cgroup_namespace_on_cgroup_v2_unless_privileged()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var v2 = SpecFixtures.Host(cgroupV2: true);
         Assert.Contains((await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir)), host: v2)).Linux!.Namespaces!, n => n.Type == "cgroup");
         Assert.DoesNotContain((await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir)))).Linux!.Namespaces!, n => n.Type == "cgroup");
@@ -113,7 +113,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task A_pod_user_namespace_is_joined_with_its_mappings()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var sandbox = SpecFixtures.Request("/").Sandbox with
         {
             UserNamespace = new UserNamespace { Path = "/run/hull/ns/user/pod1", UidMappings = [new(0, 100000, 65536)], GidMappings = [new(0, 200000, 65536)] },
@@ -124,7 +124,7 @@ public class SpecBuilderTests
         Assert.Equal([new OciIdMapping(0, 200000, 65536)], spec.Linux.GidMappings);
     }
 
-    private static ContainerSpecRequest PrivilegedRequest(TempDir dir) =>
+    private static ContainerSpecRequest PrivilegedRequest(TempDirectory dir) =>
         SpecFixtures.Request(SpecFixtures.Rootfs(dir),
             new ContainerConfig
             {
@@ -136,7 +136,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task Privileged_gets_every_capability_host_devices_no_masking_and_no_seccomp()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var host = SpecFixtures.Host() with { AllCapabilities = Capabilities.FromMask(0x1fffeffffff), AppArmor = new AppArmorHost(true, new HashSet<string> { "hull-default" }) };
         var spec = await Build(PrivilegedRequest(dir), host: host);
         Assert.Equal(host.AllCapabilities, spec.Process!.Capabilities!.Bounding);
@@ -149,14 +149,22 @@ public class SpecBuilderTests
         Assert.Equal([new OciDeviceCgroup { Allow = true, Access = "rwm" }], spec.Linux.Resources!.Devices);
         Assert.Contains("rw", spec.Mounts!.Single(m => m.Type == "sysfs").Options!);
 
-        var noDevices = await Build(PrivilegedRequest(dir), new SpecBuilderOptions { PrivilegedWithoutHostDevices = true }, host);
+        var noDevices = await Build(PrivilegedRequest(dir) with { Handler = SpecFixtures.Handler() with { PrivilegedWithoutHostDevices = true } }, host: host);
         Assert.Null(noDevices.Linux!.Devices);
+        Assert.Equal([new OciDeviceCgroup { Allow = false, Access = "rwm" }], noDevices.Linux.Resources!.Devices);
+
+        var allAllowed = await Build(PrivilegedRequest(dir) with
+        {
+            Handler = SpecFixtures.Handler() with { PrivilegedWithoutHostDevices = true, PrivilegedWithoutHostDevicesAllDevicesAllowed = true },
+        }, host: host);
+        Assert.Null(allAllowed.Linux!.Devices);
+        Assert.Equal([new OciDeviceCgroup { Allow = true, Access = "rwm" }], allAllowed.Linux.Resources!.Devices);
     }
 
     [Fact]
     public async Task A_privileged_container_in_an_unprivileged_pod_is_InvalidArgument()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var request = PrivilegedRequest(dir) with { Sandbox = SpecFixtures.Request("/").Sandbox };
         Assert.Equal(ErrorKind.InvalidArgument, (await Assert.ThrowsAsync<HullException>(() => Build(request))).Kind);
     }
@@ -164,7 +172,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task Seccomp_RuntimeDefault_follows_the_capabilities_after_add_and_drop()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var container = new ContainerConfig
         {
             Name = "app", Command = ["/a"],
@@ -182,7 +190,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task Masked_and_readonly_path_overrides_replace_the_defaults()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var container = new ContainerConfig { Name = "app", Command = ["/a"], Security = new ContainerSecurity { MaskedPaths = ["/proc/x"], ReadonlyPaths = [] } };
         var spec = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), container));
         Assert.Equal(["/proc/x"], spec.Linux!.MaskedPaths);
@@ -192,7 +200,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task Security_flags_map_to_the_spec()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var container = new ContainerConfig { Name = "app", Command = ["/a"], Security = new ContainerSecurity { NoNewPrivs = true, ReadonlyRootfs = true } };
         var spec = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), container));
         Assert.True(spec.Process!.NoNewPrivileges);
@@ -206,7 +214,7 @@ public class SpecBuilderTests
     [InlineData(-998, true, -999, -998)]
     public async Task Oom_score_adj_with_and_without_the_restriction(long requested, bool restrict, int daemon, int expected)
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var container = new ContainerConfig { Name = "app", Command = ["/a"], Resources = new LinuxResources { OomScoreAdj = requested } };
         var spec = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), container),
             new SpecBuilderOptions { RestrictOomScoreAdj = restrict }, SpecFixtures.Host() with { OomScoreAdj = daemon });
@@ -216,7 +224,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task Resources_devices_and_sysctls_reach_the_spec()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var container = new ContainerConfig
         {
             Name = "app", Command = ["/a"],
@@ -233,23 +241,16 @@ public class SpecBuilderTests
         Assert.Equal("1", linux.Sysctl!["net.ipv4.ip_forward"]);
         Assert.Equal("/kubepods/besteffort/poduid/c0ffee", linux.CgroupsPath);
 
-        var systemd = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), sandbox: sandbox with { CgroupParent = "kubepods-besteffort-poduid.slice" }),
-            new SpecBuilderOptions { CgroupDriver = CgroupDriver.Systemd });
+        // The pod's runtime handler decides the driver.
+        var systemd = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), sandbox: sandbox with { CgroupParent = "kubepods-besteffort-poduid.slice" },
+            handler: SpecFixtures.Handler(CgroupDriver.Systemd)));
         Assert.Equal("kubepods-besteffort-poduid.slice:hull:c0ffee", systemd.Linux!.CgroupsPath);
-
-        // The pod's runtime handler decides the driver, whatever the builder's default is.
-        var handlerSystemd = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir),
-            sandbox: sandbox with { CgroupParent = "kubepods-besteffort-poduid.slice", CgroupDriver = CgroupDriver.Systemd }));
-        Assert.Equal("kubepods-besteffort-poduid.slice:hull:c0ffee", handlerSystemd.Linux!.CgroupsPath);
-        var handlerCgroupfs = await Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), sandbox: sandbox with { CgroupDriver = CgroupDriver.Cgroupfs }),
-            new SpecBuilderOptions { CgroupDriver = CgroupDriver.Systemd });
-        Assert.Equal("/kubepods/besteffort/poduid/c0ffee", handlerCgroupfs.Linux!.CgroupsPath);
     }
 
     [Fact]
     public async Task A_negative_memory_limit_is_InvalidArgument()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var container = new ContainerConfig { Name = "app", Command = ["/a"], Resources = new LinuxResources { MemoryLimitInBytes = -5 } };
         var error = await Assert.ThrowsAsync<Hull.Core.HullException>(() => Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), container)));
         Assert.Equal(Hull.Core.ErrorKind.InvalidArgument, error.Kind);
@@ -259,7 +260,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task A_host_network_pod_may_not_set_net_sysctls()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var sandbox = SpecFixtures.Request("/").Sandbox with { Network = NamespaceRef.Host, Sysctls = new Dictionary<string, string> { ["net.core.somaxconn"] = "1024" } };
         var e = await Assert.ThrowsAsync<HullException>(() => Build(SpecFixtures.Request(SpecFixtures.Rootfs(dir), sandbox: sandbox)));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
@@ -268,7 +269,7 @@ public class SpecBuilderTests
     [Fact]
     public async Task Container_annotations_are_passed_but_cannot_override_the_CRI_ones()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var container = new ContainerConfig
         {
             Name = "app", Command = ["/a"],

@@ -1,33 +1,8 @@
+using Hull.Runtime.Handlers;
 using Hull.Runtime.Security;
 using Hull.Runtime.Spec;
 
 namespace Hull.Runtime.Tests.Spec;
-
-/// <summary>A directory deleted when the test ends.</summary>
-public sealed class TempDir : IDisposable
-{
-    public string Path { get; } = Directory.CreateTempSubdirectory("hull-spec-").FullName;
-
-    public string Write(string relative, string content)
-    {
-        string full = System.IO.Path.Join(Path, relative);
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
-        File.WriteAllText(full, content);
-        return full;
-    }
-
-    public string Dir(string relative)
-    {
-        string full = System.IO.Path.Join(Path, relative);
-        Directory.CreateDirectory(full);
-        return full;
-    }
-
-    public void Dispose()
-    {
-        try { Directory.Delete(Path, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
-}
 
 /// <summary>Requests and host facts for builder tests: a fixed, predictable host (kernel 6.1, amd64, cgroup v1).</summary>
 public static class SpecFixtures
@@ -62,7 +37,7 @@ public static class SpecFixtures
         OomScoreAdj = 0,
     };
 
-    public static string Rootfs(TempDir dir, bool withFiles = true)
+    public static string Rootfs(TempDirectory dir, bool withFiles = true)
     {
         string rootfs = dir.Dir("rootfs");
         if (withFiles)
@@ -73,8 +48,21 @@ public static class SpecFixtures
         return rootfs;
     }
 
-    public static ContainerSpecRequest Request(string rootfs, ContainerConfig? container = null, SandboxContext? sandbox = null, ImageConfig? image = null) => new()
+    /// <summary>A runtime handler as hulld binds the default one (cgroupfs, runc).</summary>
+    public static RuntimeHandler Handler(CgroupDriver driver = CgroupDriver.Cgroupfs) => new()
     {
+        Name = "runc",
+        Sandboxer = "podsandbox",
+        RuntimeBinary = "runc",
+        CniConfDir = "/etc/cni/net.d",
+        Snapshotter = "overlayfs",
+        CgroupDriver = driver,
+    };
+
+    public static ContainerSpecRequest Request(string rootfs, ContainerConfig? container = null, SandboxContext? sandbox = null, ImageConfig? image = null,
+        RuntimeHandler? handler = null) => new()
+    {
+        Handler = handler ?? Handler(),
         ContainerId = "c0ffee",
         RootfsPath = rootfs,
         ImageName = "docker.io/library/app:1",

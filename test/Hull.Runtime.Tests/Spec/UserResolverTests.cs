@@ -30,7 +30,7 @@ public class UserResolverTests
     [MemberData(nameof(Cases))]
     public async Task Resolves_uid_gid_and_home(string @case, long? runAsUser, string? runAsUsername, long? runAsGroup, string? imageUser, uint uid, uint gid, string? home)
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string rootfs = SpecFixtures.Rootfs(dir);
         var user = await Resolve(rootfs, new ContainerSecurity { RunAsUser = runAsUser, RunAsUsername = runAsUsername, RunAsGroup = runAsGroup }, imageUser);
         Assert.True((uid, gid, home) == (user.Uid, user.Gid, user.Home), $"{@case}: got {user}");
@@ -39,7 +39,7 @@ public class UserResolverTests
     [Fact]
     public async Task Numeric_uid_without_any_passwd_file_is_allowed_with_gid_0()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var user = await Resolve(SpecFixtures.Rootfs(dir, withFiles: false), new ContainerSecurity { RunAsUser = 1234 });
         Assert.Equal((1234u, 0u), (user.Uid, user.Gid));
         Assert.Empty(user.AdditionalGids);
@@ -51,7 +51,7 @@ public class UserResolverTests
     [InlineData(null, "ghost:wheel")]
     public async Task A_user_the_image_lacks_is_InvalidArgument_naming_user_and_image(string? runAsUsername, string? imageUser)
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var e = await Assert.ThrowsAsync<HullException>(() => Resolve(SpecFixtures.Rootfs(dir), new ContainerSecurity { RunAsUsername = runAsUsername }, imageUser));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("\"ghost\"", e.Message);
@@ -61,7 +61,7 @@ public class UserResolverTests
     [Fact]
     public async Task A_username_in_an_image_without_passwd_is_InvalidArgument()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var e = await Assert.ThrowsAsync<HullException>(() => Resolve(SpecFixtures.Rootfs(dir, withFiles: false), new ContainerSecurity { RunAsUsername = "app" }));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("no /etc/passwd", e.Message);
@@ -70,7 +70,7 @@ public class UserResolverTests
     [Fact]
     public async Task An_unknown_group_name_is_InvalidArgument()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var e = await Assert.ThrowsAsync<HullException>(() => Resolve(SpecFixtures.Rootfs(dir), new ContainerSecurity(), "app:nogroup"));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("\"nogroup\"", e.Message);
@@ -79,7 +79,7 @@ public class UserResolverTests
     [Fact]
     public async Task Run_as_group_without_a_user_is_InvalidArgument()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var e = await Assert.ThrowsAsync<HullException>(() => Resolve(SpecFixtures.Rootfs(dir), new ContainerSecurity { RunAsGroup = 5 }));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
     }
@@ -89,7 +89,7 @@ public class UserResolverTests
     [InlineData(2147483648L)]
     public async Task Out_of_range_uids_are_InvalidArgument(long uid)
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var e = await Assert.ThrowsAsync<HullException>(() => Resolve(SpecFixtures.Rootfs(dir), new ContainerSecurity { RunAsUser = uid }));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
     }
@@ -97,7 +97,7 @@ public class UserResolverTests
     [Fact]
     public async Task Merge_policy_adds_the_image_groups_of_the_user_to_the_pods_sorted_and_unique()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var user = await Resolve(SpecFixtures.Rootfs(dir), new ContainerSecurity { RunAsUser = 1000, SupplementalGroups = [63, 10, 2000] });
         // app is a member of wheel (10) and staff (50); its own group "app" is not a supplementary one.
         Assert.Equal([10u, 50u, 63u, 2000u], user.AdditionalGids);
@@ -106,7 +106,7 @@ public class UserResolverTests
     [Fact]
     public async Task Strict_policy_uses_only_the_pods_groups()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var user = await Resolve(SpecFixtures.Rootfs(dir), new ContainerSecurity
         {
             RunAsUser = 1000, SupplementalGroups = [2000, 63], SupplementalGroupsPolicy = SupplementalGroupsPolicy.Strict,
@@ -117,7 +117,7 @@ public class UserResolverTests
     [Fact]
     public async Task Root_by_default_gets_the_groups_that_list_root_as_in_containerd()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         var user = await Resolve(SpecFixtures.Rootfs(dir), new ContainerSecurity());
         Assert.Equal([1u, 10u], user.AdditionalGids);
     }
@@ -125,7 +125,7 @@ public class UserResolverTests
     [Fact]
     public async Task Symlinks_in_the_image_resolve_inside_the_rootfs_never_to_the_host()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory();
         string rootfs = dir.Dir("rootfs");
         // The host side of the escape: a file the image must not be able to point at.
         dir.Write("outside/passwd", "evil:x:0:0::/:/bin/sh\n");

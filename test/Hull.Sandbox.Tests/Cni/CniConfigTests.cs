@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
-using Hull.Config;
 using Hull.Sandbox.Cni;
 using Hull.Sandbox.Tests.Namespaces;
 
@@ -122,25 +121,6 @@ public sealed class CniConfigTests : IDisposable
         File.Delete(Path.Combine(confDir, "05-broken.conf"));
         Assert.True(watcher.Status().NetworkReady);
         Assert.Equal(["a", "b"], new CniConfigWatcher(confDir, maxConfNum: 0).Current().Networks.Select(n => n.Name));
-    }
-
-    [Fact]
-    public void Options_come_from_the_cni_section_or_the_runtime_handler()
-    {
-        var config = new HullConfig
-        {
-            Root = "/var/lib/hull-x",
-            Runtime = new CriRuntimeConfig { Cni = new CniConfig { BinDirs = ["/a", "/b"], ConfDir = "/etc/x", MaxConfNum = 2, IpPref = "ipv6" } },
-        };
-        var global = CniOptions.From(config);
-        Assert.Equal(["/a", "/b"], global.BinDirs);
-        Assert.Equal("/etc/x", global.ConfDir);
-        Assert.Equal(2, global.MaxConfNum);
-        Assert.Equal("/var/lib/hull-x/cni", global.CacheDir);
-
-        var handler = CniOptions.From(config, new RuntimeHandlerConfig { CniConfDir = "/etc/kata", CniMaxConfNum = 1 });
-        Assert.Equal("/etc/kata", handler.ConfDir);
-        Assert.Equal(1, handler.MaxConfNum);
     }
 
     [Fact]

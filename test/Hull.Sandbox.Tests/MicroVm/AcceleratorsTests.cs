@@ -8,7 +8,7 @@ namespace Hull.Sandbox.Tests.MicroVm;
 /// <summary>KVM or TCG: what /dev/kvm looks like, what the configuration says, what a probe boot shows.</summary>
 public sealed class AcceleratorsTests
 {
-    private static MicroVmOptions Options(MicroVmAccel accel) => new() { StateDirectory = "/nonexistent", Accel = accel };
+    private static MicroVmOptions Options(MicroVmAccel accel) => new() { Accel = accel };
 
     [Fact]
     public void KVM_is_unusable_without_the_device_or_when_it_is_PVMs()

@@ -43,7 +43,7 @@ public sealed class NamespacePinnerTests : IDisposable
             Assert.True(_pinner.IsPinned("pod1", kind));
             Assert.True(LinuxNamespaces.IsNamespace(path));
             Assert.NotEqual(InodeOfOwn(LinuxNamespaces.ProcName(kind)), FileStatus.Get(path).Inode); // not the node's
-            Assert.Contains(path, MountInfo.MountPointsBelow(_state.Path));
+            Assert.Contains(path, Hull.Linux.MountInfo.PointsBelow(_state.Path));
         }
         Assert.Equal(["pod1"], _pinner.ListSandboxIds());
     }
@@ -101,7 +101,7 @@ public sealed class NamespacePinnerTests : IDisposable
             Namespaces = NamespaceTypes.Ipc,
             Sysctls = new Dictionary<string, string> { ["net.ipv4.ip_forward"] = "1" },
         }));
-        Assert.Contains("needs a private net namespace", e2.Message);
+        Assert.Contains("needs the pod's own network namespace", e2.Message);
 
         // A sysctl the kernel does not have fails inside the pin thread: the files made before are cleaned up.
         var e3 = await Assert.ThrowsAsync<HullException>(() => _pinner.PinAsync(new NamespacePinRequest("pod3")
@@ -110,7 +110,7 @@ public sealed class NamespacePinnerTests : IDisposable
         }));
         Assert.Equal(ErrorKind.InvalidArgument, e3.Kind);
         Assert.Empty(_pinner.ListSandboxIds());
-        Assert.DoesNotContain(MountInfo.MountPointsBelow(_pinner.NamespaceDirectory), p => p != _pinner.NamespaceDirectory);
+        Assert.DoesNotContain(Hull.Linux.MountInfo.PointsBelow(_pinner.NamespaceDirectory), p => p != _pinner.NamespaceDirectory);
     }
 
     [RootFact]

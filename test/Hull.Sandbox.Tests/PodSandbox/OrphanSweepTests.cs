@@ -1,4 +1,9 @@
+using Hull.Runtime.Handlers;
+using Hull.Runtime.Spec;
+using Hull.Runtime.Tasks;
+using Hull.Sandbox.Cni;
 using Hull.Sandbox.Namespaces;
+using Microsoft.Extensions.Logging.Abstractions;
 using Hull.Sandbox.PodSandbox;
 using Hull.Sandbox.Tests.Namespaces;
 
@@ -11,9 +16,20 @@ public sealed class OrphanSweepTests
     private const string Orphan = "bbbb000000000000000000000000000000000000000000000000000000000002";
     private const string MountedOrphan = "cccc000000000000000000000000000000000000000000000000000000000003";
 
-    private static PodSandboxController Controller(string state) =>
-        new(new PodSandboxOptions { StateDirectory = state, SystemdCgroup = true }, new NamespacePinner(state),
-            _ => throw new InvalidOperationException("no CNI in this test"), _ => throw new InvalidOperationException("no tasks in this test"));
+    /// <summary>The podsandbox sandboxer with the systemd driver (so the sweep touches no cgroup); CNI and tasks are never used here.</summary>
+    internal static PodSandboxController Controller(string state)
+    {
+        var handler = new RuntimeHandler
+        {
+            Name = "runc", Sandboxer = PodSandboxController.SandboxerName, RuntimeBinary = "runc", CniConfDir = Path.Combine(state, "net.d"),
+            Snapshotter = "overlayfs", CgroupDriver = CgroupDriver.Systemd,
+        };
+        var loggers = NullLoggerFactory.Instance;
+        return new PodSandboxController(new PodSandboxOptions { StateDirectory = state }, new RuntimeHandlers([handler], "runc"), new NamespacePinner(state),
+            new CniManagers(new CniOptions { ConfDir = handler.CniConfDir, BinDirs = [], CacheDir = Path.Combine(state, "cni") }, loggers),
+            new TaskManagers(new TaskOptions { StateDirectory = state, RuntimePath = "runc" }, loggers),
+            new SpecBuilder(new SpecBuilderOptions(), HostInfo.Detect()));
+    }
 
     private static void Touch(string path)
     {
@@ -55,12 +71,12 @@ public sealed class OrphanSweepTests
         Directory.CreateDirectory(dir);
         PodSandboxFiles.MountShm(dir, 1 << 20);
         await File.WriteAllTextAsync(Path.Combine(PodSandboxFiles.ShmPath(dir), "data"), "x");
-        Assert.NotEmpty(MountInfo.MountPointsBelow(dir));
+        Assert.NotEmpty(Hull.Linux.MountInfo.PointsBelow(dir));
 
         var swept = await Controller(state).SweepOrphansAsync(new HashSet<string>(), CancellationToken.None);
 
         Assert.Equal([MountedOrphan], swept);
-        Assert.Empty(MountInfo.MountPointsBelow(dir));
+        Assert.Empty(Hull.Linux.MountInfo.PointsBelow(dir));
         Assert.False(Directory.Exists(dir));
     }
 }

@@ -1,0 +1,58 @@
+using Hull.Core.Metadata;
+using Hull.Pods;
+using Hull.Pods.Events;
+using Hull.Pods.Host;
+using Hull.Pods.Images;
+using Hull.Pods.Index;
+using Hull.Pods.Stores;
+using Hull.Runtime.Handlers;
+using Hull.Runtime.Spec;
+using Hull.Runtime.Tasks;
+using Hull.Sandbox.Cni;
+using Hull.Sandbox.Controller;
+using Hull.Sandbox.MicroVm;
+using Hull.Sandbox.Namespaces;
+using Hull.Sandbox.PodSandbox;
+using Microsoft.Extensions.Logging;
+
+namespace Hulld.Composition;
+
+/// <summary>Pods and containers once wired and recovered, and what hulld releases at exit.</summary>
+internal sealed record LifecycleParts(PodManager Pods, ContainerManager Containers, LifecycleEvents Events, CniManagers Cni,
+    Sandboxers Sandboxers, TaskManagers Tasks);
+
+/// <summary>
+/// Wires the lifecycle: runtime handlers (resolved once), the sandboxers that serve them, the spec builder for this node,
+/// the pod and container managers side by side; then recovers what ran before.
+/// </summary>
+internal static class LifecycleComposition
+{
+    public static async Task<LifecycleParts> OpenAsync(BoundOptions options, MetadataStore metadata, ImagesParts images,
+        ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        var specs = new SpecBuilder(options.Specs, HostInfo.Detect());
+        var configured = new RuntimeHandlers(options.Handlers, options.DefaultHandler);
+        var tasks = new TaskManagers(options.Tasks, loggers);
+        var cni = new CniManagers(options.Cni, loggers);
+        var containerImages = new ContainerImages(images.Images);
+        // One pinner: both sandboxers pin pod namespaces under <state>/ns/ and share its node-wide mount.
+        var pinner = new NamespacePinner(options.State);
+        var podsandbox = new PodSandboxController(options.PodSandbox, configured, pinner, cni, tasks, specs,
+            loggers.CreateLogger<PodSandboxController>(), new InfraImageProvider(containerImages, loggers.CreateLogger<InfraImageProvider>()));
+        // Each sandboxer sweeps only its own directories, so the order here is no contract between them.
+        var microvm = new MicroVmSandboxController(options.MicroVm, configured, pinner, cni, loggers.CreateLogger<MicroVmSandboxController>());
+        var sandboxers = new Sandboxers([podsandbox, microvm]);
+        // What each handler can do is what its sandboxer reports for it on this node.
+        var handlers = configured.WithFeatures(h => sandboxers.Find(h.Sandboxer)?.FeaturesFor(h) ?? new RuntimeHandlerFeatures());
+
+        var podIndex = new ObjectIndex<SandboxRecord>("pod sandbox");
+        var containerIndex = new ObjectIndex<ContainerRecord>("container");
+        var events = new LifecycleEvents(podIndex, containerIndex);
+        var containers = new ContainerManager(new ContainerStore(metadata), containerIndex, podIndex, sandboxers, handlers, containerImages, specs,
+            new HostContainerFilesystem(options.State), events, loggers.CreateLogger<ContainerManager>());
+        var pods = new PodManager(new SandboxStore(metadata), podIndex, sandboxers, handlers, containers, events, loggers.CreateLogger<PodManager>());
+        await pods.RecoverAsync(cancellationToken).ConfigureAwait(false);
+        microvm.ChooseAcceleratorsInBackground();
+        return new LifecycleParts(pods, containers, events, cni, sandboxers, tasks);
+    }
+}

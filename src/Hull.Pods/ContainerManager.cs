@@ -1,0 +1,616 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Hull.Core;
+using Hull.Linux.Processes;
+using Hull.Pods.Events;
+using Hull.Pods.Host;
+using Hull.Pods.Images;
+using Hull.Pods.Index;
+using Hull.Pods.Stores;
+using Hull.Runtime.Cgroups;
+using Hull.Runtime.Handlers;
+using Hull.Runtime.Spec;
+using Hull.Runtime.Tasks;
+using Hull.Sandbox.Controller;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Hull.Pods;
+
+/// <summary>What CreateContainer is given, in domain terms (Hull.Cri translates the CRI message).</summary>
+public sealed record ContainerCreateRequest(string SandboxId, string Image, ContainerConfig Config);
+
+/// <summary>What ListContainers filters on; null fields match everything.</summary>
+public sealed record ContainerFilter(string? IdPrefix = null, ContainerState? State = null, string? SandboxIdPrefix = null,
+    IReadOnlyDictionary<string, string>? Labels = null);
+
+/// <summary>
+/// Containers of every pod: create (image → snapshot → OCI spec → conmon + runc create → persist), start, stop, remove,
+/// status, exec and restart recovery. Each container has its own lock; list and status read the in-memory index and
+/// never wait on a busy container. Processes are reached only through the pod's task endpoint. A pod being stopped or
+/// removed takes no new containers: a create that races with it fails and leaves nothing (see <see cref="CreateAsync"/>).
+/// </summary>
+public sealed class ContainerManager
+{
+    private static readonly ActivitySource Activity = new("Hull.Pods");
+
+    private readonly ContainerStore _store;
+    private readonly ObjectIndex<ContainerRecord> _index;
+    private readonly ObjectIndex<SandboxRecord> _pods;
+    private readonly Sandboxers _sandboxers;
+    private readonly RuntimeHandlers _handlers;
+    private readonly IContainerImages _images;
+    private readonly SpecBuilder _specs;
+    private readonly IContainerFilesystem _files;
+    private readonly LifecycleEvents _events;
+    private readonly ILogger _logger;
+    private readonly NameRegistrar _names = new("container");
+    private readonly ConcurrentDictionary<string, string> _nameOf = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _shutdown = new();
+
+    public ContainerManager(ContainerStore store, ObjectIndex<ContainerRecord> index, ObjectIndex<SandboxRecord> pods, Sandboxers sandboxers,
+        RuntimeHandlers handlers, IContainerImages images, SpecBuilder specs, IContainerFilesystem files, LifecycleEvents events,
+        ILogger<ContainerManager>? logger = null)
+    {
+        _store = store;
+        _index = index;
+        _pods = pods;
+        _sandboxers = sandboxers;
+        _handlers = handlers;
+        _images = images;
+        _specs = specs;
+        _files = files;
+        _events = events;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+    }
+
+    private static string NameKey(string name, uint attempt, PodIdentity pod) => $"{name}_{pod.Name}_{pod.Namespace}_{pod.Uid}_{attempt}";
+
+    // ---------------------------------------------------------------- create
+
+    /// <summary>
+    /// Creates a container in a ready pod; returns its id. On failure nothing is left behind. The new container is in the
+    /// index (as 'creating', its lock held) before the pod is checked, and the pod is checked again before the create is
+    /// committed: so a StopPodSandbox or RemovePodSandbox that starts meanwhile either makes this create fail and undo
+    /// itself, or waits for it and then stops and removes the container.
+    /// </summary>
+    public async Task<string> CreateAsync(ContainerCreateRequest request, CancellationToken cancellationToken)
+    {
+        using var activity = Activity.StartActivity("CreateContainer");
+        var config = request.Config;
+        if (string.IsNullOrEmpty(config.Name))
+            throw new HullException(ErrorKind.InvalidArgument, "CreateContainer needs container metadata with a name");
+        if (string.IsNullOrEmpty(request.Image))
+            throw new HullException(ErrorKind.InvalidArgument, $"container \"{config.Name}\" names no image");
+        var podEntry = _pods.Find(request.SandboxId);
+        var pod = podEntry.Record;
+        EnsureAcceptsContainers(podEntry, config.Name);
+        var handler = _handlers.Find(pod.Spec.RuntimeHandler) ?? _handlers.Default;
+        if (handler.Snapshotter != _images.Snapshotter.Name)
+            throw new HullException(ErrorKind.FailedPrecondition,
+                $"runtime handler \"{handler.Name}\" uses snapshotter \"{handler.Snapshotter}\", but this hulld runs \"{_images.Snapshotter.Name}\"");
+        var image = await _images.FindAsync(request.Image, cancellationToken).ConfigureAwait(false)
+                    ?? throw new HullException(ErrorKind.NotFound, $"image \"{request.Image}\" not found; pull it before creating container \"{config.Name}\"");
+        var tasks = TasksOf(pod);
+
+        string id = Ids.New();
+        string nameKey = NameKey(config.Name, config.Attempt, pod.Spec.Identity);
+        _names.Reserve(nameKey, id);
+        string bundle = _files.BundleDirectory(id);
+        var record = NewRecord(id, pod, request, image, bundle);
+        var entry = _index.AddLocked(record);
+        var undo = new CreateUndo(id, bundle, tasks);
+        try
+        {
+            Interlocked.MemoryBarrier(); // pairs with PodManager's: the pod sees this entry, or this sees the pod closing
+            EnsureAcceptsContainers(podEntry, config.Name);
+            // Persisted first: the row keeps the snapshot from the garbage collector and lets the next start undo a crash.
+            await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
+            undo.Persisted = true;
+            var mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId,
+                new Dictionary<string, string> { ["io.hull.container"] = id }, cancellationToken).ConfigureAwait(false);
+            undo.SnapshotPrepared = true;
+            _files.MountRootfs(bundle, mounts);
+            var spec = await _specs.BuildAsync(new ContainerSpecRequest
+            {
+                ContainerId = id,
+                RootfsPath = Path.Combine(bundle, "rootfs"),
+                ImageName = request.Image,
+                Container = config,
+                Image = image.Config,
+                Sandbox = SandboxContextOf(pod),
+                Handler = handler,
+                ContainerDirectory = bundle,
+            }, cancellationToken).ConfigureAwait(false);
+            await _files.WriteSpecAsync(bundle, spec, cancellationToken).ConfigureAwait(false);
+            if (spec.Process?.User is { } user)
+                record = record with { User = new ContainerUserInfo(user.Uid, user.Gid, user.AdditionalGids?.Select(g => (long)g).ToList() ?? []) };
+
+            var info = await tasks.CreateAsync(new TaskCreateRequest(id, bundle, record.LogPath)
+            {
+                Name = config.Name,
+                Terminal = config.Tty,
+                Stdin = config.Stdin,
+                StdinOnce = config.StdinOnce,
+            }, cancellationToken).ConfigureAwait(false);
+            undo.TaskCreated = true;
+            EnsureAcceptsContainers(podEntry, config.Name);
+            record = record with { State = ContainerState.Created, Pid = info.Pid };
+            await _store.PutAsync(record, CancellationToken.None).ConfigureAwait(false);
+            entry.Record = record;
+            _nameOf[id] = nameKey;
+            _logger.LogInformation("container {Id} ({Name}) created in pod {Pod}", id, config.Name, pod.Id);
+            _events.Container(record, LifecycleEventKind.Created);
+            return id;
+        }
+        catch (Exception e)
+        {
+            _logger.LogWarning("CreateContainer {Name} in pod {Pod}: {Error}; undoing", config.Name, pod.Id, e.Message);
+            await UndoCreateAsync(undo).ConfigureAwait(false);
+            entry.Removed = true;
+            _index.Remove(id);
+            _names.Release(nameKey, id);
+            if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
+                throw new HullException(ErrorKind.DeadlineExceeded,
+                    $"CreateContainer for \"{config.Name}\" was cancelled or timed out; what it did was undone", e);
+            throw;
+        }
+        finally
+        {
+            entry.Lock.Release();
+        }
+    }
+
+    /// <summary>A pod takes new containers only while it is ready and no stop or remove has begun.</summary>
+    private static void EnsureAcceptsContainers(ObjectIndex<SandboxRecord>.Entry pod, string containerName)
+    {
+        if (pod.Removed || pod.Closing)
+            throw new HullException(ErrorKind.FailedPrecondition,
+                $"pod sandbox \"{pod.Id}\" is being stopped or removed; container \"{containerName}\" was not created");
+        if (pod.Record.State != SandboxState.Ready)
+            throw new HullException(ErrorKind.FailedPrecondition,
+                $"pod sandbox \"{pod.Id}\" is not ready (it was stopped or is being created); cannot create container \"{containerName}\" in it");
+    }
+
+    private ContainerRecord NewRecord(string id, SandboxRecord pod, ContainerCreateRequest request, ContainerImage image, string bundle)
+    {
+        var config = request.Config;
+        return new ContainerRecord
+        {
+            Id = id,
+            SandboxId = pod.Id,
+            Name = config.Name,
+            Attempt = config.Attempt,
+            Image = request.Image,
+            ImageId = image.Id,
+            ImageRef = image.Ref,
+            Labels = new Dictionary<string, string>(config.Labels, StringComparer.Ordinal),
+            Annotations = new Dictionary<string, string>(config.Annotations, StringComparer.Ordinal),
+            Mounts = config.Mounts.Select(m => new ContainerMountInfo(m.ContainerPath, m.HostPath, m.Readonly, m.Propagation.ToString())).ToList(),
+            LogPath = LogPathFor(pod, config, bundle),
+            RequestedLogPath = config.LogPath ?? "",
+            BundlePath = bundle,
+            Snapshotter = _images.Snapshotter.Name,
+            StopSignal = Signals.TryParse(config.StopSignal) ?? Signals.TryParse(image.Config.StopSignal) ?? Signals.SIGTERM,
+            Tty = config.Tty,
+            Stdin = config.Stdin,
+            StdinOnce = config.StdinOnce,
+            State = ContainerState.Creating,
+            CreatedAt = DateTimeOffset.UtcNow,
+            Resources = ToTaskResources(config.Resources),
+        };
+    }
+
+    /// <summary>What a create has done so far, so its undo does exactly that in reverse.</summary>
+    private sealed class CreateUndo(string id, string bundle, ITaskService? tasks)
+    {
+        public string Id { get; } = id;
+        public string Bundle { get; } = bundle;
+        public ITaskService? Tasks { get; } = tasks;
+        public bool Persisted { get; set; }
+        public bool SnapshotPrepared { get; set; }
+        public bool TaskCreated { get; set; }
+    }
+
+    /// <summary>Undoes a create in reverse; failures are logged, and the row stays (as 'creating') for the next start to retry.</summary>
+    private async Task UndoCreateAsync(CreateUndo undo)
+    {
+        if (!undo.Persisted) return; // nothing was made yet
+        try
+        {
+            if (undo.TaskCreated && undo.Tasks is not null) await undo.Tasks.DeleteAsync(undo.Id, CancellationToken.None).ConfigureAwait(false);
+            _files.RemoveBundle(undo.Bundle);
+            if (undo.SnapshotPrepared || await _images.Snapshotter.TryStatAsync(undo.Id, CancellationToken.None).ConfigureAwait(false) is not null)
+                await _images.Snapshotter.RemoveAsync(undo.Id, CancellationToken.None).ConfigureAwait(false);
+            await _store.DeleteAsync(undo.Id, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _logger.LogError("container {Id}: undoing a failed create failed: {Error}", undo.Id, e.Message);
+        }
+    }
+
+    private static string LogPathFor(SandboxRecord pod, ContainerConfig config, string bundle)
+    {
+        if (pod.Spec.LogDirectory is { Length: > 0 } dir && config.LogPath is { Length: > 0 } relative)
+        {
+            string full = Path.GetFullPath(Path.Combine(dir, relative));
+            if (full.Contains(':'))
+                throw new HullException(ErrorKind.InvalidArgument, $"log path \"{full}\" of container \"{config.Name}\" contains ':', which conmon cannot take");
+            return full;
+        }
+        return Path.Combine(bundle, "container.log");
+    }
+
+    private static SandboxContext SandboxContextOf(SandboxRecord pod)
+    {
+        var i = pod.Instance;
+        var s = pod.Spec;
+        return new SandboxContext
+        {
+            SandboxId = pod.Id,
+            PodName = s.Identity.Name,
+            PodNamespace = s.Identity.Namespace,
+            PodUid = s.Identity.Uid,
+            PodAnnotations = s.Annotations,
+            Hostname = s.Hostname,
+            Network = i.NetNsPath.Length > 0 ? NamespaceRef.At(i.NetNsPath) : NamespaceRef.Host,
+            Ipc = i.IpcNsPath.Length > 0 ? NamespaceRef.At(i.IpcNsPath) : NamespaceRef.Host,
+            Uts = i.UtsNsPath.Length > 0 ? NamespaceRef.At(i.UtsNsPath) : NamespaceRef.Host,
+            SharedPidNamespacePath = i.PidNsPath.Length > 0 ? i.PidNsPath : null,
+            CgroupParent = i.CgroupParent.Length > 0 ? i.CgroupParent : null,
+            Privileged = s.Privileged,
+            HostsPath = i.HostsPath.Length > 0 ? i.HostsPath : null,
+            ResolvConfPath = i.ResolvConfPath.Length > 0 ? i.ResolvConfPath : null,
+            HostnamePath = i.HostnamePath.Length > 0 ? i.HostnamePath : null,
+            ShmPath = i.ShmPath.Length > 0 ? i.ShmPath : null,
+            Sysctls = s.Sysctls,
+        };
+    }
+
+    private static TaskResources? ToTaskResources(LinuxResources? r) => r is null ? null : new TaskResources
+    {
+        CpuShares = r.CpuShares > 0 ? (ulong)r.CpuShares : null,
+        CpuQuota = r.CpuQuota != 0 ? r.CpuQuota : null,
+        CpuPeriod = r.CpuPeriod > 0 ? (ulong)r.CpuPeriod : null,
+        CpusetCpus = string.IsNullOrEmpty(r.CpusetCpus) ? null : r.CpusetCpus,
+        CpusetMems = string.IsNullOrEmpty(r.CpusetMems) ? null : r.CpusetMems,
+        MemoryLimitBytes = r.MemoryLimitInBytes > 0 ? r.MemoryLimitInBytes : null,
+        MemorySwapLimitBytes = r.MemorySwapLimitInBytes > 0 ? r.MemorySwapLimitInBytes : null,
+        Unified = r.Unified.Count > 0 ? r.Unified : null,
+    };
+
+    // ---------------------------------------------------------------- start / stop / remove
+
+    /// <summary>Starts a created container. Its pod must be ready (FailedPrecondition otherwise, as in containerd).</summary>
+    public async Task StartAsync(string idOrPrefix, CancellationToken cancellationToken)
+    {
+        var entry = FindExisting(idOrPrefix);
+        await entry.LockedAsync(async () =>
+        {
+            var record = entry.Record;
+            if (entry.Removed) throw NotFound(record.Id);
+            if (record.State != ContainerState.Created)
+                throw new HullException(ErrorKind.FailedPrecondition,
+                    $"container \"{record.Id}\" is {ContainerStore.StateName(record.State)}, not created; it cannot be started");
+            var pod = _pods.TryFind(record.SandboxId);
+            if (pod is null || pod.Closing || pod.Record.State != SandboxState.Ready)
+                throw new HullException(ErrorKind.FailedPrecondition,
+                    $"pod sandbox \"{record.SandboxId}\" of container \"{record.Id}\" is not ready; the container cannot be started");
+            var tasks = TasksOf(pod.Record);
+            // Taken before runc start, so a process that exits at once never finishes before it started.
+            var startedAt = DateTimeOffset.UtcNow;
+            try
+            {
+                await tasks.StartAsync(record.Id, cancellationToken).ConfigureAwait(false);
+            }
+            catch (HullException e)
+            {
+                // A container that failed to start is reported exited, as containerd does, so the kubelet can remove it.
+                var failed = record with
+                {
+                    State = ContainerState.Exited, FinishedAt = DateTimeOffset.UtcNow, StartedAt = null, ExitCode = 128,
+                    Reason = "StartError", Message = e.Message,
+                };
+                await _store.PutAsync(failed, CancellationToken.None).ConfigureAwait(false);
+                entry.Record = failed;
+                _events.Container(failed, LifecycleEventKind.Stopped);
+                throw;
+            }
+            var started = record with { State = ContainerState.Running, StartedAt = startedAt };
+            await _store.PutAsync(started, CancellationToken.None).ConfigureAwait(false);
+            entry.Record = started;
+            _logger.LogInformation("container {Id} started", record.Id);
+            _events.Container(started, LifecycleEventKind.Started);
+            Watch(entry, tasks);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Records the container's exit as soon as its task reports it.</summary>
+    private void Watch(ObjectIndex<ContainerRecord>.Entry entry, ITaskService tasks)
+    {
+        string id = entry.Id;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                var exit = await tasks.WaitAsync(id, _shutdown.Token).ConfigureAwait(false);
+                await entry.LockedAsync(async () =>
+                {
+                    if (!entry.Removed && entry.Record.State == ContainerState.Running) await RecordExitAsync(entry, exit).ConfigureAwait(false);
+                }, _shutdown.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) { }
+            catch (Exception e)
+            {
+                _logger.LogDebug("container {Id}: watching for its exit ended: {Error}", id, e.Message);
+            }
+        });
+    }
+
+    /// <summary>Call with the entry's lock held.</summary>
+    private async Task RecordExitAsync(ObjectIndex<ContainerRecord>.Entry entry, TaskExit exit)
+    {
+        var exited = entry.Record with
+        {
+            State = ContainerState.Exited,
+            // conmon's exit file time has coarser resolution than the start time; never report an end before the start.
+            FinishedAt = entry.Record.StartedAt is { } started && exit.FinishedAt < started ? started : exit.FinishedAt,
+            ExitCode = exit.ExitCode,
+            Reason = exit.Reason,
+            Message = exit.Message ?? "",
+        };
+        await _store.PutAsync(exited, CancellationToken.None).ConfigureAwait(false);
+        entry.Record = exited;
+        _logger.LogInformation("container {Id} exited with code {Code}", exited.Id, exited.ExitCode);
+        _events.Container(exited, LifecycleEventKind.Stopped);
+    }
+
+    /// <summary>Stops the container with its stop signal, then SIGKILL after <paramref name="timeout"/>. Idempotent.</summary>
+    public async Task StopAsync(string idOrPrefix, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var entry = FindExisting(idOrPrefix);
+        await entry.LockedAsync(() => StopLockedAsync(entry, timeout, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task StopLockedAsync(ObjectIndex<ContainerRecord>.Entry entry, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var record = entry.Record;
+        if (entry.Removed || record.State is ContainerState.Exited) return;
+        if (TryTasksOf(record) is not { } tasks) return; // its pod is gone, and with it the task
+        if (record.State == ContainerState.Created) timeout = TimeSpan.Zero; // never started: nothing to stop gracefully
+        TaskExit exit;
+        try
+        {
+            exit = await tasks.StopAsync(record.Id, timeout, record.StopSignal, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HullException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            exit = new TaskExit(255, DateTimeOffset.UtcNow, false) { Message = "the container's task was not found" };
+        }
+        await RecordExitAsync(entry, exit).ConfigureAwait(false);
+    }
+
+    /// <summary>Removes the container: kills it if it runs, deletes the task, bundle, snapshot and record. Idempotent.</summary>
+    public async Task RemoveAsync(string idOrPrefix, CancellationToken cancellationToken)
+    {
+        var entry = _index.TryFind(idOrPrefix);
+        if (entry is null) return;
+        await entry.LockedAsync(() => RemoveLockedAsync(entry, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task RemoveLockedAsync(ObjectIndex<ContainerRecord>.Entry entry, CancellationToken cancellationToken)
+    {
+        if (entry.Removed) return;
+        await StopLockedAsync(entry, TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+        var record = entry.Record;
+        if (TryTasksOf(record) is { } tasks) await tasks.DeleteAsync(record.Id, cancellationToken).ConfigureAwait(false);
+        _files.RemoveBundle(record.BundlePath);
+        if (await _images.Snapshotter.TryStatAsync(record.Id, CancellationToken.None).ConfigureAwait(false) is not null)
+            await _images.Snapshotter.RemoveAsync(record.Id, CancellationToken.None).ConfigureAwait(false);
+        await _store.DeleteAsync(record.Id, CancellationToken.None).ConfigureAwait(false);
+        entry.Removed = true;
+        _index.Remove(record.Id);
+        if (_nameOf.TryRemove(record.Id, out var nameKey)) _names.Release(nameKey, record.Id);
+        _logger.LogInformation("container {Id} removed", record.Id);
+        _events.Container(record, LifecycleEventKind.Deleted);
+    }
+
+    /// <summary>For <see cref="PodManager"/>: kills every container of the pod (waiting for any create in flight).</summary>
+    internal async Task StopPodContainersAsync(string sandboxId, CancellationToken cancellationToken)
+    {
+        foreach (var entry in _index.Entries(r => r.SandboxId == sandboxId))
+            await entry.LockedAsync(() => StopLockedAsync(entry, TimeSpan.Zero, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>For <see cref="PodManager"/>: removes every container of the pod.</summary>
+    internal async Task RemovePodContainersAsync(string sandboxId, CancellationToken cancellationToken)
+    {
+        foreach (var entry in _index.Entries(r => r.SandboxId == sandboxId))
+            await entry.LockedAsync(() => RemoveLockedAsync(entry, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    // ---------------------------------------------------------------- status / list / exec / resources
+
+    /// <summary>The container as the index has it (its exit picked up if its task has just recorded it).</summary>
+    public ContainerRecord Status(string idOrPrefix) => FindExisting(idOrPrefix).Record;
+
+    /// <summary>A snapshot of the index, filtered; never waits on a container. Containers still being created are not listed.</summary>
+    public IReadOnlyList<ContainerRecord> List(ContainerFilter? filter = null) => _index.List(r =>
+        r.State != ContainerState.Creating && (filter is null ||
+        ((filter.IdPrefix is not { Length: > 0 } prefix || r.Id.StartsWith(prefix, StringComparison.Ordinal)) &&
+         (filter.State is not { } state || r.State == state) &&
+         (filter.SandboxIdPrefix is not { Length: > 0 } pod || r.SandboxId.StartsWith(pod, StringComparison.Ordinal)) &&
+         (filter.Labels is not { } labels || labels.All(l => r.Labels.TryGetValue(l.Key, out var v) && v == l.Value)))));
+
+    /// <summary>The containers of one pod as they are now (for PodSandboxStatus and events); never waits.</summary>
+    public IReadOnlyList<ContainerRecord> OfPod(string sandboxId) => _events.SnapshotOf(sandboxId).Containers;
+
+    /// <summary>Runs a command in a running container. A timeout is DeadlineExceeded (the command's processes are killed).</summary>
+    public async Task<ExecSyncResult> ExecSyncAsync(string idOrPrefix, IReadOnlyList<string> command, TimeSpan timeout,
+        CancellationToken cancellationToken)
+    {
+        var record = RunningRecord(idOrPrefix, "cannot exec in it");
+        var result = await TasksFor(record).ExecSyncAsync(record.Id, command, timeout, cancellationToken).ConfigureAwait(false);
+        if (result.TimedOut)
+            throw new HullException(ErrorKind.DeadlineExceeded,
+                $"command {string.Join(' ', command)} in container \"{record.Id}\" timed out after {timeout.TotalSeconds:0.###} s and was killed");
+        return result;
+    }
+
+    /// <summary>A running container's record and its pod's task endpoint (for streaming: exec, attach, port-forward).</summary>
+    public (ContainerRecord Record, ITaskService Tasks) Running(string idOrPrefix, string whatFor)
+    {
+        var record = RunningRecord(idOrPrefix, whatFor);
+        return (record, TasksFor(record));
+    }
+
+    private ContainerRecord RunningRecord(string idOrPrefix, string whatFor)
+    {
+        var record = FindExisting(idOrPrefix).Record;
+        if (record.State != ContainerState.Running)
+            throw new HullException(ErrorKind.FailedPrecondition,
+                $"container \"{record.Id}\" is {ContainerStore.StateName(record.State)}, not running; {whatFor}");
+        return record;
+    }
+
+    public async Task UpdateResourcesAsync(string idOrPrefix, TaskResources resources, CancellationToken cancellationToken)
+    {
+        var entry = FindExisting(idOrPrefix);
+        await entry.LockedAsync(async () =>
+        {
+            var record = entry.Record;
+            if (record.State is not (ContainerState.Created or ContainerState.Running))
+                throw new HullException(ErrorKind.FailedPrecondition,
+                    $"container \"{record.Id}\" is {ContainerStore.StateName(record.State)}; its resources cannot be updated");
+            // As at create (and as containerd's update re-applies WithResources): no swap unless asked for, so a new memory
+            // limit moves memory+swap with it; otherwise cgroup v1 refuses a memory limit above the old memory+swap one.
+            if (resources.MemoryLimitBytes is { } limit && resources.MemorySwapLimitBytes is null && _specs.Host.SwapControllerAvailable)
+                resources = resources with { MemorySwapLimitBytes = limit };
+            await TasksFor(record).UpdateResourcesAsync(record.Id, resources, cancellationToken).ConfigureAwait(false);
+            var updated = record with { Resources = Merge(record.Resources, resources) };
+            await _store.PutAsync(updated, CancellationToken.None).ConfigureAwait(false);
+            entry.Record = updated;
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static TaskResources Merge(TaskResources? old, TaskResources changes) => old is null ? changes : new TaskResources
+    {
+        CpuShares = changes.CpuShares ?? old.CpuShares,
+        CpuQuota = changes.CpuQuota ?? old.CpuQuota,
+        CpuPeriod = changes.CpuPeriod ?? old.CpuPeriod,
+        CpusetCpus = changes.CpusetCpus ?? old.CpusetCpus,
+        CpusetMems = changes.CpusetMems ?? old.CpusetMems,
+        MemoryLimitBytes = changes.MemoryLimitBytes ?? old.MemoryLimitBytes,
+        MemorySwapLimitBytes = changes.MemorySwapLimitBytes ?? old.MemorySwapLimitBytes,
+        PidsLimit = changes.PidsLimit ?? old.PidsLimit,
+        Unified = changes.Unified ?? old.Unified,
+    };
+
+    /// <summary>cgroup statistics of a running container, plus its writable layer's usage.</summary>
+    public async Task<(CgroupStats Cgroup, long WritableBytes, long WritableInodes)> StatsAsync(string idOrPrefix, CancellationToken cancellationToken)
+    {
+        var record = FindExisting(idOrPrefix).Record;
+        var stats = TasksFor(record).GetStats(record.Id);
+        long bytes = 0, inodes = 0;
+        try
+        {
+            var usage = await _images.Snapshotter.UsageAsync(record.Id, cancellationToken).ConfigureAwait(false);
+            (bytes, inodes) = (usage.Size, usage.Inodes);
+        }
+        catch (HullException) { }
+        return (stats, bytes, inodes);
+    }
+
+    public async Task ReopenLogAsync(string idOrPrefix, CancellationToken cancellationToken)
+    {
+        var record = RunningRecord(idOrPrefix, "its log cannot be reopened");
+        await TasksFor(record).ReopenLogAsync(record.Id, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A container's OCI spec as written in its bundle (verbose ContainerStatus); null when there is none.</summary>
+    public Task<string?> SpecJsonAsync(ContainerRecord record, CancellationToken cancellationToken) =>
+        _files.ReadSpecAsync(record.BundlePath, cancellationToken);
+
+    /// <summary>A container that exists (one still being created is not found: its id was not handed out yet).</summary>
+    private ObjectIndex<ContainerRecord>.Entry FindExisting(string idOrPrefix)
+    {
+        var entry = _index.Find(idOrPrefix);
+        return entry.Record.State == ContainerState.Creating && !entry.Record.Recovered ? throw NotFound(idOrPrefix) : entry;
+    }
+
+    private static HullException NotFound(string id) => new(ErrorKind.NotFound, $"container \"{id}\" not found");
+
+    private ITaskService TasksOf(SandboxRecord pod) => _sandboxers.Get(pod.Instance.Sandboxer).Tasks(pod.Id);
+
+    private ITaskService TasksFor(ContainerRecord record) =>
+        TryTasksOf(record) ?? throw new HullException(ErrorKind.NotFound, $"pod sandbox \"{record.SandboxId}\" of container \"{record.Id}\" not found");
+
+    /// <summary>The task endpoint of the container's pod; null when the pod or its sandboxer is gone.</summary>
+    private ITaskService? TryTasksOf(ContainerRecord record) =>
+        _pods.Get(record.SandboxId) is { } pod && _sandboxers.Find(pod.Instance.Sandboxer) is { } sandboxer ? sandboxer.Tasks(pod.Id) : null;
+
+    // ---------------------------------------------------------------- restart
+
+    /// <summary>
+    /// At start (after the pods are loaded): loads every container, asks its pod's task endpoint what became of it
+    /// (running, or exited with its exit code and time), and undoes creates a crash interrupted.
+    /// </summary>
+    internal async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        foreach (var record in await _store.ListAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var tasks = TryTasksOf(record);
+            if (record.State == ContainerState.Creating)
+            {
+                _logger.LogWarning("container {Id}: hulld stopped while it was being created; undoing it", record.Id);
+                await UndoCreateAsync(new CreateUndo(record.Id, record.BundlePath, tasks) { Persisted = true, TaskCreated = true })
+                    .ConfigureAwait(false);
+                continue;
+            }
+            var recovered = await RecoverStateAsync(record, tasks, cancellationToken).ConfigureAwait(false) with { Recovered = true };
+            var entry = _index.Add(recovered);
+            string nameKey = _pods.Get(record.SandboxId) is { } pod
+                ? NameKey(record.Name, record.Attempt, pod.Spec.Identity)
+                : $"{record.Name}_{record.SandboxId}_{record.Attempt}";
+            _names.Reserve(nameKey, record.Id);
+            _nameOf[record.Id] = nameKey;
+            if (recovered.State == ContainerState.Running && tasks is not null) Watch(entry, tasks);
+        }
+        _logger.LogInformation("recovered {Count} containers ({Running} running)", _index.Count,
+            _index.List(r => r.State == ContainerState.Running).Count);
+    }
+
+    /// <summary>What the task endpoint says became of a container that was created or running when hulld stopped.</summary>
+    private async Task<ContainerRecord> RecoverStateAsync(ContainerRecord record, ITaskService? tasks, CancellationToken cancellationToken)
+    {
+        if (record.State is not (ContainerState.Created or ContainerState.Running)) return record;
+        TaskRecovery? found = null;
+        try
+        {
+            if (tasks is not null) found = await tasks.RecoverAsync(record.Id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HullException e)
+        {
+            _logger.LogWarning("container {Id}: cannot recover its task: {Error}", record.Id, e.Message);
+        }
+        var recovered = found switch
+        {
+            null => record with
+            {
+                State = ContainerState.Exited, FinishedAt = DateTimeOffset.UtcNow, ExitCode = 255, Reason = "Unknown",
+                Message = "the container's task was not found after hulld restarted",
+            },
+            { Exit: { } exit } => record with
+            {
+                State = ContainerState.Exited, FinishedAt = exit.FinishedAt, ExitCode = exit.ExitCode, Reason = exit.Reason, Message = exit.Message ?? "",
+            },
+            _ => record,
+        };
+        if (recovered != record) await _store.PutAsync(recovered, cancellationToken).ConfigureAwait(false);
+        return recovered;
+    }
+
+    /// <summary>Stops watching for exits (containers keep running).</summary>
+    public void Shutdown() => _shutdown.Cancel();
+}

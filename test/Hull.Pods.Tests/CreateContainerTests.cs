@@ -1,0 +1,158 @@
+using Hull.Core;
+using Hull.Pods.Stores;
+using Hull.Pods.Tests.Fakes;
+using Hull.Runtime.Spec;
+
+namespace Hull.Pods.Tests;
+
+/// <summary>CreateContainer and StartContainer through the real container manager, with every host effect faked.</summary>
+public sealed class CreateContainerTests : IDisposable
+{
+    private readonly TestLifecycle _node = new();
+
+    public void Dispose() => _node.Dispose();
+
+    private Task<string> RunPodAsync(string name = "web") => _node.Pods.RunAsync(TestLifecycle.PodSpec(name), default);
+
+    /// <summary>Nothing of a container is left: no row, no index entry, no snapshot, no bundle, no task.</summary>
+    private async Task AssertNoContainerLeftAsync()
+    {
+        Assert.Empty(_node.Containers.List());
+        Assert.Equal(0, (await _node.RowsAsync()).Containers);
+        Assert.Empty(_node.Images.Snapshots);
+        Assert.Empty(_node.Files.Bundles);
+        Assert.Empty(_node.Sandboxer.TaskService.Live);
+    }
+
+    [Fact]
+    public async Task A_container_is_created_started_and_reported_running()
+    {
+        var pod = await RunPodAsync();
+        var id = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
+        Assert.Equal(ContainerState.Created, _node.Containers.Status(id).State);
+        await _node.Containers.StartAsync(id, default);
+        Assert.Equal(ContainerState.Running, _node.Containers.Status(id).State);
+        Assert.Equal([id], _node.Images.Snapshots);
+    }
+
+    [Theory]
+    [InlineData("snapshot.prepare")]
+    [InlineData("rootfs.mount")]
+    [InlineData("spec.write")]
+    [InlineData("task.create")]
+    public async Task A_failure_at_any_step_is_undone_and_the_name_can_be_used_again(string step)
+    {
+        var pod = await RunPodAsync();
+        _node.Faults.Fail(step);
+        var e = await Assert.ThrowsAsync<HullException>(() => _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default));
+        Assert.Contains(step, e.Message);
+        await AssertNoContainerLeftAsync();
+
+        _node.Faults.Clear(step);
+        var id = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
+        Assert.Equal(ContainerState.Created, _node.Containers.Status(id).State);
+    }
+
+    [Fact]
+    public async Task A_spec_the_builder_refuses_is_undone_with_its_error()
+    {
+        var pod = await RunPodAsync();
+        var request = TestLifecycle.ContainerRequest(pod) with
+        {
+            Config = new ContainerConfig { Name = "app", Command = ["sh"], Security = new ContainerSecurity { Privileged = true, PidMode = PidNamespaceMode.Container } },
+        };
+        var e = await Assert.ThrowsAsync<HullException>(() => _node.Containers.CreateAsync(request, default));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("privileged", e.Message);
+        await AssertNoContainerLeftAsync();
+    }
+
+    [Fact]
+    public async Task A_missing_image_is_NotFound_and_nothing_is_made()
+    {
+        var pod = await RunPodAsync();
+        var e = await Assert.ThrowsAsync<HullException>(() =>
+            _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod) with { Image = "nope" }, default));
+        Assert.Equal(ErrorKind.NotFound, e.Kind);
+        await AssertNoContainerLeftAsync();
+    }
+
+    [Fact]
+    public async Task Create_in_a_pod_being_removed_fails_and_leaves_nothing()
+    {
+        var pod = await RunPodAsync();
+        _node.Faults.Block("task.create");
+        var create = _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
+        await _node.Faults.ReachedAsync("task.create");
+
+        // RemovePodSandbox begins while the create is in flight: it must wait for it, and the create must not win.
+        var remove = _node.Pods.RemoveAsync(pod, default);
+        await Task.Delay(50);
+        Assert.False(remove.IsCompleted);
+        _node.Faults.Release("task.create");
+
+        var e = await Assert.ThrowsAsync<HullException>(() => create);
+        Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
+        await remove;
+        await AssertNoContainerLeftAsync();
+        Assert.Empty(_node.Pods.List());
+        Assert.Equal((0, 0), await _node.RowsAsync());
+    }
+
+    [Fact]
+    public async Task Create_in_a_pod_whose_removal_has_begun_fails_at_once()
+    {
+        var pod = await RunPodAsync();
+        var a = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod, "a"), default);
+        await _node.Containers.StartAsync(a, default);
+        _node.Faults.Block("sandbox.shutdown");
+        var remove = _node.Pods.RemoveAsync(pod, default);
+        await _node.Faults.ReachedAsync("sandbox.shutdown");
+
+        var e = await Assert.ThrowsAsync<HullException>(() => _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod, "b"), default));
+        Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
+        Assert.Contains("being stopped or removed", e.Message);
+
+        _node.Faults.Release("sandbox.shutdown");
+        await remove;
+        await AssertNoContainerLeftAsync();
+    }
+
+    [Fact]
+    public async Task Create_in_a_stopped_pod_is_FailedPrecondition()
+    {
+        var pod = await RunPodAsync();
+        await _node.Pods.StopAsync(pod, default);
+        var e = await Assert.ThrowsAsync<HullException>(() => _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default));
+        Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
+        await AssertNoContainerLeftAsync();
+    }
+
+    [Fact]
+    public async Task Start_in_a_pod_that_is_not_ready_is_FailedPrecondition()
+    {
+        var pod = await RunPodAsync();
+        var id = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
+        // After a restart the pod's sandbox is gone (its network namespace vanished, say); the container was only created.
+        _node.Sandboxer.StateAfterRestart = Sandbox.Controller.SandboxState.NotReady;
+        await _node.RestartAsync();
+
+        var e = await Assert.ThrowsAsync<HullException>(() => _node.Containers.StartAsync(id, default));
+        Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
+        Assert.Contains("not ready", e.Message);
+        Assert.Equal(ContainerState.Created, _node.Containers.Status(id).State);
+    }
+
+    [Fact]
+    public async Task A_container_being_created_is_not_listed_or_found()
+    {
+        var pod = await RunPodAsync();
+        _node.Faults.Block("task.create");
+        var create = _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
+        await _node.Faults.ReachedAsync("task.create");
+        Assert.Empty(_node.Containers.List());
+        _node.Faults.Release("task.create");
+        var id = await create;
+        Assert.Single(_node.Containers.List(), c => c.Id == id);
+    }
+}

@@ -1,0 +1,36 @@
+using Hull.Linux;
+using Hull.Pods.Host;
+using Hull.Runtime.Spec;
+
+namespace Hull.Pods.Tests.Fakes;
+
+/// <summary>Bundles as plain directories in a temp dir, with the rootfs "mounted" by creating it; no root needed.</summary>
+public sealed class FakeFilesystem(string root, Faults faults) : IContainerFilesystem
+{
+    public string BundleDirectory(string containerId) => Path.Combine(root, "containers", containerId, "bundle");
+
+    /// <summary>Container directories that exist.</summary>
+    public IReadOnlyList<string> Bundles =>
+        Directory.Exists(Path.Combine(root, "containers")) ? Directory.GetDirectories(Path.Combine(root, "containers")).Select(d => Path.GetFileName(d)).ToList() : [];
+
+    public void MountRootfs(string bundle, IReadOnlyList<Mount> mounts)
+    {
+        Directory.CreateDirectory(Path.Combine(bundle, "rootfs"));
+        faults.Step("rootfs.mount");
+    }
+
+    public async Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken)
+    {
+        await faults.StepAsync("spec.write").ConfigureAwait(false);
+        await SpecWriter.WriteAsync(spec, bundle, cancellationToken).ConfigureAwait(false);
+    }
+
+    public Task<string?> ReadSpecAsync(string bundle, CancellationToken cancellationToken) =>
+        Task.FromResult(File.Exists(Path.Combine(bundle, SpecWriter.ConfigFileName)) ? File.ReadAllText(Path.Combine(bundle, SpecWriter.ConfigFileName)) : null);
+
+    public void RemoveBundle(string bundle)
+    {
+        string dir = Path.GetDirectoryName(bundle)!;
+        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+    }
+}
