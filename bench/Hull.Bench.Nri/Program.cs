@@ -39,8 +39,8 @@ foreach (int plugins in new[] { 0, 1, 3 })
             File.SetUnixFileMode(script, (UnixFileMode)0b111_101_101);
         }
         await using var host = new NriHost(new NriOptions { PluginPath = pluginPath, PluginConfigPath = root, DisableConnections = true },
-            new NoRuntime(), NullLogger.Instance);
-        await host.StartAsync(CancellationToken.None);
+            NullLogger.Instance);
+        await host.StartAsync(new NoRuntime(), CancellationToken.None);
         if (host.ListPlugins().Count != plugins) throw new InvalidOperationException($"{host.ListPlugins().Count} of {plugins} plugins connected");
 
         foreach (var (name, run) in new (string, Func<Task>)[]

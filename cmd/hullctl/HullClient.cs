@@ -21,6 +21,8 @@ internal sealed class HullClient(string socket) : IDisposable
     public Task<RuntimeConfigResponse> RuntimeConfigAsync() => Call<RuntimeConfigResponse>(Runtime, "RuntimeConfig", new RuntimeConfigRequest());
     public Task<ServerInfoResponse> ServerInfoAsync() => Call<ServerInfoResponse>(Admin, "ServerInfo", new ServerInfoRequest());
     public Task<PluginsResponse> PluginsAsync() => Call<PluginsResponse>(Admin, "Plugins", new PluginsRequest());
+
+    public Task<NriPluginsResponse> NriPluginsAsync() => Call<NriPluginsResponse>(Admin, "NriPlugins", new NriPluginsRequest());
     public Task<DeprecationsResponse> DeprecationsAsync() => Call<DeprecationsResponse>(Admin, "Deprecations", new DeprecationsRequest());
 
     public Task<ListImagesResponse> ListImagesAsync(CancellationToken ct) =>

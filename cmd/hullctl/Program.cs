@@ -111,6 +111,26 @@ pluginsList.SetAction(parse => Run(parse, async client =>
 }));
 plugins.Subcommands.Add(pluginsList);
 root.Subcommands.Add(plugins);
+
+var nri = new Command("nri", "NRI plugins connected to hulld");
+var nriList = new Command("ls", "list the connected NRI plugins in event order");
+nriList.Aliases.Add("list");
+nriList.SetAction(parse => Run(parse, async client =>
+{
+    var response = await client.NriPluginsAsync();
+    if (!response.Enabled)
+    {
+        Console.WriteLine("NRI is disabled ([plugins.'io.containerd.nri.v1.nri'] disable = true)");
+        return;
+    }
+    var table = new TextTable("INDEX", "NAME", "PID", "STARTED BY", "EVENTS", "LAST ERROR");
+    foreach (var p in response.Plugins)
+        table.Add(p.Index, p.Name, p.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), p.PreInstalled ? "hulld" : "itself",
+            string.Join(",", p.Events), p.LastError);
+    table.WriteTo(Console.Out);
+}));
+nri.Subcommands.Add(nriList);
+root.Subcommands.Add(nri);
 root.Subcommands.Add(ImagesCommands.Create(addressOption));
 root.Subcommands.Add(RunCommand.Create(addressOption));
 foreach (var c in StreamingCommands.Create(addressOption)) root.Subcommands.Add(c);

@@ -85,14 +85,14 @@ internal static class Daemon
         using var registryClient = images.Registry;
         try
         {
-            lifecycle = await LifecycleComposition.OpenAsync(bound, metadata, images, loggerFactory, CancellationToken.None).ConfigureAwait(false);
+            lifecycle = await LifecycleComposition.OpenAsync(bound, metadata, images, deprecations, loggerFactory, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Hull.Core.HullException e)
         {
             log.LogError("cannot recover pods and containers: {Error}", e.Message);
             return 1;
         }
-        using var taskManagers = lifecycle.Tasks;
+        await using var lifecycleParts = lifecycle;
         try
         {
             streaming = await StreamingComposition.StartAsync(bound.Streaming, lifecycle, loggerFactory, CancellationToken.None).ConfigureAwait(false);
@@ -104,7 +104,7 @@ internal static class Daemon
         }
         await using var streamingServer = streaming;
         log.LogInformation("streaming server (exec, attach, port-forward) listening on {Address}", streaming.BaseAddress);
-        var admin = new AdminService(bound.Cri, identity, plugins, deprecations, images.Transfer, lifecycle.Pods);
+        var admin = new AdminService(bound.Cri, identity, plugins, deprecations, images.Transfer, lifecycle.Nri, lifecycle.Pods);
         var runtime = new RuntimeService(bound.Cri, lifecycle.Pods, lifecycle.Containers, lifecycle.Events, deprecations, lifecycle.Cni.Default, streaming);
         var criLog = loggerFactory.CreateLogger("cri");
         await using var server = CriServer.Create(bound.Cri, runtime, images.Images, deprecations,
@@ -130,8 +130,6 @@ internal static class Daemon
         await server.StopAsync(DrainTimeout).ConfigureAwait(false);
         TryDelete(bound.Socket.Address);
         await streaming.DisposeAsync().ConfigureAwait(false);
-        lifecycle.Containers.Shutdown();
-        foreach (var sandboxer in lifecycle.Sandboxers.All) await sandboxer.ReleaseUnusedAsync(CancellationToken.None).ConfigureAwait(false);
         log.LogInformation("stopped");
         return 0;
     }
@@ -163,14 +161,13 @@ internal static class Daemon
             "io.containerd.metadata.v1.sqlite");
         plugins.Ok("io.hull.sandbox.controller.v1", "microvm", new Dictionary<string, string> { ["handlers"] = string.Join(",", config.MicroVm.Handlers.Keys) },
             "io.containerd.metadata.v1.sqlite");
-        foreach (var (type, id, issue) in NotYetServed)
-            plugins.Add(new PluginInfo(type, id, PluginStatus.Skipped, $"not implemented yet ({issue} issue)", [], new Dictionary<string, string>()));
+        if (config.Nri.Disable)
+            plugins.Add(new PluginInfo("io.containerd.nri.v1", "nri", PluginStatus.Skipped, "disabled in the config", [], new Dictionary<string, string>()));
+        else
+            plugins.Ok("io.containerd.nri.v1", "nri", new Dictionary<string, string> { ["socket_path"] = config.Nri.DisableConnections ? "" : config.Nri.SocketPath });
+        if (config.Cdi is { } cdi)
+            plugins.Ok("io.containerd.cdi.v1", "cdi", new Dictionary<string, string> { ["spec_dirs"] = string.Join(":", cdi.SpecDirectories) });
     }
-
-    private static readonly (string Type, string Id, string Issue)[] NotYetServed =
-    [
-        ("io.containerd.nri.v1", "nri", "NRI"),
-    ];
 
     private static MetadataStore? OpenMetadata(string root, ILoggerFactory loggerFactory, ILogger log)
     {

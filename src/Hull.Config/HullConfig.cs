@@ -185,6 +185,25 @@ public sealed record NriConfig
     public TimeSpan PluginRegistrationTimeout { get; init; } = TimeSpan.FromSeconds(5);
     public TimeSpan PluginRequestTimeout { get; init; } = TimeSpan.FromSeconds(2);
     public bool DisableConnections { get; init; }
+    /// <summary>Hull-only: plugins every event needs (fail closed).</summary>
+    public IReadOnlyList<string> RequiredPlugins { get; init; } = [];
+    /// <summary>Hull-only: per-plugin request timeouts (Go durations) by name or indexed name.</summary>
+    public IReadOnlyDictionary<string, string> PluginRequestTimeouts { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
+    public NriValidatorConfig DefaultValidator { get; init; } = new();
+}
+
+/// <summary><c>[plugins.'io.containerd.nri.v1.nri'.default_validator]</c>.</summary>
+public sealed record NriValidatorConfig
+{
+    public bool Enable { get; init; }
+    public bool RejectOciHookAdjustment { get; init; }
+    public bool RejectRuntimeDefaultSeccompAdjustment { get; init; }
+    public bool RejectUnconfinedSeccompAdjustment { get; init; }
+    public bool RejectCustomSeccompAdjustment { get; init; }
+    public bool RejectNamespaceAdjustment { get; init; }
+    public bool RejectSysctlAdjustment { get; init; }
+    public IReadOnlyList<string> RequiredPlugins { get; init; } = [];
+    public string TolerateMissingPluginsAnnotation { get; init; } = "";
 }
 
 /// <summary><c>[plugins.'io.containerd.transfer.v1.local']</c>.</summary>

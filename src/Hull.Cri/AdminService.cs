@@ -19,8 +19,20 @@ public sealed record DaemonIdentity(string Uuid, int Pid, DateTimeOffset Started
 /// transfers hullctl runs (with per-blob progress, which CRI's PullImage cannot report).
 /// </summary>
 public sealed class AdminService(CriOptions options, DaemonIdentity identity, PluginRegistry plugins, DeprecationRegistry deprecations,
-    ITransferService? transfer = null, Pods.PodManager? pods = null)
+    ITransferService? transfer = null, Hull.Nri.NriHost? nri = null, Pods.PodManager? pods = null)
 {
+    public Task<NriPluginsResponse> NriPlugins(NriPluginsRequest request, ServerCallContext context)
+    {
+        var response = new NriPluginsResponse { Enabled = nri is { Enabled: true } };
+        foreach (var p in nri?.ListPlugins() ?? [])
+        {
+            var plugin = new NriPlugin { Name = p.Name, Index = p.Index, PreInstalled = p.PreInstalled, Pid = p.Pid, LastError = p.LastError ?? "" };
+            plugin.Events.AddRange(p.Events);
+            response.Plugins.Add(plugin);
+        }
+        return Task.FromResult(response);
+    }
+
     public Task<ServerInfoResponse> ServerInfo(ServerInfoRequest request, ServerCallContext context)
     {
         var response = new ServerInfoResponse

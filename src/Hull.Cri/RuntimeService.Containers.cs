@@ -301,6 +301,7 @@ public sealed partial class RuntimeService
             }).ToList(),
             Devices = config.Devices.Select(d => new Spec.ContainerDevice(d.ContainerPath, d.HostPath,
                 d.Permissions.Length > 0 ? d.Permissions : "rwm")).ToList(),
+            CdiDevices = config.CDIDevices.Select(d => d.Name).ToList(),
             Labels = new Dictionary<string, string>(config.Labels, StringComparer.Ordinal),
             Annotations = new Dictionary<string, string>(config.Annotations, StringComparer.Ordinal),
             Tty = config.Tty,

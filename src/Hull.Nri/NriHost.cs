@@ -32,24 +32,27 @@ public sealed class NriHost : IAsyncDisposable
     private NriPlugin[] _plugins = [];
     private Socket? _listener;
 
-    public NriHost(NriOptions options, INriRuntime runtime, ILogger logger, DeprecationRegistry? deprecations = null)
+    public NriHost(NriOptions options, ILogger logger, DeprecationRegistry? deprecations = null)
     {
         Options = options;
-        Runtime = runtime;
         Logger = logger;
         _deprecations = deprecations;
         if (options.DefaultValidator is { Enable: true } validator) _defaultValidator = new DefaultValidator(validator);
     }
 
     public NriOptions Options { get; }
-    internal INriRuntime Runtime { get; }
+    /// <summary>The runtime plugins synchronize with and update; given at <see cref="StartAsync"/>, once the lifecycle has recovered.</summary>
+    internal INriRuntime Runtime => _runtime ?? throw new InvalidOperationException("NRI was not started");
+
+    private INriRuntime? _runtime;
     internal ILogger Logger { get; }
 
     public bool Enabled => !Options.Disable;
 
-    /// <summary>Launches pre-installed plugins, synchronizes them, then opens the socket for external ones.</summary>
-    public async Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>Launches pre-installed plugins, synchronizes them with <paramref name="runtime"/>, then opens the socket for external ones.</summary>
+    public async Task StartAsync(INriRuntime runtime, CancellationToken cancellationToken)
     {
+        _runtime = runtime;
         if (!Enabled)
         {
             Logger.LogInformation("NRI is disabled");
@@ -73,13 +76,20 @@ public sealed class NriHost : IAsyncDisposable
             Logger.LogInformation("NRI: connections from external plugins are disabled");
             return;
         }
-        StartListener();
+        await StartListenerAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private void StartListener()
+    private async Task StartListenerAsync(CancellationToken cancellationToken)
     {
         var path = Options.SocketPath;
         Directory.CreateDirectory(Path.GetDirectoryName(path)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // A socket someone still answers on belongs to another runtime on this node: leave it to them (and say so)
+        // rather than steal it; a stale one a crash left is replaced.
+        if (File.Exists(path) && await AnswersAsync(path, cancellationToken).ConfigureAwait(false))
+        {
+            Logger.LogWarning("NRI: {Path} is in use by another process; external plugins cannot connect to this hulld (pre-installed ones still run)", path);
+            return;
+        }
         File.Delete(path);
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -93,8 +103,27 @@ public sealed class NriHost : IAsyncDisposable
             throw new HullException(ErrorKind.FailedPrecondition, $"cannot listen for NRI plugins on {path}: {e.Message}", e);
         }
         _listener = listener;
+        _listenerInode = Hull.Linux.FileStatus.TryGet(path)?.Inode;
         Logger.LogInformation("NRI: accepting plugin connections on {Path}", path);
         lock (_background) _background.Add(AcceptLoopAsync(listener));
+    }
+
+    private ulong? _listenerInode;
+
+    private static async Task<bool> AnswersAsync(string path, CancellationToken cancellationToken)
+    {
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(1));
+        try
+        {
+            await probe.ConnectAsync(new UnixDomainSocketEndPoint(path), timeout.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            return false;
+        }
     }
 
     private async Task AcceptLoopAsync(Socket listener)
@@ -193,6 +222,9 @@ public sealed class NriHost : IAsyncDisposable
         if (_deprecations is not null) _deprecations.Record(DeprecationIds.NriPluginInterface, message);
         else Logger.LogWarning("{Message}", message);
     }
+
+    /// <summary>Whether any plugin is connected or required: when not, callers may spare building event payloads.</summary>
+    public bool Active => Enabled && (Volatile.Read(ref _plugins).Length > 0 || Options.RequiredPlugins.Count > 0);
 
     /// <summary>The connected plugins in event order, for <c>hullctl nri ls</c>.</summary>
     public IReadOnlyList<NriPluginInfo> ListPlugins() =>
@@ -379,7 +411,8 @@ public sealed class NriHost : IAsyncDisposable
     {
         _stopping.Cancel();
         _listener?.Dispose();
-        if (_listener is not null) File.Delete(Options.SocketPath);
+        // Only our own socket: another hulld may have taken the path over since.
+        if (_listener is not null && Hull.Linux.FileStatus.TryGet(Options.SocketPath)?.Inode == _listenerInode) File.Delete(Options.SocketPath);
         NriPlugin[] plugins;
         lock (_launchedConfigs)
         {

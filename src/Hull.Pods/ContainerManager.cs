@@ -1,8 +1,11 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Hull.Cdi;
 using Hull.Core;
 using Hull.Linux.Processes;
+using Hull.Nri;
 using Hull.Pods.Events;
+using Hull.Pods.Hooks;
 using Hull.Pods.Host;
 using Hull.Pods.Images;
 using Hull.Pods.Index;
@@ -43,15 +46,21 @@ public sealed class ContainerManager
     private readonly SpecBuilder _specs;
     private readonly IContainerFilesystem _files;
     private readonly LifecycleEvents _events;
+    private readonly CdiRegistry? _cdi;
+    private readonly NriHooks _nri;
     private readonly ILogger _logger;
     private readonly NameRegistrar _names = new("container");
     private readonly ConcurrentDictionary<string, string> _nameOf = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _shutdown = new();
 
+    /// <param name="cdi">The CDI registry; null when CDI is off (<c>enable_cdi = false</c>).</param>
+    /// <param name="nri">The NRI hooks; null means none.</param>
     public ContainerManager(ContainerStore store, ObjectIndex<ContainerRecord> index, ObjectIndex<SandboxRecord> pods, Sandboxers sandboxers,
         RuntimeHandlers handlers, IContainerImages images, SpecBuilder specs, IContainerFilesystem files, LifecycleEvents events,
-        ILogger<ContainerManager>? logger = null)
+        ILogger<ContainerManager>? logger = null, CdiRegistry? cdi = null, NriHooks? nri = null)
     {
+        _cdi = cdi;
+        _nri = nri ?? NriHooks.None;
         _store = store;
         _index = index;
         _pods = pods;
@@ -91,6 +100,9 @@ public sealed class ContainerManager
                 $"runtime handler \"{handler.Name}\" uses snapshotter \"{handler.Snapshotter}\", but this hulld runs \"{_images.Snapshotter.Name}\"");
         var image = await _images.FindAsync(request.Image, cancellationToken).ConfigureAwait(false)
                     ?? throw new HullException(ErrorKind.NotFound, $"image \"{request.Image}\" not found; pull it before creating container \"{config.Name}\"");
+        // CDI devices are resolved before anything is made: an unknown device leaves nothing behind.
+        var cdiDevices = CdiRequest.Devices(config.CdiDevices, config.Annotations);
+        var cdi = ResolveCdi(config.Name, cdiDevices);
         var tasks = TasksOf(pod);
 
         string id = Ids.New();
@@ -100,6 +112,7 @@ public sealed class ContainerManager
         var record = NewRecord(id, pod, request, image, bundle);
         var entry = _index.AddLocked(record);
         var undo = new CreateUndo(id, bundle, tasks);
+        NriCreateResult? nriResult = null;
         try
         {
             Interlocked.MemoryBarrier(); // pairs with PodManager's: the pod sees this entry, or this sees the pod closing
@@ -122,6 +135,12 @@ public sealed class ContainerManager
                 Handler = handler,
                 ContainerDirectory = bundle,
             }, cancellationToken).ConfigureAwait(false);
+            if (!cdi.IsEmpty) spec = CdiEdits.Apply(spec, cdi);
+            // NRI plugins adjust the container last, through the builder's rules; what they ask of others waits for the commit.
+            undo.NriNotified = true;
+            nriResult = await _nri.CreateContainerAsync(pod, record, spec, cdiDevices, cancellationToken).ConfigureAwait(false);
+            if (nriResult is not null)
+                spec = _specs.Adjust(spec, nriResult.Adjustment, config.Name, (s, devices) => CdiEdits.Apply(s, ResolveCdi(config.Name, devices)));
             await _files.WriteSpecAsync(bundle, spec, cancellationToken).ConfigureAwait(false);
             if (spec.Process?.User is { } user)
                 record = record with { User = new ContainerUserInfo(user.Uid, user.Gid, user.AdditionalGids?.Select(g => (long)g).ToList() ?? []) };
@@ -141,12 +160,13 @@ public sealed class ContainerManager
             _nameOf[id] = nameKey;
             _logger.LogInformation("container {Id} ({Name}) created in pod {Pod}", id, config.Name, pod.Id);
             _events.Container(record, LifecycleEventKind.Created);
-            return id;
+            await NotifyNriAsync("PostCreateContainer", record, _nri.PostCreateContainerAsync).ConfigureAwait(false);
         }
         catch (Exception e)
         {
             _logger.LogWarning("CreateContainer {Name} in pod {Pod}: {Error}; undoing", config.Name, pod.Id, e.Message);
             await UndoCreateAsync(undo).ConfigureAwait(false);
+            if (undo.NriNotified) await NotifyNriAsync("RemoveContainer", record, _nri.RemoveContainerAsync).ConfigureAwait(false);
             entry.Removed = true;
             _index.Remove(id);
             _names.Release(nameKey, id);
@@ -159,6 +179,73 @@ public sealed class ContainerManager
         {
             entry.Lock.Release();
         }
+        // Outside this container's lock: updating another container takes that container's lock.
+        if (nriResult is not null) await ApplyNriAsync(nriResult.Updates, nriResult.Evictions).ConfigureAwait(false);
+        return id;
+    }
+
+    /// <summary>The CDI edits of the named devices; an unknown device is an error naming it and the directories searched.</summary>
+    private CdiInjection ResolveCdi(string containerName, IReadOnlyList<string> devices)
+    {
+        if (devices.Count == 0) return CdiInjection.None;
+        if (_cdi is null)
+            throw new HullException(ErrorKind.FailedPrecondition,
+                $"container \"{containerName}\" asks for CDI devices {string.Join(", ", devices)}, but CDI is disabled (enable_cdi = false)");
+        try
+        {
+            return _cdi.Resolve(devices);
+        }
+        catch (CdiException e)
+        {
+            var error = CdiEdits.ToHullException(e);
+            throw new HullException(error.Kind, $"container \"{containerName}\": {error.Message}", e);
+        }
+    }
+
+    /// <summary>An NRI notification: plugins learn of the change; their failure is logged and does not undo it (as in containerd).</summary>
+    private async Task NotifyNriAsync(string what, ContainerRecord record, Func<SandboxRecord, ContainerRecord, CancellationToken, Task> hook)
+    {
+        if (_pods.Get(record.SandboxId) is not { } pod) return;
+        try
+        {
+            await hook(pod, record, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HullException or OperationCanceledException)
+        {
+            _logger.LogWarning("container {Id}: NRI {Event}: {Error}", record.Id, what, e.Message);
+        }
+    }
+
+    /// <summary>What NRI plugins asked of other containers: new resources, or eviction. Returns the updates that failed.</summary>
+    internal async Task<IReadOnlyList<NriContainerUpdate>> ApplyNriAsync(IReadOnlyList<NriContainerUpdate> updates, IReadOnlyList<NriContainerEviction> evictions)
+    {
+        var failed = new List<NriContainerUpdate>();
+        foreach (var update in updates)
+        {
+            try
+            {
+                await UpdateResourcesAsync(update.ContainerId, TaskResources.FromOci(update.Resources), CancellationToken.None, fromNri: true)
+                    .ConfigureAwait(false);
+            }
+            catch (HullException e)
+            {
+                _logger.LogWarning("container {Id}: NRI update failed: {Error}", update.ContainerId, e.Message);
+                if (!update.IgnoreFailure) failed.Add(update);
+            }
+        }
+        foreach (var eviction in evictions)
+        {
+            _logger.LogInformation("container {Id}: evicted by an NRI plugin: {Reason}", eviction.ContainerId, eviction.Reason);
+            try
+            {
+                await StopAsync(eviction.ContainerId, TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (HullException e)
+            {
+                _logger.LogWarning("container {Id}: NRI eviction failed: {Error}", eviction.ContainerId, e.Message);
+            }
+        }
+        return failed;
     }
 
     /// <summary>A pod takes new containers only while it is ready and no stop or remove has begun.</summary>
@@ -210,6 +297,8 @@ public sealed class ContainerManager
         public bool Persisted { get; set; }
         public bool SnapshotPrepared { get; set; }
         public bool TaskCreated { get; set; }
+        /// <summary>NRI plugins were told of the create, so they are told of its undo.</summary>
+        public bool NriNotified { get; set; }
     }
 
     /// <summary>Undoes a create in reverse; failures are logged, and the row stays (as 'creating') for the next start to retry.</summary>
@@ -298,6 +387,7 @@ public sealed class ContainerManager
                 throw new HullException(ErrorKind.FailedPrecondition,
                     $"pod sandbox \"{record.SandboxId}\" of container \"{record.Id}\" is not ready; the container cannot be started");
             var tasks = TasksOf(pod.Record);
+            await NotifyNriAsync("StartContainer", record, _nri.StartContainerAsync).ConfigureAwait(false);
             // Taken before runc start, so a process that exits at once never finishes before it started.
             var startedAt = DateTimeOffset.UtcNow;
             try
@@ -323,6 +413,7 @@ public sealed class ContainerManager
             _logger.LogInformation("container {Id} started", record.Id);
             _events.Container(started, LifecycleEventKind.Started);
             Watch(entry, tasks);
+            await NotifyNriAsync("PostStartContainer", started, _nri.PostStartContainerAsync).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
     }
 
@@ -370,14 +461,17 @@ public sealed class ContainerManager
     public async Task StopAsync(string idOrPrefix, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var entry = FindExisting(idOrPrefix);
-        await entry.LockedAsync(() => StopLockedAsync(entry, timeout, cancellationToken), cancellationToken).ConfigureAwait(false);
+        var updates = await entry.LockedAsync(() => StopLockedAsync(entry, timeout, cancellationToken), cancellationToken).ConfigureAwait(false);
+        if (updates.Count > 0) await ApplyNriAsync(updates, []).ConfigureAwait(false);
     }
 
-    private async Task StopLockedAsync(ObjectIndex<ContainerRecord>.Entry entry, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>Returns what NRI plugins want of the other containers now that this one stopped (applied by the caller, outside the lock).</summary>
+    private async Task<IReadOnlyList<NriContainerUpdate>> StopLockedAsync(ObjectIndex<ContainerRecord>.Entry entry, TimeSpan timeout,
+        CancellationToken cancellationToken)
     {
         var record = entry.Record;
-        if (entry.Removed || record.State is ContainerState.Exited) return;
-        if (TryTasksOf(record) is not { } tasks) return; // its pod is gone, and with it the task
+        if (entry.Removed || record.State is ContainerState.Exited) return [];
+        if (TryTasksOf(record) is not { } tasks) return []; // its pod is gone, and with it the task
         if (record.State == ContainerState.Created) timeout = TimeSpan.Zero; // never started: nothing to stop gracefully
         TaskExit exit;
         try
@@ -389,6 +483,16 @@ public sealed class ContainerManager
             exit = new TaskExit(255, DateTimeOffset.UtcNow, false) { Message = "the container's task was not found" };
         }
         await RecordExitAsync(entry, exit).ConfigureAwait(false);
+        if (_pods.Get(record.SandboxId) is not { } pod) return [];
+        try
+        {
+            return await _nri.StopContainerAsync(pod, entry.Record, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HullException or OperationCanceledException)
+        {
+            _logger.LogWarning("container {Id}: NRI StopContainer: {Error}", record.Id, e.Message);
+            return [];
+        }
     }
 
     /// <summary>Removes the container: kills it if it runs, deletes the task, bundle, snapshot and record. Idempotent.</summary>
@@ -414,13 +518,14 @@ public sealed class ContainerManager
         if (_nameOf.TryRemove(record.Id, out var nameKey)) _names.Release(nameKey, record.Id);
         _logger.LogInformation("container {Id} removed", record.Id);
         _events.Container(record, LifecycleEventKind.Deleted);
+        await NotifyNriAsync("RemoveContainer", record, _nri.RemoveContainerAsync).ConfigureAwait(false);
     }
 
     /// <summary>For <see cref="PodManager"/>: kills every container of the pod (waiting for any create in flight).</summary>
     internal async Task StopPodContainersAsync(string sandboxId, CancellationToken cancellationToken)
     {
         foreach (var entry in _index.Entries(r => r.SandboxId == sandboxId))
-            await entry.LockedAsync(() => StopLockedAsync(entry, TimeSpan.Zero, cancellationToken), cancellationToken).ConfigureAwait(false);
+            await entry.LockedAsync(() => StopLockedAsync(entry, TimeSpan.Zero, cancellationToken), cancellationToken).ConfigureAwait(false); // the pod goes: no updates
     }
 
     /// <summary>For <see cref="PodManager"/>: removes every container of the pod.</summary>
@@ -474,15 +579,26 @@ public sealed class ContainerManager
         return record;
     }
 
-    public async Task UpdateResourcesAsync(string idOrPrefix, TaskResources resources, CancellationToken cancellationToken)
+    /// <summary>
+    /// Updates a created or running container's resources (UpdateContainerResources). NRI plugins may change what is
+    /// asked first and update other containers (after this one's lock is released); <paramref name="fromNri"/> marks an
+    /// update a plugin asked for, which plugins are not asked about again.
+    /// </summary>
+    public async Task UpdateResourcesAsync(string idOrPrefix, TaskResources resources, CancellationToken cancellationToken, bool fromNri = false)
     {
         var entry = FindExisting(idOrPrefix);
-        await entry.LockedAsync(async () =>
+        var others = await entry.LockedAsync(async () =>
         {
             var record = entry.Record;
             if (record.State is not (ContainerState.Created or ContainerState.Running))
                 throw new HullException(ErrorKind.FailedPrecondition,
                     $"container \"{record.Id}\" is {ContainerStore.StateName(record.State)}; its resources cannot be updated");
+            NriUpdateResult? nri = null;
+            if (!fromNri && _pods.Get(record.SandboxId) is { } pod)
+            {
+                nri = await _nri.UpdateContainerAsync(pod, record, resources.ToOci(), cancellationToken).ConfigureAwait(false);
+                if (nri?.Resources is { } adjusted) resources = TaskResources.FromOci(adjusted);
+            }
             // As at create (and as containerd's update re-applies WithResources): no swap unless asked for, so a new memory
             // limit moves memory+swap with it; otherwise cgroup v1 refuses a memory limit above the old memory+swap one.
             if (resources.MemoryLimitBytes is { } limit && resources.MemorySwapLimitBytes is null && _specs.Host.SwapControllerAvailable)
@@ -491,7 +607,11 @@ public sealed class ContainerManager
             var updated = record with { Resources = Merge(record.Resources, resources) };
             await _store.PutAsync(updated, CancellationToken.None).ConfigureAwait(false);
             entry.Record = updated;
+            if (!fromNri) await NotifyNriAsync("PostUpdateContainer", updated, _nri.PostUpdateContainerAsync).ConfigureAwait(false);
+            return nri;
         }, cancellationToken).ConfigureAwait(false);
+        if (others is { } result && (result.Updates.Count > 0 || result.Evictions.Count > 0))
+            await ApplyNriAsync(result.Updates, result.Evictions).ConfigureAwait(false);
     }
 
     private static TaskResources Merge(TaskResources? old, TaskResources changes) => old is null ? changes : new TaskResources

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Hull.Core;
 using Hull.Pods.Events;
+using Hull.Pods.Hooks;
 using Hull.Pods.Index;
 using Hull.Pods.Stores;
 using Hull.Runtime.Handlers;
@@ -29,12 +30,14 @@ public sealed class PodManager
     private readonly Sandboxers _sandboxers;
     private readonly ContainerManager _containers;
     private readonly LifecycleEvents _events;
+    private readonly NriHooks _nri;
     private readonly ILogger _logger;
     private readonly NameRegistrar _names = new("sandbox");
 
     public PodManager(SandboxStore store, ObjectIndex<SandboxRecord> index, Sandboxers sandboxers, RuntimeHandlers handlers,
-        ContainerManager containers, LifecycleEvents events, ILogger<PodManager>? logger = null)
+        ContainerManager containers, LifecycleEvents events, ILogger<PodManager>? logger = null, NriHooks? nri = null)
     {
+        _nri = nri ?? NriHooks.None;
         _store = store;
         _index = index;
         _sandboxers = sandboxers;
@@ -77,6 +80,8 @@ public sealed class PodManager
             await sandboxer.CreateAsync(spec, cancellationToken).ConfigureAwait(false);
             var instance = await sandboxer.StartAsync(spec.Id, cancellationToken).ConfigureAwait(false);
             var ready = record with { Instance = instance, State = SandboxState.Ready };
+            // NRI plugins see the pod before it is acknowledged; a required plugin that is missing or fails fails the run.
+            await _nri.RunPodSandboxAsync(ready, cancellationToken).ConfigureAwait(false);
             await _store.PutAsync(ready, cancellationToken).ConfigureAwait(false);
             entry.Record = ready;
             _logger.LogInformation("pod sandbox {Id} ({Name}) is ready", spec.Id, name);
@@ -127,6 +132,7 @@ public sealed class PodManager
             try
             {
                 await _containers.StopPodContainersAsync(record.Id, cancellationToken).ConfigureAwait(false);
+                await NotifyNriAsync("StopPodSandbox", record, _nri.StopPodSandboxAsync).ConfigureAwait(false);
                 await sandboxer.StopAsync(record.Id, SandboxStopTimeout, cancellationToken).ConfigureAwait(false);
             }
             catch (HullException e)
@@ -172,9 +178,23 @@ public sealed class PodManager
                     record.Id, record.Instance.Sandboxer);
             }
             await ForgetAsync(entry).ConfigureAwait(false);
+            await NotifyNriAsync("RemovePodSandbox", record, _nri.RemovePodSandboxAsync).ConfigureAwait(false);
             _logger.LogInformation("pod sandbox {Id} removed", record.Id);
             _events.Pod(record.Id, LifecycleEventKind.Deleted, record with { State = SandboxState.NotReady });
         }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>An NRI notification of a change already made: a plugin's failure is logged and does not undo it (as in containerd).</summary>
+    private async Task NotifyNriAsync(string what, SandboxRecord pod, Func<SandboxRecord, CancellationToken, Task> hook)
+    {
+        try
+        {
+            await hook(pod, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HullException or OperationCanceledException)
+        {
+            _logger.LogWarning("pod sandbox {Id}: NRI {Event}: {Error}", pod.Id, what, e.Message);
+        }
     }
 
     /// <summary>A pod still being created by a RunPodSandbox in flight cannot be stopped or removed yet (one a crash left can).</summary>
@@ -260,6 +280,7 @@ public sealed class PodManager
             var updated = record with { Spec = record.Spec with { Resources = resources } };
             await _store.PutAsync(updated, CancellationToken.None).ConfigureAwait(false);
             entry.Record = updated;
+            await NotifyNriAsync("UpdatePodSandbox", updated, _nri.UpdatePodSandboxAsync).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
     }
 

@@ -92,8 +92,8 @@ public sealed class NriTestEnvironment : IAsyncDisposable
             RequestTimeout = TimeSpan.FromSeconds(2),
             RegistrationTimeout = TimeSpan.FromSeconds(10),
         };
-        Host = new NriHost(configure?.Invoke(options) ?? options, Runtime, Logger);
-        await Host.StartAsync(CancellationToken.None);
+        Host = new NriHost(configure?.Invoke(options) ?? options, Logger);
+        await Host.StartAsync(Runtime, CancellationToken.None);
         return Host;
     }
 

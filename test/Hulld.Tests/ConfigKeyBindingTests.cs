@@ -25,15 +25,6 @@ public sealed class ConfigKeyBindingTests
     /// </summary>
     private static readonly Dictionary<string, string> NotYetBound = new(StringComparer.Ordinal)
     {
-        [Nri("disable")] = "NRI (issue 17)",
-        [Nri("socket_path")] = "NRI (issue 17)",
-        [Nri("plugin_path")] = "NRI (issue 17)",
-        [Nri("plugin_config_path")] = "NRI (issue 17)",
-        [Nri("plugin_registration_timeout")] = "NRI (issue 17)",
-        [Nri("plugin_request_timeout")] = "NRI (issue 17)",
-        [Nri("disable_connections")] = "NRI (issue 17)",
-        [Runtime("enable_cdi")] = "CDI (issue 16)",
-        [Runtime("cdi_spec_dirs")] = "CDI (issue 16)",
         ["metrics.address"] = "Observability (issue 21)",
         [Overlayfs("slow_chown")] = "User namespaces (issue 15)",
         [Overlayfs("root_path")] = "overlayfs snapshotter options",
@@ -45,6 +36,8 @@ public sealed class ConfigKeyBindingTests
         [Images("discard_unpacked_layers")] = "image GC of unpacked layers",
         [Images("image_pull_with_sync_fs")] = "syncfs after unpack",
     };
+
+    private const string ValidatorOn = "[plugins.'io.containerd.nri.v1.nri'.default_validator]\nenable = true\n";
 
     private static string Runtime(string key) => $"plugins.\"io.containerd.cri.v1.runtime\".{key}";
     private static string Images(string key) => $"plugins.\"io.containerd.cri.v1.images\".{key}";
@@ -139,9 +132,18 @@ public sealed class ConfigKeyBindingTests
         return $"version = 3\n{extra}{header}{leaf} = {value}\n";
     }
 
-    /// <summary>What some keys need besides themselves to be valid (or to be read at all).</summary>
+    /// <summary>What some keys need besides themselves to be valid, or to matter at all.</summary>
     private static readonly Dictionary<string, string> Extra = new(StringComparer.Ordinal)
     {
+        // The default validator's settings matter only while it is enabled.
+        [Nri("default_validator.reject_oci_hook_adjustment")] = ValidatorOn,
+        [Nri("default_validator.reject_runtime_default_seccomp_adjustment")] = ValidatorOn,
+        [Nri("default_validator.reject_unconfined_seccomp_adjustment")] = ValidatorOn,
+        [Nri("default_validator.reject_custom_seccomp_adjustment")] = ValidatorOn,
+        [Nri("default_validator.reject_namespace_adjustment")] = ValidatorOn,
+        [Nri("default_validator.reject_sysctl_adjustment")] = ValidatorOn,
+        [Nri("default_validator.required_plugins")] = ValidatorOn,
+        [Nri("default_validator.tolerate_missing_plugins_annotation")] = ValidatorOn,
         // A handler's microvm table is read only when its sandboxer is microvm.
         [Runtime("containerd.runtimes.<name>.microvm.qemu_path")] = MicroVmHandler,
         [Runtime("containerd.runtimes.<name>.microvm.kernel_path")] = MicroVmHandler,
@@ -173,6 +175,7 @@ public sealed class ConfigKeyBindingTests
         [Runtime("containerd.runtimes.<name>.cni_max_conf_num")] = "2",
         [Runtime("containerd.runtimes.<name>.sandboxer")] = "\"microvm\"",
         [Runtime("containerd.runtimes.<name>.microvm.accel")] = "\"tcg\"",
+        [Nri("plugin_request_timeouts")] = "{ logger = \"500ms\" }",
         ["plugins.\"io.containerd.cri.v1.images\".pinned_images"] = "{ hulltest = \"docker.io/library/busybox:1\" }",
         ["plugins.\"io.containerd.grpc.v1.cri\".stream_server_port"] = "\"10010\"",
         ["plugins.\"io.containerd.grpc.v1.cri\".stream_server_address"] = "\"127.0.0.2\"",

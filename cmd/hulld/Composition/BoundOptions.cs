@@ -1,4 +1,6 @@
+using Hull.Cdi;
 using Hull.Config;
+using Hull.Nri;
 using Hull.Cri;
 using Hull.Images.Reference;
 using Hull.Images.Transfer;
@@ -54,6 +56,9 @@ internal sealed record BoundOptions
     public required MicroVmSandboxOptions MicroVm { get; init; }
     public required ImagesOptions Images { get; init; }
     public required StreamingOptions Streaming { get; init; }
+    /// <summary>Null when CDI is off (<c>enable_cdi = false</c>).</summary>
+    public required CdiRegistryOptions? Cdi { get; init; }
+    public required NriOptions Nri { get; init; }
 
     public static BoundOptions Bind(HullConfig config)
     {
@@ -143,6 +148,8 @@ internal sealed record BoundOptions
             },
             Streaming = new StreamingOptions(config.Server.StreamServerAddress, config.Server.StreamServerPort, config.Server.StreamIdleTimeout,
                 config.Server.EnableTlsStreaming, config.Server.TlsCertFile, config.Server.TlsKeyFile),
+            Cdi = runtime.EnableCdi ? new CdiRegistryOptions { SpecDirectories = runtime.CdiSpecDirs } : null,
+            Nri = NriOf(config.Nri),
         };
     }
 
@@ -156,6 +163,36 @@ internal sealed record BoundOptions
         Vcpus = m.Vcpus,
         Accel = m.Accel switch { "kvm" => MicroVmAccel.Kvm, "tcg" => MicroVmAccel.Tcg, _ => MicroVmAccel.Auto },
         BootTimeout = m.BootTimeout,
+    };
+
+    private static NriOptions NriOf(NriConfig nri) => new()
+    {
+        Disable = nri.Disable,
+        DisableConnections = nri.DisableConnections,
+        SocketPath = nri.SocketPath,
+        PluginPath = nri.PluginPath,
+        PluginConfigPath = nri.PluginConfigPath,
+        RegistrationTimeout = nri.PluginRegistrationTimeout,
+        RequestTimeout = nri.PluginRequestTimeout,
+        // The schema checked that each value is a duration.
+        PluginRequestTimeouts = nri.PluginRequestTimeouts.ToDictionary(t => t.Key, t => GoDuration.TryParse(t.Value, out var d, out _) ? d : TimeSpan.Zero,
+            StringComparer.Ordinal),
+        RequiredPlugins = nri.RequiredPlugins,
+        DefaultValidator = nri.DefaultValidator.Enable
+            ? new DefaultValidatorOptions
+            {
+                Enable = true,
+                RejectOciHookAdjustment = nri.DefaultValidator.RejectOciHookAdjustment,
+                RejectRuntimeDefaultSeccompAdjustment = nri.DefaultValidator.RejectRuntimeDefaultSeccompAdjustment,
+                RejectUnconfinedSeccompAdjustment = nri.DefaultValidator.RejectUnconfinedSeccompAdjustment,
+                RejectCustomSeccompAdjustment = nri.DefaultValidator.RejectCustomSeccompAdjustment,
+                RejectNamespaceAdjustment = nri.DefaultValidator.RejectNamespaceAdjustment,
+                RejectSysctlAdjustment = nri.DefaultValidator.RejectSysctlAdjustment,
+                RequiredPlugins = nri.DefaultValidator.RequiredPlugins,
+                TolerateMissingPluginsAnnotation = nri.DefaultValidator.TolerateMissingPluginsAnnotation.Length > 0
+                    ? nri.DefaultValidator.TolerateMissingPluginsAnnotation : null,
+            }
+            : null,
     };
 
     /// <summary>One runtime handler with every value final: its own setting, else the global one.</summary>

@@ -1,6 +1,10 @@
+using Hull.Cdi;
+using Hull.Core.Deprecations;
 using Hull.Core.Metadata;
+using Hull.Nri;
 using Hull.Pods;
 using Hull.Pods.Events;
+using Hull.Pods.Hooks;
 using Hull.Pods.Host;
 using Hull.Pods.Images;
 using Hull.Pods.Index;
@@ -19,7 +23,17 @@ namespace Hulld.Composition;
 
 /// <summary>Pods and containers once wired and recovered, and what hulld releases at exit.</summary>
 internal sealed record LifecycleParts(PodManager Pods, ContainerManager Containers, LifecycleEvents Events, CniManagers Cni,
-    Sandboxers Sandboxers, TaskManagers Tasks);
+    Sandboxers Sandboxers, TaskManagers Tasks, NriHost Nri, CdiRegistry? Cdi) : IAsyncDisposable
+{
+    public async ValueTask DisposeAsync()
+    {
+        Containers.Shutdown();
+        await Nri.DisposeAsync().ConfigureAwait(false);
+        Cdi?.Dispose();
+        foreach (var sandboxer in Sandboxers.All) await sandboxer.ReleaseUnusedAsync(CancellationToken.None).ConfigureAwait(false);
+        Tasks.Dispose();
+    }
+}
 
 /// <summary>
 /// Wires the lifecycle: runtime handlers (resolved once), the sandboxers that serve them, the spec builder for this node,
@@ -28,7 +42,7 @@ internal sealed record LifecycleParts(PodManager Pods, ContainerManager Containe
 internal static class LifecycleComposition
 {
     public static async Task<LifecycleParts> OpenAsync(BoundOptions options, MetadataStore metadata, ImagesParts images,
-        ILoggerFactory loggers, CancellationToken cancellationToken)
+        DeprecationRegistry deprecations, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         var specs = new SpecBuilder(options.Specs, HostInfo.Detect());
         var configured = new RuntimeHandlers(options.Handlers, options.DefaultHandler);
@@ -45,14 +59,34 @@ internal static class LifecycleComposition
         // What each handler can do is what its sandboxer reports for it on this node.
         var handlers = configured.WithFeatures(h => sandboxers.Find(h.Sandboxer)?.FeaturesFor(h) ?? new RuntimeHandlerFeatures());
 
+        var cdi = options.Cdi is { } cdiOptions ? OpenCdi(cdiOptions, loggers.CreateLogger("cdi")) : null;
+        var nri = new NriHost(options.Nri, loggers.CreateLogger("nri"), deprecations);
+        var files = new HostContainerFilesystem(options.State);
+        var hooks = new NriHooks(nri, NriHooks.SpecsIn(files));
+
         var podIndex = new ObjectIndex<SandboxRecord>("pod sandbox");
         var containerIndex = new ObjectIndex<ContainerRecord>("container");
         var events = new LifecycleEvents(podIndex, containerIndex);
         var containers = new ContainerManager(new ContainerStore(metadata), containerIndex, podIndex, sandboxers, handlers, containerImages, specs,
-            new HostContainerFilesystem(options.State), events, loggers.CreateLogger<ContainerManager>());
-        var pods = new PodManager(new SandboxStore(metadata), podIndex, sandboxers, handlers, containers, events, loggers.CreateLogger<PodManager>());
+            files, events, loggers.CreateLogger<ContainerManager>(), cdi, hooks);
+        var pods = new PodManager(new SandboxStore(metadata), podIndex, sandboxers, handlers, containers, events, loggers.CreateLogger<PodManager>(), hooks);
         await pods.RecoverAsync(cancellationToken).ConfigureAwait(false);
         microvm.ChooseAcceleratorsInBackground();
-        return new LifecycleParts(pods, containers, events, cni, sandboxers, tasks);
+        // Plugins synchronize with what was recovered.
+        await nri.StartAsync(new NriRuntime(pods, containers, hooks), cancellationToken).ConfigureAwait(false);
+        return new LifecycleParts(pods, containers, events, cni, sandboxers, tasks, nri, cdi);
+    }
+
+    /// <summary>The CDI registry, with invalid spec files logged now and whenever the directories change.</summary>
+    private static CdiRegistry OpenCdi(CdiRegistryOptions options, ILogger log)
+    {
+        var registry = new CdiRegistry(options);
+        void Report(CdiSnapshot snapshot)
+        {
+            foreach (var error in snapshot.Errors) log.LogWarning("CDI: {Error}", error);
+        }
+        Report(registry.Current);
+        registry.Refreshed += Report;
+        return registry;
     }
 }

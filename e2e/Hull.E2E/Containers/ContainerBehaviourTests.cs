@@ -18,6 +18,8 @@ public sealed class ContainerBehaviourFixture : IAsyncLifetime
     private int _next;
 
     public PodTestEnvironment Env { get; private set; } = null!;
+    /// <summary>A CDI spec directory hulld reads (one test device, env var and mount).</summary>
+    public CdiFixture Cdi { get; private set; } = null!;
     public PodSandboxConfig PodConfig { get; private set; } = null!;
     public string Pod { get; private set; } = "";
     public string Image { get; private set; } = "";
@@ -27,7 +29,8 @@ public sealed class ContainerBehaviourFixture : IAsyncLifetime
     {
         if (Prerequisites.Missing(ContainerBehaviourTests.Tools) is not null && !Prerequisites.Required) return;
         await _pushed.InitializeAsync();
-        Env = await PodTestEnvironment.StartAsync(_pushed.Registry);
+        Cdi = CdiFixture.Create();
+        Env = await PodTestEnvironment.StartAsync(_pushed.Registry, Cdi.ConfigToml);
         PodConfig = PodTestEnvironment.PodConfig("behaviour", cgroupParent: $"{Env.CgroupRoot}/behaviour");
         PodConfig.LogDirectory = Path.Combine(Env.Dir, "logs", "behaviour");
         Pod = await Env.RunPodAsync(PodConfig);
@@ -42,6 +45,7 @@ public sealed class ContainerBehaviourFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         if (Env is not null) await Env.DisposeAsync();
+        Cdi?.Dispose();
         await _pushed.DisposeAsync();
     }
 }
@@ -55,6 +59,41 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
     private const string Forever = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
 
     private CriClient Cri => f.Env.Cri;
+
+    // ---------------------------------------------------------------- CDI
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
+        "iptables-save", "ip", "docker-registry", "skopeo", "umoci")]
+    public async Task A_CDI_device_asked_for_by_the_CRI_field_or_an_annotation_brings_its_node_env_and_mount()
+    {
+        var byField = Config(f.Name("cdi-field"), "/bin/sh", "-c", Forever);
+        byField.CDIDevices.Add(new CDIDevice { Name = CdiFixture.QualifiedName });
+        var byAnnotation = Config(f.Name("cdi-annotation"), "/bin/sh", "-c", Forever);
+        foreach (var (key, value) in f.Cdi.Annotations) byAnnotation.Annotations[key] = value;
+        foreach (var config in new[] { byField, byAnnotation })
+        {
+            var id = await RunAsync(config);
+            var exec = await ExecAsync(id, ["/bin/sh", "-c",
+                $"stat -c '%t %T %F' {CdiFixture.ContainerDevicePath}; echo ${CdiFixture.EnvName}; cat {CdiFixture.MountContainerPath}/{CdiFixture.MountedFileName}; " +
+                $"head -c 1 {CdiFixture.ContainerDevicePath}; echo read=$?"]);
+            var lines = exec.Stdout.ToStringUtf8();
+            Assert.Equal(0, exec.ExitCode);
+            Assert.Contains($"{f.Cdi.Major:x} {f.Cdi.Minor:x} character special file", lines);
+            Assert.Contains(CdiFixture.EnvValue + "\n", lines);
+            Assert.Contains(CdiFixture.MountedFileContent, lines);
+            Assert.Contains("read=0", lines); // the device cgroup lets the container use it
+            await RemoveAsync(id);
+        }
+    }
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
+        "iptables-save", "ip", "docker-registry", "skopeo", "umoci")]
+    public async Task An_unknown_CDI_device_fails_CreateContainer_naming_it_and_leaves_nothing()
+    {
+        var config = Config(f.Name("cdi-unknown"), "/bin/sh", "-c", Forever);
+        config.CDIDevices.Add(new CDIDevice { Name = CdiFixture.UnknownDevice });
+        await AssertRefusedAsync(config, StatusCode.NotFound, CdiFixture.UnknownDevice);
+    }
 
     // ---------------------------------------------------------------- events
 
@@ -523,6 +562,7 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
         Assert.DoesNotContain(mounts, m => !running.Any(id => m.Contains(id, StringComparison.Ordinal)));
         // Re-creating with the same name works: the name was released.
         config.Linux = null;
+        config.CDIDevices.Clear();
         config.Command.Clear();
         config.Command.Add("/bin/true");
         var id = (await Cri.Runtime<CreateContainerResponse>("CreateContainer",

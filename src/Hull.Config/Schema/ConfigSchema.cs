@@ -277,7 +277,38 @@ public static class ConfigSchema
             Dur<NriConfig>("plugin_request_timeout", n => n.PluginRequestTimeout, (n, v) => n with { PluginRequestTimeout = v },
                 "How long a plugin has to answer one request."),
             Bool<NriConfig>("disable_connections", n => n.DisableConnections, (n, v) => n with { DisableConnections = v },
-                "Accept no connections from externally started plugins.")),
+                "Accept no connections from externally started plugins."),
+            List<NriConfig>("required_plugins", n => n.RequiredPlugins, (n, v) => n with { RequiredPlugins = v },
+                "Plugins (`name` or `NN-name`) every pod and container event needs: while one is not connected, or when it fails or times out, RunPodSandbox and CreateContainer fail naming it instead of going ahead without it.") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+                Note = "containerd drops a plugin that times out and goes on (containerd/nri#114); Hull fails closed for the plugins listed here.",
+            },
+            StrMap<NriConfig>("plugin_request_timeouts", n => n.PluginRequestTimeouts, (n, v) => n with { PluginRequestTimeouts = v },
+                "Per-plugin `plugin_request_timeout`, by plugin `name` or `NN-name`, as Go durations (`\"500ms\"`).") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+                Check = DurationValues,
+            },
+            Table<NriConfig, NriValidatorConfig>("default_validator", "NRI's built-in validator of container adjustments (containerd 2.1+).",
+                n => n.DefaultValidator, (n, v) => n with { DefaultValidator = v },
+                Bool<NriValidatorConfig>("enable", v => v.Enable, (c, v) => c with { Enable = v }, "Run the default validator after all plugins adjusted a container."),
+                Bool<NriValidatorConfig>("reject_oci_hook_adjustment", v => v.RejectOciHookAdjustment, (c, v) => c with { RejectOciHookAdjustment = v },
+                    "Refuse adjustments that add OCI hooks."),
+                Bool<NriValidatorConfig>("reject_runtime_default_seccomp_adjustment", v => v.RejectRuntimeDefaultSeccompAdjustment,
+                    (c, v) => c with { RejectRuntimeDefaultSeccompAdjustment = v }, "Refuse adjustments of a RuntimeDefault seccomp profile."),
+                Bool<NriValidatorConfig>("reject_unconfined_seccomp_adjustment", v => v.RejectUnconfinedSeccompAdjustment,
+                    (c, v) => c with { RejectUnconfinedSeccompAdjustment = v }, "Refuse adjustments of an Unconfined seccomp profile."),
+                Bool<NriValidatorConfig>("reject_custom_seccomp_adjustment", v => v.RejectCustomSeccompAdjustment,
+                    (c, v) => c with { RejectCustomSeccompAdjustment = v }, "Refuse adjustments of a Localhost seccomp profile."),
+                Bool<NriValidatorConfig>("reject_namespace_adjustment", v => v.RejectNamespaceAdjustment, (c, v) => c with { RejectNamespaceAdjustment = v },
+                    "Refuse adjustments of Linux namespaces."),
+                Bool<NriValidatorConfig>("reject_sysctl_adjustment", v => v.RejectSysctlAdjustment, (c, v) => c with { RejectSysctlAdjustment = v },
+                    "Refuse adjustments of sysctls."),
+                List<NriValidatorConfig>("required_plugins", v => v.RequiredPlugins, (c, v) => c with { RequiredPlugins = v },
+                    "Plugins that must have been consulted for every container adjustment."),
+                Str<NriValidatorConfig>("tolerate_missing_plugins_annotation", v => v.TolerateMissingPluginsAnnotation,
+                    (c, v) => c with { TolerateMissingPluginsAnnotation = v }, "Annotation that lets a pod or container do without the required plugins (`\"true\"`)."))),
 
         Plugin<TransferConfig>(TransferPlugin, "Transfer service: pulls, pushes and unpacking.", c => c.Transfer, (c, v) => c with { Transfer = v },
             Int<TransferConfig>("max_concurrent_downloads", t => t.MaxConcurrentDownloads, (t, v) => t with { MaxConcurrentDownloads = v },
@@ -415,6 +446,17 @@ public static class ConfigSchema
             IsOpen = o => !RuncRuntimeTypes.Contains(((RuntimeHandlerConfig)o).RuntimeType),
         },
     ];
+
+    private static void DurationValues(object value, FieldContext context)
+    {
+        foreach (var (name, text) in (IReadOnlyDictionary<string, string>)value)
+        {
+            if (!GoDuration.TryParse(text, out _, out var reason))
+            {
+                context.Error(ConfigDiagnosticKind.InvalidValue, $"`{context.At.Path}.{name}` must be a duration such as \"500ms\": {reason}");
+            }
+        }
+    }
 
     private static void NotNegative(object value, FieldContext context)
     {

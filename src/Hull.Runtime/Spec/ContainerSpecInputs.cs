@@ -36,6 +36,8 @@ public sealed record ContainerConfig
     public string? WorkingDir { get; init; }
     public IReadOnlyList<ContainerMount> Mounts { get; init; } = [];
     public IReadOnlyList<ContainerDevice> Devices { get; init; } = [];
+    /// <summary>CDI devices by fully qualified name (<c>vendor.com/class=name</c>), from CRI's CDI_devices.</summary>
+    public IReadOnlyList<string> CdiDevices { get; init; } = [];
     public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
     public IReadOnlyDictionary<string, string> Annotations { get; init; } = new Dictionary<string, string>();
     public bool Tty { get; init; }

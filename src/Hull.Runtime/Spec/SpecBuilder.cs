@@ -165,6 +165,13 @@ public sealed partial class SpecBuilder(SpecBuilderOptions options, HostInfo hos
     }
 
     /// <summary>
+    /// Applies an NRI adjustment to a built spec with the builder's own rules (<see cref="SpecAdjuster"/>): what a plugin
+    /// adds is checked like what CRI asks for.
+    /// </summary>
+    public OciSpec Adjust(OciSpec spec, ContainerAdjustment adjustment, string containerName, SpecAdjuster.CdiInjector? injectCdi) =>
+        SpecAdjuster.Apply(spec, adjustment, containerName, Host, injectCdi, Options.MountInfoPath);
+
+    /// <summary>
     /// network, IPC and UTS: the pod's (joined by path; none for host); PID by the container's mode; a new mount
     /// namespace; a new cgroup namespace on a cgroup v2 host unless privileged; the pod's user namespace if it has one.
     /// </summary>

@@ -54,8 +54,8 @@ internal sealed class RuncClient(string runtimePath, string root, bool systemdCg
         if (outcome.ExitCode != 0 && !IsNotFound(outcome.Stderr)) throw Failure("delete", id, outcome);
     }
 
-    public Task UpdateAsync(string id, JsonObject resources, CancellationToken cancellationToken) =>
-        CheckedAsync("update", id, ["update", "--resources", "-", id], Encoding.UTF8.GetBytes(resources.ToJsonString()), cancellationToken);
+    public Task UpdateAsync(string id, Spec.OciResources resources, CancellationToken cancellationToken) =>
+        CheckedAsync("update", id, ["update", "--resources", "-", id], Spec.OciJson.SerializeToUtf8Bytes(resources), cancellationToken);
 
     private async Task CheckedAsync(string command, string id, string[] arguments, byte[]? stdin, CancellationToken cancellationToken)
     {

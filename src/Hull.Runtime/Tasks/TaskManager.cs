@@ -461,7 +461,7 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
         await entry.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await _runc.UpdateAsync(id, resources.ToOciJson(), cancellationToken).ConfigureAwait(false);
+            await _runc.UpdateAsync(id, resources.ToOci(), cancellationToken).ConfigureAwait(false);
         }
         finally
         {

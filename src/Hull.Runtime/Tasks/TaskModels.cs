@@ -1,4 +1,4 @@
-using System.Text.Json.Nodes;
+using Hull.Runtime.Spec;
 
 namespace Hull.Runtime.Tasks;
 
@@ -61,27 +61,27 @@ public sealed record TaskResources
     /// <summary>cgroup v2 files to write as they are ("memory.high" = "…").</summary>
     public IReadOnlyDictionary<string, string>? Unified { get; init; }
 
-    public JsonObject ToOciJson()
+    /// <summary>The OCI form (<c>linux.resources</c>): what <c>runc update --resources -</c> reads.</summary>
+    public OciResources ToOci() => new()
     {
-        var resources = new JsonObject();
-        var memory = new JsonObject();
-        if (MemoryLimitBytes is { } limit) memory["limit"] = limit;
-        if (MemorySwapLimitBytes is { } swap) memory["swap"] = swap;
-        if (memory.Count > 0) resources["memory"] = memory;
-        var cpu = new JsonObject();
-        if (CpuShares is { } shares) cpu["shares"] = shares;
-        if (CpuQuota is { } quota) cpu["quota"] = quota;
-        if (CpuPeriod is { } period) cpu["period"] = period;
-        if (CpusetCpus is { } cpus) cpu["cpus"] = cpus;
-        if (CpusetMems is { } mems) cpu["mems"] = mems;
-        if (cpu.Count > 0) resources["cpu"] = cpu;
-        if (PidsLimit is { } pids) resources["pids"] = new JsonObject { ["limit"] = pids };
-        if (Unified is { Count: > 0 })
-        {
-            var unified = new JsonObject();
-            foreach (var (key, value) in Unified) unified[key] = value;
-            resources["unified"] = unified;
-        }
-        return resources;
-    }
+        Memory = MemoryLimitBytes is null && MemorySwapLimitBytes is null ? null : new OciMemory { Limit = MemoryLimitBytes, Swap = MemorySwapLimitBytes },
+        Cpu = CpuShares is null && CpuQuota is null && CpuPeriod is null && CpusetCpus is null && CpusetMems is null ? null
+            : new OciCpu { Shares = CpuShares, Quota = CpuQuota, Period = CpuPeriod, Cpus = CpusetCpus, Mems = CpusetMems },
+        Pids = PidsLimit is { } pids ? new OciPids(pids) : null,
+        Unified = Unified is { Count: > 0 } unified ? unified : null,
+    };
+
+    /// <summary>From the OCI form (what NRI plugins ask a container to be updated to); what it does not set is left alone.</summary>
+    public static TaskResources FromOci(OciResources resources) => new()
+    {
+        CpuShares = resources.Cpu?.Shares,
+        CpuQuota = resources.Cpu?.Quota,
+        CpuPeriod = resources.Cpu?.Period,
+        CpusetCpus = resources.Cpu?.Cpus,
+        CpusetMems = resources.Cpu?.Mems,
+        MemoryLimitBytes = resources.Memory?.Limit,
+        MemorySwapLimitBytes = resources.Memory?.Swap,
+        PidsLimit = resources.Pids?.Limit,
+        Unified = resources.Unified,
+    };
 }

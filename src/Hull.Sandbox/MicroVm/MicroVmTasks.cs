@@ -327,7 +327,7 @@ public sealed class MicroVmTasks : ITaskService, IInteractiveTaskService, IAsync
         Get(id);
         await CallAsync($"update container \"{id}\"", (c, d, ct) => c.UpdateContainerAsync(new UpdateContainerRequest
         {
-            ContainerId = id, OciResources = ByteString.CopyFromUtf8(resources.ToOciJson().ToJsonString()),
+            ContainerId = id, OciResources = ByteString.CopyFrom(Hull.Runtime.Spec.OciJson.SerializeToUtf8Bytes(resources.ToOci())),
         }, deadline: d, cancellationToken: ct), cancellationToken).ConfigureAwait(false);
     }
 

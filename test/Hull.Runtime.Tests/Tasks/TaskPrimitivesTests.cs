@@ -85,10 +85,11 @@ public sealed class TaskPrimitivesTests
     [Fact]
     public void Resource_updates_serialise_as_OCI_linux_resources_with_only_the_fields_set()
     {
-        var json = new TaskResources { MemoryLimitBytes = 1 << 20, CpuQuota = 50000, CpuPeriod = 100000, Unified = new Dictionary<string, string> { ["memory.high"] = "max" } }
-            .ToOciJson().ToJsonString();
+        var resources = new TaskResources { MemoryLimitBytes = 1 << 20, CpuQuota = 50000, CpuPeriod = 100000, Unified = new Dictionary<string, string> { ["memory.high"] = "max" } };
+        var json = Hull.Runtime.Spec.OciJson.Serialize(resources.ToOci());
         Assert.Equal("{\"memory\":{\"limit\":1048576},\"cpu\":{\"quota\":50000,\"period\":100000},\"unified\":{\"memory.high\":\"max\"}}", json);
-        Assert.Equal("{}", new TaskResources().ToOciJson().ToJsonString());
+        Assert.Equal("{}", Hull.Runtime.Spec.OciJson.Serialize(new TaskResources().ToOci()));
+        Assert.Equal(resources, TaskResources.FromOci(resources.ToOci()));
     }
 
     [Theory]

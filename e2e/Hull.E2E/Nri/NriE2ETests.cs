@@ -1,0 +1,156 @@
+using System.Text.RegularExpressions;
+using Hull.Api.Cri;
+using Hull.E2E.Fixtures;
+using Hull.E2E.Pods;
+using Hull.Grpc;
+
+namespace Hull.E2E.Nri;
+
+/// <summary>
+/// NRI through a real hulld with the real upstream plugins (containerd/nri v0.12.2, ../shared/tools): pre-installed
+/// plugins see every pod and container event in order, and their adjustments reach the container that runc runs.
+/// </summary>
+public sealed partial class NriE2ETests(PushedTestImages pushed) : IClassFixture<PushedTestImages>
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(60);
+
+    private static string PluginDirectory { get; } =
+        Environment.GetEnvironmentVariable("HULL_NRI_PLUGINS") ?? "/usr/local/lib/hull-test-tools/nri-plugins/v0.12.2";
+
+    private static string Plugin(string name) => Path.Combine(PluginDirectory, name);
+
+    [GeneratedRegex(@"(\w+): pods?:""?$")]
+    private static partial Regex DumpHeader();
+
+    /// <summary>A plugin directory hulld launches from: <c>NN-name</c> scripts that exec the upstream binaries.</summary>
+    private sealed class PluginDir : IDisposable
+    {
+        public string Root { get; } = Directory.CreateTempSubdirectory("hull-e2e-nri-").FullName;
+        public string Plugins => Path.Combine(Root, "plugins");
+
+        public void Install(string indexedName, string binary, params string[] arguments)
+        {
+            Directory.CreateDirectory(Plugins);
+            var path = Path.Combine(Plugins, indexedName);
+            File.WriteAllText(path, $"#!/bin/sh\nexec '{Plugin(binary)}' {string.Join(' ', arguments.Select(a => $"'{a}'"))}\n");
+            File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
+        }
+
+        public string Log(string name) => Path.Combine(Root, $"{name}.log");
+
+        public string Toml(params string[] required) => $"""
+            [plugins.'io.containerd.nri.v1.nri']
+              plugin_path = '{Plugins}'
+              plugin_config_path = '{Path.Combine(Root, "conf.d")}'
+              socket_path = '{Path.Combine(Root, "nri.sock")}'
+              required_plugins = [{string.Join(", ", required.Select(r => $"'{r}'"))}]
+            """;
+
+        public void Dispose() => Directory.Delete(Root, recursive: true);
+    }
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
+        "iptables-save", "ip", "docker-registry", "skopeo", "umoci", "/usr/local/lib/hull-test-tools/nri-plugins/v0.12.2/logger")]
+    public async Task Plugins_see_every_event_in_order_and_their_adjustments_reach_the_container()
+    {
+        using var plugins = new PluginDir();
+        plugins.Install("10-logger", "logger", "-log-file", plugins.Log("logger"));
+        plugins.Install("20-device-injector", "device-injector");
+        plugins.Install("30-ulimit-adjuster", "ulimit-adjuster");
+        await using var env = await PodTestEnvironment.StartAsync(pushed.Registry, plugins.Toml());
+
+        var podConfig = PodTestEnvironment.PodConfig("nri", cgroupParent: $"{env.CgroupRoot}/nri");
+        podConfig.Annotations["devices.noderesource.dev/container.app"] = "- path: /dev/nri-null\n  type: c\n  major: 1\n  minor: 3\n  file_mode: 0666\n";
+        podConfig.Annotations["ulimits.noderesource.dev/container.app"] = "- type: RLIMIT_NOFILE\n  hard: 4096\n  soft: 1024\n";
+        var pod = await env.RunPodAsync(podConfig);
+        var image = pushed.Images.Busybox.Reference;
+        await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = image } }, Long);
+        var config = new ContainerConfig
+        {
+            Metadata = new ContainerMetadata { Name = "app" },
+            Image = new ImageSpec { Image = image },
+            Command = { "/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done" },
+        };
+        var id = (await env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
+            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long)).ContainerId;
+        await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
+
+        // The device-injector's node (with its device-cgroup rule: it can be read) and the ulimit-adjuster's limit.
+        var exec = new ExecSyncRequest { ContainerId = id, Timeout = 10 };
+        exec.Cmd.AddRange(["/bin/sh", "-c", "stat -c '%t %T %F' /dev/nri-null; head -c 1 /dev/nri-null; echo read=$?; ulimit -n; ulimit -Hn"]);
+        var output = (await env.Cri.Runtime<ExecSyncResponse>("ExecSync", exec, Long)).Stdout.ToStringUtf8();
+        Assert.Contains("1 3 character special file", output);
+        Assert.Contains("read=0", output);
+        Assert.Contains("1024\n4096\n", output);
+
+        await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
+        await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+        await env.Cri.Runtime<StopPodSandboxResponse>("StopPodSandbox", new StopPodSandboxRequest { PodSandboxId = pod }, Long);
+        await env.Cri.Runtime<RemovePodSandboxResponse>("RemovePodSandbox", new RemovePodSandboxRequest { PodSandboxId = pod }, Long);
+
+        string[] expected =
+        [
+            "Synchronize", "RunPodSandbox", "CreateContainer", "PostCreateContainer", "StartContainer", "PostStartContainer",
+            "StopContainer", "RemoveContainer", "StopPodSandbox", "RemovePodSandbox",
+        ];
+        Assert.Equal(expected, await LoggedEventsAsync(plugins.Log("logger"), expected.Length));
+    }
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
+        "iptables-save", "ip", "docker-registry", "skopeo", "umoci", "/usr/local/lib/hull-test-tools/nri-plugins/v0.12.2/logger")]
+    public async Task A_missing_required_plugin_fails_RunPodSandbox_naming_it_and_leaves_nothing()
+    {
+        using var plugins = new PluginDir();
+        plugins.Install("10-logger", "logger", "-log-file", plugins.Log("logger"));
+        await using var env = await PodTestEnvironment.StartAsync(pushed.Registry, plugins.Toml("logger", "device-injector"));
+        string cgroup = $"{env.CgroupRoot}/nri-required";
+        var e = await Assert.ThrowsAsync<RpcException>(() => env.RunPodAsync(PodTestEnvironment.PodConfig("nri-required", cgroupParent: cgroup)));
+        Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+        Assert.Contains("required NRI plugin \"device-injector\" is not connected", e.Message);
+        var pods = await env.Cri.Runtime<ListPodSandboxResponse>("ListPodSandbox", new ListPodSandboxRequest());
+        Assert.Empty(pods.Items);
+        // No pod id was handed out: nothing of any pod is left (IPAM, veths, cgroup, sandbox directories, pins).
+        Assert.Empty(await env.LeftoversAsync("no-pod-was-made", null, cgroup));
+        foreach (var dir in new[] { "sandboxes", "ns" })
+        {
+            var path = Path.Combine(env.Hulld.State, dir);
+            Assert.True(!Directory.Exists(path) || !Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Any(), $"{path} is not empty");
+        }
+    }
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
+        "iptables-save", "ip", "docker-registry", "skopeo", "umoci", "/usr/local/lib/hull-test-tools/nri-plugins/v0.12.2/logger")]
+    public async Task Two_plugins_setting_one_field_fail_CreateContainer_naming_both()
+    {
+        using var plugins = new PluginDir();
+        plugins.Install("10-logger", "logger", "-add-env", "SHARED");
+        plugins.Install("20-other", "logger", "-add-env", "SHARED");
+        await using var env = await PodTestEnvironment.StartAsync(pushed.Registry, plugins.Toml());
+        var podConfig = PodTestEnvironment.PodConfig("nri-conflict", cgroupParent: $"{env.CgroupRoot}/nri-conflict");
+        var pod = await env.RunPodAsync(podConfig);
+        var image = pushed.Images.Busybox.Reference;
+        await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = image } }, Long);
+        var config = new ContainerConfig
+        {
+            Metadata = new ContainerMetadata { Name = "app" }, Image = new ImageSpec { Image = image }, Command = { "/bin/true" },
+        };
+        var e = await Assert.ThrowsAsync<RpcException>(() => env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
+            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long));
+        Assert.Contains("plugins \"20-other\" and \"10-logger\" both tried to set Env SHARED", e.Message);
+        var containers = await env.Cri.Runtime<ListContainersResponse>("ListContainers", new ListContainersRequest());
+        Assert.Empty(containers.Containers);
+    }
+
+    private static async Task<string[]> LoggedEventsAsync(string logFile, int atLeast)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            var events = File.Exists(logFile)
+                ? File.ReadAllLines(logFile).Select(l => DumpHeader().Match(l)).Where(m => m.Success).Select(m => m.Groups[1].Value).ToArray()
+                : [];
+            if (events.Length >= atLeast || DateTime.UtcNow > deadline) return events;
+            await Task.Delay(50);
+        }
+    }
+}
