@@ -60,6 +60,17 @@ public sealed class MicroVmCriTests(PushedTestImages pushed) : IClassFixture<Pus
         Assert.Contains(status.Status.Network.Ip, result.Stdout.ToStringUtf8());
         Assert.Contains(MicroVmTestSupport.GuestKernelRelease, result.Stdout.ToStringUtf8());
 
+        // A limit update reaches the container's cgroup in the guest (the agent runs runc update there).
+        const long limit = 96L << 20;
+        await env.Cri.Runtime<UpdateContainerResourcesResponse>("UpdateContainerResources", new UpdateContainerResourcesRequest
+        {
+            ContainerId = app, Linux = new LinuxContainerResources { MemoryLimitInBytes = limit },
+        }, Long);
+        var read = new ExecSyncRequest { ContainerId = app, Timeout = 60 };
+        read.Cmd.AddRange(["/bin/sh", "-c", "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+        var limitRead = await env.Cri.Runtime<ExecSyncResponse>("ExecSync", read, Long);
+        Assert.Equal(limit.ToString(System.Globalization.CultureInfo.InvariantCulture), limitRead.Stdout.ToStringUtf8().Trim());
+
         await env.StopAsync(pod);
         Assert.Equal(ContainerState.ContainerExited, (await ContainerStatusAsync(env, app)).Status.State);
         Assert.Empty(MicroVmTestSupport.QemuProcessesUsing(env.Dir));
