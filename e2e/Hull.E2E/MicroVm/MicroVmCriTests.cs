@@ -67,9 +67,12 @@ public sealed class MicroVmCriTests(PushedTestImages pushed) : IClassFixture<Pus
             ContainerId = app, Linux = new LinuxContainerResources { MemoryLimitInBytes = limit },
         }, Long);
         var read = new ExecSyncRequest { ContainerId = app, Timeout = 60 };
-        read.Cmd.AddRange(["/bin/sh", "-c", "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+        // The guest is cgroup v2: the container's own cgroup is the root of its view with a cgroup namespace, else
+        // it is where the agent puts it (GuestPaths.CgroupParent).
+        read.Cmd.AddRange(["/bin/sh", "-c", $"cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/hull/{app}/memory.max"]);
         var limitRead = await env.Cri.Runtime<ExecSyncResponse>("ExecSync", read, Long);
-        Assert.Equal(limit.ToString(System.Globalization.CultureInfo.InvariantCulture), limitRead.Stdout.ToStringUtf8().Trim());
+        Assert.True(limit.ToString(System.Globalization.CultureInfo.InvariantCulture) == limitRead.Stdout.ToStringUtf8().Trim(),
+            $"memory.max in the guest: \"{limitRead.Stdout.ToStringUtf8().Trim()}\" ({limitRead.Stderr.ToStringUtf8().Trim()})");
 
         await env.StopAsync(pod);
         Assert.Equal(ContainerState.ContainerExited, (await ContainerStatusAsync(env, app)).Status.State);
