@@ -38,6 +38,7 @@ PACKAGES=(
   gcc make libc6-dev dpkg-dev bzip2
   prometheus  # for promtool: e2e checks hulld's /v1/metrics with Prometheus' own parser
   debootstrap golang-gopkg-yaml.v3-dev
+  qemu-system-x86 xz-utils protobuf-c-compiler libprotobuf-c-dev
 )
 if ! command -v node >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)
@@ -146,6 +147,10 @@ if [ -x "$ROOT/hack/chart-render/build.sh" ]; then
   log "chart renderer: hack/chart-render/bin/chart-render"
   "$ROOT/hack/chart-render/build.sh"
 fi
+
+# ---------------------------------------------------------------- microVM guest (kernel + initramfs)
+# The microvm sandboxer's guest, built from Debian packages into /usr/local/lib/hull/microvm (quick when up to date).
+"$ROOT/hack/build-microvm.sh"
 
 # ---------------------------------------------------------------- .NET
 if [ "$BUILD_DOTNET" -eq 1 ]; then

@@ -72,6 +72,14 @@ info.SetAction(parse => Run(parse, async client =>
         Console.WriteLine($"  Publisher:    {node.Mode}{(node.Server.Length > 0 ? $", API server {node.Server}" : "")}");
         if (node.Error.Length > 0) Console.WriteLine($"  Error:        {node.Error} ({node.ErrorAt})");
     }
+    if (server.RuntimeHandlers.Any(h => h.Details.Count > 0))
+    {
+        Console.WriteLine();
+        var details = new TextTable("HANDLER", "SANDBOXER", "DETAILS");
+        foreach (var h in server.RuntimeHandlers)
+            details.Add(h.Name, h.Sandboxer, string.Join(", ", h.Details.OrderBy(d => d.Key, StringComparer.Ordinal).Select(d => $"{d.Key}={d.Value}")));
+        details.WriteTo(Console.Out);
+    }
 }));
 root.Subcommands.Add(info);
 

@@ -115,7 +115,7 @@ internal static class Daemon
         await using var streamingServer = streaming;
         log.LogInformation("streaming server (exec, attach, port-forward) listening on {Address}", streaming.BaseAddress);
         await using var nodeConditions = NodeConditionsParts.Start(bound.NodeConditions, deprecations, loggerFactory);
-        var admin = new AdminService(bound.Cri, identity, plugins, deprecations, images.Transfer, lifecycle.Nri, nodeConditions.Publisher);
+        var admin = new AdminService(bound.Cri, identity, plugins, deprecations, images.Transfer, lifecycle.Nri, nodeConditions.Publisher, lifecycle.Pods);
         var runtime = new RuntimeService(bound.Cri, lifecycle.Pods, lifecycle.Containers, lifecycle.Events, deprecations, lifecycle.Cni.Default, streaming);
         var criLog = loggerFactory.CreateLogger("cri");
         await using var server = CriServer.Create(bound.Cri, runtime, images.Images, deprecations,
@@ -181,6 +181,8 @@ internal static class Daemon
         plugins.Ok("io.containerd.cri.v1", "images", null, "io.containerd.transfer.v1.local");
         plugins.Ok("io.hull.grpc.v1", "admin", socket, "io.containerd.metadata.v1.sqlite");
         plugins.Ok("io.containerd.podsandbox.controller.v1", "podsandbox", new Dictionary<string, string> { ["state"] = config.State },
+            "io.containerd.metadata.v1.sqlite");
+        plugins.Ok("io.hull.sandbox.controller.v1", "microvm", new Dictionary<string, string> { ["handlers"] = string.Join(",", config.MicroVm.Handlers.Keys) },
             "io.containerd.metadata.v1.sqlite");
         if (config.Nri.Disable)
             plugins.Add(new PluginInfo("io.containerd.nri.v1", "nri", PluginStatus.Skipped, "disabled in the config", [], new Dictionary<string, string>()));

@@ -263,6 +263,7 @@ EOF
 
 # start_hulld NAME: the repository's Release build of hulld -> SRV_PID, SRV_SOCK. Its NRI socket and
 # plugin directories are under T too, so it meets no other hulld's plugins.
+# HULLD_EXTRA_CONFIG, when set, is appended to its config.toml (e.g. hack/critest.sh --microvm's handler).
 start_hulld() {
   local d="$T/$1"
   mkdir -p "$d/root" "$d/state" "$d/nri/plugins" "$d/nri/conf.d"
@@ -279,6 +280,7 @@ version = 3
   socket_path = "$d/nri/nri.sock"
   plugin_path = "$d/nri/plugins"
   plugin_config_path = "$d/nri/conf.d"
+${HULLD_EXTRA_CONFIG:-}
 EOF
   dotnet "$HULLD_DIR/hulld.dll" --config "$d/config.toml" --address "$SRV_SOCK" --root "$d/root" --state "$d/state" \
     >"$T/$1.log" 2>&1 8<&- &

@@ -133,6 +133,22 @@ public sealed record RuntimeHandlerConfig
     public string Root { get; init; } = "";
     /// <summary><c>options.SystemdCgroup</c>.</summary>
     public bool SystemdCgroup { get; init; }
+    /// <summary>Read only when <see cref="Sandboxer"/> is <c>microvm</c>.</summary>
+    public MicroVmConfig MicroVm { get; init; } = new();
+}
+
+/// <summary><c>containerd.runtimes.&lt;name&gt;.microvm</c>: the VMs of a handler whose sandboxer is <c>microvm</c>.</summary>
+public sealed record MicroVmConfig
+{
+    public string QemuPath { get; init; } = "qemu-system-x86_64";
+    /// <summary>Where hack/build-microvm.sh installs the guest.</summary>
+    public string KernelPath { get; init; } = "/usr/local/lib/hull/microvm/vmlinux";
+    public string InitrdPath { get; init; } = "/usr/local/lib/hull/microvm/initramfs.cpio";
+    public int MemoryMib { get; init; } = 256;
+    public int Vcpus { get; init; } = 1;
+    /// <summary><c>auto</c>, <c>kvm</c> or <c>tcg</c>.</summary>
+    public string Accel { get; init; } = "auto";
+    public TimeSpan BootTimeout { get; init; } = TimeSpan.FromSeconds(90);
 }
 
 /// <summary><c>[plugins.'io.containerd.cri.v1.runtime'.cni]</c>.</summary>

@@ -19,7 +19,8 @@ public sealed record DaemonIdentity(string Uuid, int Pid, DateTimeOffset Started
 /// transfers hullctl runs (with per-blob progress, which CRI's PullImage cannot report).
 /// </summary>
 public sealed class AdminService(CriOptions options, DaemonIdentity identity, PluginRegistry plugins, DeprecationRegistry deprecations,
-    ITransferService? transfer = null, Hull.Nri.NriHost? nri = null, IDeprecationPublisher? publisher = null)
+    ITransferService? transfer = null, Hull.Nri.NriHost? nri = null, IDeprecationPublisher? publisher = null,
+    Pods.PodManager? pods = null)
 {
     public Task<NriPluginsResponse> NriPlugins(NriPluginsRequest request, ServerCallContext context)
     {
@@ -48,6 +49,12 @@ public sealed class AdminService(CriOptions options, DaemonIdentity identity, Pl
         };
         response.Deprecations.AddRange(ToProto(deprecations.Snapshot()));
         if (publisher?.Status is { } published) response.NodeCondition = ToProto(published);
+        foreach (var handler in pods?.Handlers.All ?? [])
+        {
+            var info = new RuntimeHandlerInfo { Name = handler.Name, Sandboxer = handler.Sandboxer };
+            foreach (var (key, value) in pods!.Describe(handler)) info.Details[key] = value;
+            response.RuntimeHandlers.Add(info);
+        }
         return Task.FromResult(response);
     }
 

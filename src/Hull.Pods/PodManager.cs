@@ -49,6 +49,10 @@ public sealed class PodManager
 
     public RuntimeHandlers Handlers { get; }
 
+    /// <summary>What the handler's sandboxer reports about it on this node (e.g. a microVM handler's accelerator), for hullctl info.</summary>
+    public IReadOnlyDictionary<string, string> Describe(RuntimeHandler handler) =>
+        _sandboxers.Find(handler.Sandboxer)?.Describe(handler) ?? new Dictionary<string, string>();
+
     // ---------------------------------------------------------------- run
 
     /// <summary>Runs a pod sandbox; returns its id. On any failure, or cancellation, everything is undone and the name released.</summary>
@@ -286,6 +290,16 @@ public sealed class PodManager
             entry.Record = updated;
             await NotifyNriAsync("UpdatePodSandbox", updated, _nri.UpdatePodSandboxAsync).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Port-forward: a connection to 127.0.0.1:<paramref name="port"/> as the pod's processes see it, through its sandboxer.</summary>
+    /// <exception cref="HullException">FailedPrecondition when the pod is not ready; Unavailable when nothing listens there.</exception>
+    public Task<PodConnection> ConnectAsync(string idOrPrefix, int port, CancellationToken cancellationToken)
+    {
+        var record = _index.Find(idOrPrefix).Record;
+        if (record.State != SandboxState.Ready)
+            throw new HullException(ErrorKind.FailedPrecondition, $"pod sandbox \"{record.Id}\" is not ready");
+        return _sandboxers.Get(record.Instance.Sandboxer).ConnectAsync(record.Id, port, cancellationToken);
     }
 
     /// <summary>The task endpoint of a pod (exec, attach and port-forward reach its containers through it).</summary>

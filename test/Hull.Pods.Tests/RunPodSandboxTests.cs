@@ -20,6 +20,21 @@ public sealed class RunPodSandboxTests : IDisposable
         Assert.Equal([id], _node.Sandboxer.Live);
     }
 
+    [Fact]
+    public async Task Port_forward_connects_through_the_pods_sandboxer_only_while_the_pod_is_ready()
+    {
+        var id = await _node.Pods.RunAsync(TestLifecycle.PodSpec(), default);
+        await using (var connection = await _node.Pods.ConnectAsync(id[..8], 8080, default))
+            Assert.Equal([(id, 8080)], _node.Sandboxer.Connections);
+
+        await _node.Pods.StopAsync(id, default);
+        var e = await Assert.ThrowsAsync<HullException>(() => _node.Pods.ConnectAsync(id, 8080, default));
+        Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
+        Assert.Contains(id, e.Message);
+        Assert.Single(_node.Sandboxer.Connections);
+        Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<HullException>(() => _node.Pods.ConnectAsync("ffff", 8080, default))).Kind);
+    }
+
     [Theory]
     [InlineData("sandbox.create")]
     [InlineData("sandbox.start")]

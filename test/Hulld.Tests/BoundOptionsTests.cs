@@ -1,5 +1,6 @@
 using Hull.Config;
 using Hull.Runtime.Spec;
+using Hull.Sandbox.MicroVm;
 using Hulld.Composition;
 
 namespace Hulld.Tests;
@@ -62,6 +63,48 @@ public sealed class BoundOptionsTests
         var runc = bound.Handlers.Single(h => h.Name == "runc");
         Assert.Equal(("runc", CgroupDriver.Cgroupfs), (runc.RuntimeBinary, runc.CgroupDriver));
         Assert.Equal("runc", bound.DefaultHandler);
+    }
+
+    [Fact]
+    public void A_microvm_handler_gets_its_own_vm_settings_and_other_handlers_none()
+    {
+        var bound = Bind("""
+            version = 3
+            [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.vm]
+            sandboxer = "microvm"
+            [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.vm.microvm]
+            qemu_path = "/opt/qemu/bin/qemu-system-x86_64"
+            kernel_path = "/boot/vmlinux"
+            initrd_path = "/boot/initrd.cpio"
+            memory_mib = 512
+            vcpus = 2
+            accel = "kvm"
+            boot_timeout = "30s"
+            [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.small]
+            sandboxer = "microvm"
+            [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.microvm]
+            memory_mib = 1024
+            """);
+        Assert.Equal("microvm", bound.Handlers.Single(h => h.Name == "vm").Sandboxer);
+        Assert.Equal(["small", "vm"], bound.MicroVm.Handlers.Keys.Order());
+        var vm = bound.MicroVm.Handlers["vm"];
+        Assert.Equal(("/opt/qemu/bin/qemu-system-x86_64", "/boot/vmlinux", "/boot/initrd.cpio"), (vm.QemuPath, vm.KernelPath, vm.InitrdPath));
+        Assert.Equal((512, 2, MicroVmAccel.Kvm, TimeSpan.FromSeconds(30)), (vm.MemoryMiB, vm.Vcpus, vm.Accel, vm.BootTimeout));
+        // The config model's defaults are the sandboxer's.
+        Assert.Equal(new MicroVmOptions(), bound.MicroVm.Handlers["small"]);
+        Assert.Equal("/run/hull", bound.MicroVm.StateDirectory);
+    }
+
+    [Theory]
+    [InlineData("sandboxer = \"kata\"", "sandboxer")]
+    [InlineData("microvm.accel = \"hvf\"", "accel")]
+    [InlineData("microvm.memory_mib = 0", "memory_mib")]
+    [InlineData("microvm.boot_timeout = \"0s\"", "boot_timeout")]
+    public void Bad_microvm_settings_are_config_errors_naming_the_key(string line, string key)
+    {
+        var loaded = ConfigLoader.LoadText($"version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.vm]\n{line}\n", "test.toml");
+        Assert.True(loaded.HasErrors);
+        Assert.Contains(loaded.Diagnostics, d => d.ToString().Contains(key, StringComparison.Ordinal));
     }
 
     [Fact]

@@ -143,6 +143,14 @@ public sealed class ConfigKeyBindingTests
         [Nri("default_validator.reject_sysctl_adjustment")] = ValidatorOn,
         [Nri("default_validator.required_plugins")] = ValidatorOn,
         [Nri("default_validator.tolerate_missing_plugins_annotation")] = ValidatorOn,
+        // A handler's microvm table is read only when its sandboxer is microvm.
+        [Runtime("containerd.runtimes.<name>.microvm.qemu_path")] = MicroVmHandler,
+        [Runtime("containerd.runtimes.<name>.microvm.kernel_path")] = MicroVmHandler,
+        [Runtime("containerd.runtimes.<name>.microvm.initrd_path")] = MicroVmHandler,
+        [Runtime("containerd.runtimes.<name>.microvm.memory_mib")] = MicroVmHandler,
+        [Runtime("containerd.runtimes.<name>.microvm.vcpus")] = MicroVmHandler,
+        [Runtime("containerd.runtimes.<name>.microvm.accel")] = MicroVmHandler,
+        [Runtime("containerd.runtimes.<name>.microvm.boot_timeout")] = MicroVmHandler,
         [Runtime("containerd.default_runtime_name")] = "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.other]\n",
         [Runtime("containerd.runtimes.<name>.privileged_without_host_devices_all_devices_allowed")] =
             "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\nprivileged_without_host_devices = true\n",
@@ -151,6 +159,8 @@ public sealed class ConfigKeyBindingTests
         ["plugins.\"io.containerd.grpc.v1.cri\".x509_key_pair_streaming.tls_key_file"] =
             "[plugins.'io.containerd.grpc.v1.cri'.x509_key_pair_streaming]\ntls_cert_file = \"/c\"\n",
     };
+
+    private const string MicroVmHandler = "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\nsandboxer = \"microvm\"\n";
 
     /// <summary>Valid values for keys that are checked (an enumeration, a port, a snapshotter name).</summary>
     private static readonly Dictionary<string, string> ValidValues = new(StringComparer.Ordinal)
@@ -162,6 +172,8 @@ public sealed class ConfigKeyBindingTests
         ["plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.<name>.runtime_type"] = "\"io.containerd.runc.v1\"",
         ["plugins.\"io.containerd.cri.v1.runtime\".cni.ip_pref"] = "\"ipv6\"",
         [Runtime("containerd.runtimes.<name>.cni_max_conf_num")] = "2",
+        [Runtime("containerd.runtimes.<name>.sandboxer")] = "\"microvm\"",
+        [Runtime("containerd.runtimes.<name>.microvm.accel")] = "\"tcg\"",
         [Nri("plugin_request_timeouts")] = "{ logger = \"500ms\" }",
         ["plugins.\"io.containerd.cri.v1.images\".pinned_images"] = "{ hulltest = \"docker.io/library/busybox:1\" }",
         ["plugins.\"io.containerd.grpc.v1.cri\".stream_server_port"] = "\"10010\"",

@@ -11,6 +11,7 @@ using Hull.Runtime.Handlers;
 using Hull.Runtime.Spec;
 using Hull.Runtime.Tasks;
 using Hull.Sandbox.Cni;
+using Hull.Sandbox.MicroVm;
 using Hull.Sandbox.PodSandbox;
 
 namespace Hulld.Composition;
@@ -63,6 +64,7 @@ internal sealed record BoundOptions
     public required TaskOptions Tasks { get; init; }
     public required SpecBuilderOptions Specs { get; init; }
     public required PodSandboxOptions PodSandbox { get; init; }
+    public required MicroVmSandboxOptions MicroVm { get; init; }
     public required ImagesOptions Images { get; init; }
     public required StreamingOptions Streaming { get; init; }
     /// <summary>Null when CDI is off (<c>enable_cdi = false</c>).</summary>
@@ -133,6 +135,12 @@ internal sealed record BoundOptions
                 EnableUnprivilegedPorts = runtime.EnableUnprivilegedPorts,
                 EnableUnprivilegedIcmp = runtime.EnableUnprivilegedIcmp,
             },
+            MicroVm = new MicroVmSandboxOptions
+            {
+                StateDirectory = config.State,
+                Handlers = runtime.Runtimes.Where(r => r.Value.Sandboxer == MicroVmSandboxController.SandboxerName)
+                    .ToDictionary(r => r.Key, r => MicroVmOf(r.Value.MicroVm), StringComparer.Ordinal),
+            },
             Images = new ImagesOptions
             {
                 Snapshotter = config.Images.Snapshotter,
@@ -170,6 +178,18 @@ internal sealed record BoundOptions
             },
         };
     }
+
+    /// <summary>The VMs of one handler whose sandboxer is microvm.</summary>
+    private static MicroVmOptions MicroVmOf(MicroVmConfig m) => new()
+    {
+        QemuPath = m.QemuPath,
+        KernelPath = m.KernelPath,
+        InitrdPath = m.InitrdPath,
+        MemoryMiB = m.MemoryMib,
+        Vcpus = m.Vcpus,
+        Accel = m.Accel switch { "kvm" => MicroVmAccel.Kvm, "tcg" => MicroVmAccel.Tcg, _ => MicroVmAccel.Auto },
+        BootTimeout = m.BootTimeout,
+    };
 
     private static NriOptions NriOf(NriConfig nri) => new()
     {

@@ -14,6 +14,7 @@ using Hull.Runtime.Spec;
 using Hull.Runtime.Tasks;
 using Hull.Sandbox.Cni;
 using Hull.Sandbox.Controller;
+using Hull.Sandbox.MicroVm;
 using Hull.Sandbox.Namespaces;
 using Hull.Sandbox.PodSandbox;
 using Microsoft.Extensions.Logging;
@@ -29,7 +30,7 @@ internal sealed record LifecycleParts(PodManager Pods, ContainerManager Containe
         Containers.Shutdown();
         await Nri.DisposeAsync().ConfigureAwait(false);
         Cdi?.Dispose();
-        foreach (var sandboxer in Sandboxers.All) sandboxer.ReleaseUnused();
+        foreach (var sandboxer in Sandboxers.All) await sandboxer.ReleaseUnusedAsync(CancellationToken.None).ConfigureAwait(false);
         Tasks.Dispose();
     }
 }
@@ -48,9 +49,13 @@ internal static class LifecycleComposition
         var tasks = new TaskManagers(options.Tasks, loggers);
         var cni = new CniManagers(options.Cni, loggers);
         var containerImages = new ContainerImages(images.Images);
-        var podsandbox = new PodSandboxController(options.PodSandbox, configured, new NamespacePinner(options.State), cni, tasks, specs,
+        // One pinner: both sandboxers pin pod namespaces under <state>/ns/ and share its node-wide mount.
+        var pinner = new NamespacePinner(options.State);
+        var podsandbox = new PodSandboxController(options.PodSandbox, configured, pinner, cni, tasks, specs,
             loggers.CreateLogger<PodSandboxController>(), new InfraImageProvider(containerImages, loggers.CreateLogger<InfraImageProvider>()));
-        var sandboxers = new Sandboxers([podsandbox]);
+        // Each sandboxer sweeps only its own directories, so the order here is no contract between them.
+        var microvm = new MicroVmSandboxController(options.MicroVm, configured, pinner, cni, loggers.CreateLogger<MicroVmSandboxController>());
+        var sandboxers = new Sandboxers([podsandbox, microvm]);
         // What each handler can do is what its sandboxer reports for it on this node.
         var handlers = configured.WithFeatures(h => sandboxers.Find(h.Sandboxer)?.FeaturesFor(h) ?? new RuntimeHandlerFeatures());
 
@@ -66,6 +71,7 @@ internal static class LifecycleComposition
             files, events, loggers.CreateLogger<ContainerManager>(), cdi, hooks);
         var pods = new PodManager(new SandboxStore(metadata), podIndex, sandboxers, handlers, containers, events, loggers.CreateLogger<PodManager>(), hooks);
         await pods.RecoverAsync(cancellationToken).ConfigureAwait(false);
+        microvm.ChooseAcceleratorsInBackground();
         // Plugins synchronize with what was recovered.
         await nri.StartAsync(new NriRuntime(pods, containers, hooks), cancellationToken).ConfigureAwait(false);
         return new LifecycleParts(pods, containers, events, cni, sandboxers, tasks, nri, cdi);

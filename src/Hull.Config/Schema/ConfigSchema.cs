@@ -412,7 +412,11 @@ public static class ConfigSchema
         },
         Str<RuntimeHandlerConfig>("runtime_path", h => h.RuntimePath, (h, v) => h with { RuntimePath = v }, "Absolute path of the shim binary; empty means found by name."),
         Str<RuntimeHandlerConfig>("sandboxer", h => h.Sandboxer, (h, v) => h with { Sandboxer = v.Length == 0 ? Defaults.Sandboxer : v },
-            "Sandbox controller of pods of this handler: `podsandbox` (empty means `podsandbox`)."),
+            "Sandbox controller of pods of this handler: `podsandbox` (namespaces on the node, runc + conmon) or `microvm` (each pod in its own qemu microVM with its own kernel, containers under runc in the guest; see docs/microvm.md). Empty means `podsandbox`.") with
+        {
+            Check = OneOf("", Defaults.Sandboxer, "microvm"),
+            Note = "containerd 2.x has `podsandbox` and `shim` (a sandboxer shim such as Kata's); Hull builds `microvm` in instead of loading a shim.",
+        },
         Str<RuntimeHandlerConfig>("snapshotter", h => h.Snapshotter, (h, v) => h with { Snapshotter = v },
             "Snapshotter of this handler's containers; empty means the images plugin's `snapshotter`.") with
         {
@@ -432,6 +436,44 @@ public static class ConfigSchema
         Str<RuntimeHandlerConfig>("cni_conf_dir", h => h.CniConfDir, (h, v) => h with { CniConfDir = v }, "CNI config directory for this handler; empty means `cni.conf_dir`."),
         Int<RuntimeHandlerConfig>("cni_max_conf_num", h => h.CniMaxConfNum, (h, v) => h with { CniMaxConfNum = v },
             "`cni.max_conf_num` for this handler; 0 means the global one.") with { Check = NotNegative },
+        Table<RuntimeHandlerConfig, MicroVmConfig>("microvm", "The VMs of this handler's pods, read when `sandboxer` is `microvm`.",
+            h => h.MicroVm, (h, v) => h with { MicroVm = v },
+            Str<MicroVmConfig>("qemu_path", m => m.QemuPath, (m, v) => m with { QemuPath = v }, "qemu binary (`qemu-system-x86_64` found on PATH, or a path).") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+            },
+            Str<MicroVmConfig>("kernel_path", m => m.KernelPath, (m, v) => m with { KernelPath = v },
+                "Uncompressed guest kernel (ELF vmlinux with a PVH entry); `hack/build-microvm.sh` installs one from Debian's `linux-image-amd64`.") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+            },
+            Str<MicroVmConfig>("initrd_path", m => m.InitrdPath, (m, v) => m with { InitrdPath = v },
+                "Guest initramfs with the agent, runc and the virtio/9p modules (`hack/build-microvm.sh` builds it).") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+            },
+            Int<MicroVmConfig>("memory_mib", m => m.MemoryMib, (m, v) => m with { MemoryMib = v }, "Memory of each VM, in MiB (the containers' limits apply inside it).") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+                Check = Positive,
+            },
+            Int<MicroVmConfig>("vcpus", m => m.Vcpus, (m, v) => m with { Vcpus = v }, "Virtual CPUs of each VM.") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+                Check = Positive,
+            },
+            Str<MicroVmConfig>("accel", m => m.Accel, (m, v) => m with { Accel = v },
+                "qemu accelerator: `kvm`, `tcg` (software emulation: correct but slow) or `auto` (KVM when `/dev/kvm` works for a probe VM, else TCG; `hullctl info` shows the choice).") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+                Check = OneOf("auto", "kvm", "tcg"),
+            },
+            Dur<MicroVmConfig>("boot_timeout", m => m.BootTimeout, (m, v) => m with { BootTimeout = v },
+                "How long a VM may take from qemu's start until its agent answers; `RunPodSandbox` fails with the console's last lines after it.") with
+            {
+                Usage = ConfigKeyUsage.HullOnly,
+                Check = PositiveDuration,
+            }),
         Ignored("io_type", ConfigValueType.String, "", "How container I/O reaches the shim; Hull's conmon always uses pipes and log files."),
         Ignored("cgroup_writable", ConfigValueType.Boolean, false, "Mount the container's cgroup read-write."),
         Removed("runtime_engine", "Hull runs the OCI runtime named by `options.BinaryName`"),

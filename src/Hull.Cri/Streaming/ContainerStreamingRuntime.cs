@@ -1,11 +1,8 @@
-using System.Net;
 using System.Net.Sockets;
 using Hull.Core;
-using Hull.Linux.Namespaces;
 using Hull.Pods;
 using Hull.Pods.Stores;
 using Hull.Runtime.Tasks;
-using Hull.Sandbox.Namespaces;
 using Hull.Streaming;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -14,8 +11,8 @@ namespace Hull.Cri.Streaming;
 
 /// <summary>
 /// The streaming server's runtime: exec runs a foreground <c>runc exec</c> per session through the pod's task endpoint
-/// (<see cref="IInteractiveTaskService"/>), attach connects to conmon's attach socket, port-forward dials 127.0.0.1 in
-/// the pod's network namespace from a socket created inside it.
+/// (<see cref="IInteractiveTaskService"/>), attach connects to conmon's attach socket, port-forward copies between the
+/// client and the connection the pod's sandboxer opens (<see cref="PodManager.ConnectAsync"/>).
 /// </summary>
 public sealed class ContainerStreamingRuntime(ContainerManager containers, PodManager pods, ILogger<ContainerStreamingRuntime>? logger = null)
     : IStreamingRuntime
@@ -143,56 +140,26 @@ public sealed class ContainerStreamingRuntime(ContainerManager containers, PodMa
 
     public async Task PortForwardAsync(string podSandboxId, int port, Stream stream, CancellationToken ct)
     {
-        var (pod, _) = await pods.StatusAsync(podSandboxId, verbose: false, ct).ConfigureAwait(false);
-        if (pod.State != Hull.Sandbox.Controller.SandboxState.Ready)
-            throw new HullException(ErrorKind.FailedPrecondition, $"pod sandbox \"{pod.Id}\" is not ready");
-        var netns = pod.Instance.NetNsPath;
-        // Created and connected inside the pod's network namespace; a socket keeps its namespace, so it is used outside.
-        static Socket Dial(int port)
-        {
-            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                s.Connect(IPAddress.Loopback, port);
-                return s;
-            }
-            catch
-            {
-                s.Dispose();
-                throw;
-            }
-        }
-        Socket socket;
-        try
-        {
-            socket = netns.Length > 0
-                ? await NamespaceRunner.RunInAsync(netns, NamespaceTypes.Network, () => Dial(port)).ConfigureAwait(false)
-                : Dial(port); // a host-network pod
-        }
-        catch (SocketException e)
-        {
-            throw new HullException(ErrorKind.Unavailable, $"cannot connect to 127.0.0.1:{port} in pod \"{pod.Id}\": {e.Message}", e);
-        }
-        await using var remote = new NetworkStream(socket, ownsSocket: true);
+        await using var remote = await pods.ConnectAsync(podSandboxId, port, ct).ConfigureAwait(false);
         using var pumps = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var toPod = Task.Run(async () =>
         {
             try
             {
-                await CopyAsync(stream, remote, pumps.Token).ConfigureAwait(false);
-                socket.Shutdown(SocketShutdown.Send);
+                await CopyAsync(stream, remote.Stream, pumps.Token).ConfigureAwait(false);
+                await remote.CloseSendAsync().ConfigureAwait(false);
             }
-            catch (Exception e) when (IsEndOfStream(e) || e is SocketException)
+            catch (Exception e) when (IsEndOfStream(e) || e is HullException)
             {
             }
         }, CancellationToken.None);
         try
         {
-            await CopyAsync(remote, stream, ct).ConfigureAwait(false);
+            await CopyAsync(remote.Stream, stream, ct).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or SocketException && !ct.IsCancellationRequested)
+        catch (Exception e) when (e is IOException or SocketException or HullException && !ct.IsCancellationRequested)
         {
-            _log.LogDebug("port-forward to {Pod}:{Port}: {Message}", pod.Id, port, e.Message);
+            _log.LogDebug("port-forward to {Pod}:{Port}: {Message}", podSandboxId, port, e.Message);
         }
         // The pod side closed: whatever the client still sends has nowhere to go.
         await pumps.CancelAsync().ConfigureAwait(false);

@@ -19,6 +19,7 @@ public sealed class TtrpcClient : CallInvoker, IAsyncDisposable
     private readonly ConcurrentDictionary<uint, TaskCompletionSource<TtrpcFrame>> _pending = new();
     private readonly CancellationTokenSource _closing = new();
     private readonly Task _receiving;
+    private readonly Lazy<Task> _disposal;
     private uint _nextStreamId = 1;
     private volatile string? _closedReason;
 
@@ -27,6 +28,7 @@ public sealed class TtrpcClient : CallInvoker, IAsyncDisposable
         _channel = new TtrpcChannel(connection);
         _logger = logger ?? NullLogger.Instance;
         _receiving = Task.Run(ReceiveAsync);
+        _disposal = new Lazy<Task>(DisposeOnceAsync);
     }
 
     /// <summary>Completes when the connection has ended (closed by either side or broken).</summary>
@@ -166,9 +168,12 @@ public sealed class TtrpcClient : CallInvoker, IAsyncDisposable
             if (_pending.TryRemove(id, out _)) waiter.TrySetException(TtrpcStatus.Closed(reason));
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Closes the connection; idempotent, and a second or concurrent call waits for the first to finish.</summary>
+    public ValueTask DisposeAsync() => new(_disposal.Value);
+
+    private async Task DisposeOnceAsync()
     {
-        _closing.Cancel();
+        await _closing.CancelAsync().ConfigureAwait(false);
         await _channel.DisposeAsync().ConfigureAwait(false);
         try
         {

@@ -57,8 +57,11 @@ public static class CriLog
 
     /// <summary>Formats one line as conmon does (for tests and tools).</summary>
     public static string Format(DateTimeOffset time, string stream, bool partial, string content) =>
-        string.Create(CultureInfo.InvariantCulture,
-            $"{time:yyyy-MM-dd'T'HH:mm:ss.fffffff}00{time:zzz} {stream} {(partial ? 'P' : 'F')} {content}\n");
+        Prefix(time, stream, partial) + content + "\n";
+
+    /// <summary>What comes before a line's content: "&lt;RFC3339Nano&gt; &lt;stream&gt; &lt;F|P&gt; " (a writer appends raw bytes and a newline).</summary>
+    public static string Prefix(DateTimeOffset time, string stream, bool partial) =>
+        string.Create(CultureInfo.InvariantCulture, $"{time:yyyy-MM-dd'T'HH:mm:ss.fffffff}00{time:zzz} {stream} {(partial ? 'P' : 'F')} ");
 
     /// <summary>RFC 3339 with up to nine fractional digits (.NET parses seven).</summary>
     public static bool TryParseTime(string text, out DateTimeOffset time)

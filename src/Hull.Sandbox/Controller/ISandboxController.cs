@@ -50,14 +50,40 @@ public interface ISandboxController
     /// <param name="known">Every sandbox id in the store, whatever its sandboxer and state.</param>
     Task<IReadOnlyList<string>> SweepOrphansAsync(IReadOnlySet<string> known, CancellationToken cancellationToken);
 
-    /// <summary>At daemon shutdown: releases node-wide resources no sandbox uses any more (sandboxes keep running).</summary>
-    void ReleaseUnused();
+    /// <summary>
+    /// At daemon shutdown: lets go of what this process holds that running sandboxes do not need (node-wide mounts no
+    /// pod uses any more, connections to guest agents, work in the background). Sandboxes keep running.
+    /// </summary>
+    Task ReleaseUnusedAsync(CancellationToken cancellationToken);
 
     /// <summary>The task endpoint of a started sandbox: create/start/signal/wait/exec/measure its containers.</summary>
     ITaskService Tasks(string sandboxId);
 
+    /// <summary>
+    /// Port-forward: a TCP connection to 127.0.0.1:<paramref name="port"/> as the pod's own processes see it (in the
+    /// pod's network namespace, or inside its VM). Unavailable when nothing listens there.
+    /// </summary>
+    Task<PodConnection> ConnectAsync(string sandboxId, int port, CancellationToken cancellationToken);
+
     /// <summary>What pods of <paramref name="handler"/> can do on this node, as CRI Status reports it.</summary>
     RuntimeHandlerFeatures FeaturesFor(RuntimeHandler handler);
+
+    /// <summary>What this sandboxer has to say about <paramref name="handler"/> on this node, for <c>hullctl info</c> (e.g. the VM accelerator).</summary>
+    IReadOnlyDictionary<string, string> Describe(RuntimeHandler handler);
+}
+
+/// <summary>
+/// A connection into a pod (<see cref="ISandboxController.ConnectAsync"/>): a duplex stream whose sending side can be
+/// closed alone, so the pod's server reads the end of the client's data and can still answer.
+/// </summary>
+public sealed class PodConnection(Stream stream, Func<ValueTask> closeSend) : IAsyncDisposable
+{
+    public Stream Stream => stream;
+
+    /// <summary>No more data goes to the pod (a TCP half-close); what it sends can still be read.</summary>
+    public ValueTask CloseSendAsync() => closeSend();
+
+    public ValueTask DisposeAsync() => stream.DisposeAsync();
 }
 
 public sealed record SandboxPlatform(string Os, string Architecture);
@@ -67,12 +93,24 @@ public sealed record SandboxExit(int ExitCode, DateTimeOffset ExitedAt);
 /// <summary>A sandbox's life: Creating until Create and Start have both succeeded (a crash leaves it to be undone).</summary>
 public enum SandboxState { Ready, NotReady, Creating }
 
-/// <summary>The sandboxers of this hulld, by name (<c>runtimes.&lt;handler&gt;.sandboxer</c>).</summary>
-public sealed class Sandboxers(IEnumerable<ISandboxController> sandboxers)
+/// <summary>
+/// The sandboxers of this hulld, by name (<c>runtimes.&lt;handler&gt;.sandboxer</c>). Each owns its own directories
+/// (podsandbox <c>&lt;state&gt;/sandboxes/</c>, microvm <c>&lt;state&gt;/microvm/</c>), so their orphan sweeps do not
+/// depend on each other's order; <see cref="All"/> keeps the order given all the same.
+/// </summary>
+public sealed class Sandboxers
 {
-    private readonly Dictionary<string, ISandboxController> _byName = sandboxers.ToDictionary(s => s.Name, StringComparer.Ordinal);
+    private readonly IReadOnlyList<ISandboxController> _all;
+    private readonly Dictionary<string, ISandboxController> _byName;
 
-    public IEnumerable<ISandboxController> All => _byName.Values;
+    public Sandboxers(IEnumerable<ISandboxController> sandboxers)
+    {
+        _all = sandboxers.ToList();
+        _byName = _all.ToDictionary(s => s.Name, StringComparer.Ordinal);
+    }
+
+    /// <summary>Every sandboxer, in the order given.</summary>
+    public IEnumerable<ISandboxController> All => _all;
 
     public ISandboxController? Find(string name) => _byName.GetValueOrDefault(name);
 

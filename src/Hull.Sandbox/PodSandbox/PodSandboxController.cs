@@ -81,6 +81,9 @@ public sealed partial class PodSandboxController : ISandboxController
     /// <summary>User namespaces and recursive read-only mounts come with the user-namespace work; until then Hull does not claim them.</summary>
     public RuntimeHandlerFeatures FeaturesFor(RuntimeHandler handler) => new();
 
+    /// <summary>Nothing beyond the handler's own settings.</summary>
+    public IReadOnlyDictionary<string, string> Describe(RuntimeHandler handler) => new Dictionary<string, string>();
+
     private sealed class Pod(PodSandboxSpec spec, SandboxInstance instance)
     {
         public PodSandboxSpec Spec { get; } = spec;
@@ -528,7 +531,7 @@ public sealed partial class PodSandboxController : ISandboxController
     }
 
     /// <summary>At daemon shutdown: releases node-wide mounts no pod uses any more (pods themselves keep running).</summary>
-    public void ReleaseUnused()
+    public Task ReleaseUnusedAsync(CancellationToken cancellationToken)
     {
         try
         {
@@ -538,6 +541,7 @@ public sealed partial class PodSandboxController : ISandboxController
         {
             _logger.LogWarning("cannot release the namespace directory: {Error}", e.Message);
         }
+        return Task.CompletedTask;
     }
 
     public ITaskService Tasks(string sandboxId) => TasksOf(Get(sandboxId).Spec);
@@ -571,14 +575,14 @@ public sealed partial class PodSandboxController : ISandboxController
     private const string UnprivilegedPortStart = "net.ipv4.ip_unprivileged_port_start";
     private const string PingGroupRange = "net.ipv4.ping_group_range";
 
-    private static string HostnameOf(PodSandboxSpec spec)
+    internal static string HostnameOf(PodSandboxSpec spec)
     {
         if (spec.NetworkMode == NamespaceMode.Node) return Environment.MachineName;
         string name = spec.Hostname.Length > 0 ? spec.Hostname : spec.Identity.Name;
         return name.Length > 63 ? name[..63] : name;
     }
 
-    private static PodNetworkRequest NetworkRequest(PodSandboxSpec spec, string netns) => new(spec.Id, netns)
+    internal static PodNetworkRequest NetworkRequest(PodSandboxSpec spec, string netns) => new(spec.Id, netns)
     {
         PodName = spec.Identity.Name,
         PodNamespace = spec.Identity.Namespace,

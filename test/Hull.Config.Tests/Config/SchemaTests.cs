@@ -12,7 +12,7 @@ public class SchemaTests
     [
         typeof(HullConfig), typeof(GrpcConfig), typeof(DebugConfig), typeof(MetricsConfig), typeof(CriRuntimeConfig), typeof(RuntimeHandlerConfig),
         typeof(CniConfig), typeof(CriImagesConfig), typeof(CriServerConfig), typeof(NriConfig), typeof(NriValidatorConfig), typeof(TransferConfig), typeof(UnpackConfiguration),
-        typeof(ImageVerifierConfig), typeof(OverlayfsConfig), typeof(OtlpConfig), typeof(TracingConfig), typeof(NodeConditionsConfig),
+        typeof(ImageVerifierConfig), typeof(OverlayfsConfig), typeof(OtlpConfig), typeof(TracingConfig), typeof(NodeConditionsConfig), typeof(MicroVmConfig),
     ];
 
     [Fact]
@@ -229,6 +229,8 @@ public class SchemaTests
         ConfigValueType.String when key.Path.EndsWith("level", StringComparison.Ordinal) => "\"debug\"",
         ConfigValueType.String when key.Path.EndsWith("format", StringComparison.Ordinal) => "\"json\"",
         ConfigValueType.String when key.Path.EndsWith("ip_pref", StringComparison.Ordinal) => "\"ipv6\"",
+        ConfigValueType.String when key.Path.EndsWith("sandboxer", StringComparison.Ordinal) => "\"microvm\"",
+        ConfigValueType.String when key.Path.EndsWith("microvm.accel", StringComparison.Ordinal) => "\"tcg\"",
         ConfigValueType.String when key.Path.EndsWith("runtime_type", StringComparison.Ordinal) => "\"io.containerd.runc.v1\"",
         ConfigValueType.String when key.Path.EndsWith("tls_cert_file", StringComparison.Ordinal) => "\"/c\"\nx509_key_pair_streaming.tls_key_file = \"/k\"",
         ConfigValueType.String when key.Path.EndsWith("tls_key_file", StringComparison.Ordinal) => "\"/k\"\nx509_key_pair_streaming.tls_cert_file = \"/c\"",

@@ -97,6 +97,18 @@ public sealed class TtrpcRoundTripTests
     }
 
     [Fact]
+    public async Task Disposing_a_client_twice_or_concurrently_closes_it_once()
+    {
+        await using var pair = await EchoPair.StartAsync();
+        Assert.Equal("x", (await pair.Stub.SayAsync(new EchoRequest { Text = "x" })).Text);
+        await Task.WhenAll(pair.Client.DisposeAsync().AsTask(), pair.Client.DisposeAsync().AsTask());
+        await pair.Client.DisposeAsync();
+        Assert.True(pair.Client.IsClosed);
+        var e = await Assert.ThrowsAsync<RpcException>(() => pair.Stub.SayAsync(new EchoRequest()).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+    }
+
+    [Fact]
     public async Task Streaming_methods_answer_unimplemented()
     {
         await using var pair = await EchoPair.StartAsync();

@@ -83,7 +83,18 @@ public sealed class FakeSandboxer(Faults faults) : ISandboxController
     public Task<IReadOnlyList<string>> SweepOrphansAsync(IReadOnlySet<string> known, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<string>>([]);
 
-    public void ReleaseUnused() { }
+    public Task ReleaseUnusedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>A connection to an in-memory stream (the pod's "server" writes nothing).</summary>
+    public Task<PodConnection> ConnectAsync(string sandboxId, int port, CancellationToken cancellationToken)
+    {
+        Get(sandboxId);
+        Connections.Enqueue((sandboxId, port));
+        return Task.FromResult(new PodConnection(new MemoryStream(), () => ValueTask.CompletedTask));
+    }
+
+    /// <summary>Every port-forward connection opened, in order.</summary>
+    public ConcurrentQueue<(string SandboxId, int Port)> Connections { get; } = new();
 
     public ITaskService Tasks(string sandboxId)
     {
@@ -92,6 +103,8 @@ public sealed class FakeSandboxer(Faults faults) : ISandboxController
     }
 
     public RuntimeHandlerFeatures FeaturesFor(RuntimeHandler handler) => new();
+
+    public IReadOnlyDictionary<string, string> Describe(RuntimeHandler handler) => new Dictionary<string, string>();
 
     private SandboxInstance Get(string id) =>
         _pods.TryGetValue(id, out var instance) ? instance : throw new HullException(ErrorKind.NotFound, $"pod sandbox \"{id}\" not found");

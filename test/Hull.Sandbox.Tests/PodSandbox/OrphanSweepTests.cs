@@ -17,7 +17,7 @@ public sealed class OrphanSweepTests
     private const string MountedOrphan = "cccc000000000000000000000000000000000000000000000000000000000003";
 
     /// <summary>The podsandbox sandboxer with the systemd driver (so the sweep touches no cgroup); CNI and tasks are never used here.</summary>
-    private static PodSandboxController Controller(string state)
+    internal static PodSandboxController Controller(string state)
     {
         var handler = new RuntimeHandler
         {
