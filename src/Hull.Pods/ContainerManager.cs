@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Hull.Cdi;
 using Hull.Core;
+using Hull.Images.Snapshots;
 using Hull.Linux.Processes;
 using Hull.Nri;
 using Hull.Pods.Events;
@@ -100,6 +101,7 @@ public sealed class ContainerManager
                 $"runtime handler \"{handler.Name}\" uses snapshotter \"{handler.Snapshotter}\", but this hulld runs \"{_images.Snapshotter.Name}\"");
         var image = await _images.FindAsync(request.Image, cancellationToken).ConfigureAwait(false)
                     ?? throw new HullException(ErrorKind.NotFound, $"image \"{request.Image}\" not found; pull it before creating container \"{config.Name}\"");
+        UserNamespaceOptions.EnsureContainerMatchesPod(pod.Spec.UserNamespace, config.Security.UserNamespace, config.Name, pod.Id);
         // CDI devices are resolved before anything is made: an unknown device leaves nothing behind.
         var cdiDevices = CdiRequest.Devices(config.CdiDevices, config.Annotations);
         var cdi = ResolveCdi(config.Name, cdiDevices);
@@ -120,8 +122,7 @@ public sealed class ContainerManager
             // Persisted first: the row keeps the snapshot from the garbage collector and lets the next start undo a crash.
             await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
             undo.Persisted = true;
-            var mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId,
-                new Dictionary<string, string> { ["io.hull.container"] = id }, cancellationToken).ConfigureAwait(false);
+            var mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId, SnapshotLabelsOf(id, pod), cancellationToken).ConfigureAwait(false);
             undo.SnapshotPrepared = true;
             _files.MountRootfs(bundle, mounts);
             var spec = await _specs.BuildAsync(new ContainerSpecRequest
@@ -141,6 +142,7 @@ public sealed class ContainerManager
             nriResult = await _nri.CreateContainerAsync(pod, record, spec, cdiDevices, cancellationToken).ConfigureAwait(false);
             if (nriResult is not null)
                 spec = _specs.Adjust(spec, nriResult.Adjustment, config.Name, (s, devices) => CdiEdits.Apply(s, ResolveCdi(config.Name, devices)));
+            spec = _files.PrepareMounts(bundle, spec);
             await _files.WriteSpecAsync(bundle, spec, cancellationToken).ConfigureAwait(false);
             if (spec.Process?.User is { } user)
                 record = record with { User = new ContainerUserInfo(user.Uid, user.Gid, user.AdditionalGids?.Select(g => (long)g).ToList() ?? []) };
@@ -331,6 +333,17 @@ public sealed class ContainerManager
         return Path.Combine(bundle, "container.log");
     }
 
+    /// <summary>The container's snapshot labels; in a pod with its own user namespace, containerd's id-mapping labels too.</summary>
+    private static Dictionary<string, string> SnapshotLabelsOf(string id, SandboxRecord pod)
+    {
+        var userns = pod.Spec.UserNamespace;
+        var labels = userns.IsPod
+            ? SnapshotLabels.IdMapped(UserNamespaceOptions.Format(userns.Uids[0]), UserNamespaceOptions.Format(userns.Gids[0]))
+            : new Dictionary<string, string>(StringComparer.Ordinal);
+        labels["io.hull.container"] = id;
+        return labels;
+    }
+
     private static SandboxContext SandboxContextOf(SandboxRecord pod)
     {
         var i = pod.Instance;
@@ -354,6 +367,9 @@ public sealed class ContainerManager
             HostnamePath = i.HostnamePath.Length > 0 ? i.HostnamePath : null,
             ShmPath = i.ShmPath.Length > 0 ? i.ShmPath : null,
             Sysctls = s.Sysctls,
+            UserNamespace = i.UserNsPath.Length > 0
+                ? new UserNamespace { Path = i.UserNsPath, UidMappings = s.UserNamespace.Uids, GidMappings = s.UserNamespace.Gids }
+                : null,
         };
     }
 

@@ -26,7 +26,6 @@ public sealed class ConfigKeyBindingTests
     private static readonly Dictionary<string, string> NotYetBound = new(StringComparer.Ordinal)
     {
         ["metrics.address"] = "Observability (issue 21)",
-        [Overlayfs("slow_chown")] = "User namespaces (issue 15)",
         [Overlayfs("root_path")] = "overlayfs snapshotter options",
         [Overlayfs("upperdir_label")] = "overlayfs snapshotter options",
         [Overlayfs("sync_remove")] = "overlayfs snapshotter options",

@@ -15,13 +15,19 @@ public interface IContainerFilesystem
     /// <summary>Creates the bundle's rootfs directory and mounts the snapshot's mounts on it, in order.</summary>
     void MountRootfs(string bundle, IReadOnlyList<Mount> mounts);
 
+    /// <summary>
+    /// Makes the binds the OCI runtime cannot (idmapped, recursively read-only: <see cref="PreparedMounts"/>) under the
+    /// bundle, and returns the spec naming them as plain binds. Undone by <see cref="RemoveBundle"/>.
+    /// </summary>
+    OciSpec PrepareMounts(string bundle, OciSpec spec);
+
     /// <summary>Writes config.json atomically and durably.</summary>
     Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken);
 
     /// <summary>Reads config.json back, or null when there is none (a create that never got that far).</summary>
     Task<string?> ReadSpecAsync(string bundle, CancellationToken cancellationToken);
 
-    /// <summary>Unmounts the rootfs and deletes the bundle and the container's directory; idempotent.</summary>
+    /// <summary>Unmounts the rootfs and the prepared binds and deletes the bundle and the container's directory; idempotent.</summary>
     void RemoveBundle(string bundle);
 }
 
@@ -39,6 +45,8 @@ public sealed class HostContainerFilesystem(string stateDirectory) : IContainerF
         Mounts.MountAll(mounts, rootfs);
     }
 
+    public OciSpec PrepareMounts(string bundle, OciSpec spec) => PreparedMounts.Make(spec, Path.Combine(bundle, PreparedMounts.DirectoryName));
+
     public Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken) =>
         SpecWriter.WriteAsync(spec, bundle, cancellationToken);
 
@@ -54,15 +62,22 @@ public sealed class HostContainerFilesystem(string stateDirectory) : IContainerF
         }
     }
 
-    /// <summary>Never follows a rootfs that is still mounted: deleting it non-recursively fails rather than deleting the container's files.</summary>
+    /// <summary>
+    /// Never follows a mount: everything mounted below the bundle (the rootfs, the binds Hull prepared, which may be a
+    /// host path or a volume) is unmounted first, and the bundle is deleted only when nothing is mounted below it any more;
+    /// the rootfs itself is deleted non-recursively, so a mount that survived fails the removal rather than the files.
+    /// </summary>
     public void RemoveBundle(string bundle)
     {
-        string rootfs = Rootfs(bundle);
-        if (Directory.Exists(rootfs))
+        if (Directory.Exists(bundle))
         {
-            Mounts.UnmountAll(rootfs, detach: true);
-            Directory.Delete(rootfs, recursive: false);
+            foreach (var mountPoint in MountInfo.PointsBelow(bundle).OrderByDescending(p => p.Length))
+                Mounts.UnmountAll(mountPoint, detach: true);
+            if (MountInfo.PointsBelow(bundle) is { Count: > 0 } left)
+                throw new IOException($"bundle \"{bundle}\" still has mounts ({string.Join(", ", left)}); not deleting it");
         }
+        string rootfs = Rootfs(bundle);
+        if (Directory.Exists(rootfs)) Directory.Delete(rootfs, recursive: false);
         if (Directory.Exists(bundle)) Directory.Delete(bundle, recursive: true);
         string dir = Path.GetDirectoryName(bundle)!;
         if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir);

@@ -19,6 +19,8 @@ public sealed class FakeFilesystem(string root, Faults faults) : IContainerFiles
         faults.Step("rootfs.mount");
     }
 
+    public OciSpec PrepareMounts(string bundle, OciSpec spec) => spec;
+
     public async Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken)
     {
         await faults.StepAsync("spec.write").ConfigureAwait(false);
