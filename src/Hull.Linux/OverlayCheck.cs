@@ -25,8 +25,7 @@ public static class OverlayCheck
                 $"upperdir={Path.Combine(temp, "upper")}",
                 $"workdir={Path.Combine(temp, "work")}",
             };
-            // Any mapping will do; this one maps root inside to an id nothing on the host uses.
-            if (idMapped) options.AddRange([$"uidmap={ProbeMapping}", $"gidmap={ProbeMapping}"]);
+                    if (idMapped) options.AddRange([$"uidmap={ProbeMapping}", $"gidmap={ProbeMapping}"]);
             new Mount("overlay", "overlay", options).MountAt(merged);
             Mounts.Unmount(merged, detach: true);
             return null;
@@ -48,5 +47,6 @@ public static class OverlayCheck
         }
     }
 
-    private static readonly IdMapping ProbeMapping = new(0, 0xFFFF0000, 65536);
+    // Any mapping will do; this one maps root inside to ids nothing on the host uses, short of (uid_t)-1, which no range may reach.
+    private static readonly IdMapping ProbeMapping = new(0, 0xFFFE0000, 65536);
 }

@@ -24,10 +24,8 @@ public sealed record UserNamespaceOptions(UserNamespaceMode Mode, IReadOnlyList<
     public static UserNamespaceOptions Node { get; } = new(UserNamespaceMode.Node, [], []);
 
     /// <summary>A user namespace of the pod's own (mode Pod).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public bool IsPod => Mode == UserNamespaceMode.Pod;
-
-    /// <summary>The host uid and gid root inside is (mode Pod, after <see cref="Validate"/>).</summary>
-    public (uint Uid, uint Gid) HostRoot => (Uids[0].HostId, Gids[0].HostId);
 
     /// <summary>
     /// containerd's rules (parseUsernsIDs) plus the checks runc would otherwise fail late on: Pod needs exactly one uid
