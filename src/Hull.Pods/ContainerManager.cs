@@ -145,7 +145,12 @@ public sealed class ContainerManager
             spec = _files.PrepareMounts(bundle, spec);
             await _files.WriteSpecAsync(bundle, spec, cancellationToken).ConfigureAwait(false);
             if (spec.Process?.User is { } user)
-                record = record with { User = new ContainerUserInfo(user.Uid, user.Gid, user.AdditionalGids?.Select(g => (long)g).ToList() ?? []) };
+                record = record with
+                {
+                    // The process's groups as the kernel has them (and containerd reports them): the primary gid, then the others.
+                    User = new ContainerUserInfo(user.Uid, user.Gid,
+                        new[] { (long)user.Gid }.Concat(user.AdditionalGids?.Select(g => (long)g) ?? []).Distinct().ToList()),
+                };
 
             var info = await tasks.CreateAsync(new TaskCreateRequest(id, bundle, record.LogPath)
             {

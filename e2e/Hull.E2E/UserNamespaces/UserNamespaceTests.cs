@@ -129,7 +129,8 @@ public sealed class UserNamespaceTests(UserNamespaceFixture f) : IClassFixture<U
         var id = await RunAsync(pod, podConfig, config);
 
         Assert.Equal("0\n", await ExecAsync(id, "id -u"));
-        Assert.Contains($"0 {hostId} {Size}", await ExecAsync(id, "cat /proc/self/uid_map"));
+        var uidMap = (await ExecAsync(id, "cat /proc/self/uid_map")).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["0", $"{hostId}", $"{Size}"], uidMap);
         var pids = HostPids(id);
         Assert.NotEmpty(pids);
         foreach (var pid in pids)

@@ -82,9 +82,13 @@ public static class PreparedMounts
         var made = new List<string>();
         try
         {
+            // A private mount to hold the binds: attached under a shared mount (/run, /var/lib often are), a bind would
+            // propagate to its peers, and those copies would keep a host path's submounts busy after the container is gone.
+            Directory.CreateDirectory(directory);
+            new Mount("bind", directory, ["bind", "private"]).MountAt(directory);
+            made.Add(directory);
             foreach (var item in work)
             {
-                Directory.CreateDirectory(directory);
                 if (item.IsDirectory) Directory.CreateDirectory(item.Target);
                 else using (new FileStream(item.Target, FileMode.OpenOrCreate, FileAccess.Write)) { }
                 try
