@@ -40,11 +40,7 @@ done
 
 # ------------------------------------------------------------------ what is expected not to pass, and why
 # One rule a line: KIND<TAB>regular expression on the spec's full text<TAB>reason (hack/lib/critest-report.py).
-ISSUE_15="issue 15: User namespaces: pods with hostUsers: false, idmapped rootfs and volumes, recursive read-only mounts"
-RULES="skip-by-name	public image with digest should be pulled and removed	its image is test-image-digest@sha256:9700f9a2..., an upstream manifest digest that cannot be rebuilt offline
-expected-skip	UserNamespaces	$ISSUE_15
-expected-skip	SupplementalGroupsPolicy	$ISSUE_15
-expected-skip	Container Mount Readonly .*(support recursive|reject a recursive) readonly	$ISSUE_15"
+RULES="skip-by-name	public image with digest should be pulled and removed	its image is test-image-digest@sha256:9700f9a2..., an upstream manifest digest that cannot be rebuilt offline"
 if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" != Y ]; then
   RULES+="
 expected-skip	AppArmor	AppArmor is off on this host"

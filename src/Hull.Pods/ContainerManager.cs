@@ -160,6 +160,7 @@ public sealed class ContainerManager
                 StdinOnce = config.StdinOnce,
             }, cancellationToken).ConfigureAwait(false);
             undo.TaskCreated = true;
+            _files.ReleasePreparedMounts(bundle);
             EnsureAcceptsContainers(podEntry, config.Name);
             record = record with { State = ContainerState.Created, Pid = info.Pid };
             await _store.PutAsync(record, CancellationToken.None).ConfigureAwait(false);

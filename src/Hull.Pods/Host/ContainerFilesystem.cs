@@ -21,6 +21,12 @@ public interface IContainerFilesystem
     /// </summary>
     OciSpec PrepareMounts(string bundle, OciSpec spec);
 
+    /// <summary>
+    /// Unmounts, in hulld's mount namespace, the binds <see cref="PrepareMounts"/> made, once the OCI runtime has bound them
+    /// into the container's: left there, they would keep a host path's submounts busy (rmdir fails with EBUSY).
+    /// </summary>
+    void ReleasePreparedMounts(string bundle);
+
     /// <summary>Writes config.json atomically and durably.</summary>
     Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken);
 
@@ -46,6 +52,12 @@ public sealed class HostContainerFilesystem(string stateDirectory) : IContainerF
     }
 
     public OciSpec PrepareMounts(string bundle, OciSpec spec) => PreparedMounts.Make(spec, Path.Combine(bundle, PreparedMounts.DirectoryName));
+
+    public void ReleasePreparedMounts(string bundle)
+    {
+        string directory = Path.Combine(bundle, PreparedMounts.DirectoryName);
+        if (Directory.Exists(directory)) Mounts.UnmountAll(directory, detach: true);
+    }
 
     public Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken) =>
         SpecWriter.WriteAsync(spec, bundle, cancellationToken);

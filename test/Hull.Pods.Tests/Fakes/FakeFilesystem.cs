@@ -21,6 +21,10 @@ public sealed class FakeFilesystem(string root, Faults faults) : IContainerFiles
 
     public OciSpec PrepareMounts(string bundle, OciSpec spec) => spec;
 
+    public void ReleasePreparedMounts(string bundle)
+    {
+    }
+
     public async Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken)
     {
         await faults.StepAsync("spec.write").ConfigureAwait(false);
