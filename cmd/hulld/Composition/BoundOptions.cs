@@ -117,6 +117,7 @@ internal sealed record BoundOptions
             PodSandbox = new PodSandboxOptions
             {
                 StateDirectory = config.State,
+                RootDirectory = config.Root,
                 SandboxImage = config.Images.PinnedSandboxImage,
                 EnableUnprivilegedPorts = runtime.EnableUnprivilegedPorts,
                 EnableUnprivilegedIcmp = runtime.EnableUnprivilegedIcmp,
