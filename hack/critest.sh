@@ -44,17 +44,15 @@ done
 
 # ------------------------------------------------------------------ what is expected not to pass, and why
 # One rule a line: KIND<TAB>regular expression on the spec's full text<TAB>reason (hack/lib/critest-report.py).
-ISSUE_15="issue 15: User namespaces: pods with hostUsers: false, idmapped rootfs and volumes, recursive read-only mounts"
-RULES="skip-by-name	public image with digest should be pulled and removed	its image is test-image-digest@sha256:9700f9a2..., an upstream manifest digest that cannot be rebuilt offline
-expected-skip	UserNamespaces	$ISSUE_15
-expected-skip	SupplementalGroupsPolicy	$ISSUE_15
-expected-skip	Container Mount Readonly .*(support recursive|reject a recursive) readonly	$ISSUE_15"
+RULES="skip-by-name	public image with digest should be pulled and removed	its image is test-image-digest@sha256:9700f9a2..., an upstream manifest digest that cannot be rebuilt offline"
 # --microvm: specs a pod in a VM cannot pass, each with why (docs/microvm.md lists the same). User namespaces and
-# recursive read-only mounts are off for the handler too; the issue 15 rules above already cover those specs.
+# recursive read-only mounts are off for the handler: critest skips those specs itself.
 VM_KERNEL="a microVM pod has its own kernel: it cannot share the node's namespaces, so RunPodSandbox refuses it"
 MICROVM_RULES="expected-fail	NamespaceOption runtime should support (HostNetwork is true|HostPID|HostIpc is true)	$VM_KERNEL
 expected-fail	portforward in host network	$VM_KERNEL
-expected-fail	Mount Propagation .*'rshared' should support propagation from host to container and vice versa	a mount made in the guest does not come back to the host over 9p"
+expected-fail	Mount Propagation .*'rshared' should support propagation from host to container and vice versa	a mount made in the guest does not come back to the host over 9p
+expected-skip	UserNamespaces|SupplementalGroupsPolicy	the microvm handler does not offer user namespaces (issue 15 is the runc handler)
+expected-skip	Container Mount Readonly .*(support recursive|reject a recursive) readonly	the microvm handler does not offer recursive read-only mounts"
 if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" != Y ]; then
   RULES+="
 expected-skip	AppArmor	AppArmor is off on this host"

@@ -28,6 +28,9 @@ env_init() {
   [ -x "$CRICTL" ] || die "$CRICTL not found (hack/install-deps.sh unpacks ../shared/tools)"
   ip link show "$BRIDGE" >/dev/null 2>&1 && die "bridge $BRIDGE exists already (another run, or a leftover: ip link del $BRIDGE)"
   T="$(mktemp -d "/tmp/hull-$ENV_TAG.XXXXXX")"
+  # Searchable by all: the root of a pod with its own user namespace is an unprivileged uid on the host, and runc
+  # resolves the bundle's rootfs under hulld's state as that uid.
+  chmod 0711 "$T"
   ENV_RESULT=""
   PIDS=()   # every server started (registry, containerd, hulld), stopped in teardown
   SOCKS=()  # the CRI sockets of those servers, whose pods teardown removes first

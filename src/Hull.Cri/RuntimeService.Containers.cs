@@ -298,6 +298,8 @@ public sealed partial class RuntimeService
                 Readonly = x.Readonly,
                 RecursiveReadOnly = x.RecursiveReadOnly,
                 SelinuxRelabel = x.SelinuxRelabel,
+                UidMappings = ToDomain(x.UidMappings),
+                GidMappings = ToDomain(x.GidMappings),
                 Propagation = x.Propagation switch
                 {
                     MountPropagation.PropagationHostToContainer => Spec.MountPropagation.HostToContainer,
@@ -355,6 +357,7 @@ public sealed partial class RuntimeService
                     NamespaceMode.Target => Spec.PidNamespaceMode.Target,
                     _ => Spec.PidNamespaceMode.Container,
                 },
+                UserNamespace = ToDomain(sc.NamespaceOptions?.UsernsOptions),
             },
         };
     }

@@ -205,8 +205,23 @@ public sealed partial class RuntimeService
             Privileged = linux?.SecurityContext?.Privileged ?? false,
             RunAsUser = linux?.SecurityContext?.RunAsUser?.Value,
             SupplementalGroups = linux?.SecurityContext?.SupplementalGroups.ToList() ?? [],
+            UserNamespace = ToDomain(ns?.UsernsOptions),
         };
     }
+
+    /// <summary>CRI's userns_options; absent means the host's user namespace, as for a kubelet that predates them.</summary>
+    internal static Runtime.Spec.UserNamespaceOptions ToDomain(UserNamespace? userns) => userns is null
+        ? Runtime.Spec.UserNamespaceOptions.Node
+        : new Runtime.Spec.UserNamespaceOptions(userns.Mode switch
+            {
+                Api.Cri.NamespaceMode.Pod => Runtime.Spec.UserNamespaceMode.Pod,
+                Api.Cri.NamespaceMode.Node => Runtime.Spec.UserNamespaceMode.Node,
+                Api.Cri.NamespaceMode.Container => Runtime.Spec.UserNamespaceMode.Container,
+                _ => Runtime.Spec.UserNamespaceMode.Target,
+            }, ToDomain(userns.Uids), ToDomain(userns.Gids));
+
+    internal static IReadOnlyList<Runtime.Spec.OciIdMapping> ToDomain(IEnumerable<IDMapping> mappings) =>
+        mappings.Select(m => new Runtime.Spec.OciIdMapping(m.ContainerId, m.HostId, m.Length)).ToList();
 
     private static void Copy(Google.Protobuf.Collections.MapField<string, string> to, IReadOnlyDictionary<string, string> from)
     {

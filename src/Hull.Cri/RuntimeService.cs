@@ -35,7 +35,9 @@ public sealed partial class RuntimeService(CriOptions options, PodManager pods, 
         var response = new StatusResponse
         {
             Status = new RuntimeStatus(),
-            Features = new RuntimeFeatures { SupplementalGroupsPolicy = false, UserNamespacesHostNetwork = false },
+            // Strict supplemental groups and the effective user in ContainerStatus; a pod with its own user namespace may
+            // use the host's network (its /sys is then the host's, bound read-only, instead of a sysfs mount).
+            Features = new RuntimeFeatures { SupplementalGroupsPolicy = true, UserNamespacesHostNetwork = true },
         };
         response.Status.Conditions.Add(RuntimeReadyCondition());
         response.Status.Conditions.Add(NetworkReadyCondition());

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Hull.Linux.Namespaces;
 
 namespace Hull.Linux;
 
@@ -17,29 +18,96 @@ public sealed record Mount(string Type, string Source, IReadOnlyList<string> Opt
 
     public override string ToString() => $"{Type} {Source} [{string.Join(',', Options)}]";
 
-    /// <summary>Mounts this on <paramref name="target"/> (a read-only bind needs a second, remount call).</summary>
+    /// <summary>
+    /// Mounts this on <paramref name="target"/> (a read-only bind needs a second, remount call). containerd's
+    /// <c>uidmap=</c>/<c>gidmap=</c> options make an idmapped bind, or an overlay whose lower layers are idmapped (an
+    /// overlay itself cannot be); <c>rro</c> makes a bind read-only all the way down.
+    /// </summary>
     public void MountAt(string target)
     {
-        var (flags, propagation, data) = MountOptions.Parse(Options);
-        bool bind = (flags & MountFlags.Bind) != 0;
-        if (data.Length >= 4096)
-            throw new IOException($"mount {Type} on \"{target}\": options are {data.Length} bytes, more than the kernel's page-size limit (too many layers?)");
-        // A bind mount ignores every flag but MS_BIND/MS_REC on the first call; they take effect on a remount.
-        var first = bind ? flags & (MountFlags.Bind | MountFlags.Rec) : flags;
-        if (NativeMount.mount(Source, target, bind ? null : Type, (nuint)first, data.Length == 0 ? null : data) != 0)
-            throw SyscallException.Last($"mount {Type} \"{Source}\" on", target);
+        var parsed = MountOptions.Parse(Options);
+        bool bind = (parsed.Flags & MountFlags.Bind) != 0;
+        if (parsed.Data.Length >= 4096)
+            throw new IOException($"mount {Type} on \"{target}\": options are {parsed.Data.Length} bytes, more than the kernel's page-size limit (too many layers?)");
+        bool newApi = parsed.UidMap is not null || parsed.RecursiveReadOnly;
+        if (newApi)
+        {
+            if (bind) BindWithAttributes(target, parsed);
+            else if (Type == "overlay" && !parsed.RecursiveReadOnly) MountIdMappedOverlay(target, parsed);
+            else throw new IOException($"mount {Type} on \"{target}\": idmapping and \"rro\" apply to binds and overlays only");
+        }
+        else
+        {
+            // A bind mount ignores every flag but MS_BIND/MS_REC on the first call; they take effect on a remount.
+            var first = bind ? parsed.Flags & (MountFlags.Bind | MountFlags.Rec) : parsed.Flags;
+            if (NativeMount.mount(Source, target, bind ? null : Type, (nuint)first, parsed.Data.Length == 0 ? null : parsed.Data) != 0)
+                throw SyscallException.Last($"mount {Type} \"{Source}\" on", target);
+        }
         try
         {
-            if (bind && (flags & ~(MountFlags.Bind | MountFlags.Rec)) != 0 &&
-                NativeMount.mount(null, target, null, (nuint)(flags | MountFlags.Remount), null) != 0)
+            // What the new mount API already set (read-only) needs no remount.
+            var remount = parsed.Flags & ~(MountFlags.Bind | MountFlags.Rec | (newApi ? MountFlags.ReadOnly : MountFlags.None));
+            if (bind && remount != 0 &&
+                NativeMount.mount(null, target, null, (nuint)(parsed.Flags | MountFlags.Remount), null) != 0)
                 throw SyscallException.Last("remount (bind) ", target);
-            if (propagation != 0 && NativeMount.mount(null, target, null, (nuint)propagation, null) != 0)
+            if (parsed.Propagation != 0 && NativeMount.mount(null, target, null, (nuint)parsed.Propagation, null) != 0)
                 throw SyscallException.Last("mount (propagation)", target);
         }
         catch
         {
             Mounts.Unmount(target, detach: true);
             throw;
+        }
+    }
+
+    private void BindWithAttributes(string target, ParsedMountOptions parsed)
+    {
+        using var holder = parsed.UidMap is { } uid ? NamespaceHolder.Start([uid], [parsed.GidMap!.Value]) : null;
+        using var userns = holder?.OpenUserNamespace();
+        bool readOnly = (parsed.Flags & MountFlags.ReadOnly) != 0;
+        MountTree.Bind(Source, target, new BindAttributes
+        {
+            Recursive = (parsed.Flags & MountFlags.Rec) != 0,
+            ReadOnly = parsed.RecursiveReadOnly ? BindReadOnly.Recursive : readOnly ? BindReadOnly.Top : BindReadOnly.No,
+            IdMapUserNamespace = userns,
+        });
+    }
+
+    /// <summary>
+    /// containerd's idmapped overlay: each lower layer is bound idmapped on a directory beside the target, the overlay is
+    /// mounted on those, and the binds are detached again (the overlay holds its own references to its layers).
+    /// </summary>
+    private void MountIdMappedOverlay(string target, ParsedMountOptions parsed)
+    {
+        var data = parsed.Data.Split(',').ToList();
+        int lowerIndex = data.FindIndex(o => o.StartsWith("lowerdir=", StringComparison.Ordinal));
+        if (lowerIndex < 0) throw new IOException($"overlay on \"{target}\": idmapping needs lowerdir layers, and there are none");
+        var lowers = data[lowerIndex]["lowerdir=".Length..].Split(':');
+        string parent = Path.GetDirectoryName(Path.GetFullPath(target)) ?? "/";
+        string scratch = Path.Combine(parent, $".{Path.GetFileName(target)}.idmap-{Guid.NewGuid():N}");
+        var bound = new List<string>();
+        try
+        {
+            using var holder = NamespaceHolder.Start([parsed.UidMap!.Value], [parsed.GidMap!.Value]);
+            using var userns = holder.OpenUserNamespace();
+            for (int i = 0; i < lowers.Length; i++)
+            {
+                string layer = Path.Combine(scratch, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                Directory.CreateDirectory(layer);
+                MountTree.Bind(lowers[i], layer, new BindAttributes { Recursive = false, IdMapUserNamespace = userns });
+                bound.Add(layer);
+            }
+            data[lowerIndex] = "lowerdir=" + string.Join(':', bound);
+            string options = string.Join(',', data);
+            if (options.Length >= 4096)
+                throw new IOException($"mount overlay on \"{target}\": options are {options.Length} bytes, more than the kernel's page-size limit (too many layers?)");
+            if (NativeMount.mount(Source, target, Type, (nuint)parsed.Flags, options) != 0)
+                throw SyscallException.Last($"mount {Type} \"{Source}\" (idmapped layers) on", target);
+        }
+        finally
+        {
+            foreach (var layer in bound) Mounts.Unmount(layer, detach: true);
+            if (Directory.Exists(scratch)) Directory.Delete(scratch, recursive: true);
         }
     }
 }
@@ -146,23 +214,40 @@ internal static class MountOptions
         ["runbindable"] = MountFlags.Unbindable | MountFlags.Rec,
     };
 
-    public static (MountFlags Flags, MountFlags Propagation, string Data) Parse(IReadOnlyList<string> options)
+    public static ParsedMountOptions Parse(IReadOnlyList<string> options)
     {
         var flags = MountFlags.None;
         var propagation = MountFlags.None;
         var data = new List<string>();
+        IdMapping? uidMap = null, gidMap = null;
+        bool recursiveReadOnly = false;
         foreach (var option in options)
         {
             if (Flags.TryGetValue(option, out var f))
                 flags = f.Clear ? flags & ~f.Flag : flags | f.Flag;
             else if (Propagation.TryGetValue(option, out var p))
                 propagation |= p;
+            else if (option == "rro")
+                (recursiveReadOnly, flags) = (true, flags | MountFlags.ReadOnly);
+            else if (option.StartsWith("uidmap=", StringComparison.Ordinal))
+                uidMap = IdMap(option);
+            else if (option.StartsWith("gidmap=", StringComparison.Ordinal))
+                gidMap = IdMap(option);
             else
                 data.Add(option);
         }
-        return (flags, propagation, string.Join(',', data));
+        if ((uidMap is null) != (gidMap is null))
+            throw new IOException($"mount options [{string.Join(',', options)}]: idmapping needs both uidmap= and gidmap=");
+        return new ParsedMountOptions(flags, propagation, string.Join(',', data), uidMap, gidMap, recursiveReadOnly);
     }
+
+    private static IdMapping IdMap(string option) =>
+        IdMapping.TryParse(option[(option.IndexOf('=') + 1)..]) ?? throw new IOException($"mount option \"{option}\" is not container:host:size");
 }
+
+/// <summary>Mount options taken apart: mount(2) flags, propagation, the file system's data, and what the new mount API does.</summary>
+internal sealed record ParsedMountOptions(MountFlags Flags, MountFlags Propagation, string Data, IdMapping? UidMap, IdMapping? GidMap,
+    bool RecursiveReadOnly);
 
 internal static partial class NativeMount
 {

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Hull.Cdi;
 using Hull.Core;
+using Hull.Images.Snapshots;
 using Hull.Linux.Processes;
 using Hull.Nri;
 using Hull.Pods.Events;
@@ -104,6 +105,7 @@ public sealed class ContainerManager
                 $"runtime handler \"{handler.Name}\" uses snapshotter \"{handler.Snapshotter}\", but this hulld runs \"{_images.Snapshotter.Name}\"");
         var image = await _images.FindAsync(request.Image, cancellationToken).ConfigureAwait(false)
                     ?? throw new HullException(ErrorKind.NotFound, $"image \"{request.Image}\" not found; pull it before creating container \"{config.Name}\"");
+        UserNamespaceOptions.EnsureContainerMatchesPod(pod.Spec.UserNamespace, config.Security.UserNamespace, config.Name, pod.Id);
         string id = Ids.New();
         // Image volumes and CDI devices are checked before anything is made: a bad one leaves nothing behind.
         var volumes = await FindImageVolumesAsync(id, config, cancellationToken).ConfigureAwait(false);
@@ -127,7 +129,7 @@ public sealed class ContainerManager
             undo.Persisted = true;
             IReadOnlyList<Hull.Linux.Mount> mounts;
             using (Activity.StartActivity("snapshot prepare"))
-                mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId, SnapshotLabels(id), cancellationToken).ConfigureAwait(false);
+                mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId, SnapshotLabelsOf(id, pod), cancellationToken).ConfigureAwait(false);
             using (Activity.StartActivity("rootfs mount"))
                 _files.MountRootfs(bundle, mounts);
             if (volumes.Count > 0)
@@ -153,9 +155,15 @@ public sealed class ContainerManager
             nriResult = await _nri.CreateContainerAsync(pod, record, spec, cdiDevices, cancellationToken).ConfigureAwait(false);
             if (nriResult is not null)
                 spec = _specs.Adjust(spec, nriResult.Adjustment, config.Name, (s, devices) => CdiEdits.Apply(s, ResolveCdi(config.Name, devices)));
+            spec = _files.PrepareMounts(bundle, spec);
             await _files.WriteSpecAsync(bundle, spec, cancellationToken).ConfigureAwait(false);
             if (spec.Process?.User is { } user)
-                record = record with { User = new ContainerUserInfo(user.Uid, user.Gid, user.AdditionalGids?.Select(g => (long)g).ToList() ?? []) };
+                record = record with
+                {
+                    // The process's groups as the kernel has them (and containerd reports them): the primary gid, then the others.
+                    User = new ContainerUserInfo(user.Uid, user.Gid,
+                        new[] { (long)user.Gid }.Concat(user.AdditionalGids?.Select(g => (long)g) ?? []).Distinct().ToList()),
+                };
 
             var info = await tasks.CreateAsync(new TaskCreateRequest(id, bundle, record.LogPath)
             {
@@ -165,6 +173,7 @@ public sealed class ContainerManager
                 StdinOnce = config.StdinOnce,
             }, cancellationToken).ConfigureAwait(false);
             undo.TaskCreated = true;
+            _files.ReleasePreparedMounts(bundle);
             EnsureAcceptsContainers(podEntry, config.Name);
             record = record with { State = ContainerState.Created, Pid = info.Pid };
             await _store.PutAsync(record, CancellationToken.None).ConfigureAwait(false);
@@ -196,7 +205,7 @@ public sealed class ContainerManager
         return id;
     }
 
-    private static Dictionary<string, string> SnapshotLabels(string containerId) => new() { ["io.hull.container"] = containerId };
+    private static Dictionary<string, string> ContainerLabel(string containerId) => new() { ["io.hull.container"] = containerId };
 
     /// <summary>An image volume of a create: which of the container's mounts, the image it mounts, the key of its view snapshot.</summary>
     private sealed record ImageVolume(int MountIndex, ContainerImage Image, string SnapshotKey);
@@ -229,7 +238,7 @@ public sealed class ContainerManager
         for (int n = 0; n < volumes.Count; n++)
         {
             var volume = volumes[n];
-            var view = await _images.Snapshotter.ViewAsync(volume.SnapshotKey, volume.Image.ChainId, SnapshotLabels(id), cancellationToken)
+            var view = await _images.Snapshotter.ViewAsync(volume.SnapshotKey, volume.Image.ChainId, ContainerLabel(id), cancellationToken)
                 .ConfigureAwait(false);
             string root = _files.MountImageVolume(bundle, n.ToString(System.Globalization.CultureInfo.InvariantCulture), view);
             var mount = mounts[volume.MountIndex];
@@ -399,6 +408,17 @@ public sealed class ContainerManager
         return Path.Combine(bundle, "container.log");
     }
 
+    /// <summary>The container's snapshot labels; in a pod with its own user namespace, containerd's id-mapping labels too.</summary>
+    private static Dictionary<string, string> SnapshotLabelsOf(string id, SandboxRecord pod)
+    {
+        var userns = pod.Spec.UserNamespace;
+        var labels = userns.IsPod
+            ? SnapshotLabels.IdMapped(UserNamespaceOptions.Format(userns.Uids[0]), UserNamespaceOptions.Format(userns.Gids[0]))
+            : new Dictionary<string, string>(StringComparer.Ordinal);
+        labels["io.hull.container"] = id;
+        return labels;
+    }
+
     private static SandboxContext SandboxContextOf(SandboxRecord pod)
     {
         var i = pod.Instance;
@@ -422,6 +442,9 @@ public sealed class ContainerManager
             HostnamePath = i.HostnamePath.Length > 0 ? i.HostnamePath : null,
             ShmPath = i.ShmPath.Length > 0 ? i.ShmPath : null,
             Sysctls = s.Sysctls,
+            UserNamespace = i.UserNsPath.Length > 0
+                ? new UserNamespace { Path = i.UserNsPath, UidMappings = s.UserNamespace.Uids, GidMappings = s.UserNamespace.Gids }
+                : null,
         };
     }
 

@@ -25,7 +25,6 @@ public sealed class ConfigKeyBindingTests
     /// </summary>
     private static readonly Dictionary<string, string> NotYetBound = new(StringComparer.Ordinal)
     {
-        [Overlayfs("slow_chown")] = "User namespaces (issue 15)",
         [Overlayfs("root_path")] = "overlayfs snapshotter options",
         [Overlayfs("upperdir_label")] = "overlayfs snapshotter options",
         [Overlayfs("sync_remove")] = "overlayfs snapshotter options",

@@ -26,6 +26,8 @@ internal sealed record LoggingOptions(string Level, string Format);
 internal sealed record ImagesOptions
 {
     public required string Snapshotter { get; init; }
+    /// <summary>overlayfs <c>slow_chown</c>: chown-copy layers for user-namespaced containers where idmapped mounts do not work.</summary>
+    public bool SlowChown { get; init; }
     /// <summary>Directories of hosts.toml files, ':'-separated; empty means none.</summary>
     public required string HostsPath { get; init; }
     public required PullOptions Pull { get; init; }
@@ -131,6 +133,7 @@ internal sealed record BoundOptions
             PodSandbox = new PodSandboxOptions
             {
                 StateDirectory = config.State,
+                RootDirectory = config.Root,
                 SandboxImage = config.Images.PinnedSandboxImage,
                 EnableUnprivilegedPorts = runtime.EnableUnprivilegedPorts,
                 EnableUnprivilegedIcmp = runtime.EnableUnprivilegedIcmp,
@@ -144,6 +147,7 @@ internal sealed record BoundOptions
             Images = new ImagesOptions
             {
                 Snapshotter = config.Images.Snapshotter,
+                SlowChown = config.Overlayfs.SlowChown,
                 HostsPath = hostsPath,
                 Pull = new PullOptions
                 {

@@ -27,7 +27,7 @@ internal static class ImagesComposition
         var content = await ContentStore.OpenAsync(options.Root, metadata, null,
             loggers.CreateLogger<ContentStore>(), cancellationToken).ConfigureAwait(false);
         var snapshotter = await Snapshotters.OpenAsync(options.Root, metadata, images.Snapshotter,
-            loggers.CreateLogger("snapshotter"), cancellationToken).ConfigureAwait(false);
+            loggers.CreateLogger("snapshotter"), cancellationToken, images.SlowChown).ConfigureAwait(false);
         var store = new ImageStore(metadata);
         var leases = new LeaseManager();
         // Containers' writable snapshots and pods' pause-image snapshots are roots, read from the stores, so even the

@@ -71,6 +71,8 @@ public sealed class PodTestEnvironment : IAsyncDisposable
             if (!Directory.Exists($"/sys/class/net/hulle2e{n}")) break;
         }
         var env = new PodTestEnvironment(n, Directory.CreateTempSubdirectory("hull-e2e-pods-").FullName) { ExtraToml = extraToml ?? "" };
+        // Searchable by all: runc resolves the rootfs of a user-namespaced pod as its mapped (unprivileged) root.
+        File.SetUnixFileMode(env.Dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         Directory.CreateDirectory(env.ConfDir);
         env.WriteNetwork();
         if (registry is not null)

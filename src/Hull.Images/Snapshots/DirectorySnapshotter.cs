@@ -46,8 +46,12 @@ public abstract class DirectorySnapshotter : ISnapshotter
     private protected string WorkDirectory(long id) => Path.Combine(SnapshotDirectory(id), "work");
     private string RemovingDirectory(long id) => Path.Combine(Root, RemovingPrefix + id.ToString(CultureInfo.InvariantCulture));
 
-    /// <summary>Fills the new snapshot's directory (<paramref name="directory"/>/fs, …) before it is recorded.</summary>
-    private protected abstract void Populate(string directory, SnapshotKind kind, SnapshotRecord? parent, CancellationToken cancellationToken);
+    /// <summary>Fills the new snapshot's directory (<see cref="PopulateRequest.Directory"/>/fs, …) before it is recorded; returns the labels to record.</summary>
+    private protected abstract IReadOnlyDictionary<string, string>? Populate(PopulateRequest request, CancellationToken cancellationToken);
+
+    /// <summary>A new snapshot: where it is built, what it is, its parent (and the parent's chain, nearest first) and its labels.</summary>
+    private protected sealed record PopulateRequest(string Directory, SnapshotKind Kind, SnapshotRecord? Parent, IReadOnlyList<long> ParentChain,
+        IReadOnlyDictionary<string, string>? Labels);
 
     /// <summary>The mounts of an active or view snapshot, given its parents nearest first.</summary>
     private protected abstract IReadOnlyList<Mount> MountsOf(SnapshotRecord snapshot, IReadOnlyList<long> parentIds);
@@ -93,14 +97,16 @@ public abstract class DirectorySnapshotter : ISnapshotter
         IReadOnlyDictionary<string, string>? labels, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(key);
-        var parentRecord = await _store.ReadAsync((key, parent), (s, a) =>
+        var (parentRecord, chain) = await _store.ReadAsync((key, parent), (s, a) =>
         {
             if (_metadata.Get(s, a.key) is not null) throw Exists(a.key);
-            if (a.parent is null) return null;
+            if (a.parent is null) return ((SnapshotRecord?)null, (IReadOnlyList<long>)[]);
             var p = _metadata.Get(s, a.parent) ?? throw new HullException(ErrorKind.NotFound,
                 $"parent snapshot \"{a.parent}\" of \"{a.key}\" not found in the {Name} snapshotter");
-            return p.Kind == SnapshotKind.Committed ? p : throw new HullException(ErrorKind.FailedPrecondition,
-                $"parent snapshot \"{a.parent}\" of \"{a.key}\" is {p.Kind.ToString().ToLowerInvariant()}, not committed");
+            if (p.Kind != SnapshotKind.Committed)
+                throw new HullException(ErrorKind.FailedPrecondition,
+                    $"parent snapshot \"{a.parent}\" of \"{a.key}\" is {p.Kind.ToString().ToLowerInvariant()}, not committed");
+            return (p, (IReadOnlyList<long>)[p.Id, .. _metadata.ParentIds(s, p.Id)]);
         }, cancellationToken).ConfigureAwait(false);
 
         string temp = Path.Combine(Root, NewPrefix + Guid.NewGuid().ToString("N"));
@@ -108,7 +114,8 @@ public abstract class DirectorySnapshotter : ISnapshotter
         try
         {
             // A native copy can take a while: off the caller's thread, and outside the metadata write lock.
-            await Task.Run(() => Populate(temp, kind, parentRecord, cancellationToken), cancellationToken).ConfigureAwait(false);
+            labels = await Task.Run(() => Populate(new PopulateRequest(temp, kind, parentRecord, chain, labels), cancellationToken), cancellationToken)
+                .ConfigureAwait(false);
             var (record, parentIds) = await _store.WriteAsync((key, kind, parentRecord, labels, temp), (s, a) =>
             {
                 if (_metadata.Get(s, a.key) is not null) throw Exists(a.key);

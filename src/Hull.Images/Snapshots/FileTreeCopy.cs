@@ -9,15 +9,16 @@ namespace Hull.Images.Snapshots;
 /// </summary>
 internal static class FileTreeCopy
 {
-    public static void CopyDirectory(string source, string target)
+    /// <param name="shift">Owners as a mapped root sees them (a chown copy for a user namespace); null copies them as they are.</param>
+    public static void CopyDirectory(string source, string target, IdShift? shift = null)
     {
         var links = new Dictionary<(uint, uint, ulong), string>();
         var root = FileStatus.Get(source);
         if (!root.IsDirectory) throw new IOException($"\"{source}\" is not a directory");
-        CopyDirectory(source, target, root, links);
+        CopyDirectory(source, target, root, links, shift);
     }
 
-    private static void CopyDirectory(string source, string target, FileStatus status, Dictionary<(uint, uint, ulong), string> links)
+    private static void CopyDirectory(string source, string target, FileStatus status, Dictionary<(uint, uint, ulong), string> links, IdShift? shift)
     {
         Directory.CreateDirectory(target);
         foreach (var child in Directory.EnumerateFileSystemEntries(source))
@@ -26,7 +27,7 @@ internal static class FileTreeCopy
             var childStatus = FileStatus.Get(child);
             if (childStatus.IsDirectory)
             {
-                CopyDirectory(child, to, childStatus, links);
+                CopyDirectory(child, to, childStatus, links, shift);
                 continue;
             }
             if (childStatus.LinkCount > 1 && childStatus.Type != UnixFileType.Directory)
@@ -39,14 +40,14 @@ internal static class FileTreeCopy
                 }
                 links[inode] = to;
             }
-            CopyNode(child, to, childStatus);
+            CopyNode(child, to, childStatus, shift);
         }
         // Last, so creating the children does not bump the copied mtime.
-        CopyMetadata(source, target, status);
+        CopyMetadata(source, target, status, shift);
     }
 
     /// <summary>Copies one non-directory (regular file, symlink, device, fifo) with its metadata; sockets are skipped.</summary>
-    public static void CopyNode(string source, string target, FileStatus status)
+    public static void CopyNode(string source, string target, FileStatus status, IdShift? shift = null)
     {
         switch (status.Type)
         {
@@ -68,13 +69,13 @@ internal static class FileTreeCopy
             default:
                 return; // a socket belongs to a process, not to an image
         }
-        CopyMetadata(source, target, status);
+        CopyMetadata(source, target, status, shift);
     }
 
     /// <summary>Owner, then xattrs, then mode (chown clears setuid and file capabilities), then times.</summary>
-    public static void CopyMetadata(string source, string target, FileStatus status)
+    public static void CopyMetadata(string source, string target, FileStatus status, IdShift? shift = null)
     {
-        FileNodes.SetOwner(target, status.Uid, status.Gid);
+        FileNodes.SetOwner(target, shift?.Uid(status.Uid) ?? status.Uid, shift?.Gid(status.Gid) ?? status.Gid);
         foreach (var name in ExtendedAttributes.List(source))
         {
             if (ExtendedAttributes.TryGet(source, name) is not { } value) continue;

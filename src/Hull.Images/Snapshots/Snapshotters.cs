@@ -16,8 +16,9 @@ public static class Snapshotters
     /// Opens the snapshotter named <paramref name="name"/> (overlayfs when null, falling back to native
     /// with a warning when overlayfs cannot be mounted under the root), after cleaning what a crash left.
     /// </summary>
+    /// <param name="slowChown">overlayfs's <c>slow_chown</c>: copy and chown layers for user-namespaced containers where idmapping fails.</param>
     public static async Task<ISnapshotter> OpenAsync(string hullRoot, MetadataStore store, string? name = null, ILogger? logger = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, bool slowChown = false)
     {
         logger ??= NullLogger.Instance;
         DirectorySnapshotter snapshotter;
@@ -29,7 +30,7 @@ public static class Snapshotters
                 string? problem = OverlaySupport.Check(snapshots);
                 if (problem is null)
                 {
-                    snapshotter = new OverlaySnapshotter(hullRoot, store, logger);
+                    snapshotter = new OverlaySnapshotter(hullRoot, store, logger, slowChown: slowChown);
                 }
                 else if (name is null)
                 {
@@ -56,37 +57,5 @@ public static class Snapshotters
 public static class OverlaySupport
 {
     /// <summary>Mounts an overlay with two lower layers in a temporary directory under <paramref name="directory"/>; null when it works, else why not.</summary>
-    public static string? Check(string directory)
-    {
-        string temp = Path.Combine(directory, "overlay-check-" + Guid.NewGuid().ToString("N"));
-        try
-        {
-            foreach (var sub in new[] { "lower1", "lower2", "upper", "work", "merged" }) Directory.CreateDirectory(Path.Combine(temp, sub));
-            string merged = Path.Combine(temp, "merged");
-            new Mount("overlay", "overlay",
-            [
-                "index=off",
-                $"lowerdir={Path.Combine(temp, "lower2")}:{Path.Combine(temp, "lower1")}",
-                $"upperdir={Path.Combine(temp, "upper")}",
-                $"workdir={Path.Combine(temp, "work")}",
-            ]).MountAt(merged);
-            Mounts.Unmount(merged, detach: true);
-            return null;
-        }
-        catch (IOException e)
-        {
-            return e.Message;
-        }
-        finally
-        {
-            try
-            {
-                if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-            }
-            catch (IOException)
-            {
-                // Best effort; a leftover check directory is harmless and not a snapshot id.
-            }
-        }
-    }
+    public static string? Check(string directory) => OverlayCheck.Try(directory);
 }

@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Hull.Linux.Namespaces;
 
-/// <summary>The namespace kinds a pod shares between its containers, as their clone(2) flags.</summary>
+/// <summary>The namespace kinds a pod shares between its containers (and its user namespace), as their clone(2) flags.</summary>
 [Flags]
 public enum NamespaceTypes
 {
@@ -11,6 +11,7 @@ public enum NamespaceTypes
     Uts = 0x04000000,     // CLONE_NEWUTS
     Ipc = 0x08000000,     // CLONE_NEWIPC
     Network = 0x40000000, // CLONE_NEWNET
+    User = 0x10000000,    // CLONE_NEWUSER
 }
 
 /// <summary>
@@ -30,6 +31,7 @@ public static partial class LinuxNamespaces
         NamespaceTypes.Network => "net",
         NamespaceTypes.Ipc => "ipc",
         NamespaceTypes.Uts => "uts",
+        NamespaceTypes.User => "user",
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "exactly one namespace kind"),
     };
 

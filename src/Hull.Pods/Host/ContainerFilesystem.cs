@@ -21,13 +21,25 @@ public interface IContainerFilesystem
     /// </summary>
     string MountImageVolume(string bundle, string name, IReadOnlyList<Mount> mounts);
 
+    /// <summary>
+    /// Makes the binds the OCI runtime cannot (idmapped, recursively read-only: <see cref="PreparedMounts"/>) under the
+    /// bundle, and returns the spec naming them as plain binds. Undone by <see cref="RemoveBundle"/>.
+    /// </summary>
+    OciSpec PrepareMounts(string bundle, OciSpec spec);
+
+    /// <summary>
+    /// Unmounts, in hulld's mount namespace, the binds <see cref="PrepareMounts"/> made, once the OCI runtime has bound them
+    /// into the container's: left there, they would keep a host path's submounts busy (rmdir fails with EBUSY).
+    /// </summary>
+    void ReleasePreparedMounts(string bundle);
+
     /// <summary>Writes config.json atomically and durably.</summary>
     Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken);
 
     /// <summary>Reads config.json back, or null when there is none (a create that never got that far).</summary>
     Task<string?> ReadSpecAsync(string bundle, CancellationToken cancellationToken);
 
-    /// <summary>Unmounts the rootfs and the image volumes and deletes the bundle and the container's directory; idempotent.</summary>
+    /// <summary>Unmounts the rootfs, the image volumes and the prepared binds and deletes the bundle and the container's directory; idempotent.</summary>
     void RemoveBundle(string bundle);
 }
 
@@ -59,6 +71,14 @@ public sealed class HostContainerFilesystem(string stateDirectory) : IContainerF
         return target;
     }
 
+    public OciSpec PrepareMounts(string bundle, OciSpec spec) => PreparedMounts.Make(spec, Path.Combine(bundle, PreparedMounts.DirectoryName));
+
+    public void ReleasePreparedMounts(string bundle)
+    {
+        string directory = Path.Combine(bundle, PreparedMounts.DirectoryName);
+        if (Directory.Exists(directory)) Mounts.UnmountAll(directory, detach: true);
+    }
+
     public Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken) =>
         SpecWriter.WriteAsync(spec, bundle, cancellationToken);
 
@@ -74,16 +94,22 @@ public sealed class HostContainerFilesystem(string stateDirectory) : IContainerF
         }
     }
 
-    /// <summary>Never follows a rootfs that is still mounted: deleting it non-recursively fails rather than deleting the container's files.</summary>
+    /// <summary>
+    /// Never follows a mount: everything mounted below the bundle (the rootfs, the binds Hull prepared, which may be a
+    /// host path or a volume) is unmounted first, and the bundle is deleted only when nothing is mounted below it any more;
+    /// the rootfs itself is deleted non-recursively, so a mount that survived fails the removal rather than the files.
+    /// </summary>
     public void RemoveBundle(string bundle)
     {
-        string volumes = Path.Combine(bundle, ImageVolumesDirectory);
-        if (Directory.Exists(volumes))
+        if (Directory.Exists(bundle))
         {
-            foreach (var volume in Directory.EnumerateDirectories(volumes)) Unmount(volume);
-            Directory.Delete(volumes, recursive: false);
+            foreach (var mountPoint in MountInfo.PointsBelow(bundle).OrderByDescending(p => p.Length))
+                Mounts.UnmountAll(mountPoint, detach: true);
+            if (MountInfo.PointsBelow(bundle) is { Count: > 0 } left)
+                throw new IOException($"bundle \"{bundle}\" still has mounts ({string.Join(", ", left)}); not deleting it");
         }
-        Unmount(Rootfs(bundle));
+        string rootfs = Rootfs(bundle);
+        if (Directory.Exists(rootfs)) Directory.Delete(rootfs, recursive: false);
         if (Directory.Exists(bundle)) Directory.Delete(bundle, recursive: true);
         string dir = Path.GetDirectoryName(bundle)!;
         if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir);

@@ -36,9 +36,20 @@ public static class ContainerMounts
         ];
     }
 
-    /// <summary>Whether "rro" (recursive read-only) can be honoured: Linux 5.12's mount_setattr and an OCI runtime that knows the option (runc 1.2+, not 1.1).</summary>
-    public static bool RecursiveReadOnlySupported(KernelVersion kernel, bool ociRuntimeSupportsRro) =>
-        ociRuntimeSupportsRro && kernel >= new KernelVersion(5, 12);
+    /// <summary>
+    /// Whether "rro" (recursive read-only) can be honoured: Linux 5.12's mount_setattr. runc 1.1 does not know the option,
+    /// so Hull makes such binds itself (<see cref="PreparedMounts"/>) and needs nothing of the OCI runtime.
+    /// </summary>
+    public static bool RecursiveReadOnlySupported(HostInfo host) => host.MountSetattr && host.Kernel >= new KernelVersion(5, 12);
+
+    /// <summary>
+    /// A pod with its own user namespace but the host's network cannot mount sysfs (the network namespace is not its
+    /// user namespace's): it gets the host's /sys bound read-only all the way down instead, as containerd does.
+    /// </summary>
+    public static OciMount SysBind { get; } = new()
+    {
+        Destination = "/sys", Type = "bind", Source = "/sys", Options = ["rbind", "rro", "nosuid", "nodev", "noexec"],
+    };
 
     public static MountPlan Plan(ContainerSpecRequest request, SpecBuilderOptions options, HostInfo host)
     {
@@ -61,9 +72,9 @@ public static class ContainerMounts
                     throw new HullException(ErrorKind.InvalidArgument, $"mount at \"{m.ContainerPath}\" is recursive read-only but not read-only");
                 if (m.Propagation != MountPropagation.Private)
                     throw new HullException(ErrorKind.InvalidArgument, $"mount at \"{m.ContainerPath}\" is recursive read-only, which needs private propagation");
-                if (!RecursiveReadOnlySupported(host.Kernel, options.OciRuntimeSupportsRecursiveReadOnly))
+                if (!RecursiveReadOnlySupported(host))
                     throw new HullException(ErrorKind.InvalidArgument,
-                        $"mount at \"{m.ContainerPath}\" is recursive read-only, which this runtime handler does not support (it needs Linux 5.12 or later, this is {host.Kernel}, and an OCI runtime that knows \"rro\", which runc 1.1 does not)");
+                        $"mount at \"{m.ContainerPath}\" is recursive read-only, which this host does not support (it needs mount_setattr, Linux 5.12 or later; this is {host.Kernel})");
             }
         }
         var criDestinations = new HashSet<string>(criMounts.Select(m => Clean(m.ContainerPath)), StringComparer.Ordinal);
@@ -97,7 +108,9 @@ public static class ContainerMounts
 
         var destinations = new HashSet<string>(mounts.Select(m => Clean(m.ContainerPath)), StringComparer.Ordinal);
         bool devMounted = destinations.Contains("/dev");
+        var userns = sandbox.UserNamespace is { UidMappings.Count: > 0 } u ? u : null;
         var result = Defaults(security.Privileged)
+            .Select(d => d.Destination == "/sys" && userns is not null && sandbox.Network.Kind == NamespaceKind.Host ? SysBind : d)
             .Where(d => !destinations.Contains(Clean(d.Destination)) && !(devMounted && d.Destination.StartsWith("/dev/", StringComparison.Ordinal)))
             .ToList();
 
@@ -140,7 +153,17 @@ public static class ContainerMounts
                 mountOptions.Add(mount.Readonly ? "ro" : "rw");
             }
 
-            result.Add(new OciMount { Destination = mount.ContainerPath, Type = "bind", Source = source, Options = mountOptions });
+            // In a pod with its own user namespace every bind is idmapped (with its own mappings if it has them), so ids
+            // on disk read the same inside as outside; a mount may also ask for its own idmapping in any pod.
+            var uids = mount.UidMappings.Count > 0 ? mount.UidMappings : userns?.UidMappings;
+            var gids = mount.GidMappings.Count > 0 ? mount.GidMappings : userns?.GidMappings;
+            if ((uids is { Count: > 0 }) != (gids is { Count: > 0 }))
+                throw new HullException(ErrorKind.InvalidArgument, $"mount at \"{mount.ContainerPath}\" has uid mappings or gid mappings but not both");
+            result.Add(new OciMount
+            {
+                Destination = mount.ContainerPath, Type = "bind", Source = source, Options = mountOptions,
+                UidMappings = uids is { Count: > 0 } ? uids : null, GidMappings = gids is { Count: > 0 } ? gids : null,
+            });
         }
         return new MountPlan(result, rootPropagation);
     }

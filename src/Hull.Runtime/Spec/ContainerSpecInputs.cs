@@ -77,9 +77,13 @@ public sealed record ContainerMount
     /// <summary>For an image volume: the directory of the image (relative to its root) mounted instead of the root.</summary>
     public string? ImageSubPath { get; init; }
     public bool Readonly { get; init; }
-    /// <summary>Read-only all the way down (submounts too): the "rro" option, which needs mount_setattr (Linux 5.12) and an OCI runtime that knows it.</summary>
+    /// <summary>Read-only all the way down (submounts too): the "rro" option, which needs mount_setattr (Linux 5.12); Hull makes the bind itself where the OCI runtime cannot.</summary>
     public bool RecursiveReadOnly { get; init; }
     public MountPropagation Propagation { get; init; }
+    /// <summary>The mount's own idmapping (CRI's uidMappings); empty means the pod's, when the pod has a user namespace.</summary>
+    public IReadOnlyList<OciIdMapping> UidMappings { get; init; } = [];
+    /// <summary>The mount's own gid idmapping (CRI's gidMappings); empty means the pod's.</summary>
+    public IReadOnlyList<OciIdMapping> GidMappings { get; init; } = [];
     /// <summary>Accepted and ignored: Hull does not do SELinux labelling yet.</summary>
     public bool SelinuxRelabel { get; init; }
 }
@@ -172,6 +176,8 @@ public sealed record ContainerSecurity
     public PidNamespaceMode PidMode { get; init; } = PidNamespaceMode.Pod;
     /// <summary>The PID namespace path to join when <see cref="PidMode"/> is <see cref="PidNamespaceMode.Target"/>.</summary>
     public string? TargetPidNamespacePath { get; init; }
+    /// <summary>CRI's userns_options for the container; it must be the pod's (null means the host's, as for the pod).</summary>
+    public UserNamespaceOptions? UserNamespace { get; init; }
 }
 
 /// <summary>The parts of an OCI image config that shape a container (config.Entrypoint, Cmd, Env, ...).</summary>
@@ -208,7 +214,10 @@ public sealed record NamespaceRef(NamespaceKind Kind, string? Path = null)
     public static NamespaceRef At(string path) => new(NamespaceKind.Path, path);
 }
 
-/// <summary>A pod user namespace: joined by path when it is pinned, with the pod's ID mappings.</summary>
+/// <summary>
+/// A pod user namespace: joined by path when it is pinned, with the pod's ID mappings (which runc needs even when it joins
+/// by path, and which every bind of the pod is idmapped with unless it has its own).
+/// </summary>
 public sealed record UserNamespace
 {
     public string? Path { get; init; }

@@ -20,6 +20,8 @@ public sealed record HostInfo
     public IReadOnlyList<string> AllCapabilities { get; init; } = Capabilities.KernelNames;
     /// <summary>hulld's own oom_score_adj, the floor when scores are restricted (see <see cref="RestrictsOomScoreAdj"/>).</summary>
     public int OomScoreAdj { get; init; }
+    /// <summary>The kernel has the new mount API (open_tree, move_mount, mount_setattr): recursive read-only and idmapped binds.</summary>
+    public bool MountSetattr { get; init; } = true;
     /// <summary>hulld may lower an oom_score_adj (it has CAP_SYS_RESOURCE); where it may not, runc fails unless scores are clamped.</summary>
     public bool CanLowerOomScoreAdj { get; init; } = true;
 
@@ -42,6 +44,7 @@ public sealed record HostInfo
             AllCapabilities = Capabilities.Current(),
             OomScoreAdj = OomScoreAdjPolicy.Current(),
             CanLowerOomScoreAdj = OomScoreAdjPolicy.CanLower(),
+            MountSetattr = MountTree.Supported,
         };
     }
 

@@ -29,6 +29,8 @@ public sealed record InfraSpecRequest
     public (string Reference, ImageConfig Config)? Image { get; init; }
     /// <summary>The pod's runAsUser, which wins over the pause image's user.</summary>
     public long? RunAsUser { get; init; }
+    /// <summary>The pod's user namespace (joined by path, with its mappings); null for the host's.</summary>
+    public UserNamespace? UserNamespace { get; init; }
 }
 
 public sealed partial class SpecBuilder
@@ -69,6 +71,7 @@ public sealed partial class SpecBuilder
         Join(OciNamespace.Network, request.NetNsPath);
         Join(OciNamespace.Ipc, request.IpcNsPath);
         Join(OciNamespace.Uts, request.UtsNsPath);
+        if (request.UserNamespace is { } userns) Join(OciNamespace.User, userns.Path ?? "");
         bool systemd = request.Handler.CgroupDriver == CgroupDriver.Systemd;
         return new OciSpec
         {
@@ -78,6 +81,8 @@ public sealed partial class SpecBuilder
             Linux = new OciLinux
             {
                 Namespaces = namespaces,
+                UidMappings = request.UserNamespace?.UidMappings is { Count: > 0 } uids ? uids : null,
+                GidMappings = request.UserNamespace?.GidMappings is { Count: > 0 } gids ? gids : null,
                 MaskedPaths = DefaultMaskedPaths,
                 ReadonlyPaths = DefaultReadonlyPaths,
                 CgroupsPath = request.CgroupParent.Length > 0 || systemd

@@ -13,8 +13,6 @@ public sealed record SpecBuilderOptions
     public SecurityProfile DefaultSeccompProfile { get; init; } = SecurityProfile.Unconfined;
     public string AppArmorDefaultProfile { get; init; } = AppArmorProfiles.DefaultProfileName;
     public ImageVolumeMode ImageVolumes { get; init; } = ImageVolumeMode.Mkdir;
-    /// <summary>The OCI runtime understands the "rro" mount option (runc 1.2+; runc 1.1 does not).</summary>
-    public bool OciRuntimeSupportsRecursiveReadOnly { get; init; }
     /// <summary>Skip hugepage limits on a host without the hugetlb controller instead of failing.</summary>
     public bool TolerateMissingHugetlbController { get; init; }
     public string HostDevicesDirectory { get; init; } = "/dev";

@@ -1,4 +1,5 @@
 using System.Net;
+using Hull.Runtime.Spec;
 
 namespace Hull.Sandbox.Controller;
 
@@ -31,6 +32,8 @@ public sealed record PodSandboxSpec
     public bool Privileged { get; init; }
     public long? RunAsUser { get; init; }
     public IReadOnlyList<long> SupplementalGroups { get; init; } = [];
+    /// <summary>The pod's user namespace (CRI userns_options): the host's, or one of its own with the kubelet's mappings.</summary>
+    public UserNamespaceOptions UserNamespace { get; init; } = UserNamespaceOptions.Node;
 }
 
 public sealed record PodDns(IReadOnlyList<string> Servers, IReadOnlyList<string> Searches, IReadOnlyList<string> Options);
@@ -51,6 +54,8 @@ public sealed record SandboxInstance
     public string UtsNsPath { get; init; } = "";
     /// <summary>The infra process's pid namespace when containers share one, else "".</summary>
     public string PidNsPath { get; init; } = "";
+    /// <summary>The pod's pinned user namespace ("" when it uses the host's), which every container and the infra process join.</summary>
+    public string UserNsPath { get; init; } = "";
     public int InfraPid { get; init; }
     public string CgroupParent { get; init; } = "";
     public string HostnamePath { get; init; } = "";

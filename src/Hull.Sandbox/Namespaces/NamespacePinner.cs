@@ -13,29 +13,42 @@ public sealed record NamespacePinRequest(string SandboxId)
     public string? Hostname { get; init; }
     /// <summary>Namespaced sysctls (<c>net.*</c>, IPC's <c>kernel.shm*</c>/<c>kernel.msg*</c>/<c>kernel.sem</c>/<c>fs.mqueue.*</c>), dot or slash form.</summary>
     public IReadOnlyDictionary<string, string> Sysctls { get; init; } = new Dictionary<string, string>();
+    /// <summary>
+    /// A user namespace for the pod with these mappings, pinned too; the other namespaces are then created inside it (owned
+    /// by it), so that its root may mount sysfs and mqueue and set the pod's sysctls. Null: they belong to the host's.
+    /// </summary>
+    public UserNamespaceMappings? UserNamespace { get; init; }
 }
 
+/// <summary>A pod user namespace's uid and gid mappings.</summary>
+public sealed record UserNamespaceMappings(IReadOnlyList<IdMapping> Uids, IReadOnlyList<IdMapping> Gids);
+
 /// <summary>The bind mounts that keep a pod's namespaces alive; a path is null for a namespace not pinned.</summary>
-public sealed record PinnedNamespaces(string SandboxId, string? NetworkPath, string? IpcPath, string? UtsPath)
+public sealed record PinnedNamespaces(string SandboxId, string? NetworkPath, string? IpcPath, string? UtsPath, string? UserPath = null)
 {
     public string? PathOf(NamespaceTypes type) => type switch
     {
         NamespaceTypes.Network => NetworkPath,
         NamespaceTypes.Ipc => IpcPath,
         NamespaceTypes.Uts => UtsPath,
+        NamespaceTypes.User => UserPath,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "exactly one namespace kind"),
     };
 }
 
 /// <summary>
-/// Creates a pod's network, IPC and UTS namespaces and pins each by bind-mounting it onto an empty file
-/// <c>&lt;state&gt;/ns/{net,ipc,uts}/&lt;sandbox id&gt;</c>, the way containerd and CRI-O's pinns do, so they outlive
-/// every process in them (and a restart of hulld). Removing is idempotent. Callers serialize calls per sandbox.
+/// Creates a pod's network, IPC and UTS namespaces (and, for a pod with its own, its user namespace) and pins each by
+/// bind-mounting it onto an empty file <c>&lt;state&gt;/ns/{net,ipc,uts,user}/&lt;sandbox id&gt;</c>, the way containerd and
+/// CRI-O's pinns do, so they outlive every process in them (and a restart of hulld). Removing is idempotent. Callers
+/// serialize calls per sandbox.
 /// </summary>
 public sealed class NamespacePinner
 {
-    /// <summary>The kinds a pod sandbox pins, in the order they are created and listed.</summary>
+    /// <summary>The kinds a pod sandbox shares between its containers, in the order they are created and listed.</summary>
     public static readonly IReadOnlyList<NamespaceTypes> Kinds = [NamespaceTypes.Network, NamespaceTypes.Ipc, NamespaceTypes.Uts];
+
+    /// <summary>Every kind that may be pinned: <see cref="Kinds"/> and the pod's user namespace.</summary>
+    public static readonly IReadOnlyList<NamespaceTypes> PinnedKinds = [.. Kinds, NamespaceTypes.User];
 
     private readonly Lock _sharedLock = new();
     private bool _shared;
@@ -64,6 +77,7 @@ public sealed class NamespacePinner
         string id = request.SandboxId;
         ValidateSandboxId(id);
         var kinds = Kinds.Where(k => request.Namespaces.HasFlag(k)).ToList();
+        if (request.UserNamespace is not null) kinds.Add(NamespaceTypes.User);
         if (kinds.Count == 0 || (request.Namespaces & ~(NamespaceTypes.Network | NamespaceTypes.Ipc | NamespaceTypes.Uts)) != 0)
             throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{id}\": cannot pin namespaces {request.Namespaces}");
         if (request.Hostname is not null && !request.Namespaces.HasFlag(NamespaceTypes.Uts))
@@ -90,25 +104,35 @@ public sealed class NamespacePinner
                 targets.Add((kind, path));
             }
 
-            await DedicatedThread.RunAsync($"hull-pin-{id}", () =>
+            if (request.UserNamespace is { } userns)
             {
-                LinuxNamespaces.Unshare(request.Namespaces);
-                if (request.Hostname is not null) LinuxNamespaces.SetHostname(request.Hostname);
-                foreach (var (procPath, name, value) in sysctls)
+                // The namespaces are made by a child (a multithreaded process cannot make a user namespace), created with
+                // the user namespace so that it owns them; they are pinned while it lives, then set up from a thread.
+                using (var holder = NamespaceHolder.Start(userns.Uids, userns.Gids, request.Namespaces))
+                    foreach (var (kind, path) in targets) LinuxNamespaces.BindMount(holder.PathOf(kind), path);
+                if (request.Hostname is not null || sysctls.Count > 0)
+                    await DedicatedThread.RunAsync($"hull-pin-{id}", () =>
+                    {
+                        foreach (var (kind, path) in targets.Where(t => t.Kind != NamespaceTypes.User))
+                        {
+                            using var handle = LinuxNamespaces.Open(path);
+                            LinuxNamespaces.Enter(handle, kind, path);
+                        }
+                        Configure(id, request.Hostname, sysctls);
+                        return true;
+                    }).ConfigureAwait(false);
+            }
+            else
+            {
+                await DedicatedThread.RunAsync($"hull-pin-{id}", () =>
                 {
-                    try
-                    {
-                        WriteSysctl(procPath, value);
-                    }
-                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                    {
-                        throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{id}\": cannot set sysctl {name}={value}: {e.Message}", e);
-                    }
-                }
-                foreach (var (kind, path) in targets)
-                    LinuxNamespaces.BindMount(LinuxNamespaces.CurrentThreadNamespacePath(kind), path);
-                return true;
-            }).ConfigureAwait(false);
+                    LinuxNamespaces.Unshare(request.Namespaces);
+                    Configure(id, request.Hostname, sysctls);
+                    foreach (var (kind, path) in targets)
+                        LinuxNamespaces.BindMount(LinuxNamespaces.CurrentThreadNamespacePath(kind), path);
+                    return true;
+                }).ConfigureAwait(false);
+            }
         }
         catch (Exception e)
         {
@@ -118,14 +142,32 @@ public sealed class NamespacePinner
         }
 
         string? pathOf(NamespaceTypes k) => targets.Where(t => t.Kind == k).Select(t => t.Path).FirstOrDefault();
-        return new PinnedNamespaces(id, pathOf(NamespaceTypes.Network), pathOf(NamespaceTypes.Ipc), pathOf(NamespaceTypes.Uts));
+        return new PinnedNamespaces(id, pathOf(NamespaceTypes.Network), pathOf(NamespaceTypes.Ipc), pathOf(NamespaceTypes.Uts),
+            pathOf(NamespaceTypes.User));
+    }
+
+    /// <summary>Sets the hostname and sysctls in the calling thread's namespaces (a dedicated thread that is in the pod's).</summary>
+    private static void Configure(string id, string? hostname, List<(string Path, string Name, string Value)> sysctls)
+    {
+        if (hostname is not null) LinuxNamespaces.SetHostname(hostname);
+        foreach (var (procPath, name, value) in sysctls)
+        {
+            try
+            {
+                WriteSysctl(procPath, value);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new HullException(ErrorKind.InvalidArgument, $"pod sandbox \"{id}\": cannot set sysctl {name}={value}: {e.Message}", e);
+            }
+        }
     }
 
     /// <summary>Unmounts (MNT_DETACH) and deletes every pin of the sandbox. Idempotent: a missing pin is no error.</summary>
     public void Remove(string sandboxId)
     {
         ValidateSandboxId(sandboxId);
-        foreach (var kind in Kinds) Unpin(sandboxId, PathOf(sandboxId, kind), suppress: false);
+        foreach (var kind in PinnedKinds) Unpin(sandboxId, PathOf(sandboxId, kind), suppress: false);
     }
 
     /// <summary>Whether the sandbox's pin of <paramref name="type"/> is still a namespace (statfs says nsfs).</summary>
@@ -135,7 +177,7 @@ public sealed class NamespacePinner
     public IReadOnlyList<string> ListSandboxIds()
     {
         var ids = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var kind in Kinds)
+        foreach (var kind in PinnedKinds)
         {
             var dir = Path.Combine(NamespaceDirectory, LinuxNamespaces.ProcName(kind));
             if (!Directory.Exists(dir)) continue;
@@ -154,7 +196,7 @@ public sealed class NamespacePinner
         lock (_sharedLock)
         {
             foreach (var id in ListSandboxIds())
-                if (Kinds.Any(k => IsPinned(id, k))) return false;
+                if (PinnedKinds.Any(k => IsPinned(id, k))) return false;
             if (Directory.Exists(NamespaceDirectory)) Mounts.UnmountAll(NamespaceDirectory, detach: true);
             _shared = false;
             return true;

@@ -44,6 +44,9 @@ public sealed partial class PodSandboxController
             IpcNsPath = instance.IpcNsPath,
             UtsNsPath = instance.UtsNsPath,
             RunAsUser = spec.RunAsUser,
+            UserNamespace = instance.UserNsPath.Length > 0
+                ? new UserNamespace { Path = instance.UserNsPath, UidMappings = spec.UserNamespace.Uids, GidMappings = spec.UserNamespace.Gids }
+                : null,
         };
         if (image.Length > 0)
         {

@@ -9,7 +9,8 @@ public sealed partial class PodSandboxController
 {
     /// <summary>
     /// At start, after recovery: removes what a pod the store does not know left on the node (a crash between making
-    /// something and persisting it, or a store restored from elsewhere): namespace pins under <c>&lt;state&gt;/ns/</c>,
+    /// something and persisting it, or a store restored from elsewhere): namespace pins under <c>&lt;state&gt;/ns/</c> (and
+    /// a namespace-holder process a kill -9 left),
     /// sandbox directories under <c>&lt;state&gt;/sandboxes/</c> (their shm and infra rootfs mounts first), and the default
     /// pod cgroup <c>/hull/&lt;id&gt;</c>. Each removal is logged. The orphan's infra snapshot is left to garbage collection
     /// (it is no root once the pod is not in the store). Returns the ids swept.
@@ -18,6 +19,9 @@ public sealed partial class PodSandboxController
     public async Task<IReadOnlyList<string>> SweepOrphansAsync(IReadOnlySet<string> known, CancellationToken cancellationToken)
     {
         var swept = new SortedSet<string>(StringComparer.Ordinal);
+        // A process that held a new user namespace for the few milliseconds it takes to pin it, left by a kill -9.
+        foreach (var pid in Linux.Namespaces.NamespaceHolder.KillOrphans())
+            _logger.LogWarning("killed process {Pid}, a namespace holder a previous hulld left behind", pid);
         foreach (var id in _pinner.ListSandboxIds())
         {
             if (known.Contains(id) || _pods.ContainsKey(id) || !NamespacePinner.IsValidId(id)) continue;

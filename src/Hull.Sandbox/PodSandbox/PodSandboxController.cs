@@ -36,6 +36,8 @@ public sealed record PodSandboxOptions
     public bool EnableUnprivilegedPorts { get; init; }
     /// <summary>Pods with their own network may send ICMP echo without privileges (<c>enable_unprivileged_icmp</c>), unless they set the sysctl.</summary>
     public bool EnableUnprivilegedIcmp { get; init; }
+    /// <summary>Hull's <c>root</c>: user namespaces are offered only where idmapped overlays work on the file system of its snapshots.</summary>
+    public string RootDirectory { get; init; } = "/var/lib/hull";
 }
 
 /// <summary>
@@ -59,6 +61,7 @@ public sealed partial class PodSandboxController : ISandboxController
     private readonly IInfraImageProvider? _infraImages;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Pod> _pods = new(StringComparer.Ordinal);
+    private readonly Lazy<string?> _userNamespaceProblem;
 
     /// <param name="cni">CNI per runtime handler (handlers may have their own conf dir).</param>
     /// <param name="tasks">Task managers per runtime handler (its OCI runtime binary, root and cgroup driver).</param>
@@ -74,12 +77,28 @@ public sealed partial class PodSandboxController : ISandboxController
         _tasks = tasks;
         _specs = specs;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _userNamespaceProblem = new Lazy<string?>(ProbeUserNamespaces);
     }
 
     public string Name => SandboxerName;
 
-    /// <summary>User namespaces and recursive read-only mounts come with the user-namespace work; until then Hull does not claim them.</summary>
-    public RuntimeHandlerFeatures FeaturesFor(RuntimeHandler handler) => new();
+    /// <summary>
+    /// What every handler's pods can do here, found once by trying: user namespaces where an idmapped overlay mounts on
+    /// the file system of the snapshots (the rootfs is one; volumes are idmapped binds), recursive read-only mounts where
+    /// the kernel has mount_setattr (Hull makes those binds itself, so runc 1.1 does too).
+    /// </summary>
+    public RuntimeHandlerFeatures FeaturesFor(RuntimeHandler handler) =>
+        new(UserNamespaces: _userNamespaceProblem.Value is null, RecursiveReadOnlyMounts: ContainerMounts.RecursiveReadOnlySupported(_specs.Host));
+
+    private string? ProbeUserNamespaces()
+    {
+        string? directory = Path.Combine(_options.RootDirectory, "snapshots");
+        while (directory is not null && !Directory.Exists(directory)) directory = Path.GetDirectoryName(directory);
+        string? problem = directory is null ? "no directory to try idmapped mounts in" : Linux.OverlayCheck.Try(directory, idMapped: true);
+        if (problem is null) _logger.LogInformation("user namespaces: idmapped overlays work under {Directory}", directory);
+        else _logger.LogWarning("user namespaces are not offered: idmapped overlays do not work under {Directory}: {Problem}", directory, problem);
+        return problem;
+    }
 
     /// <summary>Nothing beyond the handler's own settings.</summary>
     public IReadOnlyDictionary<string, string> Describe(RuntimeHandler handler) => new Dictionary<string, string>();
@@ -100,6 +119,7 @@ public sealed partial class PodSandboxController : ISandboxController
         using var activity = SandboxTelemetry.Source.StartActivity("podsandbox create");
         string id = spec.Id;
         NamespacePinner.ValidateSandboxId(id);
+        ValidateUserNamespace(spec);
         string dir = PodSandboxFiles.SandboxDirectory(_options.StateDirectory, id);
         var pod = new Pod(spec, new SandboxInstance { Id = id, CreatedAt = DateTimeOffset.UtcNow, Sandboxer = Name, Directory = dir });
         if (!_pods.TryAdd(id, pod)) throw new HullException(ErrorKind.AlreadyExists, $"pod sandbox \"{id}\" already exists");
@@ -129,19 +149,22 @@ public sealed partial class PodSandboxController : ISandboxController
             if (kinds == NamespaceTypes.None && spec.Sysctls.Count > 0)
                 throw new HullException(ErrorKind.InvalidArgument,
                     $"pod sandbox \"{id}\": sysctls {string.Join(", ", spec.Sysctls.Keys)} need a pod network or IPC namespace, but the pod uses the node's");
-            if (kinds != NamespaceTypes.None)
+            // A pod with its own user namespace gets it pinned too, and its other namespaces are created inside it.
+            if (kinds != NamespaceTypes.None || spec.UserNamespace.IsPod)
             {
                 var pins = await _pinner.PinAsync(new NamespacePinRequest(id)
                 {
                     Namespaces = kinds,
                     Hostname = kinds.HasFlag(NamespaceTypes.Uts) ? hostname : null,
                     Sysctls = PodSysctls(spec),
+                    UserNamespace = spec.UserNamespace.IsPod ? Mappings(spec.UserNamespace) : null,
                 }, cancellationToken).ConfigureAwait(false);
                 pod.Instance = pod.Instance with
                 {
                     NetNsPath = pins.NetworkPath ?? "",
                     IpcNsPath = pins.IpcPath ?? "",
                     UtsNsPath = pins.UtsPath ?? "",
+                    UserNsPath = pins.UserPath ?? "",
                 };
             }
 
@@ -405,6 +428,7 @@ public sealed partial class PodSandboxController : ISandboxController
                 ["ipc"] = instance.IpcNsPath,
                 ["uts"] = instance.UtsNsPath,
                 ["pid"] = instance.PidNsPath,
+                ["user"] = instance.UserNsPath,
             },
             ["cgroupParent"] = instance.CgroupParent,
             ["sandboxDirectory"] = instance.Directory,
@@ -571,6 +595,25 @@ public sealed partial class PodSandboxController : ISandboxController
         if (_options.EnableUnprivilegedIcmp) sysctls.TryAdd(PingGroupRange, "0 2147483647");
         return sysctls;
     }
+
+    /// <summary>
+    /// The pod's user namespace options are valid (<see cref="UserNamespaceOptions.Validate"/>), and a pod with its own user
+    /// namespace shares neither the node's PID nor its IPC namespace (which its root could not mount /proc or mqueue
+    /// for; Kubernetes refuses such pods too). InvalidArgument otherwise, before anything is made.
+    /// </summary>
+    private static void ValidateUserNamespace(PodSandboxSpec spec)
+    {
+        string owner = $"pod sandbox \"{spec.Id}\"";
+        spec.UserNamespace.Validate(owner);
+        if (!spec.UserNamespace.IsPod) return;
+        if (spec.PidMode == NamespaceMode.Node || spec.IpcMode == NamespaceMode.Node)
+            throw new HullException(ErrorKind.InvalidArgument,
+                $"{owner}: a pod with its own user namespace cannot share the node's {(spec.PidMode == NamespaceMode.Node ? "PID" : "IPC")} namespace");
+    }
+
+    private static UserNamespaceMappings Mappings(UserNamespaceOptions options) => new(
+        options.Uids.Select(m => new Linux.Namespaces.IdMapping(m.ContainerId, m.HostId, m.Size)).ToList(),
+        options.Gids.Select(m => new Linux.Namespaces.IdMapping(m.ContainerId, m.HostId, m.Size)).ToList());
 
     private const string UnprivilegedPortStart = "net.ipv4.ip_unprivileged_port_start";
     private const string PingGroupRange = "net.ipv4.ping_group_range";

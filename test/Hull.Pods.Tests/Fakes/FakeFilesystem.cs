@@ -28,6 +28,12 @@ public sealed class FakeFilesystem(string root, Faults faults) : IContainerFiles
         return target;
     }
 
+    public OciSpec PrepareMounts(string bundle, OciSpec spec) => spec;
+
+    public void ReleasePreparedMounts(string bundle)
+    {
+    }
+
     public async Task WriteSpecAsync(string bundle, OciSpec spec, CancellationToken cancellationToken)
     {
         await faults.StepAsync("spec.write").ConfigureAwait(false);

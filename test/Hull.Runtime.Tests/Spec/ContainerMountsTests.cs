@@ -141,27 +141,27 @@ public class ContainerMountsTests
     }
 
     [Fact]
-    public void Recursive_read_only_is_rro_where_the_kernel_and_runtime_support_it()
+    public void Recursive_read_only_is_rro_where_the_kernel_supports_it()
     {
         using var dir = new TempDirectory();
         var mount = new ContainerMount { ContainerPath = "/ro", HostPath = dir.Dir("ro"), Readonly = true, RecursiveReadOnly = true };
-        var plan = Plan(WithMounts(dir, mount), new SpecBuilderOptions { OciRuntimeSupportsRecursiveReadOnly = true });
+        var plan = Plan(WithMounts(dir, mount));
         Assert.Equal(["rbind", "rprivate", "rro"], plan.Mounts.Single(m => m.Destination == "/ro").Options);
     }
 
     [Theory]
-    [InlineData(false, 6, 1, "runc 1.1")]      // runc 1.1 does not know "rro"
-    [InlineData(true, 5, 11, "5.12")]          // no mount_setattr
-    public void Recursive_read_only_without_support_is_refused_clearly(bool runtimeSupports, int major, int minor, string message)
+    [InlineData(true, 5, 11)]          // too old a kernel
+    [InlineData(false, 6, 1)]          // no mount_setattr
+    public void Recursive_read_only_without_support_is_refused_clearly(bool mountSetattr, int major, int minor)
     {
         using var dir = new TempDirectory();
         var mount = new ContainerMount { ContainerPath = "/ro", HostPath = dir.Dir("ro"), Readonly = true, RecursiveReadOnly = true };
-        var e = Assert.Throws<HullException>(() => Plan(WithMounts(dir, mount),
-            new SpecBuilderOptions { OciRuntimeSupportsRecursiveReadOnly = runtimeSupports },
-            SpecFixtures.Host() with { Kernel = new KernelVersion(major, minor) }));
+        var host = SpecFixtures.Host() with { Kernel = new KernelVersion(major, minor), MountSetattr = mountSetattr };
+        var e = Assert.Throws<HullException>(() => Plan(WithMounts(dir, mount), host: host));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
-        Assert.Contains(message, e.Message);
-        Assert.False(ContainerMounts.RecursiveReadOnlySupported(new KernelVersion(major, minor), runtimeSupports));
+        Assert.Contains("mount_setattr", e.Message);
+        Assert.Contains("\"/ro\"", e.Message);
+        Assert.False(ContainerMounts.RecursiveReadOnlySupported(host));
     }
 
     [Theory]
@@ -171,7 +171,7 @@ public class ContainerMountsTests
     {
         using var dir = new TempDirectory();
         var mount = new ContainerMount { ContainerPath = "/ro", HostPath = dir.Dir("ro"), Readonly = readOnly, RecursiveReadOnly = true, Propagation = propagation };
-        var e = Assert.Throws<HullException>(() => Plan(WithMounts(dir, mount), new SpecBuilderOptions { OciRuntimeSupportsRecursiveReadOnly = true }));
+        var e = Assert.Throws<HullException>(() => Plan(WithMounts(dir, mount)));
         Assert.Contains(message, e.Message);
     }
 
