@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Hull.E2E.Fixtures;
+using Grpc.Core;
 
 namespace Hull.E2E.Foundation;
 
@@ -99,14 +100,13 @@ public sealed class InteropTests
     public async Task Hull_client_server_streaming_honours_its_deadline()
     {
         await using var hulld = await HulldProcess.StartAsync();
-        var method = CriClient.RuntimeService.FindMethodByName("GetContainerEvents");
         var started = DateTime.UtcNow;
-        var e = await Assert.ThrowsAsync<Hull.Grpc.RpcException>(async () =>
+        var e = await Assert.ThrowsAsync<RpcException>(async () =>
         {
-            await foreach (var _ in hulld.Channel.ServerStreamingAsync<Hull.Api.Cri.ContainerEventResponse>(method,
-                new Hull.Api.Cri.GetEventsRequest(), TimeSpan.FromMilliseconds(500))) { }
+            using var events = hulld.Cri.Runtime.GetContainerEvents(new Hull.Api.Cri.GetEventsRequest(), deadline: CriClient.In(TimeSpan.FromMilliseconds(500)));
+            await foreach (var _ in events.ResponseStream.ReadAllAsync()) { }
         });
-        Assert.Equal(Hull.Grpc.StatusCode.DeadlineExceeded, e.StatusCode);
+        Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
         Assert.InRange(DateTime.UtcNow - started, TimeSpan.FromMilliseconds(400), TimeSpan.FromSeconds(5));
     }
 }

@@ -204,7 +204,7 @@ public class FlowControlTests
         await using var server = TestServer.Start(new() { Http2 = new() { StreamWindowSize = 16_384, ConnectionWindowSize = 65_535 } });
         using var channel = server.Channel();
         string big = new('v', 300_000);
-        var response = await channel.UnaryAsync<VersionResponse>(TestServer.VersionMethod, new VersionRequest { Version = big })
+        var response = await TestServer.VersionAsync(channel, new VersionRequest { Version = big })
             .WaitAsync(RawHttp2Client.Timeout);
         Assert.Equal(big, response.Version);
     }
