@@ -330,7 +330,8 @@ public sealed partial class Http2Connection
             throw new Http2StreamException(stream.Id, Http2ErrorCode.ProtocolError, mismatch);
         }
         int givenUp = data.Length == 0 ? 0 : stream.AppendBody(data);
-        if (notKept + givenUp > 0) await CreditConnectionAsync(notKept + givenUp).ConfigureAwait(false);
+        // Even with nothing to give back, credit held pending may be due now that the window has shrunk.
+        await CreditConnectionAsync(notKept + givenUp).ConfigureAwait(false);
         if (endStream)
         {
             stream.CompleteRequest();

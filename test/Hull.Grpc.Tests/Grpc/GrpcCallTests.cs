@@ -249,6 +249,22 @@ public class GrpcCallTests
     }
 
     [Fact]
+    public async Task RequestOfTheMaximumSizeFitsAfterEarlierRequestsLeftConnectionCreditPending()
+    {
+        // The connection window is just above the limit; the first request's credit comes back below the
+        // half-window batching threshold, so the second must not stall waiting for it.
+        await using var server = TestServer.Start(new GrpcServerOptions { MaxReceiveMessageSize = 1 << 20, Http2 = new() { ConnectionWindowSize = 65_535 } });
+        using var channel = server.Channel();
+        Assert.Equal(500_000, (await VersionAsync(channel, new string('a', 500_000))).Version.Length);
+        // VersionRequest{version = N chars} is N + 4 octets for 16384 <= N < 2097152.
+        Assert.Equal((1 << 20) - 4, (await VersionAsync(channel, new string('b', (1 << 20) - 4))).Version.Length);
+        Assert.Equal(StatusCode.ResourceExhausted, (await FailsAsync(VersionAsync(channel, new string('c', (1 << 20) - 3)))).StatusCode);
+        Assert.Equal(StatusCode.ResourceExhausted, (await FailsAsync(VersionAsync(channel, new string('d', 3 << 20)))).StatusCode);
+        Assert.Equal("ok", (await VersionAsync(channel, "ok")).Version);
+        Assert.Equal(1, server.Server.ConnectionCount);
+    }
+
+    [Fact]
     public async Task MaxSendSizeIsEnforced()
     {
         await using var server = TestServer.Start(new GrpcServerOptions { MaxSendMessageSize = 1024 });
