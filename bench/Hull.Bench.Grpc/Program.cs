@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Running;
 using Google.Protobuf;
+using Grpc.Core;
 using Hull.Api.Cri;
 using Hull.Grpc;
 using Hull.Grpc.Hpack;
@@ -117,9 +118,9 @@ internal sealed class AllocationListener : System.Diagnostics.Tracing.EventListe
 }
 
 /// <summary>The CRI Version RPC as hulld answers it (Hull.Cri.RuntimeService.Version).</summary>
-public sealed class VersionOnlyRuntimeService
+public sealed class VersionOnlyRuntimeService : RuntimeService.RuntimeServiceBase
 {
-    public Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>
+    public override Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>
         Task.FromResult(new VersionResponse { Version = "0.1.0", RuntimeName = "hull", RuntimeVersion = "0.1.0", RuntimeApiVersion = "v1" });
 }
 
@@ -128,7 +129,7 @@ internal static class BenchServer
     public static GrpcServer Create()
     {
         var server = new GrpcServer(new GrpcServerOptions());
-        server.AddService(ApiReflection.Descriptor.Services.Single(s => s.Name == "RuntimeService"), new VersionOnlyRuntimeService());
+        RuntimeService.BindService(server, new VersionOnlyRuntimeService());
         // hulld logs failed calls only; an observer is installed as there.
         server.CallCompleted = call => { if (call.Status != StatusCode.OK) Console.Error.WriteLine($"{call.Method}: {call.Status} {call.Message}"); };
         return server;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Hull.Api.Admin;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hullctl;
 
@@ -217,11 +217,16 @@ internal static class Cli
         {
             return await action(client);
         }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled)
+        {
+            Console.Error.WriteLine("hullctl: cancelled"); // Ctrl+C
+            return 130;
+        }
         catch (RpcException e)
         {
             Console.Error.WriteLine(e.StatusCode == StatusCode.Unavailable
-                ? $"hullctl: cannot reach hulld at {address}: {e.Detail}"
-                : $"hullctl: {e.StatusCode}: {e.Detail}");
+                ? $"hullctl: cannot reach hulld at {address}: {ConnectionError(e)}"
+                : $"hullctl: {e.StatusCode}: {e.Status.Detail}");
             return 1;
         }
         catch (OperationCanceledException)
@@ -229,5 +234,13 @@ internal static class Cli
             Console.Error.WriteLine("hullctl: cancelled");
             return 130;
         }
+    }
+
+    /// <summary>What went wrong connecting: the socket's own error, not the client library's wrapping of it.</summary>
+    private static string ConnectionError(RpcException e)
+    {
+        for (var inner = e.Status.DebugException; inner is not null; inner = inner.InnerException)
+            if (inner is IOException io) return io.Message;
+        return e.Status.Detail;
     }
 }

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
 using Google.Protobuf;
-using Hull.Grpc;
 using Hullctl;
 
 var addressOption = new Option<string>("--address", "-a")
@@ -148,20 +147,8 @@ return await root.Parse(args).InvokeAsync();
 
 static JsonSerializerOptions JsonOptionsFactory() => new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-async Task<int> Run(ParseResult parse, Func<HullClient, Task> action)
+Task<int> Run(ParseResult parse, Func<HullClient, Task> action) => Cli.RunAsync(parse.GetValue(addressOption)!, async client =>
 {
-    var address = parse.GetValue(addressOption)!;
-    using var client = new HullClient(address);
-    try
-    {
-        await action(client);
-        return 0;
-    }
-    catch (RpcException e)
-    {
-        Console.Error.WriteLine(e.StatusCode == StatusCode.Unavailable
-            ? $"hullctl: cannot reach hulld at {address}: {e.Detail}"
-            : $"hullctl: {e.StatusCode}: {e.Detail}");
-        return 1;
-    }
-}
+    await action(client);
+    return 0;
+});

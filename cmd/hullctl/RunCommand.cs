@@ -34,7 +34,7 @@ internal static class RunCommand
             LogDirectory = logDir,
             Linux = new LinuxPodSandboxConfig(),
         };
-        var pod = await client.RuntimeAsync<RunPodSandboxResponse>("RunPodSandbox", new RunPodSandboxRequest { Config = podConfig }, CallTimeout, ct);
+        var pod = await client.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig }, deadline: HullClient.In(CallTimeout), cancellationToken: ct);
         string? containerId = null;
         try
         {
@@ -50,11 +50,11 @@ internal static class RunCommand
                 config.Command.Add(command[0]);
                 config.Args.AddRange(command.Skip(1));
             }
-            containerId = (await client.RuntimeAsync<CreateContainerResponse>("CreateContainer", new CreateContainerRequest
+            containerId = (await client.Runtime.CreateContainerAsync(new CreateContainerRequest
             {
                 PodSandboxId = pod.PodSandboxId, Config = config, SandboxConfig = podConfig,
-            }, CallTimeout, ct)).ContainerId;
-            await client.RuntimeAsync<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = containerId }, CallTimeout, ct);
+            }, deadline: HullClient.In(CallTimeout), cancellationToken: ct)).ContainerId;
+            await client.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = containerId }, deadline: HullClient.In(CallTimeout), cancellationToken: ct);
             var status = await WaitForExitAsync(client, containerId, ct);
             var log = Path.Combine(logDir, $"{name}.log");
             if (File.Exists(log))
@@ -67,9 +67,9 @@ internal static class RunCommand
             if (!keep)
             {
                 if (containerId is not null)
-                    await client.RuntimeAsync<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = containerId }, CallTimeout, CancellationToken.None);
-                await client.RuntimeAsync<StopPodSandboxResponse>("StopPodSandbox", new StopPodSandboxRequest { PodSandboxId = pod.PodSandboxId }, CallTimeout, CancellationToken.None);
-                await client.RuntimeAsync<RemovePodSandboxResponse>("RemovePodSandbox", new RemovePodSandboxRequest { PodSandboxId = pod.PodSandboxId }, CallTimeout, CancellationToken.None);
+                    await client.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = containerId }, deadline: HullClient.In(CallTimeout));
+                await client.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod.PodSandboxId }, deadline: HullClient.In(CallTimeout));
+                await client.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod.PodSandboxId }, deadline: HullClient.In(CallTimeout));
                 Directory.Delete(logDir, recursive: true);
             }
         }
@@ -79,8 +79,7 @@ internal static class RunCommand
     {
         while (true)
         {
-            var status = (await client.RuntimeAsync<ContainerStatusResponse>("ContainerStatus",
-                new ContainerStatusRequest { ContainerId = id }, CallTimeout, ct)).Status;
+            var status = (await client.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id }, deadline: HullClient.In(CallTimeout), cancellationToken: ct)).Status;
             if (status.State == ContainerState.ContainerExited) return status;
             await Task.Delay(100, ct);
         }

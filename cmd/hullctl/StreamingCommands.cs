@@ -30,7 +30,7 @@ internal static class StreamingCommands
             bool t = parse.GetValue(tty), i = parse.GetValue(stdin);
             var request = new Hull.Api.Cri.ExecRequest { ContainerId = parse.GetValue(container)!, Tty = t, Stdin = i, Stdout = true, Stderr = !t };
             request.Cmd.AddRange(parse.GetValue(command)!);
-            var response = await client.RuntimeAsync<ExecResponse>("Exec", request, CallTimeout, ct);
+            var response = await client.Runtime.ExecAsync(request, deadline: HullClient.In(CallTimeout), cancellationToken: ct);
             return await StreamAsync(response.Url, new RemoteCommandOptions(i, true, !t, t), ct);
         }));
 
@@ -41,8 +41,8 @@ internal static class StreamingCommands
         attach.SetAction((parse, ct) => Cli.RunAsync(parse.GetValue(address)!, async client =>
         {
             bool t = parse.GetValue(attachTty), i = parse.GetValue(attachStdin);
-            var response = await client.RuntimeAsync<AttachResponse>("Attach",
-                new Hull.Api.Cri.AttachRequest { ContainerId = parse.GetValue(attachContainer)!, Tty = t, Stdin = i, Stdout = true, Stderr = !t }, CallTimeout, ct);
+            var request = new Hull.Api.Cri.AttachRequest { ContainerId = parse.GetValue(attachContainer)!, Tty = t, Stdin = i, Stdout = true, Stderr = !t };
+            var response = await client.Runtime.AttachAsync(request, deadline: HullClient.In(CallTimeout), cancellationToken: ct);
             return await StreamAsync(response.Url, new RemoteCommandOptions(i, true, !t, t), ct);
         }));
         return [exec, attach];

@@ -26,7 +26,7 @@ internal static class TransferDisplay
     }
 
     private static TransferProgress Final(TransferProgress? last) =>
-        last is { ImageId.Length: > 0 } ? last : throw new Hull.Grpc.RpcException(Hull.Grpc.StatusCode.Internal, "the transfer ended without its final message");
+        last is { ImageId.Length: > 0 } ? last : throw new Grpc.Core.RpcException(new Grpc.Core.Status(Grpc.Core.StatusCode.Internal, "the transfer ended without its final message"));
 
     private static async Task<TransferProgress> LiveAsync(IAsyncEnumerable<TransferProgress> stream)
     {

@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using Hull.Api.Admin;
 using Hull.Config;
 using Hull.Core.Deprecations;
 using Hull.Core.Metadata;
@@ -118,11 +117,10 @@ internal static class Daemon
         var admin = new AdminService(bound.Cri, identity, plugins, deprecations, images.Transfer, lifecycle.Nri, nodeConditions.Publisher, lifecycle.Pods);
         var runtime = new RuntimeService(bound.Cri, lifecycle.Pods, lifecycle.Containers, lifecycle.Events, deprecations, lifecycle.Cni.Default, streaming);
         var criLog = loggerFactory.CreateLogger("cri");
-        await using var server = CriServer.Create(bound.Cri, runtime, images.Images, deprecations,
-            [(AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin"), admin)], loggerFactory.CreateLogger("grpc"));
+        await using var server = CriServer.Create(bound.Cri, runtime, images.Images, deprecations, admin, loggerFactory.CreateLogger("grpc"));
         server.CallCompleted = call =>
         {
-            if (call.Status != Hull.Grpc.StatusCode.OK)
+            if (call.Status != Grpc.Core.StatusCode.OK)
                 criLog.LogDebug("{Method} -> {Status}: {Message} ({Ms:F1} ms)", call.Method, call.Status, call.Message, call.Duration.TotalMilliseconds);
         };
         MetricsEndpoint? metrics;

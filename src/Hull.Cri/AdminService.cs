@@ -2,8 +2,7 @@ using Hull.Api.Admin;
 using Hull.Core;
 using Hull.Core.Deprecations;
 using Hull.Core.Plugins;
-using Hull.Grpc;
-using Hull.Grpc.Server;
+using Grpc.Core;
 using Hull.Images.Registry;
 using Hull.Images.Transfer;
 using DomainProgress = Hull.Images.Transfer.TransferProgress;
@@ -20,9 +19,9 @@ public sealed record DaemonIdentity(string Uuid, int Pid, DateTimeOffset Started
 /// </summary>
 public sealed class AdminService(CriOptions options, DaemonIdentity identity, PluginRegistry plugins, DeprecationRegistry deprecations,
     ITransferService? transfer = null, Hull.Nri.NriHost? nri = null, IDeprecationPublisher? publisher = null,
-    Pods.PodManager? pods = null)
+    Pods.PodManager? pods = null) : Admin.AdminBase
 {
-    public Task<NriPluginsResponse> NriPlugins(NriPluginsRequest request, ServerCallContext context)
+    public override Task<NriPluginsResponse> NriPlugins(NriPluginsRequest request, ServerCallContext context)
     {
         var response = new NriPluginsResponse { Enabled = nri is { Enabled: true } };
         foreach (var p in nri?.ListPlugins() ?? [])
@@ -34,7 +33,7 @@ public sealed class AdminService(CriOptions options, DaemonIdentity identity, Pl
         return Task.FromResult(response);
     }
 
-    public Task<ServerInfoResponse> ServerInfo(ServerInfoRequest request, ServerCallContext context)
+    public override Task<ServerInfoResponse> ServerInfo(ServerInfoRequest request, ServerCallContext context)
     {
         var response = new ServerInfoResponse
         {
@@ -58,7 +57,7 @@ public sealed class AdminService(CriOptions options, DaemonIdentity identity, Pl
         return Task.FromResult(response);
     }
 
-    public Task<PluginsResponse> Plugins(PluginsRequest request, ServerCallContext context)
+    public override Task<PluginsResponse> Plugins(PluginsRequest request, ServerCallContext context)
     {
         var response = new PluginsResponse();
         foreach (var p in plugins.Snapshot().Where(p => p.Type.StartsWith(request.TypePrefix, StringComparison.Ordinal)))
@@ -71,14 +70,14 @@ public sealed class AdminService(CriOptions options, DaemonIdentity identity, Pl
         return Task.FromResult(response);
     }
 
-    public Task<DeprecationsResponse> Deprecations(DeprecationsRequest request, ServerCallContext context)
+    public override Task<DeprecationsResponse> Deprecations(DeprecationsRequest request, ServerCallContext context)
     {
         var response = new DeprecationsResponse();
         response.Warnings.AddRange(ToProto(deprecations.Snapshot()));
         return Task.FromResult(response);
     }
 
-    public async Task PullImage(AdminPullRequest request, IServerStreamWriter<ProtoProgress> responseStream, ServerCallContext context)
+    public override async Task PullImage(AdminPullRequest request, IServerStreamWriter<ProtoProgress> responseStream, ServerCallContext context)
     {
         var service = Transfer();
         string image = Require(request.Image, "PullImage", "image");
@@ -93,7 +92,7 @@ public sealed class AdminService(CriOptions options, DaemonIdentity identity, Pl
         }).ConfigureAwait(false);
     }
 
-    public async Task PushImage(AdminPushRequest request, IServerStreamWriter<ProtoProgress> responseStream, ServerCallContext context)
+    public override async Task PushImage(AdminPushRequest request, IServerStreamWriter<ProtoProgress> responseStream, ServerCallContext context)
     {
         var service = Transfer();
         string image = Require(request.Image, "PushImage", "image");
@@ -108,7 +107,7 @@ public sealed class AdminService(CriOptions options, DaemonIdentity identity, Pl
         }).ConfigureAwait(false);
     }
 
-    public async Task<ImportImageResponse> ImportImage(ImportImageRequest request, ServerCallContext context)
+    public override async Task<ImportImageResponse> ImportImage(ImportImageRequest request, ServerCallContext context)
     {
         var service = Transfer();
         string path = AbsolutePath(request.Path, "ImportImage");
@@ -138,7 +137,7 @@ public sealed class AdminService(CriOptions options, DaemonIdentity identity, Pl
         }
     }
 
-    public async Task<ExportImageResponse> ExportImage(ExportImageRequest request, ServerCallContext context)
+    public override async Task<ExportImageResponse> ExportImage(ExportImageRequest request, ServerCallContext context)
     {
         var service = Transfer();
         string path = AbsolutePath(request.Path, "ExportImage");
@@ -162,7 +161,7 @@ public sealed class AdminService(CriOptions options, DaemonIdentity identity, Pl
         }
     }
 
-    public async Task<TagImageResponse> TagImage(TagImageRequest request, ServerCallContext context)
+    public override async Task<TagImageResponse> TagImage(TagImageRequest request, ServerCallContext context)
     {
         var service = Transfer();
         var record = await service.TagAsync(Require(request.Source, "TagImage", "source"), Require(request.Target, "TagImage", "target"),
@@ -171,7 +170,7 @@ public sealed class AdminService(CriOptions options, DaemonIdentity identity, Pl
     }
 
     private ITransferService Transfer() =>
-        transfer ?? throw new RpcException(StatusCode.Unimplemented, "this hulld serves no image transfer service");
+        transfer ?? throw new RpcException(new Status(StatusCode.Unimplemented, "this hulld serves no image transfer service"));
 
     private static string Require(string value, string method, string field) =>
         string.IsNullOrWhiteSpace(value) ? throw new HullException(ErrorKind.InvalidArgument, $"{method}: no {field} given") : value;

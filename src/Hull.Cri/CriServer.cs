@@ -1,4 +1,3 @@
-using Hull.Api.Cri;
 using Hull.Core.Deprecations;
 using Hull.Grpc.Http2;
 using Hull.Grpc.Server;
@@ -14,7 +13,7 @@ public static class CriServer
         "CRI v1alpha2 was removed (containerd 2.0 and Hull serve runtime.v1 only); configure the kubelet or client to use CRI v1";
 
     public static GrpcServer Create(CriOptions options, RuntimeService runtime, ImageManager images, DeprecationRegistry deprecations,
-        IEnumerable<(Google.Protobuf.Reflection.ServiceDescriptor, object)> extraServices, Microsoft.Extensions.Logging.ILogger? transportLog = null)
+        AdminService? admin, Microsoft.Extensions.Logging.ILogger? transportLog = null)
     {
         var server = new GrpcServer(new GrpcServerOptions
         {
@@ -26,10 +25,9 @@ public static class CriServer
             MapException = StatusMapping.Map,
             RetiredPathCalled = _ => deprecations.Record(DeprecationIds.CriApiV1Alpha2),
         };
-        var services = ApiReflection.Descriptor.Services;
-        server.AddService(services.Single(s => s.Name == "RuntimeService"), runtime);
-        server.AddService(services.Single(s => s.Name == "ImageService"), new ImageService(images));
-        foreach (var (descriptor, implementation) in extraServices) server.AddService(descriptor, implementation);
+        Api.Cri.RuntimeService.BindService(server, runtime);
+        Api.Cri.ImageService.BindService(server, new ImageService(images));
+        if (admin is not null) Api.Admin.Admin.BindService(server, admin);
         server.AddRetiredPrefix(RetiredV1Alpha2Prefix, RetiredV1Alpha2Message);
         return server;
     }

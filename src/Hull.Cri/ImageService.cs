@@ -1,15 +1,15 @@
 using System.Text.Json;
 using Hull.Api.Cri;
-using Hull.Grpc.Server;
+using Grpc.Core;
 using Hull.Images;
 using Hull.Images.Registry;
 
 namespace Hull.Cri;
 
 /// <summary>CRI ImageService: translates CRI messages to <see cref="ImageManager"/> and back.</summary>
-public sealed class ImageService(ImageManager images)
+public sealed class ImageService(ImageManager images) : Api.Cri.ImageService.ImageServiceBase
 {
-    public async Task<ListImagesResponse> ListImages(ListImagesRequest request, ServerCallContext context)
+    public override async Task<ListImagesResponse> ListImages(ListImagesRequest request, ServerCallContext context)
     {
         var response = new ListImagesResponse();
         string? filter = request.Filter?.Image?.Image;
@@ -24,7 +24,7 @@ public sealed class ImageService(ImageManager images)
         return response;
     }
 
-    public async Task<ImageStatusResponse> ImageStatus(ImageStatusRequest request, ServerCallContext context)
+    public override async Task<ImageStatusResponse> ImageStatus(ImageStatusRequest request, ServerCallContext context)
     {
         string spec = RequireSpec(request.Image, "ImageStatus");
         var response = new ImageStatusResponse();
@@ -45,7 +45,7 @@ public sealed class ImageService(ImageManager images)
         return response;
     }
 
-    public async Task<PullImageResponse> PullImage(PullImageRequest request, ServerCallContext context)
+    public override async Task<PullImageResponse> PullImage(PullImageRequest request, ServerCallContext context)
     {
         string spec = RequireSpec(request.Image, "PullImage");
         var auth = request.Auth;
@@ -55,13 +55,13 @@ public sealed class ImageService(ImageManager images)
         return new PullImageResponse { ImageRef = record.Id };
     }
 
-    public async Task<RemoveImageResponse> RemoveImage(RemoveImageRequest request, ServerCallContext context)
+    public override async Task<RemoveImageResponse> RemoveImage(RemoveImageRequest request, ServerCallContext context)
     {
         await images.RemoveAsync(RequireSpec(request.Image, "RemoveImage"), context.CancellationToken).ConfigureAwait(false);
         return new RemoveImageResponse();
     }
 
-    public async Task<ImageFsInfoResponse> ImageFsInfo(ImageFsInfoRequest request, ServerCallContext context)
+    public override async Task<ImageFsInfoResponse> ImageFsInfo(ImageFsInfoRequest request, ServerCallContext context)
     {
         var usage = await images.SnapshotUsageAsync(context.CancellationToken).ConfigureAwait(false);
         var fs = new FilesystemUsage

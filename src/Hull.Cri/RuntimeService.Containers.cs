@@ -5,8 +5,7 @@ using Hull.Pods.Events;
 using Hull.Pods.Stores;
 using ContainerState = Hull.Pods.Stores.ContainerState;
 using ContainerFilter = Hull.Pods.ContainerFilter;
-using Hull.Grpc;
-using Hull.Grpc.Server;
+using Grpc.Core;
 using Hull.Runtime.Security;
 using Hull.Runtime.Tasks;
 using Spec = Hull.Runtime.Spec;
@@ -19,7 +18,7 @@ public sealed partial class RuntimeService
     public const string CheckpointUnimplementedMessage =
         "method runtime.v1.RuntimeService/CheckpointContainer: Hull does not checkpoint containers";
 
-    public async Task<CreateContainerResponse> CreateContainer(CreateContainerRequest request, ServerCallContext context)
+    public override async Task<CreateContainerResponse> CreateContainer(CreateContainerRequest request, ServerCallContext context)
     {
         var config = request.Config ?? throw new HullException(ErrorKind.InvalidArgument, "CreateContainer needs a container config");
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw new HullException(ErrorKind.InvalidArgument, "CreateContainer needs a pod sandbox id");
@@ -28,26 +27,26 @@ public sealed partial class RuntimeService
         return new CreateContainerResponse { ContainerId = id };
     }
 
-    public async Task<StartContainerResponse> StartContainer(StartContainerRequest request, ServerCallContext context)
+    public override async Task<StartContainerResponse> StartContainer(StartContainerRequest request, ServerCallContext context)
     {
         await containers.StartAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
         return new StartContainerResponse();
     }
 
-    public async Task<StopContainerResponse> StopContainer(StopContainerRequest request, ServerCallContext context)
+    public override async Task<StopContainerResponse> StopContainer(StopContainerRequest request, ServerCallContext context)
     {
         await containers.StopAsync(request.ContainerId, TimeSpan.FromSeconds(Math.Max(0, request.Timeout)), context.CancellationToken)
             .ConfigureAwait(false);
         return new StopContainerResponse();
     }
 
-    public async Task<RemoveContainerResponse> RemoveContainer(RemoveContainerRequest request, ServerCallContext context)
+    public override async Task<RemoveContainerResponse> RemoveContainer(RemoveContainerRequest request, ServerCallContext context)
     {
         await containers.RemoveAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
         return new RemoveContainerResponse();
     }
 
-    public Task<ListContainersResponse> ListContainers(ListContainersRequest request, ServerCallContext context)
+    public override Task<ListContainersResponse> ListContainers(ListContainersRequest request, ServerCallContext context)
     {
         var f = request.Filter;
         var filter = f is null ? null : new ContainerFilter(f.Id, f.State is { } s ? FromCri(s.State) : null, f.PodSandboxId,
@@ -74,7 +73,7 @@ public sealed partial class RuntimeService
         return Task.FromResult(response);
     }
 
-    public async Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
+    public override async Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
     {
         var r = containers.Status(request.ContainerId);
         var status = ToCriStatus(r);
@@ -155,7 +154,7 @@ public sealed partial class RuntimeService
         return status;
     }
 
-    public async Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
+    public override async Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
     {
         var result = await containers.ExecSyncAsync(request.ContainerId, request.Cmd.ToList(), TimeSpan.FromSeconds(Math.Max(0, request.Timeout)),
             context.CancellationToken).ConfigureAwait(false);
@@ -167,7 +166,7 @@ public sealed partial class RuntimeService
         };
     }
 
-    public async Task<UpdateContainerResourcesResponse> UpdateContainerResources(UpdateContainerResourcesRequest request, ServerCallContext context)
+    public override async Task<UpdateContainerResourcesResponse> UpdateContainerResources(UpdateContainerResourcesRequest request, ServerCallContext context)
     {
         var r = request.Linux ?? throw new HullException(ErrorKind.InvalidArgument, "UpdateContainerResources needs linux resources");
         if (r.MemoryLimitInBytes < 0 || r.CpuShares < 0 || r.CpuPeriod < 0)
@@ -186,16 +185,16 @@ public sealed partial class RuntimeService
         return new UpdateContainerResourcesResponse();
     }
 
-    public async Task<ReopenContainerLogResponse> ReopenContainerLog(ReopenContainerLogRequest request, ServerCallContext context)
+    public override async Task<ReopenContainerLogResponse> ReopenContainerLog(ReopenContainerLogRequest request, ServerCallContext context)
     {
         await containers.ReopenLogAsync(request.ContainerId, context.CancellationToken).ConfigureAwait(false);
         return new ReopenContainerLogResponse();
     }
 
-    public async Task<ContainerStatsResponse> ContainerStats(ContainerStatsRequest request, ServerCallContext context) =>
+    public override async Task<ContainerStatsResponse> ContainerStats(ContainerStatsRequest request, ServerCallContext context) =>
         new() { Stats = await StatsOf(containers.Status(request.ContainerId), context.CancellationToken).ConfigureAwait(false) };
 
-    public async Task<ListContainerStatsResponse> ListContainerStats(ListContainerStatsRequest request, ServerCallContext context)
+    public override async Task<ListContainerStatsResponse> ListContainerStats(ListContainerStatsRequest request, ServerCallContext context)
     {
         var f = request.Filter;
         var response = new ListContainerStatsResponse();
@@ -211,8 +210,8 @@ public sealed partial class RuntimeService
         return response;
     }
 
-    public Task<CheckpointContainerResponse> CheckpointContainer(CheckpointContainerRequest request, ServerCallContext context) =>
-        throw new RpcException(StatusCode.Unimplemented, CheckpointUnimplementedMessage);
+    public override Task<CheckpointContainerResponse> CheckpointContainer(CheckpointContainerRequest request, ServerCallContext context) =>
+        throw new RpcException(new Status(StatusCode.Unimplemented, CheckpointUnimplementedMessage));
 
     private async Task<Api.Cri.ContainerStats> StatsOf(ContainerRecord r, CancellationToken cancellationToken)
     {

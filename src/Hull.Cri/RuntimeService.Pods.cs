@@ -1,6 +1,6 @@
 using Hull.Api.Cri;
 using Hull.Core;
-using Hull.Grpc.Server;
+using Grpc.Core;
 using Hull.Pods;
 using Hull.Pods.Stores;
 using Hull.Sandbox.Controller;
@@ -11,7 +11,7 @@ namespace Hull.Cri;
 /// <summary>The pod sandbox RPCs: CRI messages in, domain calls on <see cref="PodManager"/>, CRI messages out.</summary>
 public sealed partial class RuntimeService
 {
-    public async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
+    public override async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
     {
         var config = request.Config ?? throw new HullException(ErrorKind.InvalidArgument, "RunPodSandbox needs a sandbox config");
         var spec = ToSpec(Ids.New(), config, request.RuntimeHandler);
@@ -19,19 +19,19 @@ public sealed partial class RuntimeService
         return new RunPodSandboxResponse { PodSandboxId = id };
     }
 
-    public async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
+    public override async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
     {
         await pods.StopAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
         return new StopPodSandboxResponse();
     }
 
-    public async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
+    public override async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
     {
         await pods.RemoveAsync(request.PodSandboxId, context.CancellationToken).ConfigureAwait(false);
         return new RemovePodSandboxResponse();
     }
 
-    public async Task<PodSandboxStatusResponse> PodSandboxStatus(PodSandboxStatusRequest request, ServerCallContext context)
+    public override async Task<PodSandboxStatusResponse> PodSandboxStatus(PodSandboxStatusRequest request, ServerCallContext context)
     {
         var (record, info) = await pods.StatusAsync(request.PodSandboxId, request.Verbose, context.CancellationToken).ConfigureAwait(false);
         var status = ToCriStatus(record);
@@ -78,7 +78,7 @@ public sealed partial class RuntimeService
         return status;
     }
 
-    public Task<ListPodSandboxResponse> ListPodSandbox(ListPodSandboxRequest request, ServerCallContext context)
+    public override Task<ListPodSandboxResponse> ListPodSandbox(ListPodSandboxRequest request, ServerCallContext context)
     {
         var filter = request.Filter is { } f
             ? new SandboxFilter(f.Id, f.State is { } s ? (s.State == PodSandboxState.SandboxReady ? SandboxState.Ready : SandboxState.NotReady) : null,
@@ -102,13 +102,13 @@ public sealed partial class RuntimeService
         return Task.FromResult(response);
     }
 
-    public async Task<PodSandboxStatsResponse> PodSandboxStats(PodSandboxStatsRequest request, ServerCallContext context)
+    public override async Task<PodSandboxStatsResponse> PodSandboxStats(PodSandboxStatsRequest request, ServerCallContext context)
     {
         var (record, _) = await pods.StatusAsync(request.PodSandboxId, verbose: false, context.CancellationToken).ConfigureAwait(false);
         return new PodSandboxStatsResponse { Stats = await StatsOf(record, context.CancellationToken).ConfigureAwait(false) };
     }
 
-    public async Task<ListPodSandboxStatsResponse> ListPodSandboxStats(ListPodSandboxStatsRequest request, ServerCallContext context)
+    public override async Task<ListPodSandboxStatsResponse> ListPodSandboxStats(ListPodSandboxStatsRequest request, ServerCallContext context)
     {
         var f = request.Filter;
         var records = pods.List(new SandboxFilter(f?.Id, SandboxState.Ready, f is { LabelSelector.Count: > 0 } ? f.LabelSelector : null));
@@ -127,7 +127,7 @@ public sealed partial class RuntimeService
         return response;
     }
 
-    public async Task<UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest request, ServerCallContext context)
+    public override async Task<UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest request, ServerCallContext context)
     {
         var r = request.Resources;
         var resources = r is null ? new SandboxResources()

@@ -1,6 +1,6 @@
 using Hull.Api.Cri;
 using Hull.Core;
-using Hull.Grpc.Server;
+using Grpc.Core;
 using Hull.Streaming;
 
 namespace Hull.Cri;
@@ -11,7 +11,7 @@ public sealed partial class RuntimeService
     private StreamingServer Streaming =>
         streaming ?? throw new HullException(ErrorKind.Unavailable, "the streaming server is not running in this hulld");
 
-    public Task<ExecResponse> Exec(Api.Cri.ExecRequest request, ServerCallContext context)
+    public override Task<ExecResponse> Exec(Api.Cri.ExecRequest request, ServerCallContext context)
     {
         if (request.Cmd.Count == 0) throw new HullException(ErrorKind.InvalidArgument, "Exec needs a command");
         ValidateStreams("Exec", request.Stdin, request.Stdout, request.Stderr, request.Tty);
@@ -20,7 +20,7 @@ public sealed partial class RuntimeService
         return Task.FromResult(new ExecResponse { Url = url.ToString() });
     }
 
-    public Task<AttachResponse> Attach(Api.Cri.AttachRequest request, ServerCallContext context)
+    public override Task<AttachResponse> Attach(Api.Cri.AttachRequest request, ServerCallContext context)
     {
         ValidateStreams("Attach", request.Stdin, request.Stdout, request.Stderr, request.Tty);
         var id = RunningContainerId(request.ContainerId);
@@ -28,7 +28,7 @@ public sealed partial class RuntimeService
         return Task.FromResult(new AttachResponse { Url = url.ToString() });
     }
 
-    public async Task<PortForwardResponse> PortForward(Api.Cri.PortForwardRequest request, ServerCallContext context)
+    public override async Task<PortForwardResponse> PortForward(Api.Cri.PortForwardRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw new HullException(ErrorKind.InvalidArgument, "PortForward needs a pod sandbox id");
         foreach (var port in request.Port)

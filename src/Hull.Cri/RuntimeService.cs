@@ -3,7 +3,7 @@ using Hull.Api.Cri;
 using Hull.Core;
 using Hull.Core.Deprecations;
 using Hull.Streaming;
-using Hull.Grpc.Server;
+using Grpc.Core;
 using Hull.Pods;
 using Hull.Pods.Events;
 using Hull.Runtime.Handlers;
@@ -13,15 +13,15 @@ namespace Hull.Cri;
 
 /// <summary>
 /// CRI RuntimeService: CRI messages in, calls on the pod and container lifecycle (<see cref="PodManager"/>,
-/// <see cref="ContainerManager"/>), CRI messages out. RPCs without a method here answer UNIMPLEMENTED naming the method
-/// (see ServiceBinder).
+/// <see cref="ContainerManager"/>), CRI messages out. RPCs not overridden here answer UNIMPLEMENTED naming the method
+/// (see GrpcServer).
 /// </summary>
 public sealed partial class RuntimeService(CriOptions options, PodManager pods, ContainerManager containers, LifecycleEvents events,
-    DeprecationRegistry deprecations, CniManager network, StreamingServer? streaming)
+    DeprecationRegistry deprecations, CniManager network, StreamingServer? streaming) : Api.Cri.RuntimeService.RuntimeServiceBase
 {
     private RuntimeHandlers Handlers => pods.Handlers;
 
-    public Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>
+    public override Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>
         Task.FromResult(new VersionResponse
         {
             Version = "0.1.0",
@@ -30,7 +30,7 @@ public sealed partial class RuntimeService(CriOptions options, PodManager pods, 
             RuntimeApiVersion = HullInfo.CriApiVersion,
         });
 
-    public Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
+    public override Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
     {
         var response = new StatusResponse
         {
@@ -57,7 +57,7 @@ public sealed partial class RuntimeService(CriOptions options, PodManager pods, 
         return Task.FromResult(response);
     }
 
-    public Task<RuntimeConfigResponse> RuntimeConfig(RuntimeConfigRequest request, ServerCallContext context) =>
+    public override Task<RuntimeConfigResponse> RuntimeConfig(RuntimeConfigRequest request, ServerCallContext context) =>
         Task.FromResult(new RuntimeConfigResponse
         {
             Linux = new LinuxRuntimeConfiguration
@@ -70,7 +70,7 @@ public sealed partial class RuntimeService(CriOptions options, PodManager pods, 
     /// The evented PLEG's stream: each change of a container (or of a pod sandbox, with its id as the container id) with the
     /// pod's status and all its containers' statuses as they were at that change.
     /// </summary>
-    public async Task GetContainerEvents(GetEventsRequest request, IServerStreamWriter<ContainerEventResponse> writer, ServerCallContext context)
+    public override async Task GetContainerEvents(GetEventsRequest request, IServerStreamWriter<ContainerEventResponse> writer, ServerCallContext context)
     {
         using var subscription = events.Broadcaster.Subscribe("cri");
         await foreach (var e in subscription.Reader.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))

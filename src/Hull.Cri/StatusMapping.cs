@@ -1,5 +1,5 @@
+using Grpc.Core;
 using Hull.Core;
-using Hull.Grpc;
 
 namespace Hull.Cri;
 
@@ -19,10 +19,10 @@ public static class StatusMapping
     };
 
     /// <summary>Turns an exception escaping a handler into the status the client sees; null leaves it to the transport.</summary>
-    public static RpcException? Map(Exception exception) => exception switch
+    public static Status? Map(Exception exception) => exception switch
     {
-        HullException h => new RpcException(ToStatusCode(h.Kind), h.Message),
-        Hull.Streaming.StreamingRequestLimitException s => new RpcException(StatusCode.ResourceExhausted, s.Message),
+        HullException h => new Status(ToStatusCode(h.Kind), h.Message),
+        Hull.Streaming.StreamingRequestLimitException s => new Status(StatusCode.ResourceExhausted, s.Message),
         _ => null,
     };
 }

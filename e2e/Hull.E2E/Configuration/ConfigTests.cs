@@ -57,7 +57,7 @@ public sealed class ConfigTests
     public async Task Hulld_starts_with_a_v2_config_and_the_deprecations_survive_a_restart()
     {
         var first = await HulldProcess.StartAsync(Containerd17WithMirrors);
-        var status = await first.Cri.Runtime<Hull.Api.Cri.RuntimeConfigResponse>("RuntimeConfig", new Hull.Api.Cri.RuntimeConfigRequest());
+        var status = await first.Cri.Runtime.RuntimeConfigAsync(new Hull.Api.Cri.RuntimeConfigRequest());
         Assert.Equal(Hull.Api.Cri.CgroupDriver.Systemd, status.Linux.CgroupDriver); // SystemdCgroup carried over by the migration
         var before = await ListDeprecations(first);
         Assert.Contains("io.containerd.deprecation/cri-registry-mirrors", before.Keys);

@@ -4,7 +4,7 @@ using System.Threading.Channels;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
 using Hull.E2E.Pods;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Containers;
 
@@ -37,7 +37,7 @@ public sealed class ContainerBehaviourFixture : IAsyncLifetime
         PodConfig.LogDirectory = Path.Combine(Env.Dir, "logs", "behaviour");
         Pod = await Env.RunPodAsync(PodConfig);
         Image = _pushed.Images.Busybox.Reference;
-        await Env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = Image } }, TimeSpan.FromSeconds(60));
+        await Env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = Image } }, deadline: CriClient.In(TimeSpan.FromSeconds(60)));
         Ready = true;
     }
 
@@ -109,8 +109,8 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
         {
             try
             {
-                await foreach (var e in f.Env.Hulld.Channel.ServerStreamingAsync<ContainerEventResponse>(
-                                   CriClient.RuntimeService.FindMethodByName("GetContainerEvents"), new GetEventsRequest(), cancellationToken: stop.Token))
+                using var stream = Cri.Runtime.GetContainerEvents(new GetEventsRequest(), cancellationToken: stop.Token);
+                await foreach (var e in stream.ResponseStream.ReadAllAsync(stop.Token))
                     received.Writer.TryWrite(e);
             }
             catch (Exception) when (stop.IsCancellationRequested) { }
@@ -121,11 +121,11 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
         var podConfig = PodTestEnvironment.PodConfig("events", cgroupParent: $"{f.Env.CgroupRoot}/events");
         var pod = await f.Env.RunPodAsync(podConfig);
         var config = Config(f.Name("ev"), "/bin/sh", "-c", Forever);
-        var id = (await Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long)).ContainerId;
-        await Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
-        await Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
-        await Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+        var id = (await Cri.Runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, deadline: CriClient.In(Long))).ContainerId;
+        await Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
+        await Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 10 }, deadline: CriClient.In(Long));
+        await Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         await f.Env.StopAsync(pod);
         await f.Env.RemoveAsync(pod);
 
@@ -222,7 +222,7 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
 
         // Rotation as the kubelet does it: rename, reopen; new lines go to a new file at the same path.
         File.Move(path, path + ".rotated");
-        await Cri.Runtime<ReopenContainerLogResponse>("ReopenContainerLog", new ReopenContainerLogRequest { ContainerId = id });
+        await Cri.Runtime.ReopenContainerLogAsync(new ReopenContainerLogRequest { ContainerId = id });
         await WaitForLogAsync(config, l => l.Contains(" stdout F tick-", StringComparison.Ordinal));
         var fresh = File.ReadAllLines(path);
         Assert.DoesNotContain(fresh, l => l.EndsWith(" first-out", StringComparison.Ordinal));
@@ -232,9 +232,9 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
         Assert.True(firstNew > lastOld, $"the new file starts after the rotated one ({firstNew} > {lastOld})");
 
         // Reopening a stopped container's log is refused.
-        await Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 5 }, Long);
+        await Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 5 }, deadline: CriClient.In(Long));
         var refused = await Assert.ThrowsAsync<RpcException>(() =>
-            Cri.Runtime<ReopenContainerLogResponse>("ReopenContainerLog", new ReopenContainerLogRequest { ContainerId = id }));
+            Cri.Runtime.ReopenContainerLogAsync(new ReopenContainerLogRequest { ContainerId = id }).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
         await RemoveAsync(id);
     }
@@ -450,7 +450,7 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
         Assert.Equal("50000 100000", cgroup.CpuMax());
         if (!CgroupFiles.Unified) Assert.Equal("512", cgroup.Read("cpu", "cpu.shares", null));
 
-        await Cri.Runtime<UpdateContainerResourcesResponse>("UpdateContainerResources", new UpdateContainerResourcesRequest
+        await Cri.Runtime.UpdateContainerResourcesAsync(new UpdateContainerResourcesRequest
         {
             ContainerId = id,
             Linux = new LinuxContainerResources { MemoryLimitInBytes = 128 << 20, CpuPeriod = 100_000, CpuQuota = 20_000, CpuShares = 256 },
@@ -523,19 +523,19 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
 
     private async Task<string> RunAsync(ContainerConfig config)
     {
-        var id = (await Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = f.Pod, Config = config, SandboxConfig = f.PodConfig }, Long)).ContainerId;
-        await Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
+        var id = (await Cri.Runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = f.Pod, Config = config, SandboxConfig = f.PodConfig }, deadline: CriClient.In(Long))).ContainerId;
+        await Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         return id;
     }
 
     private async Task RemoveAsync(params string[] ids)
     {
-        foreach (var id in ids) await Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+        foreach (var id in ids) await Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
     }
 
     private Task<ContainerStatusResponse> StatusAsync(string id, bool verbose = false) =>
-        Cri.Runtime<ContainerStatusResponse>("ContainerStatus", new ContainerStatusRequest { ContainerId = id, Verbose = verbose });
+        Cri.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id, Verbose = verbose }).ResponseAsync;
 
     private async Task<Api.Cri.ContainerStatus> WaitExitedAsync(string id)
     {
@@ -566,7 +566,7 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
     {
         var request = new ExecSyncRequest { ContainerId = id, Timeout = timeout };
         request.Cmd.AddRange(cmd);
-        return Cri.Runtime<ExecSyncResponse>("ExecSync", request, TimeSpan.FromSeconds(timeout + 30));
+        return Cri.Runtime.ExecSyncAsync(request, deadline: CriClient.In(TimeSpan.FromSeconds(timeout + 30))).ResponseAsync;
     }
 
     /// <summary>CreateContainer is refused with <paramref name="code"/>, naming <paramref name="mentions"/>; no container, state, mount or process remains.</summary>
@@ -574,11 +574,11 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
     {
         var before = Directory.Exists(ContainersDir) ? Directory.GetDirectories(ContainersDir).ToHashSet() : [];
         var snapshotsBefore = Snapshots();
-        var error = await Assert.ThrowsAsync<RpcException>(() => Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = f.Pod, Config = config, SandboxConfig = f.PodConfig }, Long));
+        var error = await Assert.ThrowsAsync<RpcException>(() => Cri.Runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = f.Pod, Config = config, SandboxConfig = f.PodConfig }, deadline: CriClient.In(Long)).ResponseAsync);
         Assert.Equal(code, error.StatusCode);
         Assert.Contains(mentions, error.Message);
-        var list = await Cri.Runtime<ListContainersResponse>("ListContainers", new ListContainersRequest());
+        var list = await Cri.Runtime.ListContainersAsync(new ListContainersRequest());
         Assert.DoesNotContain(list.Containers, c => c.Metadata.Name == config.Metadata.Name);
         var after = Directory.Exists(ContainersDir) ? Directory.GetDirectories(ContainersDir).ToHashSet() : [];
         after.ExceptWith(before);
@@ -588,7 +588,7 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
         Assert.True(snapshots.Count == 0, "snapshot left: " + string.Join(", ", snapshots));
         var mounts = File.ReadAllLines("/proc/self/mountinfo").Where(l => l.Contains(Path.Combine(f.Env.Hulld.State, "containers"), StringComparison.Ordinal))
             .ToList();
-        var running = (await Cri.Runtime<ListContainersResponse>("ListContainers", new ListContainersRequest())).Containers.Select(c => c.Id).ToHashSet();
+        var running = (await Cri.Runtime.ListContainersAsync(new ListContainersRequest())).Containers.Select(c => c.Id).ToHashSet();
         Assert.DoesNotContain(mounts, m => !running.Any(id => m.Contains(id, StringComparison.Ordinal)));
         // Re-creating with the same name works: the name was released.
         config.Linux = null;
@@ -596,8 +596,8 @@ public sealed partial class ContainerBehaviourTests(ContainerBehaviourFixture f)
         config.Mounts.Clear();
         config.Command.Clear();
         config.Command.Add("/bin/true");
-        var id = (await Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = f.Pod, Config = config, SandboxConfig = f.PodConfig }, Long)).ContainerId;
+        var id = (await Cri.Runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = f.Pod, Config = config, SandboxConfig = f.PodConfig }, deadline: CriClient.In(Long))).ContainerId;
         await RemoveAsync(id);
     }
 

@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
 using Hull.E2E.Pods;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Containers;
 
@@ -28,7 +28,7 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
         var podIp = (await env.StatusAsync(pod)).Status.Network.Ip;
 
         var busybox = pushed.Images.Busybox;
-        var pulled = await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, Long);
+        var pulled = await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, deadline: CriClient.In(Long));
 
         var config = new ContainerConfig
         {
@@ -41,14 +41,14 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
             Labels = { ["io.kubernetes.container.name"] = "app" },
             Annotations = { ["note"] = "e2e" },
         };
-        var created = await env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long);
+        var created = await env.Cri.Runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, deadline: CriClient.In(Long));
         var id = created.ContainerId;
         var status = await StatusAsync(env, id);
         Assert.Equal(ContainerState.ContainerCreated, status.Status.State);
         Assert.Equal(pulled.ImageRef, status.Status.ImageId);
 
-        await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
+        await env.Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         status = await StatusAsync(env, id, verbose: true);
         Assert.Equal(ContainerState.ContainerRunning, status.Status.State);
         Assert.True(status.Status.StartedAt > 0);
@@ -81,24 +81,24 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
         Assert.Equal(new FileInfo(netns).Exists ? InodeOf(netns) : "", inode.Stdout.ToStringUtf8().Trim());
 
         // Stats.
-        var stats = await env.Cri.Runtime<ContainerStatsResponse>("ContainerStats", new ContainerStatsRequest { ContainerId = id });
+        var stats = await env.Cri.Runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = id });
         Assert.True(stats.Stats.Memory.WorkingSetBytes.Value > 0);
-        Assert.Single((await env.Cri.Runtime<ListContainerStatsResponse>("ListContainerStats", new ListContainerStatsRequest())).Stats);
+        Assert.Single((await env.Cri.Runtime.ListContainerStatsAsync(new ListContainerStatsRequest())).Stats);
 
         // CheckpointContainer is refused clearly.
         var checkpoint = await Assert.ThrowsAsync<RpcException>(() =>
-            env.Cri.Runtime<CheckpointContainerResponse>("CheckpointContainer", new CheckpointContainerRequest { ContainerId = id }));
+            env.Cri.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = id }).ResponseAsync);
         Assert.Equal(StatusCode.Unimplemented, checkpoint.StatusCode);
         Assert.Contains("Hull does not checkpoint containers", checkpoint.Message);
 
         // Stop: SIGTERM is trapped and the shell exits 0.
-        await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
+        await env.Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 10 }, deadline: CriClient.In(Long));
         status = await StatusAsync(env, id);
         Assert.Equal(ContainerState.ContainerExited, status.Status.State);
         Assert.Equal(0, status.Status.ExitCode);
         Assert.Equal("Completed", status.Status.Reason);
         Assert.True(status.Status.FinishedAt >= status.Status.StartedAt);
-        await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long); // idempotent
+        await env.Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 10 }, deadline: CriClient.In(Long)); // idempotent
 
         // The CRI log: "<RFC3339Nano> stdout|stderr P|F msg".
         string logPath = Path.Combine(podConfig.LogDirectory, "app", "0.log");
@@ -107,8 +107,8 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
         Assert.Contains(lines, l => CriLogLine().IsMatch(l) && l.EndsWith(" stdout F hello-out", StringComparison.Ordinal));
         Assert.Contains(lines, l => CriLogLine().IsMatch(l) && l.EndsWith(" stderr F hello-err", StringComparison.Ordinal));
 
-        await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
-        await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long); // idempotent
+        await env.Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
+        await env.Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long)); // idempotent
         var gone = await Assert.ThrowsAsync<RpcException>(() => StatusAsync(env, id));
         Assert.Equal(StatusCode.NotFound, gone.StatusCode);
         Assert.Empty(await ListAsync(env, null));
@@ -130,7 +130,7 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
         podConfig.LogDirectory = Path.Combine(env.Dir, "logs", "pod-r");
         var pod = await env.RunPodAsync(podConfig);
         var busybox = pushed.Images.Busybox;
-        await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, Long);
+        await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, deadline: CriClient.In(Long));
 
         async Task<string> RunAsync(string name, params string[] command)
         {
@@ -141,9 +141,9 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
                 LogPath = $"{name}/0.log",
             };
             config.Command.AddRange(command);
-            var id = (await env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
-                new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long)).ContainerId;
-            await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
+            var id = (await env.Cri.Runtime.CreateContainerAsync(
+                new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, deadline: CriClient.In(Long))).ContainerId;
+            await env.Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
             return id;
         }
 
@@ -170,7 +170,7 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
         // The recovered running container still execs and stops.
         var exec = await ExecAsync(env, steady, ["/bin/echo", "alive"]);
         Assert.Equal("alive\n", exec.Stdout.ToStringUtf8());
-        await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = steady, Timeout = 2 }, Long);
+        await env.Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = steady, Timeout = 2 }, deadline: CriClient.In(Long));
         Assert.Equal(137, (await StatusAsync(env, steady)).Status.ExitCode);
         // Removing the pod removes its containers.
         await env.StopAsync(pod);
@@ -188,7 +188,7 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
         var podConfig = PodTestEnvironment.PodConfig("pod-b");
         var pod = await env.RunPodAsync(podConfig);
         var busybox = pushed.Images.Busybox;
-        await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, Long);
+        await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, deadline: CriClient.In(Long));
         ContainerConfig Config(string image) => new()
         {
             Metadata = new ContainerMetadata { Name = "bad" },
@@ -196,14 +196,14 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
             Command = { "/bin/true" },
         };
 
-        var unknown = await Assert.ThrowsAsync<RpcException>(() => env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = Config("example.invalid/nothing:here"), SandboxConfig = podConfig }, Long));
+        var unknown = await Assert.ThrowsAsync<RpcException>(() => env.Cri.Runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = pod, Config = Config("example.invalid/nothing:here"), SandboxConfig = podConfig }, deadline: CriClient.In(Long)).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
         Assert.Contains("example.invalid/nothing:here", unknown.Message);
 
         await env.StopAsync(pod);
-        var stopped = await Assert.ThrowsAsync<RpcException>(() => env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = Config(busybox.Reference), SandboxConfig = podConfig }, Long));
+        var stopped = await Assert.ThrowsAsync<RpcException>(() => env.Cri.Runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = pod, Config = Config(busybox.Reference), SandboxConfig = podConfig }, deadline: CriClient.In(Long)).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, stopped.StatusCode);
         Assert.Contains(pod, stopped.Message);
 
@@ -222,16 +222,16 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
     private static partial Regex CriLogLine();
 
     private static Task<ContainerStatusResponse> StatusAsync(PodTestEnvironment env, string id, bool verbose = false) =>
-        env.Cri.Runtime<ContainerStatusResponse>("ContainerStatus", new ContainerStatusRequest { ContainerId = id, Verbose = verbose });
+        env.Cri.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id, Verbose = verbose }).ResponseAsync;
 
     private static async Task<IReadOnlyList<Container>> ListAsync(PodTestEnvironment env, ContainerFilter? filter) =>
-        (await env.Cri.Runtime<ListContainersResponse>("ListContainers", new ListContainersRequest { Filter = filter })).Containers;
+        (await env.Cri.Runtime.ListContainersAsync(new ListContainersRequest { Filter = filter })).Containers;
 
     private static Task<ExecSyncResponse> ExecAsync(PodTestEnvironment env, string id, string[] cmd, long timeout = 10)
     {
         var request = new ExecSyncRequest { ContainerId = id, Timeout = timeout };
         request.Cmd.AddRange(cmd);
-        return env.Cri.Runtime<ExecSyncResponse>("ExecSync", request, TimeSpan.FromSeconds(timeout + 30));
+        return env.Cri.Runtime.ExecSyncAsync(request, deadline: CriClient.In(TimeSpan.FromSeconds(timeout + 30))).ResponseAsync;
     }
 
     private static string InodeOf(string path)

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text;
-using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Grpc.Net.Client;
 using Hull.Api.Cri;
 using Hull.Grpc;
 using Hull.Grpc.Client;
@@ -25,7 +27,8 @@ public sealed class HulldProcess : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        Channel = GrpcChannel.ForUnixSocket(Socket);
+        Channel = CriClient.Connect(Socket);
+        Cri = new CriClient(Channel);
     }
 
     public string Dir { get; }
@@ -36,7 +39,7 @@ public sealed class HulldProcess : IAsyncDisposable
     public int Pid => _process.Id;
     public bool HasExited => _process.HasExited;
     public GrpcChannel Channel { get; }
-    public CriClient Cri => new(Channel);
+    public CriClient Cri { get; }
 
     public string Log
     {
@@ -162,20 +165,42 @@ public sealed class HulldProcess : IAsyncDisposable
     public static void Signal(int pid, int signal) => kill(pid, signal);
 }
 
-/// <summary>Typed CRI calls for tests, addressed through the generated descriptors.</summary>
-public sealed class CriClient(GrpcChannel channel)
+/// <summary>
+/// CRI for tests through the generated client stubs, on Grpc.Net.Client over the unix socket; unary calls without a
+/// deadline of their own get <see cref="DefaultTimeout"/>, so a hung daemon fails a test instead of holding it.
+/// </summary>
+public sealed class CriClient
 {
-    public static readonly Google.Protobuf.Reflection.ServiceDescriptor RuntimeService =
-        ApiReflection.Descriptor.Services.Single(s => s.Name == "RuntimeService");
-    public static readonly Google.Protobuf.Reflection.ServiceDescriptor ImageService =
-        ApiReflection.Descriptor.Services.Single(s => s.Name == "ImageService");
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
 
-    public Task<VersionResponse> VersionAsync() => Runtime<VersionResponse>("Version", new VersionRequest { Version = "v1" });
-    public Task<StatusResponse> StatusAsync(bool verbose = false) => Runtime<StatusResponse>("Status", new StatusRequest { Verbose = verbose });
+    public CriClient(ChannelBase channel)
+    {
+        var invoker = channel.Intercept(new DefaultDeadline(DefaultTimeout));
+        Runtime = new RuntimeService.RuntimeServiceClient(invoker);
+        Image = new ImageService.ImageServiceClient(invoker);
+    }
 
-    public Task<T> Runtime<T>(string method, IMessage request, TimeSpan? timeout = null) where T : IMessage<T>, new() =>
-        channel.UnaryAsync<T>(RuntimeService.FindMethodByName(method), request, timeout ?? TimeSpan.FromSeconds(30));
+    public RuntimeService.RuntimeServiceClient Runtime { get; }
+    public ImageService.ImageServiceClient Image { get; }
 
-    public Task<T> Image<T>(string method, IMessage request, TimeSpan? timeout = null) where T : IMessage<T>, new() =>
-        channel.UnaryAsync<T>(ImageService.FindMethodByName(method), request, timeout ?? TimeSpan.FromSeconds(30));
+    public static GrpcChannel Connect(string socket) => GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
+    {
+        HttpHandler = UnixSocketHttpHandler.Create(socket),
+        MaxReceiveMessageSize = GrpcProtocol.DefaultMaxMessageSize,
+    });
+
+    /// <summary>The deadline of a call that may take <paramref name="timeout"/>.</summary>
+    public static DateTime In(TimeSpan timeout) => DateTime.UtcNow + timeout;
+
+    public Task<VersionResponse> VersionAsync() => Runtime.VersionAsync(new VersionRequest { Version = "v1" }).ResponseAsync;
+    public Task<StatusResponse> StatusAsync(bool verbose = false) => Runtime.StatusAsync(new StatusRequest { Verbose = verbose }).ResponseAsync;
+
+    private sealed class DefaultDeadline(TimeSpan timeout) : Interceptor
+    {
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context,
+            AsyncUnaryCallContinuation<TRequest, TResponse> continuation) =>
+            continuation(request, context.Options.Deadline is null
+                ? new ClientInterceptorContext<TRequest, TResponse>(context.Method, context.Host, context.Options.WithDeadline(In(timeout)))
+                : context);
+    }
 }

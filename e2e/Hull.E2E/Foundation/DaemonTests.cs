@@ -1,6 +1,6 @@
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Foundation;
 
@@ -50,7 +50,7 @@ public sealed class DaemonTests
     public async Task RuntimeConfig_answers_the_cgroup_driver_of_the_default_handler()
     {
         await using var hulld = await HulldProcess.StartAsync();
-        var config = await hulld.Cri.Runtime<RuntimeConfigResponse>("RuntimeConfig", new RuntimeConfigRequest());
+        var config = await hulld.Cri.Runtime.RuntimeConfigAsync(new RuntimeConfigRequest());
         Assert.Equal(CgroupDriver.Cgroupfs, config.Linux.CgroupDriver);
     }
 
@@ -60,9 +60,9 @@ public sealed class DaemonTests
         await using var hulld = await HulldProcess.StartAsync();
         // CheckpointContainer stays unimplemented: Hull does not checkpoint containers.
         var e = await Assert.ThrowsAsync<RpcException>(() =>
-            hulld.Cri.Runtime<CheckpointContainerResponse>("CheckpointContainer", new CheckpointContainerRequest { ContainerId = "x" }));
+            hulld.Cri.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = "x" }).ResponseAsync);
         Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
-        Assert.Contains("runtime.v1.RuntimeService/CheckpointContainer", e.Detail);
+        Assert.Contains("runtime.v1.RuntimeService/CheckpointContainer", e.Status.Detail);
     }
 
     [E2EFact]
@@ -136,8 +136,8 @@ public sealed class DaemonTests
         var hulld = await HulldProcess.StartAsync();
         var events = Task.Run(async () =>
         {
-            await foreach (var _ in hulld.Channel.ServerStreamingAsync<ContainerEventResponse>(
-                CriClient.RuntimeService.FindMethodByName("GetContainerEvents"), new GetEventsRequest())) { }
+            using var stream = hulld.Cri.Runtime.GetContainerEvents(new GetEventsRequest());
+            await foreach (var _ in stream.ResponseStream.ReadAllAsync()) { }
         });
         await Task.Delay(300);
         var started = DateTime.UtcNow;

@@ -1,5 +1,5 @@
 using Hull.E2E.Fixtures;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Images;
 

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Images;
 
@@ -67,8 +67,8 @@ internal static class ImageTestSupport
 
     public static async Task<string> PullAsync(this HulldProcess hulld, string image, AuthConfig? auth = null, TimeSpan? timeout = null)
     {
-        var response = await hulld.Cri.Image<PullImageResponse>("PullImage",
-            new PullImageRequest { Image = new ImageSpec { Image = image }, Auth = auth }, timeout ?? TimeSpan.FromSeconds(60));
+        var response = await hulld.Cri.Image.PullImageAsync(
+            new PullImageRequest { Image = new ImageSpec { Image = image }, Auth = auth }, deadline: CriClient.In(timeout ?? TimeSpan.FromSeconds(60)));
         Assert.StartsWith("sha256:", response.ImageRef);
         return response.ImageRef;
     }
@@ -79,28 +79,28 @@ internal static class ImageTestSupport
 
     /// <summary>The status code, with the message in the failure when it is not the expected one.</summary>
     public static void AssertCode(this RpcException error, StatusCode expected) =>
-        Assert.True(error.StatusCode == expected, $"expected {expected}, got {error.StatusCode}: {error.Detail}");
+        Assert.True(error.StatusCode == expected, $"expected {expected}, got {error.StatusCode}: {error.Status.Detail}");
 
     public static async Task<Image?> StatusAsync(this HulldProcess hulld, string spec) =>
-        (await hulld.Cri.Image<ImageStatusResponse>("ImageStatus", new ImageStatusRequest { Image = new ImageSpec { Image = spec } })).Image;
+        (await hulld.Cri.Image.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = spec } })).Image;
 
     /// <summary>ImageStatus verbose "info": chainID, manifestDigest, snapshotter, imageSpec.</summary>
     public static async Task<JsonElement> VerboseInfoAsync(this HulldProcess hulld, string spec)
     {
-        var status = await hulld.Cri.Image<ImageStatusResponse>("ImageStatus",
+        var status = await hulld.Cri.Image.ImageStatusAsync(
             new ImageStatusRequest { Image = new ImageSpec { Image = spec }, Verbose = true });
         Assert.NotNull(status.Image);
         return JsonDocument.Parse(status.Info["info"]).RootElement.Clone();
     }
 
     public static async Task<IReadOnlyList<Image>> ListImagesAsync(this HulldProcess hulld) =>
-        (await hulld.Cri.Image<ListImagesResponse>("ListImages", new ListImagesRequest())).Images;
+        (await hulld.Cri.Image.ListImagesAsync(new ListImagesRequest())).Images;
 
     public static Task RemoveAsync(this HulldProcess hulld, string spec) =>
-        hulld.Cri.Image<RemoveImageResponse>("RemoveImage", new RemoveImageRequest { Image = new ImageSpec { Image = spec } });
+        hulld.Cri.Image.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = spec } }).ResponseAsync;
 
     public static async Task<FilesystemUsage> ImageFsAsync(this HulldProcess hulld) =>
-        Assert.Single((await hulld.Cri.Image<ImageFsInfoResponse>("ImageFsInfo", new ImageFsInfoRequest())).ImageFilesystems);
+        Assert.Single((await hulld.Cri.Image.ImageFsInfoAsync(new ImageFsInfoRequest())).ImageFilesystems);
 
     // ---- the store on disk ----------------------------------------------------------------------
 

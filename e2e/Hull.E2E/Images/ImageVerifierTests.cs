@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Hull.E2E.Fixtures;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Images;
 
@@ -43,9 +43,9 @@ public sealed class ImageVerifierTests(PushedTestImages pushed) : IClassFixture<
 
             var error = await hulld.PullFailsAsync(busybox.Reference);
             error.AssertCode(StatusCode.FailedPrecondition);
-            Assert.Contains($"\"{busybox.Reference}\"", error.Detail);
-            Assert.Contains("deny-unsigned", error.Detail);
-            Assert.Contains("busybox is not signed by hull-test", error.Detail);
+            Assert.Contains($"\"{busybox.Reference}\"", error.Status.Detail);
+            Assert.Contains("deny-unsigned", error.Status.Detail);
+            Assert.Contains("busybox is not signed by hull-test", error.Status.Detail);
             await hulld.AssertStoreIsEmptyAsync();
             Assert.True(File.Exists(record + ".args"), "the verifier did not run");
         }

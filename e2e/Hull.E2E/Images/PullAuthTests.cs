@@ -1,7 +1,7 @@
 using System.Text;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Images;
 
@@ -66,15 +66,15 @@ public sealed class PullAuthTests(AuthRegistries registries) : IClassFixture<Aut
 
         var anonymous = await hulld.PullFailsAsync(image);
         anonymous.AssertCode(StatusCode.FailedPrecondition);
-        Assert.Contains($"\"{image}\"", anonymous.Detail);
-        Assert.Contains("anonymous", anonymous.Detail);
-        Assert.Contains("401", anonymous.Detail);
+        Assert.Contains($"\"{image}\"", anonymous.Status.Detail);
+        Assert.Contains("anonymous", anonymous.Status.Detail);
+        Assert.Contains("401", anonymous.Status.Detail);
         await hulld.AssertStoreIsEmptyAsync();
 
         var wrong = await hulld.PullFailsAsync(image, new AuthConfig { Username = User.Username, Password = "not-the-password" });
         wrong.AssertCode(StatusCode.FailedPrecondition);
-        Assert.Contains("refused the given credentials", wrong.Detail);
-        Assert.DoesNotContain("not-the-password", wrong.Detail);
+        Assert.Contains("refused the given credentials", wrong.Status.Detail);
+        Assert.DoesNotContain("not-the-password", wrong.Status.Detail);
         await hulld.AssertStoreIsEmptyAsync();
     }
 

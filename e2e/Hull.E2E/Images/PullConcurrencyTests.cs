@@ -1,5 +1,5 @@
 using Hull.E2E.Fixtures;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Images;
 
@@ -73,7 +73,7 @@ public sealed class PullConcurrencyTests(PushedTestImages pushed) : IClassFixtur
         string multilayerImage = pushed.Images.Multilayer.Via(corrupting.Host);
         var error = await hulld.PullFailsAsync(multilayerImage);
         error.AssertCode(StatusCode.FailedPrecondition);
-        Assert.Contains(top, error.Detail);
+        Assert.Contains(top, error.Status.Detail);
         Assert.False(busyboxPull.IsCompleted, "busybox finished before multilayer failed: nothing was shared at the time of the cleanup");
 
         string id = await busyboxPull;

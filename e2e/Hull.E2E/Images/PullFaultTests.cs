@@ -1,5 +1,5 @@
 using Hull.E2E.Fixtures;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Images;
 
@@ -50,9 +50,9 @@ public sealed class PullFaultTests(PushedTestImages pushed) : IClassFixture<Push
 
         var error = await hulld.PullFailsAsync(image);
         error.AssertCode(StatusCode.FailedPrecondition);
-        Assert.Contains($"\"{image}\"", error.Detail);
-        Assert.Contains(layer.Digest, error.Detail);
-        Assert.Contains("digest mismatch", error.Detail);
+        Assert.Contains($"\"{image}\"", error.Status.Detail);
+        Assert.Contains(layer.Digest, error.Status.Detail);
+        Assert.Contains("digest mismatch", error.Status.Detail);
         // Corruption is not transient: one download, no retries of the same bad bytes.
         Assert.Equal(1, proxy.GetCount(layer.Digest));
         await hulld.AssertStoreIsEmptyAsync();
@@ -87,8 +87,8 @@ public sealed class PullFaultTests(PushedTestImages pushed) : IClassFixture<Push
 
         var error = await hulld.PullFailsAsync(image);
         error.AssertCode(StatusCode.Unavailable);
-        Assert.Contains($"\"{image}\"", error.Detail);
-        Assert.Contains(layer.Digest, error.Detail);
+        Assert.Contains($"\"{image}\"", error.Status.Detail);
+        Assert.Contains(layer.Digest, error.Status.Detail);
         Assert.True(proxy.GetCount(layer.Digest) >= 2, $"{proxy.GetCount(layer.Digest)} GETs of the layer: no resume was tried");
         await hulld.AssertStoreIsEmptyAsync();
     }

@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
 using Hull.E2E.Fixtures;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Images;
 
@@ -18,12 +18,12 @@ public sealed class PullNotFoundTests(PushedTestImages pushed) : IClassFixture<P
 
         var error = await hulld.PullFailsAsync(missing);
         error.AssertCode(StatusCode.NotFound);
-        Assert.Contains($"\"{missing}\"", error.Detail);
+        Assert.Contains($"\"{missing}\"", error.Status.Detail);
         await hulld.AssertStoreIsEmptyAsync();
 
         var unknownRepository = await hulld.PullFailsAsync($"{pushed.Registry.Host}/hull-test/no-such-image:latest");
         unknownRepository.AssertCode(StatusCode.NotFound);
-        Assert.Contains("hull-test/no-such-image:latest", unknownRepository.Detail);
+        Assert.Contains("hull-test/no-such-image:latest", unknownRepository.Status.Detail);
     }
 
     [E2EFact("docker-registry", "skopeo", "umoci")]
@@ -51,9 +51,9 @@ public sealed class PullNotFoundTests(PushedTestImages pushed) : IClassFixture<P
         await using var hulld = await PullTests.StartHulldForAsync(pushed.Registry);
         var error = await hulld.PullFailsAsync(reference);
         error.AssertCode(StatusCode.NotFound);
-        Assert.Contains($"\"{reference}\"", error.Detail);
-        Assert.Contains("linux/amd64", error.Detail);
-        Assert.Contains("arm64", error.Detail);
+        Assert.Contains($"\"{reference}\"", error.Status.Detail);
+        Assert.Contains("linux/amd64", error.Status.Detail);
+        Assert.Contains("arm64", error.Status.Detail);
         await hulld.AssertStoreIsEmptyAsync();
     }
 
@@ -63,7 +63,7 @@ public sealed class PullNotFoundTests(PushedTestImages pushed) : IClassFixture<P
         await using var hulld = await PullTests.StartHulldForAsync(pushed.Registry);
         var error = await hulld.PullFailsAsync($"{pushed.Registry.Host}/hull-test/BusyBox:latest");
         error.AssertCode(StatusCode.InvalidArgument);
-        Assert.Contains("BusyBox", error.Detail);
+        Assert.Contains("BusyBox", error.Status.Detail);
         var empty = await hulld.PullFailsAsync("");
         empty.AssertCode(StatusCode.InvalidArgument);
         await hulld.AssertStoreIsEmptyAsync();

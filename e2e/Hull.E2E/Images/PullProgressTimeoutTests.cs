@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Hull.E2E.Fixtures;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Images;
 
@@ -22,8 +22,8 @@ public sealed class PullProgressTimeoutTests(PushedTestImages pushed) : IClassFi
         var error = await hulld.PullFailsAsync(image, timeout: TimeSpan.FromSeconds(30));
         watch.Stop();
         error.AssertCode(StatusCode.DeadlineExceeded);
-        Assert.Contains($"\"{image}\"", error.Detail);
-        Assert.Contains("no progress", error.Detail);
+        Assert.Contains($"\"{image}\"", error.Status.Detail);
+        Assert.Contains("no progress", error.Status.Detail);
         Assert.InRange(watch.Elapsed, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(20)); // generous: CI machines are loaded
         Assert.Contains(proxy.Requests, r => r.Fault == RegistryFault.Hang);
         await hulld.AssertStoreIsEmptyAsync();

@@ -30,10 +30,10 @@ public sealed class PullTests(PushedTestImages pushed) : IClassFixture<PushedTes
         await using var hulld = await StartHulldForAsync(pushed.Registry);
         var busybox = pushed.Images.Busybox;
 
-        var pulled = await hulld.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } });
+        var pulled = await hulld.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } });
         Assert.StartsWith("sha256:", pulled.ImageRef);
 
-        var list = await hulld.Cri.Image<ListImagesResponse>("ListImages", new ListImagesRequest());
+        var list = await hulld.Cri.Image.ListImagesAsync(new ListImagesRequest());
         var image = Assert.Single(list.Images);
         Assert.Equal(pulled.ImageRef, image.Id);
         Assert.Contains(busybox.Reference, image.RepoTags);
@@ -42,21 +42,21 @@ public sealed class PullTests(PushedTestImages pushed) : IClassFixture<PushedTes
 
         foreach (var spec in new[] { busybox.Reference, busybox.DigestReference, pulled.ImageRef })
         {
-            var status = await hulld.Cri.Image<ImageStatusResponse>("ImageStatus",
+            var status = await hulld.Cri.Image.ImageStatusAsync(
                 new ImageStatusRequest { Image = new ImageSpec { Image = spec }, Verbose = true });
             Assert.Equal(pulled.ImageRef, status.Image?.Id);
             Assert.Contains("chainID", status.Info["info"]);
         }
 
-        var fs = await hulld.Cri.Image<ImageFsInfoResponse>("ImageFsInfo", new ImageFsInfoRequest());
+        var fs = await hulld.Cri.Image.ImageFsInfoAsync(new ImageFsInfoRequest());
         Assert.True(fs.ImageFilesystems[0].UsedBytes.Value > 0);
 
-        await hulld.Cri.Image<RemoveImageResponse>("RemoveImage", new RemoveImageRequest { Image = new ImageSpec { Image = busybox.Reference } });
-        var absent = await hulld.Cri.Image<ImageStatusResponse>("ImageStatus", new ImageStatusRequest { Image = new ImageSpec { Image = busybox.Reference } });
+        await hulld.Cri.Image.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = busybox.Reference } });
+        var absent = await hulld.Cri.Image.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = busybox.Reference } });
         Assert.Null(absent.Image);
-        Assert.Empty((await hulld.Cri.Image<ListImagesResponse>("ListImages", new ListImagesRequest())).Images);
+        Assert.Empty((await hulld.Cri.Image.ListImagesAsync(new ListImagesRequest())).Images);
         // Removing again is fine, and nothing of the image is left on disk.
-        await hulld.Cri.Image<RemoveImageResponse>("RemoveImage", new RemoveImageRequest { Image = new ImageSpec { Image = busybox.Reference } });
+        await hulld.Cri.Image.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = busybox.Reference } });
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(hulld.Root, "content", "blobs"), "*", SearchOption.AllDirectories));
         Assert.DoesNotContain(Directory.EnumerateDirectories(Path.Combine(hulld.Root, "snapshots", "overlayfs")), d => !Path.GetFileName(d).StartsWith('.'));
     }

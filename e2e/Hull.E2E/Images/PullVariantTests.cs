@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Images;
 
@@ -156,8 +156,8 @@ public sealed class PullVariantTests(PushedTestImages pushed) : IClassFixture<Pu
 
         var error = await hulld.PullFailsAsync(image.Reference);
         error.AssertCode(StatusCode.FailedPrecondition);
-        Assert.Contains("schema 1", error.Detail);
-        Assert.Contains(image.Reference, error.Detail);
+        Assert.Contains("schema 1", error.Status.Detail);
+        Assert.Contains(image.Reference, error.Status.Detail);
         await hulld.AssertStoreIsEmptyAsync();
 
         const string id = "io.containerd.deprecation/pull-schema-1-image";

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
+using Grpc.Core;
 
 namespace Hull.E2E.Pods;
 
@@ -38,7 +39,7 @@ public sealed class PodSandboxModeTests(PushedTestImages pushed) : IClassFixture
         int snapshotsWhileRunning = SnapshotCount(snapshots);
 
         // hulld pulled the image, and it is pinned (the kubelet's image GC leaves it).
-        var image = (await env.Cri.Image<ImageStatusResponse>("ImageStatus", new ImageStatusRequest { Image = new ImageSpec { Image = pause.Reference } })).Image;
+        var image = (await env.Cri.Image.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = pause.Reference } })).Image;
         Assert.NotNull(image);
         Assert.True(image.Pinned);
 
@@ -65,8 +66,8 @@ public sealed class PodSandboxModeTests(PushedTestImages pushed) : IClassFixture
         var again = await env.RunPodAsync(config);
         int before = SnapshotCount(snapshots);
         var busybox = pushed.Images.Busybox.Reference;
-        await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox } }, TimeSpan.FromSeconds(60));
-        await env.Cri.Image<RemoveImageResponse>("RemoveImage", new RemoveImageRequest { Image = new ImageSpec { Image = busybox } });
+        await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = busybox } }, deadline: CriClient.In(TimeSpan.FromSeconds(60)));
+        await env.Cri.Image.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = busybox } });
         Assert.Equal(before, SnapshotCount(snapshots));
         Assert.Equal(PodSandboxState.SandboxReady, (await env.StatusAsync(again)).Status.State);
         await env.StopAsync(again);
@@ -118,7 +119,7 @@ public sealed class PodSandboxModeTests(PushedTestImages pushed) : IClassFixture
         foreach (var name in new[] { "stats-a", "stats-b" })
             ids.Add(await env.RunPodAsync(PodTestEnvironment.PodConfig(name, cgroupParent: $"{env.CgroupRoot}/{name}")));
 
-        var stats = await env.Cri.Runtime<ListPodSandboxStatsResponse>("ListPodSandboxStats", new ListPodSandboxStatsRequest());
+        var stats = await env.Cri.Runtime.ListPodSandboxStatsAsync(new ListPodSandboxStatsRequest());
         Assert.Equal(ids.Order(), stats.Stats.Select(s => s.Attributes.Id).Order());
         foreach (var s in stats.Stats)
         {
@@ -129,11 +130,11 @@ public sealed class PodSandboxModeTests(PushedTestImages pushed) : IClassFixture
             Assert.NotNull(s.Linux.Network);
             Assert.Equal("eth0", s.Linux.Network.DefaultInterface?.Name);
         }
-        var one = await env.Cri.Runtime<PodSandboxStatsResponse>("PodSandboxStats", new PodSandboxStatsRequest { PodSandboxId = ids[0] });
+        var one = await env.Cri.Runtime.PodSandboxStatsAsync(new PodSandboxStatsRequest { PodSandboxId = ids[0] });
         Assert.Equal("stats-a", one.Stats.Attributes.Metadata.Name);
 
         const long limit = 96L << 20;
-        await env.Cri.Runtime<UpdatePodSandboxResourcesResponse>("UpdatePodSandboxResources", new UpdatePodSandboxResourcesRequest
+        await env.Cri.Runtime.UpdatePodSandboxResourcesAsync(new UpdatePodSandboxResourcesRequest
         {
             PodSandboxId = ids[0],
             Resources = new LinuxContainerResources { MemoryLimitInBytes = limit, CpuShares = 512, CpuQuota = 50000, CpuPeriod = 100000 },
@@ -161,12 +162,12 @@ public sealed class PodSandboxModeTests(PushedTestImages pushed) : IClassFixture
             [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
               SystemdCgroup = true
             """);
-        var runtimeConfig = await env.Cri.Runtime<RuntimeConfigResponse>("RuntimeConfig", new RuntimeConfigRequest());
+        var runtimeConfig = await env.Cri.Runtime.RuntimeConfigAsync(new RuntimeConfigRequest());
         Assert.Equal(CgroupDriver.Systemd, runtimeConfig.Linux.CgroupDriver);
 
-        var e = await Assert.ThrowsAsync<Hull.Grpc.RpcException>(() =>
+        var e = await Assert.ThrowsAsync<RpcException>(() =>
             env.RunPodAsync(PodTestEnvironment.PodConfig("sd-bad", cgroupParent: $"{env.CgroupRoot}/sd-bad")));
-        Assert.Equal(Hull.Grpc.StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
         Assert.Contains("not a systemd slice", e.Message);
         Assert.Empty((await env.ListAsync()).Items);
 
@@ -177,9 +178,9 @@ public sealed class PodSandboxModeTests(PushedTestImages pushed) : IClassFixture
         // Hull made no cgroup of its own for it, in any hierarchy.
         Assert.DoesNotContain(Directory.EnumerateDirectories("/sys/fs/cgroup"),
             h => Directory.Exists(Path.Combine(h, "hull", id)) || Directory.EnumerateDirectories(h, "*.slice").Any(d => d.EndsWith(slice, StringComparison.Ordinal)));
-        var stats = await env.Cri.Runtime<PodSandboxStatsResponse>("PodSandboxStats", new PodSandboxStatsRequest { PodSandboxId = id });
+        var stats = await env.Cri.Runtime.PodSandboxStatsAsync(new PodSandboxStatsRequest { PodSandboxId = id });
         Assert.NotNull(stats.Stats.Linux.Cpu);
-        await env.Cri.Runtime<UpdatePodSandboxResourcesResponse>("UpdatePodSandboxResources", new UpdatePodSandboxResourcesRequest
+        await env.Cri.Runtime.UpdatePodSandboxResourcesAsync(new UpdatePodSandboxResourcesRequest
         {
             PodSandboxId = id,
             Resources = new LinuxContainerResources { MemoryLimitInBytes = 64L << 20 },

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
-using Hull.Grpc;
+using Grpc.Core;
 
 namespace Hull.E2E.Pods;
 
@@ -50,7 +50,7 @@ public sealed class PodSandboxTests
         Assert.Empty((await env.ListAsync(new PodSandboxFilter { State = new PodSandboxStateValue { State = PodSandboxState.SandboxNotready } })).Items);
 
         // Stats: the pod cgroup and its eth0.
-        var stats = await env.Cri.Runtime<PodSandboxStatsResponse>("PodSandboxStats", new PodSandboxStatsRequest { PodSandboxId = id });
+        var stats = await env.Cri.Runtime.PodSandboxStatsAsync(new PodSandboxStatsRequest { PodSandboxId = id });
         Assert.Equal(id, stats.Stats.Attributes.Id);
         Assert.Equal("eth0", stats.Stats.Linux.Network.DefaultInterface.Name);
 
@@ -122,7 +122,7 @@ public sealed class PodSandboxTests
         env.WriteNetwork(extraPlugin: "hull-no-such-plugin");
         var config = PodTestEnvironment.PodConfig("flaky", uid: "uid-flaky", cgroupParent: $"{env.CgroupRoot}/flaky");
         var e = await Assert.ThrowsAnyAsync<RpcException>(() => env.RunPodAsync(config));
-        Assert.Contains("hull-no-such-plugin", e.Detail);
+        Assert.Contains("hull-no-such-plugin", e.Status.Detail);
         Assert.Empty((await env.ListAsync()).Items);
         var sandboxes = Path.Combine(env.Hulld.State, "sandboxes");
         var leftDirs = Directory.Exists(sandboxes) ? Directory.GetDirectories(sandboxes) : [];
@@ -145,8 +145,8 @@ public sealed class PodSandboxTests
         var id = await env.RunPodAsync(config);
         var e = await Assert.ThrowsAsync<RpcException>(() => env.RunPodAsync(config));
         Assert.Equal(StatusCode.AlreadyExists, e.StatusCode);
-        Assert.Contains("is reserved for", e.Detail);
-        Assert.Contains(id, e.Detail);
+        Assert.Contains("is reserved for", e.Status.Detail);
+        Assert.Contains(id, e.Status.Detail);
         Assert.Single((await env.ListAsync()).Items);
 
         // Another attempt of the same pod is a different name; after removal the name is free again.
@@ -164,8 +164,8 @@ public sealed class PodSandboxTests
         await using var env = await PodTestEnvironment.StartAsync();
         var e = await Assert.ThrowsAsync<RpcException>(() => env.RunPodAsync(PodTestEnvironment.PodConfig("nohandler"), handler: "kata"));
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
-        Assert.Contains("\"kata\"", e.Detail);
-        Assert.Contains("\"runc\"", e.Detail);
+        Assert.Contains("\"kata\"", e.Status.Detail);
+        Assert.Contains("\"runc\"", e.Status.Detail);
         Assert.Empty((await env.ListAsync()).Items);
     }
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
+using Grpc.Core;
 
 namespace Hull.E2E.Pods;
 
@@ -138,22 +139,21 @@ public sealed class PodTestEnvironment : IAsyncDisposable
 
     public async Task<string> RunPodAsync(PodSandboxConfig config, string handler = "")
     {
-        var response = await Cri.Runtime<RunPodSandboxResponse>("RunPodSandbox", new RunPodSandboxRequest { Config = config, RuntimeHandler = handler },
-            TimeSpan.FromSeconds(60));
+        var response = await Cri.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config, RuntimeHandler = handler }, deadline: CriClient.In(TimeSpan.FromSeconds(60)));
         return response.PodSandboxId;
     }
 
     public Task<PodSandboxStatusResponse> StatusAsync(string id, bool verbose = false) =>
-        Cri.Runtime<PodSandboxStatusResponse>("PodSandboxStatus", new PodSandboxStatusRequest { PodSandboxId = id, Verbose = verbose });
+        Cri.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = verbose }).ResponseAsync;
 
     public Task<ListPodSandboxResponse> ListAsync(PodSandboxFilter? filter = null) =>
-        Cri.Runtime<ListPodSandboxResponse>("ListPodSandbox", new ListPodSandboxRequest { Filter = filter });
+        Cri.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest { Filter = filter }).ResponseAsync;
 
     public Task StopAsync(string id) =>
-        Cri.Runtime<StopPodSandboxResponse>("StopPodSandbox", new StopPodSandboxRequest { PodSandboxId = id }, TimeSpan.FromSeconds(60));
+        Cri.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id }, deadline: CriClient.In(TimeSpan.FromSeconds(60))).ResponseAsync;
 
     public Task RemoveAsync(string id) =>
-        Cri.Runtime<RemovePodSandboxResponse>("RemovePodSandbox", new RemovePodSandboxRequest { PodSandboxId = id }, TimeSpan.FromSeconds(60));
+        Cri.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id }, deadline: CriClient.In(TimeSpan.FromSeconds(60))).ResponseAsync;
 
     /// <summary>The pod's pinned network namespace, from the verbose info.</summary>
     public async Task<string> NetNsAsync(string id)
@@ -201,7 +201,7 @@ public sealed class PodTestEnvironment : IAsyncDisposable
                     {
                         await StopAsync(pod.Id);
                     }
-                    catch (Hull.Grpc.RpcException) { }
+                    catch (RpcException) { }
                     await RemoveAsync(pod.Id);
                 }
             try

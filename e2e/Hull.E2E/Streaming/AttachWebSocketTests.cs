@@ -24,7 +24,7 @@ public sealed class AttachWebSocketTests(PushedTestImages pushed) : IClassFixtur
             podConfig.LogDirectory = Path.Combine(env.Dir, "logs", name);
             var pod = await env.RunPodAsync(podConfig);
             var busybox = pushed.Images.Busybox;
-            await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, Long);
+            await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, deadline: CriClient.In(Long));
             var config = new ContainerConfig
             {
                 Metadata = new ContainerMetadata { Name = "app" },
@@ -33,9 +33,9 @@ public sealed class AttachWebSocketTests(PushedTestImages pushed) : IClassFixtur
                 LogPath = "app/0.log",
                 Stdin = stdin,
             };
-            var id = (await env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
-                new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long)).ContainerId;
-            await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
+            var id = (await env.Cri.Runtime.CreateContainerAsync(
+                new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, deadline: CriClient.In(Long))).ContainerId;
+            await env.Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
             return (env, pod, id);
         }
         catch
@@ -46,7 +46,7 @@ public sealed class AttachWebSocketTests(PushedTestImages pushed) : IClassFixtur
     }
 
     private static async Task<string> AttachUrl(PodTestEnvironment env, string id, bool stdin) =>
-        (await env.Cri.Runtime<AttachResponse>("Attach", new AttachRequest { ContainerId = id, Stdin = stdin, Stdout = true, Stderr = true })).Url;
+        (await env.Cri.Runtime.AttachAsync(new AttachRequest { ContainerId = id, Stdin = stdin, Stdout = true, Stderr = true })).Url;
 
     [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
         "iptables-save", "ip", "docker-registry", "skopeo", "umoci")]
@@ -73,8 +73,8 @@ public sealed class AttachWebSocketTests(PushedTestImages pushed) : IClassFixtur
                 try { await run.WaitAsync(Long); } catch (Exception e) when (e is OperationCanceledException or IOException or System.Net.WebSockets.WebSocketException) { }
                 await ws.DisposeAsync();
             }
-            await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
-            await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+            await env.Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 10 }, deadline: CriClient.In(Long));
+            await env.Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
             await env.StopAsync(pod);
             await env.RemoveAsync(pod);
         }
@@ -105,12 +105,12 @@ public sealed class AttachWebSocketTests(PushedTestImages pushed) : IClassFixtur
                 await output.Seen("hello-ws\n").WaitAsync(TimeSpan.FromSeconds(20));
                 Assert.DoesNotContain("hello-spdy", output.Text);
                 // The container ends: the attach session ends too.
-                await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 2 }, Long);
+                await env.Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 2 }, deadline: CriClient.In(Long));
                 try { await run.WaitAsync(Long); } catch (Exception e) when (e is IOException or System.Net.WebSockets.WebSocketException or Hull.Streaming.RemoteCommandException) { }
                 await ws.DisposeAsync();
             }
 
-            await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+            await env.Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
             await env.StopAsync(pod);
             await env.RemoveAsync(pod);
         }

@@ -26,7 +26,7 @@ public sealed class PortForwardTests(PushedTestImages pushed) : IClassFixture<Pu
             "trap 'exit 0' TERM; while true; do sleep 0.2; done");
         await using var _ = env;
         async Task<Uri> Url(params int[] ports) =>
-            new((await env.Cri.Runtime<PortForwardResponse>("PortForward", new PortForwardRequest { PodSandboxId = pod, Port = { ports } })).Url);
+            new((await env.Cri.Runtime.PortForwardAsync(new PortForwardRequest { PodSandboxId = pod, Port = { ports } })).Url);
         using var timeout = new CancellationTokenSource(Long);
         var ct = timeout.Token;
 
@@ -84,8 +84,8 @@ public sealed class PortForwardTests(PushedTestImages pushed) : IClassFixture<Pu
         Assert.Contains("hello-8081", (string?)node["data"]);
         Assert.True((bool?)node["reset"], "the tunnelled stream was not reset after httpd closed: " + node.ToJsonString());
 
-        await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
-        await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+        await env.Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 10 }, deadline: CriClient.In(Long));
+        await env.Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         await env.StopAsync(pod);
         await env.RemoveAsync(pod);
     }

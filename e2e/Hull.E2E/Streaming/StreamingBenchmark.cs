@@ -53,7 +53,7 @@ public sealed class StreamingBenchmark(PushedTestImages pushed, ITestOutputHelpe
         var data = new byte[mib * 1024 * 1024];
         new Random(42).NextBytes(data);
         var expected = Convert.ToHexStringLower(MD5.HashData(data));
-        var pfUrl = (await env.Cri.Runtime<PortForwardResponse>("PortForward", new PortForwardRequest { PodSandboxId = pod, Port = { 9000 } })).Url;
+        var pfUrl = (await env.Cri.Runtime.PortForwardAsync(new PortForwardRequest { PodSandboxId = pod, Port = { 9000 } })).Url;
         await using (var conn = await StreamingClient.ConnectSpdyAsync(new Uri(pfUrl), [Protocols.PortForwardV1]))
         {
             await WaitFor(async () => (await Exec(env, id, ["/bin/sh", "-c", "netstat -ln | grep -c ':9000 '"], false)).Output.Trim() != "0", "nc to listen");
@@ -74,8 +74,8 @@ public sealed class StreamingBenchmark(PushedTestImages pushed, ITestOutputHelpe
             if (error.IsCompleted) Assert.Equal("", await error);
         }
 
-        await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
-        await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+        await env.Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 10 }, deadline: CriClient.In(Long));
+        await env.Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         await env.StopAsync(pod);
         await env.RemoveAsync(pod);
     }
@@ -94,7 +94,7 @@ public sealed class StreamingBenchmark(PushedTestImages pushed, ITestOutputHelpe
 
     private static async Task<(int Code, string Output)> Exec(PodTestEnvironment env, string id, string[] cmd, bool ws)
     {
-        var url = (await env.Cri.Runtime<ExecResponse>("Exec", new ExecRequest { ContainerId = id, Cmd = { cmd }, Stdout = true, Stderr = true })).Url;
+        var url = (await env.Cri.Runtime.ExecAsync(new ExecRequest { ContainerId = id, Cmd = { cmd }, Stdout = true, Stderr = true })).Url;
         using var timeout = new CancellationTokenSource(Long);
         var o = new MemoryStream();
         int code;

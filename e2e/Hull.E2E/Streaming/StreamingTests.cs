@@ -6,7 +6,7 @@ using Hull.Api.Cri;
 using Hull.Streaming.Client;
 using Hull.E2E.Fixtures;
 using Hull.E2E.Pods;
-using Hull.Grpc;
+using Grpc.Core;
 using Protocols = Hull.Streaming.StreamProtocols;
 using TerminalSize = Hull.Streaming.TerminalSize;
 
@@ -27,7 +27,7 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         podConfig.LogDirectory = Path.Combine(env.Dir, "logs", name);
         var pod = await env.RunPodAsync(podConfig);
         var busybox = pushed.Images.Busybox;
-        await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, Long);
+        await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, deadline: CriClient.In(Long));
         var config = new ContainerConfig
         {
             Metadata = new ContainerMetadata { Name = "app" },
@@ -35,14 +35,14 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
             Command = { command },
             LogPath = "app/0.log",
         };
-        var id = (await env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long)).ContainerId;
-        await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
+        var id = (await env.Cri.Runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, deadline: CriClient.In(Long))).ContainerId;
+        await env.Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         return (env, pod, id);
     }
 
     private static async Task<string> ExecUrl(PodTestEnvironment env, string id, string[] cmd, bool stdin = false, bool tty = false) =>
-        (await env.Cri.Runtime<ExecResponse>("Exec", new ExecRequest { ContainerId = id, Cmd = { cmd }, Stdin = stdin, Stdout = true, Stderr = !tty, Tty = tty })).Url;
+        (await env.Cri.Runtime.ExecAsync(new ExecRequest { ContainerId = id, Cmd = { cmd }, Stdin = stdin, Stdout = true, Stderr = !tty, Tty = tty })).Url;
 
     private static async Task<(int Code, string Out, string Err)> SpdyExec(PodTestEnvironment env, string id, string[] cmd, string? stdin = null, bool tty = false,
         IAsyncEnumerable<TerminalSize>? resizes = null)
@@ -109,10 +109,10 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         Assert.Equal(404, unknown.StatusCode);
 
         // Validation in the CRI call.
-        var invalid = await Assert.ThrowsAsync<RpcException>(() => env.Cri.Runtime<ExecResponse>("Exec",
-            new ExecRequest { ContainerId = id, Cmd = { "true" }, Tty = true, Stderr = true, Stdout = true }));
+        var invalid = await Assert.ThrowsAsync<RpcException>(() => env.Cri.Runtime.ExecAsync(
+            new ExecRequest { ContainerId = id, Cmd = { "true" }, Tty = true, Stderr = true, Stdout = true }).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, invalid.StatusCode);
-        invalid = await Assert.ThrowsAsync<RpcException>(() => env.Cri.Runtime<ExecResponse>("Exec", new ExecRequest { ContainerId = id, Cmd = { "true" } }));
+        invalid = await Assert.ThrowsAsync<RpcException>(() => env.Cri.Runtime.ExecAsync(new ExecRequest { ContainerId = id, Cmd = { "true" } }).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, invalid.StatusCode);
 
         // A client that goes away mid-exec: the command (and runc) are gone soon after.
@@ -144,10 +144,10 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         Assert.Equal(6, cli.ExitCode);
         Assert.Equal("from-hullctl\n", cli.Stdout);
 
-        await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
+        await env.Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 10 }, deadline: CriClient.In(Long));
         var stopped = await Assert.ThrowsAsync<RpcException>(() => ExecUrl(env, id, ["true"]));
         Assert.Equal(StatusCode.FailedPrecondition, stopped.StatusCode);
-        await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+        await env.Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         await env.StopAsync(pod);
         await env.RemoveAsync(pod);
     }
@@ -162,7 +162,7 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         await using var _ = env;
 
         // Port-forward over SPDY: an HTTP request to busybox httpd inside the pod's network namespace (loopback only).
-        var pfUrl = (await env.Cri.Runtime<PortForwardResponse>("PortForward", new PortForwardRequest { PodSandboxId = pod, Port = { 8080 } })).Url;
+        var pfUrl = (await env.Cri.Runtime.PortForwardAsync(new PortForwardRequest { PodSandboxId = pod, Port = { 8080 } })).Url;
         await using (var conn = await StreamingClient.ConnectSpdyAsync(new Uri(pfUrl), [Protocols.PortForwardV1]))
         {
             for (int request = 0; request < 2; request++)
@@ -181,7 +181,7 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         }
         // Port-forward over WebSocket.
         {
-            var wsUrl = (await env.Cri.Runtime<PortForwardResponse>("PortForward", new PortForwardRequest { PodSandboxId = pod, Port = { 8080 } })).Url;
+            var wsUrl = (await env.Cri.Runtime.PortForwardAsync(new PortForwardRequest { PodSandboxId = pod, Port = { 8080 } })).Url;
             await using var ws = await StreamingClient.ConnectWebSocketAsync(new Uri(wsUrl + "?port=8080"), [Protocols.PortForwardV1], 2);
             using var cts = new CancellationTokenSource(Long);
             var loop = ws.RunAsync(cts.Token);
@@ -202,7 +202,7 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
         }
 
         // Attach: the periodic output arrives; the session ends when the container exits.
-        var attachUrl = (await env.Cri.Runtime<AttachResponse>("Attach", new AttachRequest { ContainerId = id, Stdout = true, Stderr = true })).Url;
+        var attachUrl = (await env.Cri.Runtime.AttachAsync(new AttachRequest { ContainerId = id, Stdout = true, Stderr = true })).Url;
         await using (var conn = await StreamingClient.ConnectSpdyAsync(new Uri(attachUrl), [Protocols.RemoteCommandV4]))
         {
             var output = new NotifyingStream();
@@ -216,12 +216,12 @@ public sealed class StreamingTests(PushedTestImages pushed) : IClassFixture<Push
                 var logFile = Path.Combine(env.Dir, "logs", "stream-attach", "app", "0.log");
                 Assert.Fail("no output through attach; container log:\n" + (File.Exists(logFile) ? File.ReadAllText(logFile) : "(none)") + "\nhulld log:\n" + string.Join('\n', env.Hulld.Log.Split('\n').TakeLast(40)));
             }
-            await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
+            await env.Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 10 }, deadline: CriClient.In(Long));
             Assert.Equal(0, await run.WaitAsync(Long));
             Assert.Matches(@"tick \d+\n", output.Text);
         }
 
-        await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+        await env.Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         await env.StopAsync(pod);
         await env.RemoveAsync(pod);
     }

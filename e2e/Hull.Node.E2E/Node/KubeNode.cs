@@ -110,8 +110,8 @@ public sealed class KubeNode : IAsyncDisposable
                 (node.Name, node._nodeKubeconfig)));
             foreach (var image in prePull ?? [])
             {
-                var pulled = await node.Runtime.Cri.Image<PullImageResponse>("PullImage",
-                    new PullImageRequest { Image = new ImageSpec { Image = image.Reference } }, TimeSpan.FromSeconds(120));
+                var pulled = await node.Runtime.Cri.Image.PullImageAsync(
+                    new PullImageRequest { Image = new ImageSpec { Image = image.Reference } }, deadline: CriClient.In(TimeSpan.FromSeconds(120)));
                 node.PrePulledImages[image.Reference] = pulled.ImageRef;
             }
             await node.StartKubeletAsync();

@@ -1,7 +1,8 @@
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
-using Hull.Grpc.Client;
 using Hull.Node.E2E.Cluster;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Hull.Node.E2E.Node;
 
@@ -47,11 +48,11 @@ public static class NodeRuntimes
 
     internal static async Task RemoveAllPodsAsync(CriClient cri)
     {
-        var pods = await cri.Runtime<ListPodSandboxResponse>("ListPodSandbox", new ListPodSandboxRequest());
+        var pods = await cri.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest());
         foreach (var pod in pods.Items)
         {
-            await cri.Runtime<StopPodSandboxResponse>("StopPodSandbox", new StopPodSandboxRequest { PodSandboxId = pod.Id }, TimeSpan.FromSeconds(60));
-            await cri.Runtime<RemovePodSandboxResponse>("RemovePodSandbox", new RemovePodSandboxRequest { PodSandboxId = pod.Id }, TimeSpan.FromSeconds(60));
+            await cri.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod.Id }, deadline: CriClient.In(TimeSpan.FromSeconds(60)));
+            await cri.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod.Id }, deadline: CriClient.In(TimeSpan.FromSeconds(60)));
         }
     }
 }
@@ -202,7 +203,7 @@ public sealed class ContainerdNodeRuntime : INodeRuntime
     private async Task StartProcessAsync()
     {
         _process = DaemonProcess.Start("containerd", "containerd", ["--config", ConfigPath], Path.Combine(_settings.Dir, "containerd.log"));
-        _channel = GrpcChannel.ForUnixSocket(Socket);
+        _channel = CriClient.Connect(Socket);
         await _process.WaitUntilAsync(async () =>
         {
             if (!File.Exists(Socket)) return false;
@@ -211,7 +212,7 @@ public sealed class ContainerdNodeRuntime : INodeRuntime
                 await Cri.VersionAsync();
                 return true;
             }
-            catch (Hull.Grpc.RpcException)
+            catch (RpcException)
             {
                 return false;
             }

@@ -41,7 +41,7 @@ public sealed partial class NodeScenarios
         var pod = await Pods.WaitAsync(Cluster, ns.Name, "graceful", Pods.IsReady, PodStart, "Ready");
         var uid = Pods.Uid(pod);
         var podIp = (string)pod["status"]!["podIP"]!;
-        var sandboxes = await Node.Runtime.Cri.Runtime<ListPodSandboxResponse>("ListPodSandbox", new ListPodSandboxRequest
+        var sandboxes = await Node.Runtime.Cri.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest
         {
             Filter = new PodSandboxFilter { LabelSelector = { ["io.kubernetes.pod.uid"] = uid } },
         });
@@ -99,12 +99,12 @@ public sealed partial class NodeScenarios
     {
         var left = new List<string>();
         var cri = Node.Runtime.Cri;
-        var sandboxes = await cri.Runtime<ListPodSandboxResponse>("ListPodSandbox", new ListPodSandboxRequest
+        var sandboxes = await cri.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest
         {
             Filter = new PodSandboxFilter { LabelSelector = { ["io.kubernetes.pod.uid"] = uid } },
         });
         left.AddRange(sandboxes.Items.Select(s => $"CRI sandbox {s.Id} ({s.State})"));
-        var containers = await cri.Runtime<ListContainersResponse>("ListContainers", new ListContainersRequest
+        var containers = await cri.Runtime.ListContainersAsync(new ListContainersRequest
         {
             Filter = new ContainerFilter { LabelSelector = { ["io.kubernetes.pod.uid"] = uid } },
         });

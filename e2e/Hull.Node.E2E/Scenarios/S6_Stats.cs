@@ -62,7 +62,7 @@ public sealed partial class NodeScenarios
         Log(string.Join("\n", wanted.Select(w => $"{w} {metrics[w]}")));
 
         // ImageFsInfo: where the images are and how much they use (image GC and the imagefs eviction signals).
-        var imageFs = await Node.Runtime.Cri.Image<ImageFsInfoResponse>("ImageFsInfo", new ImageFsInfoRequest());
+        var imageFs = await Node.Runtime.Cri.Image.ImageFsInfoAsync(new ImageFsInfoRequest());
         var fs = Assert.Single(imageFs.ImageFilesystems);
         Log($"ImageFsInfo: {fs}");
         Assert.True(Directory.Exists(fs.FsId.Mountpoint), $"image filesystem mountpoint {fs.FsId.Mountpoint} does not exist");
@@ -70,7 +70,7 @@ public sealed partial class NodeScenarios
 
         // ContainerStats for each container: CPU, memory working set, writable layer (the pod-level eviction ranking).
         var uid = Pods.Uid(pod);
-        var stats = await Node.Runtime.Cri.Runtime<ListContainerStatsResponse>("ListContainerStats", new ListContainerStatsRequest
+        var stats = await Node.Runtime.Cri.Runtime.ListContainerStatsAsync(new ListContainerStatsRequest
         {
             Filter = new ContainerStatsFilter { LabelSelector = { ["io.kubernetes.pod.uid"] = uid } },
         });

@@ -40,7 +40,7 @@ public sealed partial class NodeScenarios
 
         await Node.Runtime.KillAndRestartAsync();
         Log($"{Node.Runtime.Name} pid {runtimePid} killed, restarted as pid {Node.Runtime.Pid}");
-        var running = await Node.Runtime.Cri.Runtime<ListContainersResponse>("ListContainers", new ListContainersRequest
+        var running = await Node.Runtime.Cri.Runtime.ListContainersAsync(new ListContainersRequest
         {
             Filter = new ContainerFilter { LabelSelector = { ["io.kubernetes.pod.uid"] = Pods.Uid(before) } },
         });

@@ -18,7 +18,7 @@ public sealed partial class NodeScenarios
         Assert.True(Node.Settings.ImageGcHighThresholdPercent <= 1, "the fixture's kubelet must run with image GC thresholds low");
         var cri = Node.Runtime.Cri;
         var unused = fixture.UnusedImages.Select(i => Node.PrePulledImages[i.Reference]).ToList();
-        var busybox = (await cri.Image<ImageStatusResponse>("ImageStatus", new ImageStatusRequest { Image = new ImageSpec { Image = Busybox } })).Image.Id;
+        var busybox = (await cri.Image.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = Busybox } })).Image.Id;
         Assert.DoesNotContain(busybox, unused);
         Log($"unused images {string.Join(", ", unused)}; in use by {fixture.KeeperNamespace}/{NodeFixture.KeeperPod}: {busybox}");
 
@@ -37,7 +37,7 @@ public sealed partial class NodeScenarios
         Assert.DoesNotContain($"imageID=\"{busybox}\"", gcLog);
         Assert.DoesNotContain("RemoveImage from image service failed", gcLog);
 
-        var images = (await cri.Image<ListImagesResponse>("ListImages", new ListImagesRequest())).Images.Select(i => i.Id).ToList();
+        var images = (await cri.Image.ListImagesAsync(new ListImagesRequest())).Images.Select(i => i.Id).ToList();
         foreach (var id in unused) Assert.DoesNotContain(id, images);
         Assert.Contains(busybox, images);
         var keeper = await Cluster.GetAsync($"api/v1/namespaces/{fixture.KeeperNamespace}/pods/{NodeFixture.KeeperPod}");

@@ -96,6 +96,8 @@ public sealed partial class Http2Connection
     internal FrameWriter Writer { get; }
     internal FlowWindow SendWindow { get; }
     internal RequestBufferBudget Budget { get; }
+    /// <summary>Who is on the other end: the process and user of a unix socket peer, else the address.</summary>
+    internal string Peer => _peer;
 
     public int ActiveStreams { get { lock (_streams) return _streams.Count; } }
 
@@ -340,7 +342,8 @@ public sealed partial class Http2Connection
             throw new Http2StreamException(stream.Id, Http2ErrorCode.ProtocolError, mismatch);
         }
         int givenUp = data.Length == 0 ? 0 : stream.AppendBody(data);
-        if (notKept + givenUp > 0) await CreditConnectionAsync(notKept + givenUp).ConfigureAwait(false);
+        // Even with nothing to give back, credit held pending may be due now that the window has shrunk.
+        await CreditConnectionAsync(notKept + givenUp).ConfigureAwait(false);
         if (endStream)
         {
             stream.CompleteRequest();

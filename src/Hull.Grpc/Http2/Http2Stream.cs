@@ -50,6 +50,8 @@ public sealed class Http2Stream
     public string Method { get; } = "";
     public string Path { get; } = "";
     public string Authority { get; } = "";
+    /// <summary>Who sent the request: the process and user of a unix socket peer, else the address.</summary>
+    public string Peer => _connection.Peer;
     /// <summary>Cancelled when the peer resets the stream or the connection ends.</summary>
     public CancellationToken Aborted => _aborted.Token;
     public bool ResponseCompleted => Volatile.Read(ref _responseCompleted) != 0;

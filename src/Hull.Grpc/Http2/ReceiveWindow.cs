@@ -24,7 +24,9 @@ internal struct ReceiveWindow(int size, int initial)
     public int Consume(int length)
     {
         _pending += length;
-        if (_pending == 0 || _pending < size / 2) return 0;
+        // Also granted when the peer is down to less than half: on the connection window, bodies still held by
+        // handlers count as neither, and credit left pending below half could stall a large request short of its end.
+        if (_pending == 0 || (_pending < size / 2 && _available >= size / 2)) return 0;
         int increment = _pending;
         _pending = 0;
         _available += increment;

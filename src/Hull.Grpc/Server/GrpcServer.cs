@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
-using Google.Protobuf.Reflection;
+using Grpc.Core;
 using Hull.Grpc.Hpack;
 using Hull.Grpc.Http2;
 using Microsoft.Extensions.Logging;
@@ -10,10 +10,11 @@ using Microsoft.Extensions.Logging;
 namespace Hull.Grpc.Server;
 
 /// <summary>
-/// gRPC over <see cref="Http2Server"/>: dispatches calls by path to methods bound from generated
-/// service descriptors; unknown paths answer UNIMPLEMENTED.
+/// gRPC over <see cref="Http2Server"/>, behind Grpc.Core.Api: generated code registers its methods here
+/// (<c>Xxx.BindService(server, implementation)</c>) and calls are dispatched by path; unknown paths answer UNIMPLEMENTED.
+/// Unary and server-streaming methods are served.
 /// </summary>
-public sealed class GrpcServer : IAsyncDisposable
+public sealed class GrpcServer : ServiceBinderBase, IAsyncDisposable
 {
     private static readonly TimeSpan MaxTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
     private static readonly HeaderField[] UnsupportedMediaType = [new(":status", "415"), new("content-type", "text/plain; charset=utf-8")];
@@ -37,7 +38,7 @@ public sealed class GrpcServer : IAsyncDisposable
     public Action<CallRecord>? CallCompleted { get; set; }
 
     /// <summary>Maps an exception escaping a handler to a status (domain errors); null falls back to UNKNOWN.</summary>
-    public Func<Exception, RpcException?>? MapException { get; set; }
+    public Func<Exception, Status?>? MapException { get; set; }
 
     /// <summary>Called when a path under a retired prefix is hit (e.g. to record a deprecation).</summary>
     public Action<string>? RetiredPathCalled { get; set; }
@@ -50,14 +51,22 @@ public sealed class GrpcServer : IAsyncDisposable
     /// <summary>Metrics, spans and the in-flight list of every call.</summary>
     public ServerCallTelemetry Telemetry { get; } = new();
 
-    public GrpcServer AddService(ServiceDescriptor service, object implementation)
+    public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryServerMethod<TRequest, TResponse>? handler) =>
+        Add(method, new UnaryMethod<TRequest, TResponse>(method, handler ?? throw new ArgumentNullException(nameof(handler))));
+
+    public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ServerStreamingServerMethod<TRequest, TResponse>? handler) =>
+        Add(method, new ServerStreamingMethod<TRequest, TResponse>(method, handler ?? throw new ArgumentNullException(nameof(handler))));
+
+    public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ClientStreamingServerMethod<TRequest, TResponse>? handler) =>
+        Add(method, new UnsupportedMethod(method));
+
+    public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, DuplexStreamingServerMethod<TRequest, TResponse>? handler) =>
+        Add(method, new UnsupportedMethod(method));
+
+    private void Add(IMethod method, ServerMethod bound)
     {
-        foreach (var (path, method) in ServiceBinder.Bind(service, implementation))
-        {
-            _methods[path] = method;
-            Telemetry.AddMethod(path);
-        }
-        return this;
+        if (!_methods.TryAdd(method.FullName, bound)) throw new InvalidOperationException($"method {method.FullName} is registered twice");
+        Telemetry.AddMethod(method.FullName);
     }
 
     /// <summary>Every path starting with <paramref name="prefix"/> answers UNIMPLEMENTED with <paramref name="message"/>.</summary>
@@ -89,18 +98,13 @@ public sealed class GrpcServer : IAsyncDisposable
         var started = Stopwatch.GetTimestamp();
         var call = new ServerCall(stream, _options.MaxSendMessageSize);
         var telemetry = Telemetry.Begin(stream);
-        var (code, message) = await RunCallAsync(stream, call).ConfigureAwait(false);
+        var (status, trailers) = await RunCallAsync(stream, call).ConfigureAwait(false);
         if (stream.Aborted.IsCancellationRequested && !call.Completed)
-        {
-            code = StatusCode.Cancelled;
-            message = "the client cancelled the call";
-        }
+            status = new Status(StatusCode.Cancelled, "the client cancelled the call");
         else
-        {
-            await call.CompleteAsync(code, message).ConfigureAwait(false);
-        }
-        telemetry.End(code, message);
-        CallCompleted?.Invoke(new CallRecord(stream.Path, code, message, Stopwatch.GetElapsedTime(started)));
+            await call.CompleteAsync(status, trailers).ConfigureAwait(false);
+        telemetry.End(status.StatusCode, status.Detail);
+        CallCompleted?.Invoke(new CallRecord(stream.Path, status.StatusCode, status.Detail, Stopwatch.GetElapsedTime(started)));
     }
 
     /// <summary>
@@ -123,16 +127,18 @@ public sealed class GrpcServer : IAsyncDisposable
         await stream.SendAsync(UnsupportedMediaType, body, trailers: [], stream.Aborted).ConfigureAwait(false);
     }
 
-    private async Task<(StatusCode, string?)> RunCallAsync(Http2Stream stream, ServerCall call)
+    /// <summary>Runs one call; the status that ends it, with the trailers its handler added, if any.</summary>
+    private async ValueTask<(Status, Metadata?)> RunCallAsync(Http2Stream stream, ServerCall call)
     {
         if (!_methods.TryGetValue(stream.Path, out var method))
-            return (StatusCode.Unimplemented, UnknownPathMessage(stream.Path));
+            return (new Status(StatusCode.Unimplemented, UnknownPathMessage(stream.Path)), null);
+        if (method.Unsupported is { } unsupported) return (new Status(StatusCode.Unimplemented, unsupported), null);
 
         TimeSpan? timeout = null;
         if (stream.GetHeader(GrpcProtocol.TimeoutHeader) is { } rawTimeout)
         {
             if (!GrpcProtocol.TryParseTimeout(rawTimeout, out var parsed))
-                return (StatusCode.Internal, $"malformed grpc-timeout \"{rawTimeout}\"");
+                return (new Status(StatusCode.Internal, $"malformed grpc-timeout \"{rawTimeout}\""), null);
             // Valid values reach 99999999H; beyond what CancelAfter can wait (~49 days; DateTime overflows too)
             // a deadline never fires, so it is no deadline.
             if (parsed <= MaxTimeout) timeout = parsed;
@@ -141,13 +147,13 @@ public sealed class GrpcServer : IAsyncDisposable
         // the common case, then costs no CancellationTokenSource), else one linked to the deadline and,
         // for server streams, to shutdown.
         using var expiry = timeout is null ? null : new CancellationTokenSource();
-        using var cancellation = method.Descriptor.IsServerStreaming
+        using var cancellation = method.IsServerStreaming
             ? expiry is null
                 ? CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, _shutdown.Token)
                 : CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, expiry.Token, _shutdown.Token)
             : expiry is null ? null : CancellationTokenSource.CreateLinkedTokenSource(stream.Aborted, expiry.Token);
         var token = cancellation?.Token ?? stream.Aborted;
-        DateTime? deadline = null;
+        var deadline = DateTime.MaxValue;
         if (timeout is { } t && expiry is not null)
         {
             deadline = DateTime.UtcNow + t;
@@ -155,10 +161,11 @@ public sealed class GrpcServer : IAsyncDisposable
             expiry.Token.UnsafeRegister(static s =>
             {
                 var (c, aborted) = ((ServerCall, CancellationToken))s!;
-                if (!aborted.IsCancellationRequested) _ = c.CompleteAsync(StatusCode.DeadlineExceeded, "deadline exceeded");
+                if (!aborted.IsCancellationRequested) _ = c.CompleteAsync(new Status(StatusCode.DeadlineExceeded, "deadline exceeded"));
             }, (call, stream.Aborted));
             expiry.CancelAfter(t);
         }
+        var context = new GrpcCallContext(stream, call, deadline, token);
         try
         {
             ReadOnlySequence<byte> body;
@@ -168,44 +175,61 @@ public sealed class GrpcServer : IAsyncDisposable
             }
             catch (RequestBodyTooLargeException)
             {
-                return (StatusCode.ResourceExhausted,
-                    $"request message exceeds the maximum receive size of {_options.MaxReceiveMessageSize} bytes");
+                return (new Status(StatusCode.ResourceExhausted,
+                    $"request message exceeds the maximum receive size of {_options.MaxReceiveMessageSize} bytes"), null);
             }
             catch (RequestBufferFullException e)
             {
-                return (StatusCode.ResourceExhausted, e.Message);
+                return (new Status(StatusCode.ResourceExhausted, e.Message), null);
             }
             catch (RequestBodyTimeoutException e)
             {
-                return (StatusCode.DeadlineExceeded, e.Message);
+                return (new Status(StatusCode.DeadlineExceeded, e.Message), null);
             }
-            if (!TryReadSingleMessage(body, out var payload, out var error)) return (error.Code, error.Message);
-            var context = new ServerCallContext(stream.Path, stream.Authority, stream.RequestHeaders, deadline, token);
-            var request = method.ParseRequest(payload);
+            if (!TryReadSingleMessage(body, out var payload, out var error)) return (error, null);
+            object request;
+            try
+            {
+                request = method.ParseRequest(payload);
+            }
+            catch (Google.Protobuf.InvalidProtocolBufferException e)
+            {
+                // grpc-go's answer to a body that is not the method's message; the connection goes on.
+                return (new Status(StatusCode.Internal, $"cannot parse {method.RequestType}: {e.Message}"), null);
+            }
             // Parsed: the body's memory goes back, and with it the connection window it held.
             await stream.ReleaseBodyAsync().ConfigureAwait(false);
             await method.InvokeAsync(request, call, context).ConfigureAwait(false);
-            return (StatusCode.OK, null);
+            return (context.Status, context.AddedTrailers);
         }
         catch (RpcException e)
         {
-            return (e.StatusCode, e.Detail);
+            var status = e.StatusCode == StatusCode.Unimplemented && string.IsNullOrEmpty(e.Status.Detail)
+                // What a generated base class answers for a method the service does not override.
+                ? new Status(StatusCode.Unimplemented, $"method {stream.Path.TrimStart('/')} is not implemented by Hull yet")
+                : e.Status;
+            return (status, Merge(context.AddedTrailers, e.Trailers));
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
-            if (stream.Aborted.IsCancellationRequested) return (StatusCode.Cancelled, "the client cancelled the call");
-            if (expiry?.IsCancellationRequested == true) return (StatusCode.DeadlineExceeded, "deadline exceeded");
-            return (StatusCode.Unavailable, "the server is shutting down");
-        }
-        catch (Google.Protobuf.InvalidProtocolBufferException e)
-        {
-            return (StatusCode.Internal, $"cannot parse {method.Descriptor.InputType.Name}: {e.Message}");
+            if (stream.Aborted.IsCancellationRequested) return (new Status(StatusCode.Cancelled, "the client cancelled the call"), null);
+            if (expiry?.IsCancellationRequested == true) return (new Status(StatusCode.DeadlineExceeded, "deadline exceeded"), null);
+            return (new Status(StatusCode.Unavailable, "the server is shutting down"), null);
         }
         catch (Exception e)
         {
-            if (MapException?.Invoke(e) is { } mapped) return (mapped.StatusCode, mapped.Detail);
-            return (StatusCode.Unknown, e.Message);
+            return (MapException?.Invoke(e) ?? new Status(StatusCode.Unknown, e.Message), context.AddedTrailers);
         }
+    }
+
+    private static Metadata? Merge(Metadata? first, Metadata second)
+    {
+        if (second.Count == 0) return first;
+        if (first is null) return second;
+        var all = new Metadata();
+        foreach (var entry in first) all.Add(entry);
+        foreach (var entry in second) all.Add(entry);
+        return all;
     }
 
     private string UnknownPathMessage(string path)
@@ -220,31 +244,31 @@ public sealed class GrpcServer : IAsyncDisposable
     }
 
     /// <summary>Unary and server-streaming requests carry exactly one length-prefixed message.</summary>
-    private bool TryReadSingleMessage(ReadOnlySequence<byte> body, out ReadOnlySequence<byte> payload, out (StatusCode Code, string Message) error)
+    private bool TryReadSingleMessage(ReadOnlySequence<byte> body, out ReadOnlySequence<byte> payload, out Status error)
     {
         payload = default;
         error = default;
         if (body.Length < GrpcProtocol.MessagePrefixLength)
         {
-            error = (StatusCode.Internal, $"request body of {body.Length} bytes holds no complete gRPC message");
+            error = new Status(StatusCode.Internal, $"request body of {body.Length} bytes holds no complete gRPC message");
             return false;
         }
         Span<byte> prefix = stackalloc byte[GrpcProtocol.MessagePrefixLength];
         body.Slice(0, GrpcProtocol.MessagePrefixLength).CopyTo(prefix);
         if (prefix[0] != 0)
         {
-            error = (StatusCode.Unimplemented, "compressed request messages are not supported; send grpc-encoding identity");
+            error = new Status(StatusCode.Unimplemented, "compressed request messages are not supported; send grpc-encoding identity");
             return false;
         }
         uint length = BinaryPrimitives.ReadUInt32BigEndian(prefix[1..]);
         if (length > _options.MaxReceiveMessageSize)
         {
-            error = (StatusCode.ResourceExhausted, $"request message of {length} bytes exceeds the maximum receive size of {_options.MaxReceiveMessageSize} bytes");
+            error = new Status(StatusCode.ResourceExhausted, $"request message of {length} bytes exceeds the maximum receive size of {_options.MaxReceiveMessageSize} bytes");
             return false;
         }
         if (body.Length - GrpcProtocol.MessagePrefixLength != length)
         {
-            error = (StatusCode.Internal, $"request body holds {body.Length - GrpcProtocol.MessagePrefixLength} bytes after a message prefix announcing {length}");
+            error = new Status(StatusCode.Internal, $"request body holds {body.Length - GrpcProtocol.MessagePrefixLength} bytes after a message prefix announcing {length}");
             return false;
         }
         payload = body.Slice(GrpcProtocol.MessagePrefixLength);

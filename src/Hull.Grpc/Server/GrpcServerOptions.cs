@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Hull.Grpc.Http2;
 
 namespace Hull.Grpc.Server;

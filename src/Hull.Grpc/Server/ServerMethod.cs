@@ -1,54 +1,89 @@
 using System.Buffers;
-using Google.Protobuf;
-using Google.Protobuf.Reflection;
+using Grpc.Core;
+using Hull.Grpc.Marshalling;
 
 namespace Hull.Grpc.Server;
 
-/// <summary>A bound RPC: parses the request, runs the implementation and writes its response.</summary>
-internal abstract class ServerMethod(MethodDescriptor descriptor)
+/// <summary>A method registered by generated code: parses the request, runs the handler and writes its response.</summary>
+internal abstract class ServerMethod(bool isServerStreaming)
 {
-    public MethodDescriptor Descriptor { get; } = descriptor;
+    public bool IsServerStreaming { get; } = isServerStreaming;
 
-    public IMessage ParseRequest(ReadOnlySequence<byte> payload) => Descriptor.InputType.Parser.ParseFrom(payload);
+    /// <summary>Why the method cannot be served (a call shape Hull's server does not support), or null.</summary>
+    public virtual string? Unsupported => null;
 
-    public abstract Task InvokeAsync(IMessage request, ServerCall call, ServerCallContext context);
+    /// <summary>The request message's type, for parse errors.</summary>
+    public abstract string RequestType { get; }
+
+    public abstract object ParseRequest(ReadOnlySequence<byte> payload);
+
+    public abstract Task InvokeAsync(object request, ServerCall call, GrpcCallContext context);
 }
 
-internal sealed class UnaryMethod<TRequest, TResponse>(MethodDescriptor descriptor, Func<TRequest, ServerCallContext, Task<TResponse>> handler)
-    : ServerMethod(descriptor)
-    where TRequest : IMessage
-    where TResponse : IMessage
+internal abstract class ServerMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, bool isServerStreaming)
+    : ServerMethod(isServerStreaming)
+    where TRequest : class
+    where TResponse : class
 {
-    public override async Task InvokeAsync(IMessage request, ServerCall call, ServerCallContext context)
+    protected Method<TRequest, TResponse> Method { get; } = method;
+
+    public override string RequestType => typeof(TRequest).Name;
+
+    public override object ParseRequest(ReadOnlySequence<byte> payload) =>
+        Method.RequestMarshaller.ContextualDeserializer(new PayloadReader(payload));
+}
+
+internal sealed class UnaryMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryServerMethod<TRequest, TResponse> handler)
+    : ServerMethod<TRequest, TResponse>(method, isServerStreaming: false)
+    where TRequest : class
+    where TResponse : class
+{
+    public override async Task InvokeAsync(object request, ServerCall call, GrpcCallContext context)
     {
-        var response = await handler((TRequest)request, context).ConfigureAwait(false);
-        await call.WriteMessageAsync(response, thenOk: true, context.CancellationToken).ConfigureAwait(false);
+        var response = await handler((TRequest)request, context).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"{Method.FullName} returned no response message");
+        await call.WriteMessageAsync(Method.ResponseMarshaller, response, ServerCall.FinalTrailers(context), context.CancellationToken).ConfigureAwait(false);
     }
 }
 
-internal sealed class ServerStreamingMethod<TRequest, TResponse>(MethodDescriptor descriptor,
-    Func<TRequest, IServerStreamWriter<TResponse>, ServerCallContext, Task> handler)
-    : ServerMethod(descriptor)
-    where TRequest : IMessage
-    where TResponse : IMessage
+internal sealed class ServerStreamingMethod<TRequest, TResponse>(Method<TRequest, TResponse> method,
+    ServerStreamingServerMethod<TRequest, TResponse> handler)
+    : ServerMethod<TRequest, TResponse>(method, isServerStreaming: true)
+    where TRequest : class
+    where TResponse : class
 {
-    public override async Task InvokeAsync(IMessage request, ServerCall call, ServerCallContext context)
-    {
-        await handler((TRequest)request, new Writer(call, context.CancellationToken), context).ConfigureAwait(false);
-        await call.CompleteAsync(StatusCode.OK, null).ConfigureAwait(false);
-    }
+    // The server ends the call with the status and trailers the handler set once it returns.
+    public override Task InvokeAsync(object request, ServerCall call, GrpcCallContext context) =>
+        handler((TRequest)request, new ResponseStream(Method.ResponseMarshaller, call, context.CancellationToken), context);
 
-    private sealed class Writer(ServerCall call, CancellationToken cancellationToken) : IServerStreamWriter<TResponse>
+    private sealed class ResponseStream(Marshaller<TResponse> marshaller, ServerCall call, CancellationToken callToken) : IServerStreamWriter<TResponse>
     {
-        public Task WriteAsync(TResponse message) => call.WriteMessageAsync(message, thenOk: false, cancellationToken);
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(TResponse message) => call.WriteMessageAsync(marshaller, message, trailers: null, callToken);
+
+        public async Task WriteAsync(TResponse message, CancellationToken cancellationToken)
+        {
+            if (!cancellationToken.CanBeCanceled)
+            {
+                await WriteAsync(message).ConfigureAwait(false);
+                return;
+            }
+            using var both = CancellationTokenSource.CreateLinkedTokenSource(callToken, cancellationToken);
+            await call.WriteMessageAsync(marshaller, message, trailers: null, both.Token).ConfigureAwait(false);
+        }
     }
 }
 
-/// <summary>Answers UNIMPLEMENTED with a message naming the method, for RPCs whose implementation has not landed.</summary>
-internal sealed class UnimplementedMethod(MethodDescriptor descriptor, string message) : ServerMethod(descriptor)
+/// <summary>Client-streaming and bidirectional methods: Hull's server buffers whole request bodies, so it serves neither.</summary>
+internal sealed class UnsupportedMethod(IMethod method) : ServerMethod(isServerStreaming: false)
 {
-    public string Message { get; } = message;
+    public override string? Unsupported { get; } =
+        $"method {method.FullName.TrimStart('/')} is {(method.Type == MethodType.ClientStreaming ? "client" : "bidirectional")}-streaming, which Hull's gRPC server does not serve";
 
-    public override Task InvokeAsync(IMessage request, ServerCall call, ServerCallContext context) =>
-        throw new RpcException(StatusCode.Unimplemented, Message);
+    public override string RequestType => "";
+
+    public override object ParseRequest(ReadOnlySequence<byte> payload) => throw new NotSupportedException(Unsupported);
+
+    public override Task InvokeAsync(object request, ServerCall call, GrpcCallContext context) => throw new NotSupportedException(Unsupported);
 }

@@ -2,6 +2,7 @@ namespace Hull.Grpc.Ttrpc;
 
 using System.Collections.Concurrent;
 using global::Grpc.Core;
+using Hull.Grpc.Marshalling;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -67,7 +68,7 @@ public sealed class TtrpcClient : CallInvoker, IAsyncDisposable
         {
             Service = method.ServiceName,
             Method = method.Name,
-            Payload = UnsafeByteOperations.UnsafeWrap(TtrpcMarshalling.Serialize(method.RequestMarshaller, request)),
+            Payload = UnsafeByteOperations.UnsafeWrap(PayloadCodec.ToArray(method.RequestMarshaller, request)),
         };
         TimeSpan? timeout = null;
         if (options.Deadline is { } deadline && deadline != DateTime.MaxValue)
@@ -100,7 +101,7 @@ public sealed class TtrpcClient : CallInvoker, IAsyncDisposable
             var response = Wire.Response.Parser.ParseFrom(frame.Payload);
             var status = TtrpcStatus.FromWire(response.Status);
             if (status.StatusCode != StatusCode.OK) throw new RpcException(status);
-            return TtrpcMarshalling.Deserialize(method.ResponseMarshaller, response.Payload.Memory);
+            return PayloadCodec.Parse(method.ResponseMarshaller, response.Payload.Memory);
         }
         catch (OperationCanceledException) when (callScope.IsCancellationRequested && !options.CancellationToken.IsCancellationRequested)
         {

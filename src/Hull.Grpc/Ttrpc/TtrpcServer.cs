@@ -1,6 +1,7 @@
 namespace Hull.Grpc.Ttrpc;
 
 using global::Grpc.Core;
+using Hull.Grpc.Marshalling;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -24,9 +25,9 @@ public sealed class TtrpcServer(ILogger? logger = null) : ServiceBinderBase
         ArgumentNullException.ThrowIfNull(handler);
         Add(method, async (payload, context) =>
         {
-            var request = TtrpcMarshalling.Deserialize(method.RequestMarshaller, payload);
+            var request = PayloadCodec.Parse(method.RequestMarshaller, payload);
             var response = await handler(request, context).ConfigureAwait(false);
-            return TtrpcMarshalling.Serialize(method.ResponseMarshaller, response);
+            return PayloadCodec.ToArray(method.ResponseMarshaller, response);
         });
     }
 

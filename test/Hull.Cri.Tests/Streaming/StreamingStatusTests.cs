@@ -1,4 +1,4 @@
-using Hull.Grpc;
+using Grpc.Core;
 using Hull.Streaming;
 
 namespace Hull.Cri.Tests.Streaming;
@@ -12,8 +12,7 @@ public class StreamingStatusTests
         var cache = new StreamingRequestCache(TimeSpan.FromMinutes(1), maxInFlight: 1);
         cache.Insert(new PortForwardRequest("pod1", [80]));
         var e = Assert.Throws<StreamingRequestLimitException>(() => cache.Insert(new PortForwardRequest("pod1", [80])));
-        var status = StatusMapping.Map(e);
-        Assert.NotNull(status);
+        var status = Assert.NotNull(StatusMapping.Map(e));
         Assert.Equal(StatusCode.ResourceExhausted, status.StatusCode);
         Assert.Contains("maximum number of in-flight streaming requests (1)", status.Detail);
     }

@@ -60,7 +60,7 @@ public class GrpcProtocolTests
     [InlineData(100_000_000 * TimeSpan.TicksPerSecond, "27777H")]
     [InlineData(long.MaxValue, "99999999H")]
     public void FormatsTimeoutsWithinEightDigits(long ticks, string expected) =>
-        Assert.Equal(expected, GrpcProtocol.FormatTimeout(TimeSpan.FromTicks(ticks)));
+        Assert.Equal(expected, GrpcWire.FormatTimeout(TimeSpan.FromTicks(ticks)));
 
     [Fact]
     public void FormattedTimeoutsParseBackToAtMostTheOriginal()
@@ -70,7 +70,7 @@ public class GrpcProtocolTests
         {
             long ticks = (long)(Math.Pow(10, random.NextDouble() * 17) * (1 + random.NextDouble()));
             var original = TimeSpan.FromTicks(ticks);
-            string formatted = GrpcProtocol.FormatTimeout(original);
+            string formatted = GrpcWire.FormatTimeout(original);
             Assert.InRange(formatted.Length, 2, 9);
             Assert.True(GrpcProtocol.TryParseTimeout(formatted, out var parsed), formatted);
             if (ticks >= TimeSpan.TicksPerMicrosecond) Assert.True(parsed <= original, $"{formatted} > {original}");
@@ -93,7 +93,7 @@ public class GrpcProtocolTests
     public void EncodesStatusMessages(string message, string encoded)
     {
         Assert.Equal(encoded, GrpcProtocol.EncodeMessage(message));
-        Assert.Equal(message, GrpcProtocol.DecodeMessage(encoded));
+        Assert.Equal(message, GrpcWire.DecodeMessage(encoded));
     }
 
     [Theory]
@@ -108,11 +108,11 @@ public class GrpcProtocolTests
     [InlineData("%+1")]
     [InlineData("%-1")]
     public void KeepsMalformedEscapesAsTheyAre(string encoded) =>
-        Assert.Equal(encoded, GrpcProtocol.DecodeMessage(encoded));
+        Assert.Equal(encoded, GrpcWire.DecodeMessage(encoded));
 
     [Fact]
     public void DecodesLowercaseHexAndMixedText() =>
-        Assert.Equal("ü%x", GrpcProtocol.DecodeMessage("%c3%bc%25x"));
+        Assert.Equal("ü%x", GrpcWire.DecodeMessage("%c3%bc%25x"));
 
     [Fact]
     public void StatusMessagesRoundTripForRandomText()
@@ -133,7 +133,7 @@ public class GrpcProtocolTests
             string message = chars.ToString();
             string encoded = GrpcProtocol.EncodeMessage(message);
             Assert.All(encoded, c => Assert.InRange(c, (char)0x20, (char)0x7E));
-            Assert.Equal(message, GrpcProtocol.DecodeMessage(encoded));
+            Assert.Equal(message, GrpcWire.DecodeMessage(encoded));
         }
     }
 
@@ -163,14 +163,5 @@ public class GrpcProtocolTests
         var prefix = new byte[GrpcProtocol.MessagePrefixLength];
         GrpcProtocol.WritePrefix(prefix, length, compressed);
         Assert.Equal(hex, Convert.ToHexString(prefix));
-    }
-
-    [Fact]
-    public void RpcExceptionCarriesCodeAndDetail()
-    {
-        var e = new RpcException(StatusCode.NotFound, "no such pod");
-        Assert.Equal(StatusCode.NotFound, e.StatusCode);
-        Assert.Equal("no such pod", e.Detail);
-        Assert.Contains("NotFound", e.Message);
     }
 }

@@ -204,7 +204,7 @@ public class GrpcWireTests
         await using var server = TestServer.Start();
         var result = await VersionAsync(server, "x", new HeaderField("grpc-timeout", timeout));
         Assert.Equal(StatusCode.Internal, result.GrpcStatus);
-        Assert.Contains("grpc-timeout", GrpcProtocol.DecodeMessage(result.GrpcMessageRaw!));
+        Assert.Contains("grpc-timeout", GrpcWire.DecodeMessage(result.GrpcMessageRaw!));
     }
 
     [Theory]

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
-using Google.Protobuf.Reflection;
+using Grpc.Net.Client;
 using Hull.Api.Cri;
-using Hull.Grpc.Client;
 using Hull.Grpc.Server;
 using Hull.Grpc.Tests.Http2;
 
@@ -21,14 +20,17 @@ internal sealed class CallSignals
 internal sealed class MappedTestException(string message) : Exception(message);
 
 /// <summary>
-/// Bound to the real CRI RuntimeService descriptor. VersionRequest.version drives the behaviour:
+/// The real CRI RuntimeService's generated base class, with Version and GetContainerEvents overridden (every other
+/// method answers UNIMPLEMENTED). VersionRequest.version drives the behaviour:
 /// "sleep:MS[:TAG]" waits honouring cancellation, "gate:TAG" waits (honouring cancellation) until the test releases it, "hang:MS[:TAG]" waits ignoring it, "big:N" answers a
 /// runtime_name of N bytes, "fail:CODE:MESSAGE" throws RpcException, "mapped:MESSAGE" throws an exception
-/// the server's MapException hook translates, "boom" throws InvalidOperationException; anything else is echoed.
+/// the server's MapException hook translates, "boom" throws InvalidOperationException, "status:CODE:MESSAGE" sets the
+/// context's status and returns a response, "context" reports the call's context (see <see cref="DescribeContext"/>),
+/// "deadline" answers the deadline; anything else is echoed.
 /// GetContainerEvents streams <see cref="EventCount"/> events (or the x-count request header), failing with
 /// ABORTED after x-fail-after events if that header is present.
 /// </summary>
-public sealed class TestRuntimeService
+public sealed class TestRuntimeService : RuntimeService.RuntimeServiceBase
 {
     private readonly ConcurrentDictionary<string, CallSignals> _signals = new();
 
@@ -37,7 +39,7 @@ public sealed class TestRuntimeService
 
     internal CallSignals Signals(string tag) => _signals.GetOrAdd(tag, _ => new CallSignals());
 
-    public async Task<VersionResponse> Version(VersionRequest request, ServerCallContext context)
+    public override async Task<VersionResponse> Version(VersionRequest request, ServerCallContext context)
     {
         Interlocked.Increment(ref Calls);
         var parts = request.Version.Split(':', 3);
@@ -92,29 +94,54 @@ public sealed class TestRuntimeService
             case "big":
                 return new VersionResponse { Version = "big", RuntimeName = new string('x', int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture)) };
             case "fail":
-                throw new RpcException((StatusCode)int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), parts[2]);
+                throw new RpcException(new Status((StatusCode)int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), parts[2]));
+            case "status":
+                context.Status = new Status((StatusCode)int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), parts[2]);
+                return new VersionResponse { Version = request.Version };
+            case "context":
+                return await DescribeContext(request, context);
             case "mapped":
                 throw new MappedTestException(parts[1]);
             case "boom":
                 throw new InvalidOperationException("boom");
             case "deadline":
-                return new VersionResponse { Version = request.Version, RuntimeName = context.Deadline?.ToString("O") ?? "none" };
+                return new VersionResponse
+                {
+                    Version = request.Version, RuntimeName = context.Deadline == DateTime.MaxValue ? "none" : context.Deadline.ToString("O"),
+                };
             default:
                 return new VersionResponse { Version = request.Version, RuntimeName = "hull-test", RuntimeVersion = context.Method };
         }
     }
 
-    public async Task GetContainerEvents(GetEventsRequest request, IServerStreamWriter<ContainerEventResponse> responses, ServerCallContext context)
+    /// <summary>
+    /// Answers the call's host (Version), peer (RuntimeVersion) and the request's "x-echo" header and "x-echo-bin" length
+    /// (RuntimeName); sends the response header "x-answer: 42" first and sets the trailers "x-trailer: done" and
+    /// "x-trailer-bin: 1 2 3".
+    /// </summary>
+    private static async Task<VersionResponse> DescribeContext(VersionRequest request, ServerCallContext context)
+    {
+        await context.WriteResponseHeadersAsync(new Metadata { { "x-answer", "42" } });
+        context.ResponseTrailers.Add("x-trailer", "done");
+        context.ResponseTrailers.Add("x-trailer-bin", new byte[] { 1, 2, 3 });
+        var headers = context.RequestHeaders;
+        return new VersionResponse
+        {
+            Version = context.Host,
+            RuntimeVersion = context.Peer,
+            RuntimeName = $"{headers.GetValue("x-echo")}/{headers.GetValueBytes("x-echo-bin")?.Length}",
+            RuntimeApiVersion = context.Method,
+        };
+    }
+
+    public override async Task GetContainerEvents(GetEventsRequest request, IServerStreamWriter<ContainerEventResponse> responses, ServerCallContext context)
     {
         int count = EventCount, failAfter = -1;
-        foreach (var h in context.RequestHeaders)
-        {
-            if (h.Name == "x-count") count = int.Parse(h.Value, System.Globalization.CultureInfo.InvariantCulture);
-            if (h.Name == "x-fail-after") failAfter = int.Parse(h.Value, System.Globalization.CultureInfo.InvariantCulture);
-        }
+        if (context.RequestHeaders.GetValue("x-count") is { } c) count = int.Parse(c, System.Globalization.CultureInfo.InvariantCulture);
+        if (context.RequestHeaders.GetValue("x-fail-after") is { } f) failAfter = int.Parse(f, System.Globalization.CultureInfo.InvariantCulture);
         for (int i = 0; i < count; i++)
         {
-            if (i == failAfter) throw new RpcException(StatusCode.Aborted, $"failed after {i} events");
+            if (i == failAfter) throw new RpcException(new Status(StatusCode.Aborted, $"failed after {i} events"));
             await responses.WriteAsync(new ContainerEventResponse
             {
                 ContainerId = $"c{i}",
@@ -128,11 +155,6 @@ public sealed class TestRuntimeService
 /// <summary>A GrpcServer on 127.0.0.1:0 serving <see cref="TestRuntimeService"/>.</summary>
 internal sealed class TestServer : IAsyncDisposable
 {
-    public static readonly ServiceDescriptor RuntimeServiceDescriptor =
-        ApiReflection.Descriptor.Services.Single(s => s.Name == "RuntimeService");
-    public static readonly MethodDescriptor VersionMethod = RuntimeServiceDescriptor.FindMethodByName("Version");
-    public static readonly MethodDescriptor EventsMethod = RuntimeServiceDescriptor.FindMethodByName("GetContainerEvents");
-
     private TestServer(GrpcServer server, IPEndPoint endPoint, TestRuntimeService service)
     {
         Server = server;
@@ -149,13 +171,20 @@ internal sealed class TestServer : IAsyncDisposable
     {
         var service = new TestRuntimeService();
         var server = new GrpcServer(options ?? new GrpcServerOptions(), logger);
-        server.AddService(RuntimeServiceDescriptor, service);
+        RuntimeService.BindService(server, service);
         configure?.Invoke(server);
         var endPoint = server.ListenTcp(new IPEndPoint(IPAddress.Loopback, 0));
         return new TestServer(server, endPoint, service);
     }
 
-    public GrpcChannel Channel() => GrpcChannel.ForTcp(EndPoint);
+    /// <summary>A Grpc.Net.Client channel to the server: an independent client implementation.</summary>
+    public GrpcChannel Channel() => ChannelTo(EndPoint);
+
+    public static GrpcChannel ChannelTo(IPEndPoint endPoint) =>
+        GrpcChannel.ForAddress($"http://{endPoint}");
+
+    public static Task<VersionResponse> VersionAsync(GrpcChannel channel, VersionRequest request) =>
+        new RuntimeService.RuntimeServiceClient(channel).VersionAsync(request).ResponseAsync;
 
     public Task<RawHttp2Client> ConnectAsync() => RawHttp2Client.ConnectAsync(EndPoint);
 
@@ -171,8 +200,7 @@ internal sealed class TestServer : IAsyncDisposable
     public async Task AssertServesAsync()
     {
         using var channel = Channel();
-        var response = await channel.UnaryAsync<VersionResponse>(VersionMethod, new VersionRequest { Version = "still-alive" })
-            .WaitAsync(RawHttp2Client.Timeout);
+        var response = await VersionAsync(channel, new VersionRequest { Version = "still-alive" }).WaitAsync(RawHttp2Client.Timeout);
         Assert.Equal("still-alive", response.Version);
         Assert.Equal("hull-test", response.RuntimeName);
     }

@@ -270,7 +270,7 @@ public class Http2FuzzTests
     private static GrpcServer FuzzGrpcServer(out Http2RequestHandler handler)
     {
         var server = new GrpcServer(new GrpcServerOptions { MaxReceiveMessageSize = 64 * 1024 });
-        server.AddService(TestServer.RuntimeServiceDescriptor, new TestRuntimeService());
+        RuntimeService.BindService(server, new TestRuntimeService());
         handler = GrpcHandler(server);
         return server;
     }

@@ -91,7 +91,7 @@ public class RequestBufferingTests
         for (int i = 0; i < 3; i++)
         {
             string big = new((char)('a' + i), 290_000);
-            var response = await channel.UnaryAsync<VersionResponse>(TestServer.VersionMethod, new VersionRequest { Version = big })
+            var response = await TestServer.VersionAsync(channel, new VersionRequest { Version = big })
                 .WaitAsync(RawHttp2Client.Timeout);
             Assert.Equal(big, response.Version);
         }
