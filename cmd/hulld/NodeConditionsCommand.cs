@@ -4,7 +4,8 @@ using Hull.Api.Admin;
 using DeprecationWarning = Hull.Core.Deprecations.DeprecationWarning;
 using Hull.Config;
 using Hull.Core.Deprecations;
-using Hull.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Hull.Grpc.Client;
 using Hull.Kube;
 using Hulld.Composition;
@@ -64,13 +65,14 @@ internal static class NodeConditionsCommand
             try { await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false); } catch (OperationCanceledException) { }
             return 0;
         }
-        using var channel = GrpcChannel.ForUnixSocket(bound.Socket.Address);
-        var method = AdminReflection.Descriptor.Services.Single(s => s.Name == "Admin").FindMethodByName("Deprecations");
+        using var channel = GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = UnixSocketHttpHandler.Create(bound.Socket.Address) });
+        var admin = new Hull.Api.Admin.Admin.AdminClient(channel);
         async Task<IReadOnlyList<DeprecationWarning>> ReadWarnings(CancellationToken ct)
         {
             try
             {
-                var response = await channel.UnaryAsync<DeprecationsResponse>(method, new DeprecationsRequest(), CallTimeout, ct).ConfigureAwait(false);
+                var response = await admin.DeprecationsAsync(new DeprecationsRequest(), deadline: DateTime.UtcNow + CallTimeout, cancellationToken: ct)
+                    .ResponseAsync.ConfigureAwait(false);
                 return response.Warnings.Select(w => new DeprecationWarning(w.Id, w.Message,
                     DateTimeOffset.Parse(w.LastOccurrence, CultureInfo.InvariantCulture), w.Occurrences)).ToArray();
             }

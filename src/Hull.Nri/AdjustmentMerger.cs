@@ -1,5 +1,5 @@
 using Hull.Core;
-using Pb = Hull.Api.Nri;
+using NriPb = Hull.Api.Nri; // not "Pb": Google.Protobuf 3.36 has a global namespace of that name
 using Field = Hull.Api.Nri.Field;
 
 namespace Hull.Nri;
@@ -12,60 +12,60 @@ namespace Hull.Nri;
 /// </summary>
 internal sealed class AdjustmentMerger
 {
-    private readonly Pb.Container? _created;
-    private readonly Pb.UpdateContainerRequest? _updated;
-    private readonly Dictionary<string, Pb.ContainerUpdate> _updates = new(StringComparer.Ordinal);
-    private readonly List<Pb.ContainerUpdate> _updateOrder = [];
+    private readonly NriPb.Container? _created;
+    private readonly NriPb.UpdateContainerRequest? _updated;
+    private readonly Dictionary<string, NriPb.ContainerUpdate> _updates = new(StringComparer.Ordinal);
+    private readonly List<NriPb.ContainerUpdate> _updateOrder = [];
 
     public AdjustmentOwners Owners { get; } = new();
-    public Pb.ContainerAdjustment Adjustment { get; } = NewAdjustment();
-    public List<Pb.ContainerEviction> Evictions { get; } = [];
+    public NriPb.ContainerAdjustment Adjustment { get; } = NewAdjustment();
+    public List<NriPb.ContainerEviction> Evictions { get; } = [];
 
-    private AdjustmentMerger(Pb.Container? created, Pb.UpdateContainerRequest? updated)
+    private AdjustmentMerger(NriPb.Container? created, NriPb.UpdateContainerRequest? updated)
     {
         _created = created;
         _updated = updated;
     }
 
     /// <summary>For CreateContainer: <paramref name="request"/>'s container is updated as plugins adjust it.</summary>
-    public static AdjustmentMerger ForCreate(Pb.CreateContainerRequest request)
+    public static AdjustmentMerger ForCreate(NriPb.CreateContainerRequest request)
     {
         var c = request.Container;
-        c.Hooks ??= new Pb.Hooks();
-        c.Linux ??= new Pb.LinuxContainer();
-        c.Linux.Resources ??= new Pb.LinuxResources();
-        c.Linux.Resources.Memory ??= new Pb.LinuxMemory();
-        c.Linux.Resources.Cpu ??= new Pb.LinuxCPU();
+        c.Hooks ??= new NriPb.Hooks();
+        c.Linux ??= new NriPb.LinuxContainer();
+        c.Linux.Resources ??= new NriPb.LinuxResources();
+        c.Linux.Resources.Memory ??= new NriPb.LinuxMemory();
+        c.Linux.Resources.Cpu ??= new NriPb.LinuxCPU();
         return new AdjustmentMerger(c, null);
     }
 
-    public static AdjustmentMerger ForUpdate(Pb.UpdateContainerRequest request)
+    public static AdjustmentMerger ForUpdate(NriPb.UpdateContainerRequest request)
     {
-        request.LinuxResources ??= new Pb.LinuxResources();
-        request.LinuxResources.Memory ??= new Pb.LinuxMemory();
-        request.LinuxResources.Cpu ??= new Pb.LinuxCPU();
+        request.LinuxResources ??= new NriPb.LinuxResources();
+        request.LinuxResources.Memory ??= new NriPb.LinuxMemory();
+        request.LinuxResources.Cpu ??= new NriPb.LinuxCPU();
         return new AdjustmentMerger(null, request);
     }
 
     public static AdjustmentMerger ForStop() => new(null, null);
 
-    private static Pb.ContainerAdjustment NewAdjustment() => new()
+    private static NriPb.ContainerAdjustment NewAdjustment() => new()
     {
-        Hooks = new Pb.Hooks(),
-        Linux = new Pb.LinuxContainerAdjustment
+        Hooks = new NriPb.Hooks(),
+        Linux = new NriPb.LinuxContainerAdjustment
         {
-            Resources = new Pb.LinuxResources { Memory = new Pb.LinuxMemory(), Cpu = new Pb.LinuxCPU() },
+            Resources = new NriPb.LinuxResources { Memory = new NriPb.LinuxMemory(), Cpu = new NriPb.LinuxCPU() },
         },
     };
 
     /// <summary>Updates of other containers (and, for UpdateContainer, the updated one last).</summary>
-    public IReadOnlyList<Pb.ContainerUpdate> Updates =>
+    public IReadOnlyList<NriPb.ContainerUpdate> Updates =>
         _updated is not null && _updates.TryGetValue(_updated.Container.Id, out var own) ? [.. _updateOrder, own] : _updateOrder;
 
     /// <summary>For UpdateContainer: the resources the container gets after every plugin had its say.</summary>
-    public Pb.LinuxResources? UpdatedResources => _updated?.LinuxResources;
+    public NriPb.LinuxResources? UpdatedResources => _updated?.LinuxResources;
 
-    public void Adjust(Pb.ContainerAdjustment? a, string plugin)
+    public void Adjust(NriPb.ContainerAdjustment? a, string plugin)
     {
         if (a is null || _created is null) return;
         var id = _created.Id;
@@ -118,7 +118,7 @@ internal sealed class AdjustmentMerger
             {
                 foreach (var (k, v) in linux.NetDevices)
                 {
-                    if (k.StartsWith('-')) { Owners.Clear(id, Field.LinuxNetDevices, k[1..], plugin); adjust.NetDevices[k] = v ?? new Pb.LinuxNetDevice(); continue; }
+                    if (k.StartsWith('-')) { Owners.Clear(id, Field.LinuxNetDevices, k[1..], plugin); adjust.NetDevices[k] = v ?? new NriPb.LinuxNetDevice(); continue; }
                     Owners.Claim(id, Field.LinuxNetDevices, k, plugin);
                     adjust.NetDevices[k] = v;
                 }
@@ -130,8 +130,8 @@ internal sealed class AdjustmentMerger
             }
             if (linux.Rdt is { } rdt)
             {
-                adjust.Rdt ??= new Pb.LinuxRdt();
-                if (rdt.Remove) adjust.Rdt = new Pb.LinuxRdt { Remove = true };
+                adjust.Rdt ??= new NriPb.LinuxRdt();
+                if (rdt.Remove) adjust.Rdt = new NriPb.LinuxRdt { Remove = true };
                 if (rdt.ClosId is { } clos) { Owners.Claim(id, Field.RdtClosId, plugin); adjust.Rdt.ClosId = clos; adjust.Rdt.Remove = false; }
                 if (rdt.Schemata is { } schemata) { Owners.Claim(id, Field.RdtSchemata, plugin); adjust.Rdt.Schemata = schemata; adjust.Rdt.Remove = false; }
                 if (rdt.EnableMonitoring is { } mon) { Owners.Claim(id, Field.RdtEnableMonitoring, plugin); adjust.Rdt.EnableMonitoring = mon; adjust.Rdt.Remove = false; }
@@ -181,7 +181,7 @@ internal sealed class AdjustmentMerger
         }
     }
 
-    private void AdjustMounts(IList<Pb.Mount> mounts, string id, string plugin)
+    private void AdjustMounts(IList<NriPb.Mount> mounts, string id, string plugin)
     {
         if (mounts.Count == 0) return;
         var removed = mounts.Where(m => m.Destination.StartsWith('-')).ToDictionary(m => m.Destination[1..], StringComparer.Ordinal);
@@ -205,7 +205,7 @@ internal sealed class AdjustmentMerger
         _created.Mounts.AddRange(added);
     }
 
-    private void AdjustEnv(IList<Pb.KeyValue> env, string id, string plugin)
+    private void AdjustEnv(IList<NriPb.KeyValue> env, string id, string plugin)
     {
         if (env.Count == 0) return;
         var removed = env.Where(e => e.Key.StartsWith('-')).Select(e => e.Key[1..]).ToHashSet(StringComparer.Ordinal);
@@ -228,19 +228,19 @@ internal sealed class AdjustmentMerger
         }
         // Removals of variables nobody re-adds go to the runtime too, so it drops them from the spec.
         foreach (var key in removed)
-            if (!modified.Contains(key)) Adjustment.Env.Add(new Pb.KeyValue { Key = "-" + key });
+            if (!modified.Contains(key)) Adjustment.Env.Add(new NriPb.KeyValue { Key = "-" + key });
         _created.Env.Clear();
         _created.Env.AddRange(kept);
         _created.Env.AddRange(added.Select(e => $"{e.Key}={e.Value}"));
     }
 
-    private void AdjustHooks(Pb.Hooks? hooks, string id, string plugin)
+    private void AdjustHooks(NriPb.Hooks? hooks, string id, string plugin)
     {
         if (hooks is null) return;
         var reply = Adjustment.Hooks;
         var container = _created!.Hooks;
         bool any = false;
-        void Add(Google.Protobuf.Collections.RepeatedField<Pb.Hook> from, Google.Protobuf.Collections.RepeatedField<Pb.Hook> to1, Google.Protobuf.Collections.RepeatedField<Pb.Hook> to2)
+        void Add(Google.Protobuf.Collections.RepeatedField<NriPb.Hook> from, Google.Protobuf.Collections.RepeatedField<NriPb.Hook> to1, Google.Protobuf.Collections.RepeatedField<NriPb.Hook> to2)
         {
             if (from.Count == 0) return;
             to1.AddRange(from);
@@ -256,7 +256,7 @@ internal sealed class AdjustmentMerger
         if (any) Owners.Accumulate(id, Field.OciHooks, plugin);
     }
 
-    private void AdjustDevices(IList<Pb.LinuxDevice> devices, string id, string plugin)
+    private void AdjustDevices(IList<NriPb.LinuxDevice> devices, string id, string plugin)
     {
         if (devices.Count == 0) return;
         var removed = devices.Where(d => d.Path.StartsWith('-')).Select(d => d.Path[1..]).ToHashSet(StringComparer.Ordinal);
@@ -275,13 +275,13 @@ internal sealed class AdjustmentMerger
             reply.Add(d);
         }
         foreach (var path in removed)
-            if (!modified.Contains(path)) reply.Add(new Pb.LinuxDevice { Path = "-" + path });
+            if (!modified.Contains(path)) reply.Add(new NriPb.LinuxDevice { Path = "-" + path });
         _created.Linux.Devices.Clear();
         _created.Linux.Devices.AddRange(kept);
         _created.Linux.Devices.AddRange(added);
     }
 
-    private void AdjustNamespaces(IList<Pb.LinuxNamespace> namespaces, string id, string plugin)
+    private void AdjustNamespaces(IList<NriPb.LinuxNamespace> namespaces, string id, string plugin)
     {
         if (namespaces.Count == 0) return;
         var current = _created!.Linux.Namespaces.ToDictionary(n => n.Type, StringComparer.Ordinal);
@@ -299,11 +299,11 @@ internal sealed class AdjustmentMerger
     }
 
     /// <summary>Merges resource settings into <paramref name="target"/> (and <paramref name="reply"/>), claiming each field.</summary>
-    private void AdjustResources(Pb.LinuxResources r, Pb.LinuxResources target, Pb.LinuxResources? reply, string id, string plugin)
+    private void AdjustResources(NriPb.LinuxResources r, NriPb.LinuxResources target, NriPb.LinuxResources? reply, string id, string plugin)
     {
-        target.Memory ??= new Pb.LinuxMemory();
-        target.Cpu ??= new Pb.LinuxCPU();
-        void Set<T>(T? value, Field field, Action<Pb.LinuxResources, T> assign) where T : class
+        target.Memory ??= new NriPb.LinuxMemory();
+        target.Cpu ??= new NriPb.LinuxCPU();
+        void Set<T>(T? value, Field field, Action<NriPb.LinuxResources, T> assign) where T : class
         {
             if (value is null) return;
             Owners.Claim(id, field, plugin);
@@ -352,7 +352,7 @@ internal sealed class AdjustmentMerger
     }
 
     /// <summary>Merges a plugin's updates of other containers (and, for UpdateContainer, of the updated one).</summary>
-    public void Update(IEnumerable<Pb.ContainerUpdate> updates, string plugin)
+    public void Update(IEnumerable<NriPb.ContainerUpdate> updates, string plugin)
     {
         foreach (var u in updates)
         {
@@ -360,11 +360,11 @@ internal sealed class AdjustmentMerger
                 throw new HullException(ErrorKind.FailedPrecondition, $"plugin \"{plugin}\" asked update of \"{u.ContainerId}\" during creation");
             if (!_updates.TryGetValue(u.ContainerId, out var merged))
             {
-                merged = new Pb.ContainerUpdate
+                merged = new NriPb.ContainerUpdate
                 {
                     ContainerId = u.ContainerId,
                     IgnoreFailure = u.IgnoreFailure,
-                    Linux = new Pb.LinuxContainerUpdate { Resources = new Pb.LinuxResources { Memory = new Pb.LinuxMemory(), Cpu = new Pb.LinuxCPU() } },
+                    Linux = new NriPb.LinuxContainerUpdate { Resources = new NriPb.LinuxResources { Memory = new NriPb.LinuxMemory(), Cpu = new NriPb.LinuxCPU() } },
                 };
                 _updates[u.ContainerId] = merged;
                 if (_updated is null || _updated.Container.Id != u.ContainerId) _updateOrder.Add(merged);

@@ -1,15 +1,15 @@
 using Hull.Core;
 using Hull.Runtime.Spec;
-using Pb = Hull.Api.Nri;
+using NriPb = Hull.Api.Nri; // not "Pb": Google.Protobuf 3.36 has a global namespace of that name
 
 namespace Hull.Nri;
 
 /// <summary>Between Hull's domain records and the NRI protobuf messages (containerd's internal/nri domain conversion).</summary>
 internal static class ApiConversion
 {
-    public static Pb.PodSandbox ToApi(NriPod pod)
+    public static NriPb.PodSandbox ToApi(NriPod pod)
     {
-        var api = new Pb.PodSandbox
+        var api = new NriPb.PodSandbox
         {
             Id = pod.Id,
             Name = pod.Name,
@@ -17,7 +17,7 @@ internal static class ApiConversion
             Namespace = pod.Namespace,
             RuntimeHandler = pod.RuntimeHandler,
             Pid = pod.Pid,
-            Linux = new Pb.LinuxPodSandbox
+            Linux = new NriPb.LinuxPodSandbox
             {
                 CgroupParent = pod.CgroupParent,
                 CgroupsPath = pod.CgroupsPath,
@@ -28,24 +28,24 @@ internal static class ApiConversion
         AddAll(api.Labels, pod.Labels);
         AddAll(api.Annotations, pod.Annotations);
         api.Ips.AddRange(pod.Ips);
-        api.Linux.Namespaces.AddRange(pod.Namespaces.Select(n => new Pb.LinuxNamespace { Type = n.Type, Path = n.Path ?? "" }));
+        api.Linux.Namespaces.AddRange(pod.Namespaces.Select(n => new NriPb.LinuxNamespace { Type = n.Type, Path = n.Path ?? "" }));
         return api;
     }
 
-    public static Pb.Container ToApi(NriContainer container)
+    public static NriPb.Container ToApi(NriContainer container)
     {
-        var api = new Pb.Container
+        var api = new NriPb.Container
         {
             Id = container.Id,
             PodSandboxId = container.PodSandboxId,
             Name = container.Name,
             State = container.State switch
             {
-                NriContainerState.Created => Pb.ContainerState.ContainerCreated,
-                NriContainerState.Paused => Pb.ContainerState.ContainerPaused,
-                NriContainerState.Running => Pb.ContainerState.ContainerRunning,
-                NriContainerState.Stopped => Pb.ContainerState.ContainerStopped,
-                _ => Pb.ContainerState.ContainerUnknown,
+                NriContainerState.Created => NriPb.ContainerState.ContainerCreated,
+                NriContainerState.Paused => NriPb.ContainerState.ContainerPaused,
+                NriContainerState.Running => NriPb.ContainerState.ContainerRunning,
+                NriContainerState.Stopped => NriPb.ContainerState.ContainerStopped,
+                _ => NriPb.ContainerState.ContainerUnknown,
             },
             Pid = container.Pid,
             CreatedAt = Nanos(container.CreatedAt),
@@ -54,13 +54,13 @@ internal static class ApiConversion
             ExitCode = container.ExitCode,
             StatusReason = container.StatusReason,
             StatusMessage = container.StatusMessage,
-            Image = new Pb.Image { Name = container.ImageName, Digest = container.ImageDigest, ConfigDigest = container.ImageConfigDigest },
-            Hooks = new Pb.Hooks(),
-            Linux = new Pb.LinuxContainer { Resources = new Pb.LinuxResources() },
+            Image = new NriPb.Image { Name = container.ImageName, Digest = container.ImageDigest, ConfigDigest = container.ImageConfigDigest },
+            Hooks = new NriPb.Hooks(),
+            Linux = new NriPb.LinuxContainer { Resources = new NriPb.LinuxResources() },
         };
         AddAll(api.Labels, container.Labels);
         AddAll(api.Annotations, container.Annotations);
-        api.CDIDevices.AddRange(container.CdiDevices.Select(d => new Pb.CDIDevice { Name = d }));
+        api.CDIDevices.AddRange(container.CdiDevices.Select(d => new NriPb.CDIDevice { Name = d }));
         if (container.Spec is { } spec) FromSpec(spec, api);
         return api;
     }
@@ -73,22 +73,22 @@ internal static class ApiConversion
     private static long Nanos(DateTimeOffset? t) => t is { } v ? (v - DateTimeOffset.UnixEpoch).Ticks * 100 : 0;
 
     /// <summary>The parts of a container NRI takes from its OCI spec (containerd/nri's FromOCI helpers).</summary>
-    private static void FromSpec(OciSpec spec, Pb.Container api)
+    private static void FromSpec(OciSpec spec, NriPb.Container api)
     {
         if (spec.Process is { } process)
         {
             api.Args.AddRange(process.Args ?? []);
             api.Env.AddRange(process.Env ?? []);
-            api.Rlimits.AddRange((process.Rlimits ?? []).Select(r => new Pb.POSIXRlimit { Type = r.Type, Hard = r.Hard, Soft = r.Soft }));
-            api.User = new Pb.User { Uid = process.User.Uid, Gid = process.User.Gid };
+            api.Rlimits.AddRange((process.Rlimits ?? []).Select(r => new NriPb.POSIXRlimit { Type = r.Type, Hard = r.Hard, Soft = r.Soft }));
+            api.User = new NriPb.User { Uid = process.User.Uid, Gid = process.User.Gid };
             api.User.AdditionalGids.AddRange(process.User.AdditionalGids ?? []);
-            if (process.OomScoreAdj is { } oom) api.Linux.OomScoreAdj = new Pb.OptionalInt { Value = oom };
+            if (process.OomScoreAdj is { } oom) api.Linux.OomScoreAdj = new NriPb.OptionalInt { Value = oom };
         }
         if (spec.Annotations is { } annotations)
             foreach (var (k, v) in annotations) api.Annotations[k] = v;
         api.Mounts.AddRange((spec.Mounts ?? []).Select(m =>
         {
-            var mount = new Pb.Mount { Destination = m.Destination, Type = m.Type ?? "", Source = m.Source ?? "" };
+            var mount = new NriPb.Mount { Destination = m.Destination, Type = m.Type ?? "", Source = m.Source ?? "" };
             mount.Options.AddRange(m.Options ?? []);
             return mount;
         }));
@@ -104,50 +104,50 @@ internal static class ApiConversion
         if (spec.Linux is { } linux)
         {
             api.Linux.CgroupsPath = linux.CgroupsPath ?? "";
-            api.Linux.Namespaces.AddRange((linux.Namespaces ?? []).Select(n => new Pb.LinuxNamespace { Type = n.Type, Path = n.Path ?? "" }));
+            api.Linux.Namespaces.AddRange((linux.Namespaces ?? []).Select(n => new NriPb.LinuxNamespace { Type = n.Type, Path = n.Path ?? "" }));
             api.Linux.Devices.AddRange((linux.Devices ?? []).Select(ToApi));
-            api.Linux.Resources = ToApi(linux.Resources) ?? new Pb.LinuxResources();
+            api.Linux.Resources = ToApi(linux.Resources) ?? new NriPb.LinuxResources();
             if (linux.Sysctl is { } sysctl) AddAll(api.Linux.Sysctl, sysctl);
             if (linux.Seccomp is { } seccomp) api.Linux.SeccompPolicy = ToApi(seccomp);
         }
     }
 
-    private static IEnumerable<Pb.Hook> ToApi(IReadOnlyList<OciHook>? hooks) => (hooks ?? []).Select(h =>
+    private static IEnumerable<NriPb.Hook> ToApi(IReadOnlyList<OciHook>? hooks) => (hooks ?? []).Select(h =>
     {
-        var hook = new Pb.Hook { Path = h.Path };
+        var hook = new NriPb.Hook { Path = h.Path };
         hook.Args.AddRange(h.Args ?? []);
         hook.Env.AddRange(h.Env ?? []);
-        if (h.Timeout is { } t) hook.Timeout = new Pb.OptionalInt { Value = t };
+        if (h.Timeout is { } t) hook.Timeout = new NriPb.OptionalInt { Value = t };
         return hook;
     });
 
-    private static Pb.LinuxDevice ToApi(OciDevice d)
+    private static NriPb.LinuxDevice ToApi(OciDevice d)
     {
-        var device = new Pb.LinuxDevice { Path = d.Path, Type = d.Type, Major = d.Major, Minor = d.Minor };
-        if (d.FileMode is { } mode) device.FileMode = new Pb.OptionalFileMode { Value = mode };
-        if (d.Uid is { } uid) device.Uid = new Pb.OptionalUInt32 { Value = uid };
-        if (d.Gid is { } gid) device.Gid = new Pb.OptionalUInt32 { Value = gid };
+        var device = new NriPb.LinuxDevice { Path = d.Path, Type = d.Type, Major = d.Major, Minor = d.Minor };
+        if (d.FileMode is { } mode) device.FileMode = new NriPb.OptionalFileMode { Value = mode };
+        if (d.Uid is { } uid) device.Uid = new NriPb.OptionalUInt32 { Value = uid };
+        if (d.Gid is { } gid) device.Gid = new NriPb.OptionalUInt32 { Value = gid };
         return device;
     }
 
-    private static Pb.LinuxSeccomp ToApi(OciSeccomp s)
+    private static NriPb.LinuxSeccomp ToApi(OciSeccomp s)
     {
-        var api = new Pb.LinuxSeccomp { DefaultAction = s.DefaultAction, ListenerPath = s.ListenerPath ?? "", ListenerMetadata = s.ListenerMetadata ?? "" };
-        if (s.DefaultErrnoRet is { } errno) api.DefaultErrno = new Pb.OptionalUInt32 { Value = errno };
+        var api = new NriPb.LinuxSeccomp { DefaultAction = s.DefaultAction, ListenerPath = s.ListenerPath ?? "", ListenerMetadata = s.ListenerMetadata ?? "" };
+        if (s.DefaultErrnoRet is { } errno) api.DefaultErrno = new NriPb.OptionalUInt32 { Value = errno };
         api.Architectures.AddRange(s.Architectures ?? []);
         api.Flags.AddRange(s.Flags ?? []);
         foreach (var sc in s.Syscalls ?? [])
         {
-            var syscall = new Pb.LinuxSyscall { Action = sc.Action };
+            var syscall = new NriPb.LinuxSyscall { Action = sc.Action };
             syscall.Names.AddRange(sc.Names);
-            if (sc.ErrnoRet is { } e) syscall.ErrnoRet = new Pb.OptionalUInt32 { Value = e };
-            syscall.Args.AddRange((sc.Args ?? []).Select(a => new Pb.LinuxSeccompArg { Index = a.Index, Value = a.Value, ValueTwo = a.ValueTwo ?? 0, Op = a.Op }));
+            if (sc.ErrnoRet is { } e) syscall.ErrnoRet = new NriPb.OptionalUInt32 { Value = e };
+            syscall.Args.AddRange((sc.Args ?? []).Select(a => new NriPb.LinuxSeccompArg { Index = a.Index, Value = a.Value, ValueTwo = a.ValueTwo ?? 0, Op = a.Op }));
             api.Syscalls.Add(syscall);
         }
         return api;
     }
 
-    private static OciSeccomp FromApi(Pb.LinuxSeccomp s) => new()
+    private static OciSeccomp FromApi(NriPb.LinuxSeccomp s) => new()
     {
         DefaultAction = s.DefaultAction,
         DefaultErrnoRet = s.DefaultErrno?.Value,
@@ -164,43 +164,43 @@ internal static class ApiConversion
         }).ToArray(),
     };
 
-    public static Pb.LinuxResources? ToApi(OciResources? r)
+    public static NriPb.LinuxResources? ToApi(OciResources? r)
     {
         if (r is null) return null;
-        var api = new Pb.LinuxResources();
+        var api = new NriPb.LinuxResources();
         if (r.Memory is { } m)
         {
-            api.Memory = new Pb.LinuxMemory();
-            if (m.Limit is { } l) api.Memory.Limit = new Pb.OptionalInt64 { Value = l };
-            if (m.Reservation is { } res) api.Memory.Reservation = new Pb.OptionalInt64 { Value = res };
-            if (m.Swap is { } s) api.Memory.Swap = new Pb.OptionalInt64 { Value = s };
-            if (m.Swappiness is { } sw) api.Memory.Swappiness = new Pb.OptionalUInt64 { Value = sw };
-            if (m.DisableOomKiller is { } d) api.Memory.DisableOomKiller = new Pb.OptionalBool { Value = d };
+            api.Memory = new NriPb.LinuxMemory();
+            if (m.Limit is { } l) api.Memory.Limit = new NriPb.OptionalInt64 { Value = l };
+            if (m.Reservation is { } res) api.Memory.Reservation = new NriPb.OptionalInt64 { Value = res };
+            if (m.Swap is { } s) api.Memory.Swap = new NriPb.OptionalInt64 { Value = s };
+            if (m.Swappiness is { } sw) api.Memory.Swappiness = new NriPb.OptionalUInt64 { Value = sw };
+            if (m.DisableOomKiller is { } d) api.Memory.DisableOomKiller = new NriPb.OptionalBool { Value = d };
         }
         if (r.Cpu is { } c)
         {
-            api.Cpu = new Pb.LinuxCPU { Cpus = c.Cpus ?? "", Mems = c.Mems ?? "" };
-            if (c.Shares is { } sh) api.Cpu.Shares = new Pb.OptionalUInt64 { Value = sh };
-            if (c.Quota is { } q) api.Cpu.Quota = new Pb.OptionalInt64 { Value = q };
-            if (c.Period is { } p) api.Cpu.Period = new Pb.OptionalUInt64 { Value = p };
-            if (c.RealtimeRuntime is { } rr) api.Cpu.RealtimeRuntime = new Pb.OptionalInt64 { Value = rr };
-            if (c.RealtimePeriod is { } rp) api.Cpu.RealtimePeriod = new Pb.OptionalUInt64 { Value = rp };
+            api.Cpu = new NriPb.LinuxCPU { Cpus = c.Cpus ?? "", Mems = c.Mems ?? "" };
+            if (c.Shares is { } sh) api.Cpu.Shares = new NriPb.OptionalUInt64 { Value = sh };
+            if (c.Quota is { } q) api.Cpu.Quota = new NriPb.OptionalInt64 { Value = q };
+            if (c.Period is { } p) api.Cpu.Period = new NriPb.OptionalUInt64 { Value = p };
+            if (c.RealtimeRuntime is { } rr) api.Cpu.RealtimeRuntime = new NriPb.OptionalInt64 { Value = rr };
+            if (c.RealtimePeriod is { } rp) api.Cpu.RealtimePeriod = new NriPb.OptionalUInt64 { Value = rp };
         }
-        api.HugepageLimits.AddRange((r.HugepageLimits ?? []).Select(h => new Pb.HugepageLimit { PageSize = h.PageSize, Limit = h.Limit }));
+        api.HugepageLimits.AddRange((r.HugepageLimits ?? []).Select(h => new NriPb.HugepageLimit { PageSize = h.PageSize, Limit = h.Limit }));
         if (r.Unified is { } u) AddAll(api.Unified, u);
-        if (r.Pids is { } pids) api.Pids = new Pb.LinuxPids { Limit = pids.Limit };
-        api.Devices.AddRange((r.Devices ?? []).Select(d => new Pb.LinuxDeviceCgroup
+        if (r.Pids is { } pids) api.Pids = new NriPb.LinuxPids { Limit = pids.Limit };
+        api.Devices.AddRange((r.Devices ?? []).Select(d => new NriPb.LinuxDeviceCgroup
         {
             Allow = d.Allow,
             Type = d.Type ?? "",
             Access = d.Access ?? "",
-            Major = d.Major is { } major ? new Pb.OptionalInt64 { Value = major } : null,
-            Minor = d.Minor is { } minor ? new Pb.OptionalInt64 { Value = minor } : null,
+            Major = d.Major is { } major ? new NriPb.OptionalInt64 { Value = major } : null,
+            Minor = d.Minor is { } minor ? new NriPb.OptionalInt64 { Value = minor } : null,
         }));
         return api;
     }
 
-    public static OciResources FromApi(Pb.LinuxResources r)
+    public static OciResources FromApi(NriPb.LinuxResources r)
     {
         OciMemory? memory = r.Memory is { } m
             ? new OciMemory { Limit = m.Limit?.Value, Reservation = m.Reservation?.Value, Swap = m.Swap?.Value, Swappiness = m.Swappiness?.Value, DisableOomKiller = m.DisableOomKiller?.Value }
@@ -222,40 +222,40 @@ internal static class ApiConversion
         };
     }
 
-    public static NriContainerUpdate FromApi(Pb.ContainerUpdate u) =>
+    public static NriContainerUpdate FromApi(NriPb.ContainerUpdate u) =>
         new(u.ContainerId, u.Linux?.Resources is { } r ? FromApi(r) : new OciResources(), u.IgnoreFailure);
 
-    public static Pb.ContainerUpdate ToApi(NriContainerUpdate u) => new()
+    public static NriPb.ContainerUpdate ToApi(NriContainerUpdate u) => new()
     {
         ContainerId = u.ContainerId,
         IgnoreFailure = u.IgnoreFailure,
-        Linux = new Pb.LinuxContainerUpdate { Resources = ToApi(u.Resources) },
+        Linux = new NriPb.LinuxContainerUpdate { Resources = ToApi(u.Resources) },
     };
 
-    public static NriContainerEviction FromApi(Pb.ContainerEviction e) => new(e.ContainerId, e.Reason);
+    public static NriContainerEviction FromApi(NriPb.ContainerEviction e) => new(e.ContainerId, e.Reason);
 
     /// <summary>
     /// The merged adjustment in OCI terms. Parts Hull's spec cannot express (I/O priority, scheduler, RDT, memory
     /// policy, network devices, block I/O and RDT classes) are refused naming the plugins that set them, rather
     /// than dropped without a word.
     /// </summary>
-    public static ContainerAdjustment FromApi(Pb.ContainerAdjustment a, AdjustmentOwners owners, string containerId, string containerName)
+    public static ContainerAdjustment FromApi(NriPb.ContainerAdjustment a, AdjustmentOwners owners, string containerId, string containerName)
     {
-        var linux = a.Linux ?? new Pb.LinuxContainerAdjustment();
-        void Unsupported(bool set, Pb.Field field, string what)
+        var linux = a.Linux ?? new NriPb.LinuxContainerAdjustment();
+        void Unsupported(bool set, NriPb.Field field, string what)
         {
             if (!set) return;
             var by = owners.OwnersOf(containerId, field);
             throw new HullException(ErrorKind.FailedPrecondition,
                 $"container \"{containerName}\": NRI plugin {(by.Length == 0 ? "adjustment" : string.Join(", ", by.Select(p => $"\"{p}\"")))} sets {what}, which Hull does not support");
         }
-        Unsupported(linux.IoPriority is not null, Pb.Field.IoPriority, "the I/O priority");
-        Unsupported(linux.Scheduler is not null, Pb.Field.LinuxSched, "the scheduling policy");
-        Unsupported(linux.Rdt is { } rdt && (rdt.ClosId is not null || rdt.Schemata is not null || rdt.EnableMonitoring is not null), Pb.Field.RdtClosId, "RDT");
-        Unsupported(linux.MemoryPolicy is not null, Pb.Field.MemoryPolicy, "a memory policy");
-        Unsupported(linux.NetDevices.Keys.Any(k => !k.StartsWith('-')), Pb.Field.LinuxNetDevices, "network devices");
-        Unsupported(linux.Resources?.BlockioClass is not null, Pb.Field.BlockioClass, "a block I/O class");
-        Unsupported(linux.Resources?.RdtClass is not null, Pb.Field.RdtClass, "an RDT class");
+        Unsupported(linux.IoPriority is not null, NriPb.Field.IoPriority, "the I/O priority");
+        Unsupported(linux.Scheduler is not null, NriPb.Field.LinuxSched, "the scheduling policy");
+        Unsupported(linux.Rdt is { } rdt && (rdt.ClosId is not null || rdt.Schemata is not null || rdt.EnableMonitoring is not null), NriPb.Field.RdtClosId, "RDT");
+        Unsupported(linux.MemoryPolicy is not null, NriPb.Field.MemoryPolicy, "a memory policy");
+        Unsupported(linux.NetDevices.Keys.Any(k => !k.StartsWith('-')), NriPb.Field.LinuxNetDevices, "network devices");
+        Unsupported(linux.Resources?.BlockioClass is not null, NriPb.Field.BlockioClass, "a block I/O class");
+        Unsupported(linux.Resources?.RdtClass is not null, NriPb.Field.RdtClass, "an RDT class");
 
         var (annotations, removedAnnotations) = Split(a.Annotations);
         var (sysctls, removedSysctls) = Split(linux.Sysctl);
@@ -305,7 +305,7 @@ internal static class ApiConversion
         (map.Where(kv => !kv.Key.StartsWith('-')).ToDictionary(kv => kv.Key, kv => kv.Value),
          map.Keys.Where(k => k.StartsWith('-')).Select(k => k[1..]).ToArray());
 
-    private static IReadOnlyList<OciHook>? FromApi(IList<Pb.Hook> hooks) => hooks.Count == 0 ? null : hooks.Select(h => new OciHook
+    private static IReadOnlyList<OciHook>? FromApi(IList<NriPb.Hook> hooks) => hooks.Count == 0 ? null : hooks.Select(h => new OciHook
     {
         Path = h.Path,
         Args = h.Args.Count == 0 ? null : h.Args.ToArray(),
@@ -313,7 +313,7 @@ internal static class ApiConversion
         Timeout = h.Timeout is { } t ? checked((int)t.Value) : null,
     }).ToArray();
 
-    private static ResourceAdjustment FromApiAdjustment(Pb.LinuxResources r) => new()
+    private static ResourceAdjustment FromApiAdjustment(NriPb.LinuxResources r) => new()
     {
         MemoryLimit = r.Memory?.Limit?.Value,
         MemoryReservation = r.Memory?.Reservation?.Value,

@@ -1,4 +1,4 @@
-using Pb = Hull.Api.Nri;
+using NriPb = Hull.Api.Nri; // not "Pb": Google.Protobuf 3.36 has a global namespace of that name
 
 namespace Hull.Nri;
 
@@ -14,24 +14,24 @@ internal sealed class DefaultValidator(DefaultValidatorOptions options)
     public const string Name = "default-validator";
 
     /// <summary>The reason for rejecting, or null to accept.</summary>
-    public string? Validate(Pb.ValidateContainerAdjustmentRequest request, AdjustmentOwners owners)
+    public string? Validate(NriPb.ValidateContainerAdjustmentRequest request, AdjustmentOwners owners)
     {
         var id = request.Container.Id;
-        if (options.RejectOciHookAdjustment && owners.SimpleOwner(id, Pb.Field.OciHooks) is { } hooks)
+        if (options.RejectOciHookAdjustment && owners.SimpleOwner(id, NriPb.Field.OciHooks) is { } hooks)
             return $"validation error: {(hooks.Contains(',') ? "plugins" : "plugin")} \"{hooks}\" attempted restricted OCI hook injection";
 
-        if (owners.SimpleOwner(id, Pb.Field.SeccompPolicy) is { } seccomp)
+        if (owners.SimpleOwner(id, NriPb.Field.SeccompPolicy) is { } seccomp)
         {
             var profile = request.Container.Linux?.SeccompProfile;
-            if ((profile is null || profile.ProfileType == Pb.SecurityProfile.Types.ProfileType.Unconfined) && options.RejectUnconfinedSeccompAdjustment)
+            if ((profile is null || profile.ProfileType == NriPb.SecurityProfile.Types.ProfileType.Unconfined) && options.RejectUnconfinedSeccompAdjustment)
                 return $"validation error: plugin {seccomp} attempted restricted unconfined seccomp policy adjustment";
-            if (profile?.ProfileType == Pb.SecurityProfile.Types.ProfileType.RuntimeDefault && options.RejectRuntimeDefaultSeccompAdjustment)
+            if (profile?.ProfileType == NriPb.SecurityProfile.Types.ProfileType.RuntimeDefault && options.RejectRuntimeDefaultSeccompAdjustment)
                 return $"validation error: plugin {seccomp} attempted restricted runtime default seccomp policy adjustment";
-            if (profile?.ProfileType == Pb.SecurityProfile.Types.ProfileType.Localhost && options.RejectCustomSeccompAdjustment)
+            if (profile?.ProfileType == NriPb.SecurityProfile.Types.ProfileType.Localhost && options.RejectCustomSeccompAdjustment)
                 return $"validation error: plugin {seccomp} attempted restricted custom seccomp policy adjustment";
         }
 
-        if (options.RejectNamespaceAdjustment && owners.CompoundOwners(id, Pb.Field.Namespace) is { Count: > 0 } namespaces)
+        if (options.RejectNamespaceAdjustment && owners.CompoundOwners(id, NriPb.Field.Namespace) is { Count: > 0 } namespaces)
             return "validation error: attempted restricted namespace adjustment by plugin(s) " +
                 string.Join(", ", namespaces.Select(kv => $"\"{kv.Value}\" (namespace \"{kv.Key}\")"));
 
@@ -39,14 +39,14 @@ internal sealed class DefaultValidator(DefaultValidatorOptions options)
 
         if (options.RejectSysctlAdjustment && request.Adjust?.Linux is { } linux)
         {
-            var sysctlOwners = owners.CompoundOwners(id, Pb.Field.Sysctl);
+            var sysctlOwners = owners.CompoundOwners(id, NriPb.Field.Sysctl);
             var by = linux.Sysctl.Keys.Where(sysctlOwners.ContainsKey).Select(k => sysctlOwners[k]).ToArray();
             if (by.Length > 0) return $"validation error: attempted restricted sysctl adjustment by plugin(s) {string.Join(", ", by)}";
         }
         return null;
     }
 
-    private string? RequiredPluginsMissing(Pb.ValidateContainerAdjustmentRequest request)
+    private string? RequiredPluginsMissing(NriPb.ValidateContainerAdjustmentRequest request)
     {
         var container = request.Container.Name;
         if (options.TolerateMissingPluginsAnnotation is { Length: > 0 } tolerate &&
@@ -69,7 +69,7 @@ internal sealed class DefaultValidator(DefaultValidatorOptions options)
     }
 
     /// <summary>containerd/nri's GetEffectiveAnnotation: KEY/container.NAME, then KEY/pod, then KEY.</summary>
-    private static string? EffectiveAnnotation(Pb.PodSandbox? pod, string key, string container)
+    private static string? EffectiveAnnotation(NriPb.PodSandbox? pod, string key, string container)
     {
         if (pod is null) return null;
         foreach (var k in new[] { $"{key}/container.{container}", $"{key}/pod", key })

@@ -4,7 +4,7 @@ using Hull.Core;
 using Hull.Core.Deprecations;
 using Hull.Runtime.Spec;
 using Microsoft.Extensions.Logging;
-using Pb = Hull.Api.Nri;
+using NriPb = Hull.Api.Nri; // not "Pb": Google.Protobuf 3.36 has a global namespace of that name
 
 namespace Hull.Nri;
 
@@ -216,7 +216,7 @@ public sealed class NriHost : IAsyncDisposable
             return _launchedConfigs.TryGetValue(plugin.FullName, out var config) ? config : "";
     }
 
-    internal void WarnStateChange(NriPlugin plugin, Pb.Event e)
+    internal void WarnStateChange(NriPlugin plugin, NriPb.Event e)
     {
         var message = $"NRI plugin \"{plugin.FullName}\" uses the deprecated StateChange instead of a dedicated {e} RPC; update it to NRI v0.12 or newer";
         if (_deprecations is not null) _deprecations.Record(DeprecationIds.NriPluginInterface, message);
@@ -233,38 +233,38 @@ public sealed class NriHost : IAsyncDisposable
     // ---- events ----------------------------------------------------------------------------------------------
 
     public Task RunPodSandboxAsync(NriPod pod, CancellationToken cancellationToken = default) =>
-        NotifyAsync(Pb.Event.RunPodSandbox, pod, null, (p, api, _, o) => p.Stub.RunPodSandboxAsync(new Pb.RunPodSandboxRequest { Pod = api }, o), cancellationToken);
+        NotifyAsync(NriPb.Event.RunPodSandbox, pod, null, (p, api, _, o) => p.Stub.RunPodSandboxAsync(new NriPb.RunPodSandboxRequest { Pod = api }, o), cancellationToken);
 
     public Task PostUpdatePodSandboxAsync(NriPod pod, CancellationToken cancellationToken = default) =>
-        NotifyAsync(Pb.Event.PostUpdatePodSandbox, pod, null, (p, api, _, o) => p.Stub.PostUpdatePodSandboxAsync(new Pb.PostUpdatePodSandboxRequest { Pod = api }, o), cancellationToken);
+        NotifyAsync(NriPb.Event.PostUpdatePodSandbox, pod, null, (p, api, _, o) => p.Stub.PostUpdatePodSandboxAsync(new NriPb.PostUpdatePodSandboxRequest { Pod = api }, o), cancellationToken);
 
     public Task StopPodSandboxAsync(NriPod pod, CancellationToken cancellationToken = default) =>
-        NotifyAsync(Pb.Event.StopPodSandbox, pod, null, (p, api, _, o) => p.Stub.StopPodSandboxAsync(new Pb.StopPodSandboxRequest { Pod = api }, o), cancellationToken);
+        NotifyAsync(NriPb.Event.StopPodSandbox, pod, null, (p, api, _, o) => p.Stub.StopPodSandboxAsync(new NriPb.StopPodSandboxRequest { Pod = api }, o), cancellationToken);
 
     public Task RemovePodSandboxAsync(NriPod pod, CancellationToken cancellationToken = default) =>
-        NotifyAsync(Pb.Event.RemovePodSandbox, pod, null, (p, api, _, o) => p.Stub.RemovePodSandboxAsync(new Pb.RemovePodSandboxRequest { Pod = api }, o), cancellationToken);
+        NotifyAsync(NriPb.Event.RemovePodSandbox, pod, null, (p, api, _, o) => p.Stub.RemovePodSandboxAsync(new NriPb.RemovePodSandboxRequest { Pod = api }, o), cancellationToken);
 
     public Task PostCreateContainerAsync(NriPod pod, NriContainer container, CancellationToken cancellationToken = default) =>
-        NotifyAsync(Pb.Event.PostCreateContainer, pod, container, (p, api, c, o) => p.Stub.PostCreateContainerAsync(new Pb.PostCreateContainerRequest { Pod = api, Container = c }, o), cancellationToken);
+        NotifyAsync(NriPb.Event.PostCreateContainer, pod, container, (p, api, c, o) => p.Stub.PostCreateContainerAsync(new NriPb.PostCreateContainerRequest { Pod = api, Container = c }, o), cancellationToken);
 
     public Task StartContainerAsync(NriPod pod, NriContainer container, CancellationToken cancellationToken = default) =>
-        NotifyAsync(Pb.Event.StartContainer, pod, container, (p, api, c, o) => p.Stub.StartContainerAsync(new Pb.StartContainerRequest { Pod = api, Container = c }, o), cancellationToken);
+        NotifyAsync(NriPb.Event.StartContainer, pod, container, (p, api, c, o) => p.Stub.StartContainerAsync(new NriPb.StartContainerRequest { Pod = api, Container = c }, o), cancellationToken);
 
     public Task PostStartContainerAsync(NriPod pod, NriContainer container, CancellationToken cancellationToken = default) =>
-        NotifyAsync(Pb.Event.PostStartContainer, pod, container, (p, api, c, o) => p.Stub.PostStartContainerAsync(new Pb.PostStartContainerRequest { Pod = api, Container = c }, o), cancellationToken);
+        NotifyAsync(NriPb.Event.PostStartContainer, pod, container, (p, api, c, o) => p.Stub.PostStartContainerAsync(new NriPb.PostStartContainerRequest { Pod = api, Container = c }, o), cancellationToken);
 
     public Task PostUpdateContainerAsync(NriPod pod, NriContainer container, CancellationToken cancellationToken = default) =>
-        NotifyAsync(Pb.Event.PostUpdateContainer, pod, container, (p, api, c, o) => p.Stub.PostUpdateContainerAsync(new Pb.PostUpdateContainerRequest { Pod = api, Container = c }, o), cancellationToken);
+        NotifyAsync(NriPb.Event.PostUpdateContainer, pod, container, (p, api, c, o) => p.Stub.PostUpdateContainerAsync(new NriPb.PostUpdateContainerRequest { Pod = api, Container = c }, o), cancellationToken);
 
     public Task RemoveContainerAsync(NriPod pod, NriContainer container, CancellationToken cancellationToken = default) =>
-        NotifyAsync(Pb.Event.RemoveContainer, pod, container, (p, api, c, o) => p.Stub.RemoveContainerAsync(new Pb.RemoveContainerRequest { Pod = api, Container = c }, o), cancellationToken);
+        NotifyAsync(NriPb.Event.RemoveContainer, pod, container, (p, api, c, o) => p.Stub.RemoveContainerAsync(new NriPb.RemoveContainerRequest { Pod = api, Container = c }, o), cancellationToken);
 
     /// <summary>UpdatePodSandbox has no StateChange form; plugins get the pod's new overhead and resources.</summary>
     public async Task UpdatePodSandboxAsync(NriPod pod, OciResources? overhead, OciResources? resources, CancellationToken cancellationToken = default)
     {
-        var request = new Pb.UpdatePodSandboxRequest { Pod = ApiConversion.ToApi(pod), OverheadLinuxResources = ApiConversion.ToApi(overhead), LinuxResources = ApiConversion.ToApi(resources) };
-        foreach (var plugin in Plugins(Pb.Event.UpdatePodSandbox))
-            await InvokeAsync(plugin, Pb.Event.UpdatePodSandbox, o => plugin.Stub.UpdatePodSandboxAsync(request, o).ResponseAsync, cancellationToken).ConfigureAwait(false);
+        var request = new NriPb.UpdatePodSandboxRequest { Pod = ApiConversion.ToApi(pod), OverheadLinuxResources = ApiConversion.ToApi(overhead), LinuxResources = ApiConversion.ToApi(resources) };
+        foreach (var plugin in Plugins(NriPb.Event.UpdatePodSandbox))
+            await InvokeAsync(plugin, NriPb.Event.UpdatePodSandbox, o => plugin.Stub.UpdatePodSandboxAsync(request, o).ResponseAsync, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -273,13 +273,13 @@ public sealed class NriHost : IAsyncDisposable
     /// </summary>
     public async Task<NriCreateResult> CreateContainerAsync(NriPod pod, NriContainer container, CancellationToken cancellationToken = default)
     {
-        var request = new Pb.CreateContainerRequest { Pod = ApiConversion.ToApi(pod), Container = ApiConversion.ToApi(container) };
+        var request = new NriPb.CreateContainerRequest { Pod = ApiConversion.ToApi(pod), Container = ApiConversion.ToApi(container) };
         var pristine = request.Container.Clone();
         var merger = AdjustmentMerger.ForCreate(request);
-        var plugins = Plugins(Pb.Event.CreateContainer);
+        var plugins = Plugins(NriPb.Event.CreateContainer);
         foreach (var plugin in plugins)
         {
-            var response = await InvokeAsync(plugin, Pb.Event.CreateContainer, o => plugin.Stub.CreateContainerAsync(request, o).ResponseAsync, cancellationToken).ConfigureAwait(false);
+            var response = await InvokeAsync(plugin, NriPb.Event.CreateContainer, o => plugin.Stub.CreateContainerAsync(request, o).ResponseAsync, cancellationToken).ConfigureAwait(false);
             if (response is null) continue;
             merger.Adjust(response.Adjust, plugin.FullName);
             merger.Update(response.Update, plugin.FullName);
@@ -292,19 +292,19 @@ public sealed class NriHost : IAsyncDisposable
             merger.Evictions.Select(ApiConversion.FromApi).ToArray());
     }
 
-    private async Task ValidateAsync(Pb.PodSandbox pod, Pb.Container pristine, AdjustmentMerger merger, IReadOnlyList<NriPlugin> consulted,
+    private async Task ValidateAsync(NriPb.PodSandbox pod, NriPb.Container pristine, AdjustmentMerger merger, IReadOnlyList<NriPlugin> consulted,
         CancellationToken cancellationToken)
     {
-        var validators = Plugins(Pb.Event.ValidateContainerAdjustment);
+        var validators = Plugins(NriPb.Event.ValidateContainerAdjustment);
         if (validators.Count == 0 && _defaultValidator is null) return;
-        var request = new Pb.ValidateContainerAdjustmentRequest { Pod = pod, Container = pristine, Adjust = merger.Adjustment, Owners = merger.Owners.Message };
+        var request = new NriPb.ValidateContainerAdjustmentRequest { Pod = pod, Container = pristine, Adjust = merger.Adjustment, Owners = merger.Owners.Message };
         request.Update.AddRange(merger.Updates);
-        request.Plugins.AddRange(consulted.Select(p => new Pb.PluginInstance { Name = p.Name, Index = p.Index }));
+        request.Plugins.AddRange(consulted.Select(p => new NriPb.PluginInstance { Name = p.Name, Index = p.Index }));
 
         if (_defaultValidator?.Validate(request, merger.Owners) is { } reason)
             throw new HullException(ErrorKind.FailedPrecondition, $"validator \"{DefaultValidator.Name}\" rejected container adjustment, reason: {reason}");
         var results = await Task.WhenAll(validators.Select(async v =>
-            (Validator: v, Response: await InvokeAsync(v, Pb.Event.ValidateContainerAdjustment,
+            (Validator: v, Response: await InvokeAsync(v, NriPb.Event.ValidateContainerAdjustment,
                 o => v.Stub.ValidateContainerAdjustmentAsync(request, o).ResponseAsync, cancellationToken, dropOnFailure: false).ConfigureAwait(false)))).ConfigureAwait(false);
         foreach (var (validator, response) in results)
             if (response is { Reject: true })
@@ -315,11 +315,11 @@ public sealed class NriHost : IAsyncDisposable
     /// <summary>UpdateContainer: plugins may change the requested resources and update other containers.</summary>
     public async Task<NriUpdateResult> UpdateContainerAsync(NriPod pod, NriContainer container, OciResources resources, CancellationToken cancellationToken = default)
     {
-        var request = new Pb.UpdateContainerRequest { Pod = ApiConversion.ToApi(pod), Container = ApiConversion.ToApi(container), LinuxResources = ApiConversion.ToApi(resources) };
+        var request = new NriPb.UpdateContainerRequest { Pod = ApiConversion.ToApi(pod), Container = ApiConversion.ToApi(container), LinuxResources = ApiConversion.ToApi(resources) };
         var merger = AdjustmentMerger.ForUpdate(request);
-        foreach (var plugin in Plugins(Pb.Event.UpdateContainer))
+        foreach (var plugin in Plugins(NriPb.Event.UpdateContainer))
         {
-            var response = await InvokeAsync(plugin, Pb.Event.UpdateContainer, o => plugin.Stub.UpdateContainerAsync(request, o).ResponseAsync, cancellationToken).ConfigureAwait(false);
+            var response = await InvokeAsync(plugin, NriPb.Event.UpdateContainer, o => plugin.Stub.UpdateContainerAsync(request, o).ResponseAsync, cancellationToken).ConfigureAwait(false);
             if (response is null) continue;
             merger.Update(response.Update, plugin.FullName);
             merger.Evictions.AddRange(response.Evict);
@@ -333,18 +333,18 @@ public sealed class NriHost : IAsyncDisposable
     /// <summary>StopContainer: plugins may update the remaining containers.</summary>
     public async Task<IReadOnlyList<NriContainerUpdate>> StopContainerAsync(NriPod pod, NriContainer container, CancellationToken cancellationToken = default)
     {
-        var request = new Pb.StopContainerRequest { Pod = ApiConversion.ToApi(pod), Container = ApiConversion.ToApi(container) };
+        var request = new NriPb.StopContainerRequest { Pod = ApiConversion.ToApi(pod), Container = ApiConversion.ToApi(container) };
         var merger = AdjustmentMerger.ForStop();
-        foreach (var plugin in Plugins(Pb.Event.StopContainer))
+        foreach (var plugin in Plugins(NriPb.Event.StopContainer))
         {
-            var response = await InvokeAsync(plugin, Pb.Event.StopContainer, o => plugin.Stub.StopContainerAsync(request, o).ResponseAsync, cancellationToken).ConfigureAwait(false);
+            var response = await InvokeAsync(plugin, NriPb.Event.StopContainer, o => plugin.Stub.StopContainerAsync(request, o).ResponseAsync, cancellationToken).ConfigureAwait(false);
             if (response is not null) merger.Update(response.Update, plugin.FullName);
         }
         return merger.Updates.Select(ApiConversion.FromApi).ToArray();
     }
 
-    private async Task NotifyAsync<TResponse>(Pb.Event e, NriPod pod, NriContainer? container,
-        Func<NriPlugin, Pb.PodSandbox, Pb.Container?, CallOptions, AsyncUnaryCall<TResponse>> rpc, CancellationToken cancellationToken)
+    private async Task NotifyAsync<TResponse>(NriPb.Event e, NriPod pod, NriContainer? container,
+        Func<NriPlugin, NriPb.PodSandbox, NriPb.Container?, CallOptions, AsyncUnaryCall<TResponse>> rpc, CancellationToken cancellationToken)
     {
         var plugins = Plugins(e);
         if (plugins.Count == 0) return;
@@ -354,14 +354,14 @@ public sealed class NriHost : IAsyncDisposable
             await InvokeAsync(plugin, e, async _ =>
             {
                 await plugin.NotifyAsync(e, o => rpc(plugin, apiPod, apiContainer, o), apiPod, apiContainer, cancellationToken).ConfigureAwait(false);
-                return new Pb.Empty();
+                return new NriPb.Empty();
             }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
     /// The plugins subscribed to <paramref name="e"/>, in order; fails naming the first required plugin that is not connected.
     /// </summary>
-    private IReadOnlyList<NriPlugin> Plugins(Pb.Event e)
+    private IReadOnlyList<NriPlugin> Plugins(NriPb.Event e)
     {
         if (!Enabled) return [];
         var plugins = Volatile.Read(ref _plugins);
@@ -377,7 +377,7 @@ public sealed class NriHost : IAsyncDisposable
     /// One plugin call with its timeout. A plugin error fails the event naming the plugin. A plugin that is gone or
     /// timed out is dropped (the event goes on without it, as upstream does) unless it is required.
     /// </summary>
-    private async Task<T?> InvokeAsync<T>(NriPlugin plugin, Pb.Event e, Func<CallOptions, Task<T>> call, CancellationToken cancellationToken,
+    private async Task<T?> InvokeAsync<T>(NriPlugin plugin, NriPb.Event e, Func<CallOptions, Task<T>> call, CancellationToken cancellationToken,
         bool dropOnFailure = true) where T : class
     {
         using var activity = NriTelemetry.Source.StartActivity($"NRI {e}");

@@ -2,7 +2,7 @@ using Grpc.Core;
 using Hull.Core;
 using Hull.Grpc.Ttrpc;
 using Microsoft.Extensions.Logging;
-using Pb = Hull.Api.Nri;
+using NriPb = Hull.Api.Nri; // not "Pb": Google.Protobuf 3.36 has a global namespace of that name
 
 namespace Hull.Nri;
 
@@ -10,17 +10,17 @@ namespace Hull.Nri;
 /// One connected plugin (containerd/nri's adaptation plugin.go): a multiplexed socket carrying a ttrpc client of the
 /// plugin's Plugin service and a ttrpc server of Hull's Runtime service (RegisterPlugin, UpdateContainers).
 /// </summary>
-internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
+internal sealed class NriPlugin : NriPb.Runtime.RuntimeBase, IAsyncDisposable
 {
     /// <summary>Every event a plugin can subscribe to (upstream's ValidEvents).</summary>
-    public const int ValidEvents = (1 << ((int)Pb.Event.Last - 1)) - 1;
+    public const int ValidEvents = (1 << ((int)NriPb.Event.Last - 1)) - 1;
 
     private readonly NriHost _host;
     private readonly ConnectionMux _mux;
     private readonly TtrpcClient _client;
     private readonly Task _serving;
     private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly HashSet<Pb.Event> _stateChangeOnly = [];
+    private readonly HashSet<NriPb.Event> _stateChangeOnly = [];
     private readonly Action? _stop;
 
     private NriPlugin(NriHost host, Stream trunk, string index, string name, int pid, Action? stop)
@@ -32,9 +32,9 @@ internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
         _stop = stop;
         _mux = new ConnectionMux(trunk, host.Logger);
         _client = new TtrpcClient(_mux.Open(ConnectionMux.PluginServiceConnection), host.Logger);
-        Stub = new Pb.Plugin.PluginClient(_client);
+        Stub = new NriPb.Plugin.PluginClient(_client);
         var server = new TtrpcServer(host.Logger);
-        Pb.Runtime.BindService(server, this);
+        NriPb.Runtime.BindService(server, this);
         _serving = server.ServeAsync(_mux.Open(ConnectionMux.RuntimeServiceConnection));
         _mux.Start();
     }
@@ -46,7 +46,7 @@ internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
     /// <summary>A plugin that connected to the socket; it names itself when it registers.</summary>
     public static NriPlugin External(NriHost host, Stream trunk, int pid) => new(host, trunk, "", "", pid, null);
 
-    public Pb.Plugin.PluginClient Stub { get; }
+    public NriPb.Plugin.PluginClient Stub { get; }
     public string Index { get; private set; }
     public string Name { get; private set; }
     public string FullName => $"{Index}-{Name}";
@@ -59,7 +59,7 @@ internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
     public string? CloseReason => _mux.Error;
     public bool IsClosed => _mux.Reading.IsCompleted;
 
-    public bool Subscribes(Pb.Event e) => (Events & (1 << ((int)e - 1))) != 0;
+    public bool Subscribes(NriPb.Event e) => (Events & (1 << ((int)e - 1))) != 0;
 
     public bool Matches(string nameOrIndexedName) => nameOrIndexedName == Name || nameOrIndexedName == FullName;
 
@@ -84,7 +84,7 @@ internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
             throw new HullException(ErrorKind.DeadlineExceeded, $"NRI plugin {Describe()} did not register within {timeout.TotalSeconds:0.###}s");
         }
 
-        var request = new Pb.ConfigureRequest
+        var request = new NriPb.ConfigureRequest
         {
             Config = _host.ConfigFor(this),
             RuntimeName = HullInfo.RuntimeName,
@@ -93,7 +93,7 @@ internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
             RequestTimeout = (long)RequestTimeout.TotalMilliseconds,
             NRIVersion = NriHost.NriVersion,
         };
-        Pb.ConfigureResponse response;
+        NriPb.ConfigureResponse response;
         try
         {
             response = await Stub.ConfigureAsync(request, Call(cancellationToken)).ResponseAsync.ConfigureAwait(false);
@@ -111,13 +111,13 @@ internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
     private string Describe() => Name.Length > 0 ? $"\"{FullName}\"" : $"(pid {Pid})";
 
     public IReadOnlyList<string> EventNames() =>
-        Enumerable.Range(1, (int)Pb.Event.Last - 1).Select(i => (Pb.Event)i).Where(Subscribes).Select(e => e.ToString()).ToArray();
+        Enumerable.Range(1, (int)NriPb.Event.Last - 1).Select(i => (NriPb.Event)i).Where(Subscribes).Select(e => e.ToString()).ToArray();
 
     /// <summary>
     /// Sends the runtime's state, in chunks when one message would exceed ttrpc's limit (upstream's algorithm: shrink
     /// the counts by the ratio of limit to size, at most 90%, never below 8 objects). Returns the updates the plugin asked for.
     /// </summary>
-    public async Task<IReadOnlyList<Pb.ContainerUpdate>> SynchronizeAsync(IReadOnlyList<Pb.PodSandbox> pods, IReadOnlyList<Pb.Container> containers,
+    public async Task<IReadOnlyList<NriPb.ContainerUpdate>> SynchronizeAsync(IReadOnlyList<NriPb.PodSandbox> pods, IReadOnlyList<NriPb.Container> containers,
         CancellationToken cancellationToken)
     {
         const int minObjectsPerMessage = 8;
@@ -125,13 +125,13 @@ internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
         while (true)
         {
             int podCount = Math.Min(podsPerMessage, pods.Count - podStart), containerCount = Math.Min(containersPerMessage, containers.Count - containerStart);
-            var request = new Pb.SynchronizeRequest
+            var request = new NriPb.SynchronizeRequest
             {
                 More = podStart + podCount < pods.Count || containerStart + containerCount < containers.Count,
             };
             request.Pods.AddRange(pods.Skip(podStart).Take(podCount));
             request.Containers.AddRange(containers.Skip(containerStart).Take(containerCount));
-            Pb.SynchronizeResponse response;
+            NriPb.SynchronizeResponse response;
             try
             {
                 response = await Stub.SynchronizeAsync(request, Call(cancellationToken)).ResponseAsync.ConfigureAwait(false);
@@ -162,7 +162,7 @@ internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
     /// A notification event through its own RPC, or, for plugins that answer UNIMPLEMENTED (built before NRI v0.12),
     /// through StateChange, with a deprecation warning the first time.
     /// </summary>
-    public async Task NotifyAsync<TResponse>(Pb.Event e, Func<CallOptions, AsyncUnaryCall<TResponse>> rpc, Pb.PodSandbox pod, Pb.Container? container,
+    public async Task NotifyAsync<TResponse>(NriPb.Event e, Func<CallOptions, AsyncUnaryCall<TResponse>> rpc, NriPb.PodSandbox pod, NriPb.Container? container,
         CancellationToken cancellationToken)
     {
         bool fallback;
@@ -180,10 +180,10 @@ internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
                 _host.WarnStateChange(this, e);
             }
         }
-        await Stub.StateChangeAsync(new Pb.StateChangeEvent { Event = e, Pod = pod, Container = container }, Call(cancellationToken)).ResponseAsync.ConfigureAwait(false);
+        await Stub.StateChangeAsync(new NriPb.StateChangeEvent { Event = e, Pod = pod, Container = container }, Call(cancellationToken)).ResponseAsync.ConfigureAwait(false);
     }
 
-    public override Task<Pb.Empty> RegisterPlugin(Pb.RegisterPluginRequest request, ServerCallContext context)
+    public override Task<NriPb.Empty> RegisterPlugin(NriPb.RegisterPluginRequest request, ServerCallContext context)
     {
         if (!IsPreInstalled)
         {
@@ -203,17 +203,17 @@ internal sealed class NriPlugin : Pb.Runtime.RuntimeBase, IAsyncDisposable
         _host.Logger.LogInformation("NRI plugin {Name} registered (pid {Pid}, NRI version {Version})", FullName, Pid,
             request.NRIVersion.Length == 0 ? "unknown" : request.NRIVersion);
         _registered.TrySetResult();
-        return Task.FromResult(new Pb.Empty());
+        return Task.FromResult(new NriPb.Empty());
     }
 
-    public override async Task<Pb.UpdateContainersResponse> UpdateContainers(Pb.UpdateContainersRequest request, ServerCallContext context)
+    public override async Task<NriPb.UpdateContainersResponse> UpdateContainers(NriPb.UpdateContainersRequest request, ServerCallContext context)
     {
         _host.Logger.LogInformation("NRI plugin {Name} requested updates of {Count} containers and {Evictions} evictions",
             FullName, request.Update.Count, request.Evict.Count);
         var failed = await _host.Runtime.UpdateContainersAsync(
             request.Update.Select(ApiConversion.FromApi).ToArray(), request.Evict.Select(ApiConversion.FromApi).ToArray(),
             context.CancellationToken).ConfigureAwait(false);
-        var response = new Pb.UpdateContainersResponse();
+        var response = new NriPb.UpdateContainersResponse();
         response.Failed.AddRange(failed.Select(ApiConversion.ToApi));
         return response;
     }

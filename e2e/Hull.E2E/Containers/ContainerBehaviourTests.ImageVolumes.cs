@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
 using Hull.Grpc;
@@ -25,7 +26,7 @@ public sealed partial class ContainerBehaviourTests
     {
         // The multilayer image (busybox + /data over 5 layers): its view is an overlay of read-only layers.
         string reference = f.Images.Multilayer.Reference;
-        string imageRef = (await Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = reference } }, Long))
+        string imageRef = (await Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = reference } }, deadline: CriClient.In(Long)))
             .ImageRef;
 
         var whole = Config(f.Name("image-volume"), "/bin/sh", "-c", Forever);
@@ -52,16 +53,16 @@ public sealed partial class ContainerBehaviourTests
 
         // In use: RemoveImage is refused, naming a container, and the image stays.
         var refused = await Assert.ThrowsAsync<RpcException>(() =>
-            Cri.Image<RemoveImageResponse>("RemoveImage", new RemoveImageRequest { Image = new ImageSpec { Image = reference } }));
+            Cri.Image.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = reference } }).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
         Assert.True(refused.Message.Contains(id, StringComparison.Ordinal) || refused.Message.Contains(sub, StringComparison.Ordinal), refused.Message);
-        Assert.NotNull((await Cri.Image<ImageStatusResponse>("ImageStatus", new ImageStatusRequest { Image = new ImageSpec { Image = reference } })).Image);
+        Assert.NotNull((await Cri.Image.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = reference } })).Image);
 
-        await Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 5 }, Long);
+        await Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 5 }, deadline: CriClient.In(Long));
         await RemoveAsync(id, sub);
         Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains("image-volumes", StringComparison.Ordinal));
-        await Cri.Image<RemoveImageResponse>("RemoveImage", new RemoveImageRequest { Image = new ImageSpec { Image = reference } });
-        Assert.Null((await Cri.Image<ImageStatusResponse>("ImageStatus", new ImageStatusRequest { Image = new ImageSpec { Image = reference } })).Image);
+        await Cri.Image.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = reference } });
+        Assert.Null((await Cri.Image.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = reference } })).Image);
     }
 
     [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",

@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
 using Hull.E2E.Pods;
@@ -21,7 +22,7 @@ public sealed class NodeStatePrivacyTests(PushedTestImages pushed) : IClassFixtu
         var podConfig = PodTestEnvironment.PodConfig("private");
         var pod = await env.RunPodAsync(podConfig);
         var busybox = pushed.Images.Busybox;
-        var pulled = await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, Long);
+        var pulled = await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, deadline: CriClient.In(Long));
         var config = new ContainerConfig
         {
             Metadata = new ContainerMetadata { Name = "app" },
@@ -29,9 +30,8 @@ public sealed class NodeStatePrivacyTests(PushedTestImages pushed) : IClassFixtu
             Command = { "/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done" },
             Envs = { new KeyValue { Key = "DB_PASSWORD", Value = "secret" } },
         };
-        var id = (await env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long)).ContainerId;
-        await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
+        var id = (await env.Cri.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, deadline: CriClient.In(Long))).ContainerId;
+        await env.Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
 
         string bundle = Path.Combine(env.Hulld.State, "containers", id, "bundle");
         string shm = Path.Combine(env.Hulld.State, "sandboxes", pod, "shm");

@@ -1,3 +1,4 @@
+using Grpc.Core;
 using System.Diagnostics;
 using System.Globalization;
 using Hull.Api.Cri;
@@ -32,7 +33,7 @@ public sealed class MicroVmBenchmark(PushedTestImages pushed, ITestOutputHelper 
               sandboxer = 'microvm'
             """);
         var image = pushed.Images.Busybox.Reference;
-        await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = image } }, Long);
+        await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = image } }, deadline: CriClient.In(Long));
 
         var samples = new Dictionary<string, List<Sample>> { ["runc"] = [], ["microvm"] = [] };
         for (int round = 0; round < rounds; round++)
@@ -70,9 +71,8 @@ public sealed class MicroVmBenchmark(PushedTestImages pushed, ITestOutputHelper 
             LogPath = "app/0.log",
             Command = { "/bin/sh", "-c", "echo started; trap 'exit 0' TERM; while true; do sleep 1; done" },
         };
-        var id = (await env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long)).ContainerId;
-        await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
+        var id = (await env.Cri.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, deadline: CriClient.In(Long))).ContainerId;
+        await env.Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         var logPath = Path.Combine(podConfig.LogDirectory, "app", "0.log");
         while (!(File.Exists(logPath) && (await File.ReadAllTextAsync(logPath)).Contains("started", StringComparison.Ordinal)))
         {

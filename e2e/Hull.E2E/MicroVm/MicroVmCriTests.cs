@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
 using Hull.E2E.Pods;
@@ -38,13 +39,13 @@ public sealed class MicroVmCriTests(PushedTestImages pushed) : IClassFixture<Pus
         Assert.Equal(0, info.ExitCode);
         var accel = System.Text.RegularExpressions.Regex.Match(info.Stdout, @"\nmicrovm\s+microvm\s+accelerator=(kvm|tcg), accelerator_reason=");
         Assert.True(accel.Success, info.Stdout);
-        var verbose = await env.Cri.Runtime<PodSandboxStatusResponse>("PodSandboxStatus", new PodSandboxStatusRequest { PodSandboxId = pod, Verbose = true });
+        var verbose = await env.Cri.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = pod, Verbose = true });
         Assert.Contains($"\"accel\": \"{accel.Groups[1].Value}\"", verbose.Info["info"]);
 
         var busybox = pushed.Images.Busybox;
-        await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, Long);
+        await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, deadline: CriClient.In(Long));
         string uname = await CreateAsync(env, pod, podConfig, "uname", busybox.Reference, ["/bin/uname", "-r"]);
-        await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = uname }, Long);
+        await env.Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = uname }, deadline: CriClient.In(Long));
         var exited = await WaitExitedAsync(env, uname);
         Assert.Equal(0, exited.Status.ExitCode);
         var log = await MicroVmPodEnvironment.WaitForLogAsync(exited.Status.LogPath, MicroVmTestSupport.GuestKernelRelease);
@@ -52,25 +53,25 @@ public sealed class MicroVmCriTests(PushedTestImages pushed) : IClassFixture<Pus
 
         string app = await CreateAsync(env, pod, podConfig, "app", busybox.Reference,
             ["/bin/sh", "-c", "echo ready; trap 'exit 0' TERM; while true; do sleep 0.2; done"]);
-        await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = app }, Long);
+        await env.Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = app }, deadline: CriClient.In(Long));
         var exec = new ExecSyncRequest { ContainerId = app, Timeout = 60 };
         exec.Cmd.AddRange(["/bin/sh", "-c", "ip -4 addr show eth0; uname -r; exit 5"]);
-        var result = await env.Cri.Runtime<ExecSyncResponse>("ExecSync", exec, Long);
+        var result = await env.Cri.Runtime.ExecSyncAsync(exec, deadline: CriClient.In(Long));
         Assert.Equal(5, result.ExitCode);
         Assert.Contains(status.Status.Network.Ip, result.Stdout.ToStringUtf8());
         Assert.Contains(MicroVmTestSupport.GuestKernelRelease, result.Stdout.ToStringUtf8());
 
         // A limit update reaches the container's cgroup in the guest (the agent runs runc update there).
         const long limit = 96L << 20;
-        await env.Cri.Runtime<UpdateContainerResourcesResponse>("UpdateContainerResources", new UpdateContainerResourcesRequest
+        await env.Cri.Runtime.UpdateContainerResourcesAsync(new UpdateContainerResourcesRequest
         {
             ContainerId = app, Linux = new LinuxContainerResources { MemoryLimitInBytes = limit },
-        }, Long);
+        }, deadline: CriClient.In(Long));
         var read = new ExecSyncRequest { ContainerId = app, Timeout = 60 };
         // The guest is cgroup v2: the container's own cgroup is the root of its view with a cgroup namespace, else
         // it is where the agent puts it (GuestPaths.CgroupParent).
         read.Cmd.AddRange(["/bin/sh", "-c", $"cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/hull/{app}/memory.max"]);
-        var limitRead = await env.Cri.Runtime<ExecSyncResponse>("ExecSync", read, Long);
+        var limitRead = await env.Cri.Runtime.ExecSyncAsync(read, deadline: CriClient.In(Long));
         Assert.True(limit.ToString(System.Globalization.CultureInfo.InvariantCulture) == limitRead.Stdout.ToStringUtf8().Trim(),
             $"memory.max in the guest: \"{limitRead.Stdout.ToStringUtf8().Trim()}\" ({limitRead.Stderr.ToStringUtf8().Trim()})");
 
@@ -91,13 +92,12 @@ public sealed class MicroVmCriTests(PushedTestImages pushed) : IClassFixture<Pus
             LogPath = $"{name}/0.log",
         };
         config.Command.AddRange(command);
-        var created = await env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long);
+        var created = await env.Cri.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, deadline: CriClient.In(Long));
         return created.ContainerId;
     }
 
     private static Task<ContainerStatusResponse> ContainerStatusAsync(PodTestEnvironment env, string id) =>
-        env.Cri.Runtime<ContainerStatusResponse>("ContainerStatus", new ContainerStatusRequest { ContainerId = id });
+        env.Cri.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id }).ResponseAsync;
 
     private static async Task<ContainerStatusResponse> WaitExitedAsync(PodTestEnvironment env, string id)
     {

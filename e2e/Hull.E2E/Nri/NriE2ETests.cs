@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
 using Hull.E2E.Pods;
@@ -51,29 +52,28 @@ public sealed class NriE2ETests(PushedTestImages pushed) : IClassFixture<PushedT
         podConfig.Annotations["ulimits.noderesource.dev/container.app"] = "- type: RLIMIT_NOFILE\n  hard: 4096\n  soft: 1024\n";
         var pod = await env.RunPodAsync(podConfig);
         var image = pushed.Images.Busybox.Reference;
-        await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = image } }, Long);
+        await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = image } }, deadline: CriClient.In(Long));
         var config = new ContainerConfig
         {
             Metadata = new ContainerMetadata { Name = "app" },
             Image = new ImageSpec { Image = image },
             Command = { "/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done" },
         };
-        var id = (await env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long)).ContainerId;
-        await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
+        var id = (await env.Cri.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, deadline: CriClient.In(Long))).ContainerId;
+        await env.Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
 
         // The device-injector's node (with its device-cgroup rule: it can be read) and the ulimit-adjuster's limit.
         var exec = new ExecSyncRequest { ContainerId = id, Timeout = 10 };
         exec.Cmd.AddRange(["/bin/sh", "-c", "stat -c '%t %T %F' /dev/nri-null; head -c 1 /dev/nri-null; echo read=$?; ulimit -n; ulimit -Hn"]);
-        var output = (await env.Cri.Runtime<ExecSyncResponse>("ExecSync", exec, Long)).Stdout.ToStringUtf8();
+        var output = (await env.Cri.Runtime.ExecSyncAsync(exec, deadline: CriClient.In(Long))).Stdout.ToStringUtf8();
         Assert.Contains("1 3 character special file", output);
         Assert.Contains("read=0", output);
         Assert.Contains("1024\n4096\n", output);
 
-        await env.Cri.Runtime<StopContainerResponse>("StopContainer", new StopContainerRequest { ContainerId = id, Timeout = 10 }, Long);
-        await env.Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
-        await env.Cri.Runtime<StopPodSandboxResponse>("StopPodSandbox", new StopPodSandboxRequest { PodSandboxId = pod }, Long);
-        await env.Cri.Runtime<RemovePodSandboxResponse>("RemovePodSandbox", new RemovePodSandboxRequest { PodSandboxId = pod }, Long);
+        await env.Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 10 }, deadline: CriClient.In(Long));
+        await env.Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
+        await env.Cri.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod }, deadline: CriClient.In(Long));
+        await env.Cri.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod }, deadline: CriClient.In(Long));
 
         string[] expected =
         [
@@ -94,7 +94,7 @@ public sealed class NriE2ETests(PushedTestImages pushed) : IClassFixture<PushedT
         var e = await Assert.ThrowsAsync<RpcException>(() => env.RunPodAsync(PodTestEnvironment.PodConfig("nri-required", cgroupParent: cgroup)));
         Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
         Assert.Contains("required NRI plugin \"device-injector\" is not connected", e.Message);
-        var pods = await env.Cri.Runtime<ListPodSandboxResponse>("ListPodSandbox", new ListPodSandboxRequest());
+        var pods = await env.Cri.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest());
         Assert.Empty(pods.Items);
         // No pod id was handed out: nothing of any pod is left (IPAM, veths, cgroup, sandbox directories, pins).
         Assert.Empty(await env.LeftoversAsync("no-pod-was-made", null, cgroup));
@@ -116,15 +116,14 @@ public sealed class NriE2ETests(PushedTestImages pushed) : IClassFixture<PushedT
         var podConfig = PodTestEnvironment.PodConfig("nri-conflict", cgroupParent: $"{env.CgroupRoot}/nri-conflict");
         var pod = await env.RunPodAsync(podConfig);
         var image = pushed.Images.Busybox.Reference;
-        await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = image } }, Long);
+        await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = image } }, deadline: CriClient.In(Long));
         var config = new ContainerConfig
         {
             Metadata = new ContainerMetadata { Name = "app" }, Image = new ImageSpec { Image = image }, Command = { "/bin/true" },
         };
-        var e = await Assert.ThrowsAsync<RpcException>(() => env.Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long));
+        var e = await Assert.ThrowsAsync<RpcException>(() => env.Cri.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, deadline: CriClient.In(Long)).ResponseAsync);
         Assert.Contains("plugins \"20-other\" and \"10-logger\" both tried to set Env SHARED", e.Message);
-        var containers = await env.Cri.Runtime<ListContainersResponse>("ListContainers", new ListContainersRequest());
+        var containers = await env.Cri.Runtime.ListContainersAsync(new ListContainersRequest());
         Assert.Empty(containers.Containers);
     }
 }

@@ -1,3 +1,4 @@
+using Grpc.Core;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -34,7 +35,7 @@ public sealed partial class ObservabilityTests(PushedTestImages pushed) : IClass
         await using var env = await PodTestEnvironment.StartAsync(pushed.Registry, $"[metrics]\n  address = '127.0.0.1:{port}'\n", environment);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(60) };
         var busybox = pushed.Images.Busybox;
-        await env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, Long);
+        await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, deadline: CriClient.In(Long));
 
         // The kubelet's own span; each call gets a client span under it (HttpClient's), sent as traceparent.
         var clientSpans = new System.Collections.Concurrent.ConcurrentBag<Activity>();
@@ -52,7 +53,7 @@ public sealed partial class ObservabilityTests(PushedTestImages pushed) : IClass
             kubeletTrace = sync.TraceId.ToHexString();
             kubeletSpan = sync.SpanId.ToHexString();
             pod = await env.RunPodAsync(podConfig);
-            container = (await env.Cri.Runtime<CreateContainerResponse>("CreateContainer", new CreateContainerRequest
+            container = (await env.Cri.Runtime.CreateContainerAsync(new CreateContainerRequest
             {
                 PodSandboxId = pod,
                 SandboxConfig = podConfig,
@@ -62,12 +63,12 @@ public sealed partial class ObservabilityTests(PushedTestImages pushed) : IClass
                     Image = new ImageSpec { Image = busybox.Reference },
                     Command = { "/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done" },
                 },
-            }, Long)).ContainerId;
-            await env.Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = container }, Long);
+            }, deadline: CriClient.In(Long))).ContainerId;
+            await env.Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = container }, deadline: CriClient.In(Long));
         }
 
         // A call in flight shows in /debug/calls with its age, while it runs.
-        var exec = env.Cri.Runtime<ExecSyncResponse>("ExecSync", new ExecSyncRequest { ContainerId = container, Cmd = { "sleep", "3" }, Timeout = 20 }, Long);
+        var exec = env.Cri.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = container, Cmd = { "sleep", "3" }, Timeout = 20 }, deadline: CriClient.In(Long));
         string calls = "";
         for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10); !calls.Contains("/runtime.v1.RuntimeService/ExecSync") && DateTime.UtcNow < deadline;)
             calls = await http.GetStringAsync("debug/calls");

@@ -1,3 +1,4 @@
+using Grpc.Core;
 using Hull.Api.Cri;
 using Hull.E2E.Fixtures;
 using Hull.E2E.Pods;
@@ -20,7 +21,7 @@ public sealed class UserNamespaceFixture : IAsyncLifetime
         await _pushed.InitializeAsync();
         Env = await PodTestEnvironment.StartAsync(_pushed.Registry);
         Image = _pushed.Images.Busybox.Reference;
-        await Env.Cri.Image<PullImageResponse>("PullImage", new PullImageRequest { Image = new ImageSpec { Image = Image } }, TimeSpan.FromSeconds(60));
+        await Env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = Image } }, deadline: CriClient.In(TimeSpan.FromSeconds(60)));
     }
 
     public string Name(string stem) => $"{stem}-{Interlocked.Increment(ref _next)}";
@@ -76,9 +77,8 @@ public sealed class UserNamespaceTests(UserNamespaceFixture f) : IClassFixture<U
 
     private async Task<string> RunAsync(string pod, PodSandboxConfig podConfig, ContainerConfig config)
     {
-        var id = (await Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, Long)).ContainerId;
-        await Cri.Runtime<StartContainerResponse>("StartContainer", new StartContainerRequest { ContainerId = id }, Long);
+        var id = (await Cri.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config, SandboxConfig = podConfig }, deadline: CriClient.In(Long))).ContainerId;
+        await Cri.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         return id;
     }
 
@@ -86,7 +86,7 @@ public sealed class UserNamespaceTests(UserNamespaceFixture f) : IClassFixture<U
     {
         var request = new ExecSyncRequest { ContainerId = id, Timeout = 10 };
         request.Cmd.AddRange(["/bin/sh", "-c", script]);
-        var r = await Cri.Runtime<ExecSyncResponse>("ExecSync", request, TimeSpan.FromSeconds(40));
+        var r = await Cri.Runtime.ExecSyncAsync(request, deadline: CriClient.In(TimeSpan.FromSeconds(40)));
         Assert.True(r.ExitCode == 0, $"exec \"{script}\" exited {r.ExitCode}: {r.Stderr.ToStringUtf8()}");
         return r.Stdout.ToStringUtf8();
     }
@@ -149,7 +149,7 @@ public sealed class UserNamespaceTests(UserNamespaceFixture f) : IClassFixture<U
         var inUpper = Hull.Linux.FileStatus.Get(Path.Combine(UpperDirectory(id), "rootfs-file"));
         Assert.Equal((hostId, hostId), (inUpper.Uid, inUpper.Gid));
 
-        await Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+        await Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(id, StringComparison.Ordinal));
         await f.Env.StopAsync(pod);
         await f.Env.RemoveAsync(pod);
@@ -176,12 +176,12 @@ public sealed class UserNamespaceTests(UserNamespaceFixture f) : IClassFixture<U
         Assert.Equal("65534\n", await ExecAsync(cb, "stat -c %u /other/secret"));
         var request = new ExecSyncRequest { ContainerId = cb, Timeout = 10 };
         request.Cmd.AddRange(["/bin/cat", "/other/secret"]);
-        var r = await Cri.Runtime<ExecSyncResponse>("ExecSync", request, TimeSpan.FromSeconds(40));
+        var r = await Cri.Runtime.ExecSyncAsync(request, deadline: CriClient.In(TimeSpan.FromSeconds(40)));
         Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("Permission denied", r.Stderr.ToStringUtf8());
         foreach (var (pod, c) in new[] { (idA, ca), (idB, cb) })
         {
-            await Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = c }, Long);
+            await Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = c }, deadline: CriClient.In(Long));
             await f.Env.StopAsync(pod);
             await f.Env.RemoveAsync(pod);
         }
@@ -203,10 +203,10 @@ public sealed class UserNamespaceTests(UserNamespaceFixture f) : IClassFixture<U
             var id = await RunAsync(pod, podConfig, config);
             var request = new ExecSyncRequest { ContainerId = id, Timeout = 10 };
             request.Cmd.AddRange(["/bin/sh", "-c", "touch /ro/nested/x"]);
-            var r = await Cri.Runtime<ExecSyncResponse>("ExecSync", request, TimeSpan.FromSeconds(40));
+            var r = await Cri.Runtime.ExecSyncAsync(request, deadline: CriClient.In(TimeSpan.FromSeconds(40)));
             Assert.NotEqual(0, r.ExitCode);
             Assert.Contains("Read-only file system", r.Stderr.ToStringUtf8());
-            await Cri.Runtime<RemoveContainerResponse>("RemoveContainer", new RemoveContainerRequest { ContainerId = id }, Long);
+            await Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
         }
         finally
         {
@@ -243,11 +243,10 @@ public sealed class UserNamespaceTests(UserNamespaceFixture f) : IClassFixture<U
         var pod = await f.Env.RunPodAsync(podConfig);
         var config2 = Config(f.Name("hostusers"), podConfig, "/bin/true");
         config2.Linux.SecurityContext.NamespaceOptions.UsernsOptions = null;
-        var error = await Assert.ThrowsAsync<RpcException>(() => Cri.Runtime<CreateContainerResponse>("CreateContainer",
-            new CreateContainerRequest { PodSandboxId = pod, Config = config2, SandboxConfig = podConfig }, Long));
+        var error = await Assert.ThrowsAsync<RpcException>(() => Cri.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = pod, Config = config2, SandboxConfig = podConfig }, deadline: CriClient.In(Long)).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Contains("differs from that of its pod sandbox", error.Message);
-        var list = await Cri.Runtime<ListContainersResponse>("ListContainers", new ListContainersRequest());
+        var list = await Cri.Runtime.ListContainersAsync(new ListContainersRequest());
         Assert.DoesNotContain(list.Containers, c => c.Metadata.Name == config2.Metadata.Name);
         await f.Env.StopAsync(pod);
         await f.Env.RemoveAsync(pod);

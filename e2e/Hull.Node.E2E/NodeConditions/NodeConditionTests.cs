@@ -1,3 +1,4 @@
+using Grpc.Core;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -186,7 +187,7 @@ public sealed class NodeConditionTests(ApiServerFixture fixture, ITestOutputHelp
             var call = Stopwatch.StartNew();
             await hulld.Cri.VersionAsync();
             var status = await hulld.Cri.StatusAsync();
-            await hulld.Cri.Runtime<Hull.Api.Cri.ListPodSandboxResponse>("ListPodSandbox", new Hull.Api.Cri.ListPodSandboxRequest());
+            await hulld.Cri.Runtime.ListPodSandboxAsync(new Hull.Api.Cri.ListPodSandboxRequest());
             Assert.True(call.Elapsed < TimeSpan.FromSeconds(2), $"CRI calls took {call.Elapsed}");
             Assert.Contains(status.Status.Conditions, c => c.Type == Conditions.Hull);
             await Task.Delay(Resync);

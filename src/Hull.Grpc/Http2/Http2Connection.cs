@@ -96,12 +96,9 @@ public sealed partial class Http2Connection
     internal FrameWriter Writer { get; }
     internal FlowWindow SendWindow { get; }
     internal RequestBufferBudget Budget { get; }
-    /// <summary>Who is on the other end: the process and user of a unix socket peer, else the address.</summary>
-    internal string Peer => _peer;
-
     public int ActiveStreams { get { lock (_streams) return _streams.Count; } }
 
-    /// <summary>Who is on the other end (for logs and the debug endpoint).</summary>
+    /// <summary>Who is on the other end (for logs and the debug endpoint): the process and user of a unix socket peer, else the address.</summary>
     public string Peer => _peer;
 
     /// <summary>When the connection was accepted.</summary>

@@ -44,8 +44,6 @@ public sealed class Http2Stream
 
     public int Id { get; }
 
-    /// <summary>Who sent the request: the connection's peer.</summary>
-    public string Peer => _connection.Peer;
     public IReadOnlyList<HeaderField> RequestHeaders { get; }
     public string Method { get; } = "";
     public string Path { get; } = "";

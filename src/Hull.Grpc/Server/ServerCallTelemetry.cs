@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Grpc.Core;
 using Hull.Grpc.Http2;
 using Hull.Grpc.Telemetry;
 
