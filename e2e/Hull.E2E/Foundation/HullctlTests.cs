@@ -28,7 +28,10 @@ public sealed class HullctlTests
         Assert.Contains($"PID:           {hulld.Pid}", result.Stdout);
         Assert.Contains(hulld.Root, result.Stdout);
         Assert.Matches(@"RuntimeReady\s+(true|false)", result.Stdout);
-        Assert.Matches(@"\(default\)\s+false", result.Stdout);
+        // The handler table says what CRI Status reports for the default handler (features depend on the node).
+        var features = (await hulld.Cri.StatusAsync()).RuntimeHandlers.Single(h => h.Name.Length == 0).Features;
+        Assert.Matches($@"\(default\)\s+{features.RecursiveReadOnlyMounts.ToString().ToLowerInvariant()}\s+{features.UserNamespaces.ToString().ToLowerInvariant()}",
+            result.Stdout);
         var json = await Hullctl(hulld, "info", "--format", "json");
         Assert.Equal(0, json.ExitCode);
         Assert.Contains("\"cgroupDriver\"", json.Stdout);

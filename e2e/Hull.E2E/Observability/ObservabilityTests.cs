@@ -37,7 +37,7 @@ public sealed partial class ObservabilityTests(PushedTestImages pushed) : IClass
         var busybox = pushed.Images.Busybox;
         await env.Cri.Image.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = busybox.Reference } }, deadline: CriClient.In(Long));
 
-        // The kubelet's own span; each call gets a client span under it (HttpClient's), sent as traceparent.
+        // The kubelet's own span; each call gets client spans below it (Grpc.Net.Client's, then HttpClient's, sent as traceparent).
         var clientSpans = new System.Collections.Concurrent.ConcurrentBag<Activity>();
         using var listener = new ActivityListener
         {
@@ -79,7 +79,14 @@ public sealed partial class ObservabilityTests(PushedTestImages pushed) : IClass
 
         await AssertMetricsAsync(http);
         await AssertDebugPagesAsync(http);
-        var callSpans = clientSpans.Where(a => a.ParentSpanId.ToHexString() == kubeletSpan).Select(a => a.SpanId.ToHexString()).ToHashSet();
+        // Grpc.Net.Client puts its own activity between the kubelet's span and HttpClient's, so walk up the parents.
+        static bool Below(Activity a, string spanId)
+        {
+            for (var p = a.Parent; p is not null; p = p.Parent)
+                if (p.SpanId.ToHexString() == spanId) return true;
+            return a.ParentSpanId.ToHexString() == spanId;
+        }
+        var callSpans = clientSpans.Where(a => Below(a, kubeletSpan)).Select(a => a.SpanId.ToHexString()).ToHashSet();
         await AssertSpanTreeAsync(receiver, kubeletTrace, callSpans);
 
         await env.StopAsync(pod);
