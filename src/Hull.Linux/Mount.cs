@@ -21,9 +21,10 @@ public sealed record Mount(string Type, string Source, IReadOnlyList<string> Opt
     /// <summary>
     /// Mounts this on <paramref name="target"/> (a read-only bind needs a second, remount call). containerd's
     /// <c>uidmap=</c>/<c>gidmap=</c> options make an idmapped bind, or an overlay whose lower layers are idmapped (an
-    /// overlay itself cannot be); <c>rro</c> makes a bind read-only all the way down.
+    /// overlay itself cannot be); <c>rro</c> makes a bind read-only all the way down. <paramref name="idMaps"/> shares the
+    /// user namespaces of a batch of idmapped mounts (else this mount starts and ends its own).
     /// </summary>
-    public void MountAt(string target)
+    public void MountAt(string target, IdMapNamespaces? idMaps = null)
     {
         var parsed = MountOptions.Parse(Options);
         bool bind = (parsed.Flags & MountFlags.Bind) != 0;
@@ -32,7 +33,7 @@ public sealed record Mount(string Type, string Source, IReadOnlyList<string> Opt
         bool newApi = parsed.UidMap is not null || parsed.RecursiveReadOnly;
         if (newApi)
         {
-            if (bind) BindWithAttributes(target, parsed);
+            if (bind) BindWithAttributes(target, parsed, idMaps);
             else if (Type == "overlay" && !parsed.RecursiveReadOnly) MountIdMappedOverlay(target, parsed);
             else throw new IOException($"mount {Type} on \"{target}\": idmapping and \"rro\" apply to binds and overlays only");
         }
@@ -60,10 +61,10 @@ public sealed record Mount(string Type, string Source, IReadOnlyList<string> Opt
         }
     }
 
-    private void BindWithAttributes(string target, ParsedMountOptions parsed)
+    private void BindWithAttributes(string target, ParsedMountOptions parsed, IdMapNamespaces? idMaps)
     {
-        using var holder = parsed.UidMap is { } uid ? NamespaceHolder.Start([uid], [parsed.GidMap!.Value]) : null;
-        using var userns = holder?.OpenUserNamespace();
+        using var own = parsed.UidMap is not null && idMaps is null ? new IdMapNamespaces() : null;
+        using var userns = parsed.UidMap is { } uid ? (idMaps ?? own)!.For(uid, parsed.GidMap!.Value).OpenUserNamespace() : null;
         bool readOnly = (parsed.Flags & MountFlags.ReadOnly) != 0;
         MountTree.Bind(Source, target, new BindAttributes
         {

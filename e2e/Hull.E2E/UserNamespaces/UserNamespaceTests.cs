@@ -44,11 +44,11 @@ public sealed class UserNamespaceTests(UserNamespaceFixture f) : IClassFixture<U
 
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(60);
     private const string Forever = "trap 'exit 0' TERM; while true; do sleep 0.1; done";
-    private const uint HostBase = 3_000_000_000, Size = 65536;
+    internal const uint HostBase = 3_000_000_000, Size = 65536;
 
     private CriClient Cri => f.Env.Cri;
 
-    private static PodSandboxConfig UsernsPod(string name, uint hostId, string cgroupRoot)
+    internal static PodSandboxConfig UsernsPod(string name, uint hostId, string cgroupRoot)
     {
         var config = PodTestEnvironment.PodConfig(name, cgroupParent: $"{cgroupRoot}/{name}");
         var userns = new UserNamespace { Mode = NamespaceMode.Pod };

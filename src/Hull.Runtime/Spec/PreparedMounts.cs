@@ -1,6 +1,7 @@
 using System.Globalization;
 using Hull.Core;
 using Hull.Linux;
+using Hull.Linux.Namespaces;
 
 namespace Hull.Runtime.Spec;
 
@@ -80,6 +81,7 @@ public static class PreparedMounts
         var (rewritten, work) = Plan(spec, directory);
         if (work.Count == 0) return spec;
         var made = new List<string>();
+        using var idMaps = new IdMapNamespaces(); // one user namespace for all the binds with the pod's mapping
         try
         {
             // A private mount to hold the binds: attached under a shared mount (/run, /var/lib often are), a bind would
@@ -93,7 +95,7 @@ public static class PreparedMounts
                 else using (new FileStream(item.Target, FileMode.OpenOrCreate, FileAccess.Write)) { }
                 try
                 {
-                    item.Mount.MountAt(item.Target);
+                    item.Mount.MountAt(item.Target, idMaps);
                 }
                 catch (SyscallException e) when (e.Call.StartsWith("mount_setattr (idmap)", StringComparison.Ordinal))
                 {
