@@ -18,7 +18,7 @@ namespace Hull.E2E.Churn;
 /// </summary>
 public sealed class ChurnTests(PushedTestImages pushed, ITestOutputHelper log) : IClassFixture<PushedTestImages>
 {
-    private const int Pods = 24;
+    private const int Pods = 30;
     private const int Workers = 4;
     private const int MinimumKills = 20;
     /// <summary>Every fifth pod is kept running to the end, to prove that what the client was told exists survives the kills.</summary>
