@@ -67,10 +67,18 @@ internal static class LifecycleComposition
         var podIndex = new ObjectIndex<SandboxRecord>("pod sandbox");
         var containerIndex = new ObjectIndex<ContainerRecord>("container");
         var events = new LifecycleEvents(podIndex, containerIndex, logger: loggers.CreateLogger("events"));
-        var containers = new ContainerManager(new ContainerStore(metadata), containerIndex, podIndex, sandboxers, handlers, containerImages, specs,
+        var containerStore = new ContainerStore(metadata);
+        var sandboxStore = new SandboxStore(metadata);
+        var containers = new ContainerManager(containerStore, containerIndex, podIndex, sandboxers, handlers, containerImages, specs,
             files, events, loggers.CreateLogger<ContainerManager>(), cdi, hooks);
-        var pods = new PodManager(new SandboxStore(metadata), podIndex, sandboxers, handlers, containers, events, loggers.CreateLogger<PodManager>(), hooks);
+        var pods = new PodManager(sandboxStore, podIndex, sandboxers, handlers, containers, events, loggers.CreateLogger<PodManager>(), hooks);
         await pods.RecoverAsync(cancellationToken).ConfigureAwait(false);
+        // A kill -9 between making a task and persisting its row leaves a task no row owns: the pod's infra task has
+        // the pod's id, a container's task the container's.
+        var owned = (await sandboxStore.ListAsync(cancellationToken).ConfigureAwait(false)).Select(r => r.Id)
+            .Concat((await containerStore.ListAsync(cancellationToken).ConfigureAwait(false)).Select(r => r.Id))
+            .ToHashSet(StringComparer.Ordinal);
+        await tasks.SweepUnownedAsync(owned, handlers.All.Where(h => h.Sandboxer == podsandbox.Name), cancellationToken).ConfigureAwait(false);
         microvm.ChooseAcceleratorsInBackground();
         // Plugins synchronize with what was recovered.
         await nri.StartAsync(new NriRuntime(pods, containers, hooks), cancellationToken).ConfigureAwait(false);

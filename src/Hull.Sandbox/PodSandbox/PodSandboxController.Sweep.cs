@@ -12,13 +12,15 @@ public sealed partial class PodSandboxController
     /// something and persisting it, or a store restored from elsewhere): namespace pins under <c>&lt;state&gt;/ns/</c> (and
     /// a namespace-holder process a kill -9 left),
     /// sandbox directories under <c>&lt;state&gt;/sandboxes/</c> (their shm and infra rootfs mounts first), and the default
-    /// pod cgroup <c>/hull/&lt;id&gt;</c>. Each removal is logged. The orphan's infra snapshot is left to garbage collection
+    /// pod cgroup <c>/hull/&lt;id&gt;</c> (or the one Hull made under the kubelet's parent). Each removal is logged. The orphan's infra snapshot is left to garbage collection
     /// (it is no root once the pod is not in the store). Returns the ids swept.
     /// </summary>
     /// <param name="known">Every sandbox id in the store, whatever its sandboxer and state.</param>
     public async Task<IReadOnlyList<string>> SweepOrphansAsync(IReadOnlySet<string> known, CancellationToken cancellationToken)
     {
         var swept = new SortedSet<string>(StringComparer.Ordinal);
+        // Pod cgroups Hull made under the kubelet's parent, by sandbox id, as the sandbox directories record them.
+        var madeCgroups = new Dictionary<string, string>(StringComparer.Ordinal);
         // A process that held a new user namespace for the few milliseconds it takes to pin it, left by a kill -9.
         foreach (var pid in Linux.Namespaces.NamespaceHolder.KillOrphans())
             _logger.LogWarning("killed process {Pid}, a namespace holder a previous hulld left behind", pid);
@@ -53,6 +55,7 @@ public sealed partial class PodSandboxController
                         _logger.LogError("orphaned sandbox directory {Dir} still has mounts; leaving it", dir);
                         continue;
                     }
+                    if (PodSandboxFiles.ReadCgroupMarker(dir) is { } made) madeCgroups[id] = made;
                     Directory.Delete(dir, recursive: true);
                     _logger.LogWarning("removed the directory of pod sandbox {Id}, which the store does not know (left by a crash?)", id);
                     swept.Add(id);
@@ -67,12 +70,13 @@ public sealed partial class PodSandboxController
         if (_handlers.Default.CgroupDriver == Runtime.Spec.CgroupDriver.Cgroupfs && CgroupLayout.Detect() is { Mode: not CgroupMode.None } layout)
             foreach (var id in swept.Where(NamespacePinner.IsValidId))
             {
-                var paths = CgroupPaths.ForCgroupsPath($"{DefaultCgroupRoot}/{id}", layout);
+                var cgroup = madeCgroups.GetValueOrDefault(id) ?? $"{DefaultCgroupRoot}/{id}";
+                var paths = CgroupPaths.ForCgroupsPath(cgroup, layout);
                 if (!paths.Directories.Any(Directory.Exists)) continue;
                 try
                 {
                     await CgroupTree.RemoveAsync(paths, _options.CgroupRemoveTimeout, cancellationToken).ConfigureAwait(false);
-                    _logger.LogWarning("removed the cgroup {Cgroup} of unknown pod sandbox {Id}", $"{DefaultCgroupRoot}/{id}", id);
+                    _logger.LogWarning("removed the cgroup {Cgroup} of unknown pod sandbox {Id}", cgroup, id);
                 }
                 catch (Exception e) when (e is Core.HullException or IOException)
                 {

@@ -133,7 +133,7 @@ public sealed partial class PodSandboxController : ISandboxController
             // the parent is a slice, and runc puts the infra process and containers in "<slice>:hull:<id>" scopes.
             if (!Systemd(spec))
             {
-                var (parent, created) = EnsureCgroup(spec);
+                var (parent, created) = EnsureCgroup(spec, dir);
                 pod.Instance = pod.Instance with { CgroupParent = parent, CgroupCreated = created };
             }
             else
@@ -365,7 +365,7 @@ public sealed partial class PodSandboxController : ISandboxController
         if (removeAll)
         {
             var cgroup = pod.Instance.CgroupCreated ? pod.Instance.CgroupParent
-                : pod.Spec.CgroupParent.Length == 0 && !Systemd(pod.Spec) ? $"{DefaultCgroupRoot}/{id}" : null;
+                : PodSandboxFiles.ReadCgroupMarker(dir) ?? (pod.Spec.CgroupParent.Length == 0 && !Systemd(pod.Spec) ? $"{DefaultCgroupRoot}/{id}" : null);
             if (cgroup is not null)
                 await Step("removing the pod cgroup", async () =>
                 {
@@ -638,7 +638,7 @@ public sealed partial class PodSandboxController : ISandboxController
     };
 
     /// <summary>Creates the pod cgroup (cgroupfs) in every hierarchy where it is missing; returns it and whether Hull made it.</summary>
-    private static (string Path, bool Created) EnsureCgroup(PodSandboxSpec spec)
+    private static (string Path, bool Created) EnsureCgroup(PodSandboxSpec spec, string sandboxDirectory)
     {
         string parent = spec.CgroupParent.Trim();
         if (parent.EndsWith(".slice", StringComparison.Ordinal))
@@ -662,6 +662,7 @@ public sealed partial class PodSandboxController : ISandboxController
             if (Directory.Exists(dir)) continue;
             try
             {
+                if (!created) PodSandboxFiles.WriteCgroupMarker(sandboxDirectory, path);
                 Directory.CreateDirectory(dir);
                 created = true;
             }

@@ -24,6 +24,27 @@ public static class PodSandboxFiles
     public static string InfraBundle(string dir) => Path.Combine(dir, "infra");
     public static string InfraRootfs(string dir) => Path.Combine(InfraBundle(dir), "rootfs");
 
+    /// <summary>
+    /// The pod cgroup Hull made (it did not exist), written before it is made: an undo after a crash, whose row does not
+    /// know it yet, still removes it.
+    /// </summary>
+    public static string CgroupMarkerPath(string dir) => Path.Combine(dir, "cgroup-created");
+
+    /// <summary>The pod cgroup <see cref="CgroupMarkerPath"/> names, or null when Hull made none.</summary>
+    public static string? ReadCgroupMarker(string dir)
+    {
+        try
+        {
+            return File.ReadAllText(CgroupMarkerPath(dir)).Trim() is { Length: > 0 } path ? path : null;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    public static void WriteCgroupMarker(string dir, string cgroup) => AtomicFile.WriteText(CgroupMarkerPath(dir), cgroup);
+
     /// <summary>/etc/hostname: the hostname and a newline.</summary>
     public static void WriteHostname(string dir, string hostname) => WriteAtomic(HostnamePath(dir), hostname + "\n");
 
