@@ -59,8 +59,13 @@ public sealed class UserNamespaceCrashTests(UserNamespaceFixture f) : IClassFixt
         var newMounts = MountsUnder(f.Env.Dir).Except(before).Where(m => m != nsDirectory).ToList();
         if (newMounts.Count > 0) left.Add("mounts under the test root: " + string.Join(" | ", newMounts));
         if (File.Exists(userPin)) left.Add($"user-namespace pin file {userPin}");
+        // A holder the restart killed may take a moment to be reaped by PID 1: wait for it (a live one never goes).
         var mapped = UserNamespaceProcesses(hostId);
-        if (mapped.Count > 0) left.Add("processes in the pod's user namespace: " + string.Join(", ", mapped));
+        for (var until = DateTime.UtcNow.AddSeconds(5); mapped.Count > 0 && DateTime.UtcNow < until; mapped = UserNamespaceProcesses(hostId))
+            await Task.Delay(100);
+        if (mapped.Count > 0)
+            left.Add("processes in the pod's user namespace: " + string.Join(", ", mapped.Select(pid =>
+                $"{pid} ({ReadOrEmpty($"/proc/{pid}/comm").Trim()}, {ReadOrEmpty($"/proc/{pid}/cmdline").Replace('\0', ' ').Trim()})")));
         if (Directory.Exists(containers) && Directory.EnumerateDirectories(containers).Any())
             left.Add("container directories: " + string.Join(", ", Directory.EnumerateDirectories(containers).Select(Path.GetFileName)));
         Assert.True(left.Count == 0, $"killed {(midCreate ? "during" : "after")} CreateContainer; left behind: {string.Join("; ", left)}");
@@ -74,6 +79,7 @@ public sealed class UserNamespaceCrashTests(UserNamespaceFixture f) : IClassFixt
     private static List<int> UserNamespaceProcesses(uint hostId) => Directory.EnumerateDirectories("/proc")
         .Select(d => int.TryParse(Path.GetFileName(d), out int pid) ? pid : 0)
         .Where(pid => pid > 0 && ReadOrEmpty($"/proc/{pid}/uid_map").Split(' ', StringSplitOptions.RemoveEmptyEntries) is [_, var host, ..] && host == $"{hostId}")
+        .Where(pid => ReadOrEmpty($"/proc/{pid}/stat").Split(") ") is not [_, var rest] || !rest.StartsWith('Z')) // a zombie holds nothing
         .ToList();
 
     private static string ReadOrEmpty(string path)

@@ -53,7 +53,7 @@ public sealed class NodeConditionTests(ApiServerFixture fixture, ITestOutputHelp
         Assert.Equal("False", (string?)later["status"]);
         Conditions.AssertOthersKept(await Cluster.Api.GetAsync($"api/v1/nodes/{node}"));
 
-        var events = await Conditions.EventsAsync(Cluster.Api, node, "DeprecatedFeatureInUse");
+        var events = await Conditions.WaitForEventsAsync(Cluster.Api, node, "DeprecatedFeatureInUse");
         var mirrors = Assert.Single(events, e => ((string?)e["message"])!.StartsWith("[io.containerd.deprecation/cri-registry-mirrors]"));
         Assert.Equal("Warning", (string?)mirrors["type"]);
         Assert.Equal("hull", (string?)mirrors["source"]?["component"]);
@@ -100,7 +100,7 @@ public sealed class NodeConditionTests(ApiServerFixture fixture, ITestOutputHelp
         Assert.Contains("[io.containerd.deprecation/cri-api-v1alpha2]", (string)flipped["message"]!);
         Assert.DoesNotContain(CgroupV1, (string)flipped["message"]!);
         Assert.True(Conditions.Time(flipped, "lastTransitionTime") > Conditions.Time(clean, "lastTransitionTime"), flipped.ToJsonString());
-        var announced = Assert.Single(await Conditions.EventsAsync(Cluster.Api, node, "DeprecatedFeatureInUse"));
+        var announced = Assert.Single(await Conditions.WaitForEventsAsync(Cluster.Api, node, "DeprecatedFeatureInUse"));
         Assert.StartsWith("[io.containerd.deprecation/cri-api-v1alpha2] CRI API v1alpha2 is removed.", (string?)announced["message"]);
         Conditions.AssertOthersKept(await Cluster.Api.GetAsync($"api/v1/nodes/{node}"));
     }

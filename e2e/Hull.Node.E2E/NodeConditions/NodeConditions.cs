@@ -86,6 +86,21 @@ public static class Conditions
         (await api.ListAsync($"api/v1/namespaces/default/events?fieldSelector=involvedObject.kind%3DNode,involvedObject.name%3D{node}"))
             .Where(e => (string?)e["reason"] == reason).ToList();
 
+    /// <summary>
+    /// The Events about a Node with this reason once at least <paramref name="atLeast"/> are there (or 15 s passed): the
+    /// reporter posts an Event after the status patch that announces it, so a test that saw the status must wait for it.
+    /// </summary>
+    public static async Task<List<JsonNode>> WaitForEventsAsync(KubeApi api, string node, string reason, int atLeast = 1)
+    {
+        var until = DateTime.UtcNow.AddSeconds(15);
+        while (true)
+        {
+            var events = await EventsAsync(api, node, reason);
+            if (events.Count >= atLeast || DateTime.UtcNow > until) return events;
+            await Task.Delay(200);
+        }
+    }
+
     /// <summary>hullctl (the repository's build) against a hulld socket.</summary>
     public static Task<ProcessResult> HullctlAsync(string socket, params string[] args) =>
         ProcessRunner.DotnetAsync(Repo.HullctlDll, args.Prepend(socket).Prepend("--address"));

@@ -9,7 +9,7 @@ namespace Hull.Images.Tests.Registry;
 /// </summary>
 public sealed class TestHttpServer : IAsyncDisposable
 {
-    private readonly HttpListener _listener = new();
+    private HttpListener _listener = new();
     private readonly Func<HttpListenerContext, Task> _handler;
     private readonly Task _loop;
     private readonly CancellationTokenSource _stopping = new();
@@ -30,6 +30,9 @@ public sealed class TestHttpServer : IAsyncDisposable
             }
             catch (HttpListenerException) when (attempt < 5)
             {
+                // Another process took the port between FreePort and Start; a listener whose Start failed is not reused.
+                _listener.Close();
+                _listener = new HttpListener();
             }
         }
         _loop = Task.Run(LoopAsync);
