@@ -199,6 +199,30 @@ public sealed class PodSandboxTests
         Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left));
     }
 
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "umount", "ip", "iptables-save")]
+    public async Task A_namespace_pin_that_a_crash_left_as_a_plain_file_does_not_block_stopping_and_removing_the_pod()
+    {
+        // The window: hulld killed between unmounting a pin and deleting its file (or between creating the file and
+        // mounting the namespace on it). The churn test hit it at random; here it is made on purpose.
+        await using var env = await PodTestEnvironment.StartAsync();
+        var id = await env.RunPodAsync(PodTestEnvironment.PodConfig("plainpin", cgroupParent: $"{env.CgroupRoot}/plainpin"));
+        var netns = await env.NetNsAsync(id);
+        await env.KillAndRestartAsync(whileDown: async () =>
+        {
+            var umount = await ProcessRunner.RunAsync("umount", [netns]);
+            Assert.True(umount.ExitCode == 0, umount.Stderr);
+            Assert.True(File.Exists(netns));
+        });
+
+        await env.StopAsync(id);
+        await env.RemoveAsync(id);
+        Assert.Empty((await env.ListAsync()).Items);
+        // CNI DEL ran without a namespace, so the IP is released. The bridge plugin can undo its masquerade rule only
+        // inside the namespace (containerd leaves it too); the namespace vanishing before DEL is what this test forces.
+        var left = (await env.LeftoversAsync(id, netns, $"{env.CgroupRoot}/plainpin")).Where(l => !l.StartsWith("iptables", StringComparison.Ordinal)).ToList();
+        Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left));
+    }
+
     [E2EFact("runc", "conmon", "/usr/bin/catatonit", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "ip", "iptables-save")]
     public async Task A_pod_sharing_its_PID_namespace_runs_catatonit_and_is_not_ready_after_a_restart_once_it_died()
     {

@@ -334,9 +334,12 @@ public sealed partial class PodSandboxController : ISandboxController
             int before = errors.Count;
             await Step("CNI DEL", async () =>
             {
-                await CniOf(pod.Spec).TeardownAsync(
-                    NetworkRequest(pod.Spec, pod.Instance.NetNsPath.Length > 0 ? pod.Instance.NetNsPath : _pinner.PathOf(id, NamespaceTypes.Network)),
-                    cancellationToken).ConfigureAwait(false);
+                string netns = pod.Instance.NetNsPath.Length > 0 ? pod.Instance.NetNsPath : _pinner.PathOf(id, NamespaceTypes.Network);
+                // A pin that is no longer a namespace (a crash between creating the pin file and mounting the namespace
+                // on it, or between unmounting and deleting it) is torn down with an empty CNI_NETNS, as the CNI spec
+                // allows and containerd does: the plugins still release the IPs and host rules; the interfaces are gone.
+                if (!LinuxNamespaces.IsNamespace(netns)) netns = "";
+                await CniOf(pod.Spec).TeardownAsync(NetworkRequest(pod.Spec, netns), cancellationToken).ConfigureAwait(false);
                 pod.Instance = pod.Instance with { NetworkAttached = false };
             }).ConfigureAwait(false);
             networkDone = errors.Count == before;
