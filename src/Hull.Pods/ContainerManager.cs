@@ -431,9 +431,11 @@ public sealed class ContainerManager
             PodUid = s.Identity.Uid,
             PodAnnotations = s.Annotations,
             Hostname = s.Hostname,
-            Network = i.NetNsPath.Length > 0 ? NamespaceRef.At(i.NetNsPath) : NamespaceRef.Host,
-            Ipc = i.IpcNsPath.Length > 0 ? NamespaceRef.At(i.IpcNsPath) : NamespaceRef.Host,
-            Uts = i.UtsNsPath.Length > 0 ? NamespaceRef.At(i.UtsNsPath) : NamespaceRef.Host,
+            // Host or not is the pod's mode (UTS follows the network, as in containerd); a pod namespace without a pin on
+            // the host (a microVM's IPC and UTS are the guest's) is one of the pod's own, not the host's.
+            Network = NamespaceOf(s.NetworkMode, i.NetNsPath),
+            Ipc = NamespaceOf(s.IpcMode, i.IpcNsPath),
+            Uts = NamespaceOf(s.NetworkMode, i.UtsNsPath),
             SharedPidNamespacePath = i.PidNsPath.Length > 0 ? i.PidNsPath : null,
             CgroupParent = i.CgroupParent.Length > 0 ? i.CgroupParent : null,
             Privileged = s.Privileged,
@@ -447,6 +449,9 @@ public sealed class ContainerManager
                 : null,
         };
     }
+
+    private static NamespaceRef NamespaceOf(NamespaceMode mode, string pinned) =>
+        mode == NamespaceMode.Node ? NamespaceRef.Host : pinned.Length > 0 ? NamespaceRef.At(pinned) : NamespaceRef.New;
 
     private static TaskResources? ToTaskResources(LinuxResources? r) => r is null ? null : new TaskResources
     {

@@ -2,6 +2,7 @@ using Hull.Core;
 using Hull.Pods.Stores;
 using Hull.Pods.Tests.Fakes;
 using Hull.Runtime.Spec;
+using Hull.Sandbox.Controller;
 
 namespace Hull.Pods.Tests;
 
@@ -65,6 +66,25 @@ public sealed class CreateContainerTests : IDisposable
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("privileged", e.Message);
         await AssertNoContainerLeftAsync();
+    }
+
+    [Fact]
+    public async Task Pod_sysctls_are_checked_against_the_pods_namespace_modes_not_against_the_pins_on_the_host()
+    {
+        // A sandboxer may pin none of the pod's namespaces on the host (a microVM's IPC and UTS are the guest's, and
+        // this fake pins nothing): the pod's own IPC namespace is still not the host's, so its IPC sysctls apply.
+        var sysctls = new Dictionary<string, string> { ["kernel.shm_rmid_forced"] = "1", ["net.ipv4.ip_unprivileged_port_start"] = "0" };
+        var pod = await _node.Pods.RunAsync(TestLifecycle.PodSpec("own-ipc") with { Sysctls = sysctls }, default);
+        var id = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
+        var spec = await _node.Files.ReadSpecAsync(_node.Files.BundleDirectory(id), default);
+        Assert.Contains("\"kernel.shm_rmid_forced\"", spec);
+        Assert.Contains("\"net.ipv4.ip_unprivileged_port_start\"", spec);
+
+        // With the host's IPC namespace the same sysctl is refused, naming it.
+        var hostIpc = await _node.Pods.RunAsync(TestLifecycle.PodSpec("host-ipc") with { Sysctls = sysctls, IpcMode = NamespaceMode.Node }, default);
+        var e = await Assert.ThrowsAsync<HullException>(() => _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(hostIpc), default));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("kernel.shm_rmid_forced", e.Message);
     }
 
     [Fact]

@@ -32,12 +32,21 @@ public static class GuestSpec
         if (config["mounts"] is JsonArray mounts)
             for (int i = 0; i < mounts.Count; i++)
             {
-                if (mounts[i] is not JsonObject mount || !IsBind(mount)) continue;
+                if (mounts[i] is not JsonObject mount) continue;
                 if (mount["destination"]?.GetValue<string>() == "/dev/shm")
                 {
-                    mount["source"] = GuestPaths.ShmDirectory;
+                    // The pod's /dev/shm is the guest's tmpfs, shared by its containers: whatever the host spec had there
+                    // (a bind of the host's, or runc's default private tmpfs) becomes a bind of it.
+                    mounts[i] = new JsonObject
+                    {
+                        ["destination"] = "/dev/shm",
+                        ["type"] = "bind",
+                        ["source"] = GuestPaths.ShmDirectory,
+                        ["options"] = new JsonArray("rbind", "nosuid", "nodev", "noexec"),
+                    };
                     continue;
                 }
+                if (!IsBind(mount)) continue;
                 var source = mount["source"]?.GetValue<string>() ?? throw Invalid(containerId, $"mount {i} has no source");
                 shares.Add(new SharedPath(source, i));
                 mount["source"] = GuestPaths.MountSource(containerId, i);

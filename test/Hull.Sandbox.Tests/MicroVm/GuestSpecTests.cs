@@ -54,6 +54,27 @@ public sealed class GuestSpecTests
     }
 
     [Fact]
+    public void A_private_tmpfs_on_dev_shm_becomes_a_bind_of_the_pods_shm_in_the_guest()
+    {
+        // A pod's IPC namespace is the guest's, so its containers share the guest's /dev/shm even when the host spec
+        // kept runc's default private tmpfs there (the pod's shm lives in the guest, not on the host).
+        var host = HostConfig();
+        host["mounts"]!.AsArray()[2] = new JsonObject
+        {
+            ["destination"] = "/dev/shm", ["type"] = "tmpfs", ["source"] = "shm",
+            ["options"] = new JsonArray("nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
+        };
+
+        var (config, shares) = GuestSpec.Rewrite(host, "/b", Id);
+
+        var shm = config["mounts"]!.AsArray()[2]!;
+        Assert.Equal("bind", shm["type"]!.GetValue<string>());
+        Assert.Equal(GuestPaths.ShmDirectory, shm["source"]!.GetValue<string>());
+        Assert.Contains("rbind", shm["options"]!.AsArray().Select(o => o!.GetValue<string>()));
+        Assert.DoesNotContain(shares, s => s.MountIndex == 2);
+    }
+
+    [Fact]
     public void The_VM_namespaces_and_host_only_settings_go_and_the_cgroup_is_where_the_agent_reads_it()
     {
         var (config, _) = GuestSpec.Rewrite(HostConfig(), "/b", Id);
