@@ -32,7 +32,7 @@ internal sealed class NriPlugin : NriPb.Runtime.RuntimeBase, IAsyncDisposable
         Pid = pid;
         _stop = stop;
         _mux = new ConnectionMux(trunk, host.Logger);
-        _client = new TtrpcClient(_mux.Open(ConnectionMux.PluginServiceConnection), host.Logger);
+        _client = new TtrpcClient(_mux.Open(ConnectionMux.PluginServiceConnection, readsInline: true), host.Logger);
         Stub = new NriPb.Plugin.PluginClient(_client);
         var server = new TtrpcServer(host.Logger);
         NriPb.Runtime.BindService(server, this);
