@@ -449,7 +449,7 @@ func cmdKubelet(args []string) {
 	r := kubeletResult{Kind: "kubelet", Label: *label, Image: *image, Count: n, Parallel: *parallel,
 		LoadAvg: strings.Join(strings.Fields(string(la))[:3], " ")}
 	lat := map[string][]float64{}
-	for _, op := range []string{"run_pod", "create_container", "start_container", "pod_start", "stop_pod", "remove_pod"} {
+	for _, op := range []string{"run_pod", "create_container", "start_container", "create_start", "pod_start", "stop_pod", "remove_pod"} {
 		xs := make([]float64, n)
 		for i := range xs {
 			xs[i] = -1
@@ -562,6 +562,7 @@ func cmdKubelet(args []string) {
 			return
 		}
 		lat["start_container"][i] = ms(d)
+		lat["create_start"][i] = lat["create_container"][i] + ms(d) // hack/bench-nri.sh's measure
 		deadline := time.Now().Add(*timeout)
 		for {
 			resp, _, err := call(conn, mContainerStatus, str(nil, 1, cid), *timeout)

@@ -27,6 +27,8 @@ public sealed class ConnectionMux : IAsyncDisposable
     private const int GoReaderBuffer = 4096;
 
     private readonly Stream _trunk;
+    // Reads go through a buffer, so a frame's header and data (and often the next frame) come in one read call.
+    private readonly BufferedStream _reader;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly Dictionary<uint, MuxStream> _connections = new();
@@ -38,6 +40,7 @@ public sealed class ConnectionMux : IAsyncDisposable
     public ConnectionMux(Stream trunk, ILogger logger)
     {
         _trunk = trunk;
+        _reader = new BufferedStream(trunk, GoReaderBuffer);
         _logger = logger;
         Reading = Task.Run(ReadLoopAsync);
     }
@@ -50,13 +53,18 @@ public sealed class ConnectionMux : IAsyncDisposable
     /// <summary>Starts delivering frames (upstream's Unblock): open every connection first so none is dropped.</summary>
     public void Start() => _started.TrySetResult();
 
-    public Stream Open(uint id)
+    /// <param name="readsInline">
+    /// When true a waiting reader continues on the mux's read loop as a frame arrives, sparing a thread hop per
+    /// message. Only for readers that never block, such as a ttrpc client's receive loop (it only hands each
+    /// response to the waiting call, whose code runs elsewhere); a blocked reader would stall every connection.
+    /// </param>
+    public Stream Open(uint id, bool readsInline = false)
     {
         if (id == 0) throw new ArgumentOutOfRangeException(nameof(id), "connection id 0 is reserved");
         lock (_connections)
         {
             if (!_connections.TryGetValue(id, out var connection))
-                _connections[id] = connection = new MuxStream(this, id);
+                _connections[id] = connection = new MuxStream(this, id, readsInline);
             return connection;
         }
     }
@@ -69,7 +77,7 @@ public sealed class ConnectionMux : IAsyncDisposable
             await _started.Task.WaitAsync(_closed.Token).ConfigureAwait(false);
             while (true)
             {
-                int read = await _trunk.ReadAtLeastAsync(header, HeaderLength, throwOnEndOfStream: false, _closed.Token).ConfigureAwait(false);
+                int read = await _reader.ReadAtLeastAsync(header, HeaderLength, throwOnEndOfStream: false, _closed.Token).ConfigureAwait(false);
                 if (read == 0) break;
                 if (read < HeaderLength) throw new EndOfStreamException($"trunk ended inside a frame header ({read} of {HeaderLength} bytes)");
                 uint id = BinaryPrimitives.ReadUInt32BigEndian(header);
@@ -79,7 +87,7 @@ public sealed class ConnectionMux : IAsyncDisposable
                 var payload = new byte[length];
                 if (length > 0)
                 {
-                    read = await _trunk.ReadAtLeastAsync(payload, payload.Length, throwOnEndOfStream: false, _closed.Token).ConfigureAwait(false);
+                    read = await _reader.ReadAtLeastAsync(payload, payload.Length, throwOnEndOfStream: false, _closed.Token).ConfigureAwait(false);
                     if (read < payload.Length) throw new EndOfStreamException($"trunk ended inside a frame ({read} of {length} bytes for connection {id})");
                 }
                 MuxStream? connection;
@@ -158,13 +166,14 @@ public sealed class ConnectionMux : IAsyncDisposable
     }
 
     /// <summary>One multiplexed connection as a byte stream (reads may return part of a frame).</summary>
-    private sealed class MuxStream(ConnectionMux mux, uint id) : Stream
+    private sealed class MuxStream(ConnectionMux mux, uint id, bool readsInline) : Stream
     {
         public Channel<byte[]> Incoming { get; } = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(ReadQueueLength)
         {
             SingleReader = true,
             SingleWriter = true,
             FullMode = BoundedChannelFullMode.Wait,
+            AllowSynchronousContinuations = readsInline,
         });
 
         private ReadOnlyMemory<byte> _current;

@@ -218,7 +218,8 @@ public sealed class NriHost : IAsyncDisposable
 
     internal void WarnStateChange(NriPlugin plugin, NriPb.Event e)
     {
-        var message = $"NRI plugin \"{plugin.FullName}\" uses the deprecated StateChange instead of a dedicated {e} RPC; update it to NRI v0.12 or newer";
+        var message = $"NRI plugin \"{plugin.FullName}\" does not implement NRI v0.12's per-event RPCs (it answered {e} with UNIMPLEMENTED), " +
+            "so its events go through the deprecated StateChange; update it to NRI v0.12 or newer";
         if (_deprecations is not null) _deprecations.Record(DeprecationIds.NriPluginInterface, message);
         else Logger.LogWarning("{Message}", message);
     }

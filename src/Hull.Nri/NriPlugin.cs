@@ -20,7 +20,8 @@ internal sealed class NriPlugin : NriPb.Runtime.RuntimeBase, IAsyncDisposable
     private readonly TtrpcClient _client;
     private readonly Task _serving;
     private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly HashSet<NriPb.Event> _stateChangeOnly = [];
+    /// <summary>1 once the plugin answered a per-event RPC with UNIMPLEMENTED: it predates NRI v0.12 (see <see cref="NotifyAsync"/>).</summary>
+    private int _stateChangeOnly;
     private readonly Action? _stop;
 
     private NriPlugin(NriHost host, Stream trunk, string index, string name, int pid, Action? stop)
@@ -31,7 +32,7 @@ internal sealed class NriPlugin : NriPb.Runtime.RuntimeBase, IAsyncDisposable
         Pid = pid;
         _stop = stop;
         _mux = new ConnectionMux(trunk, host.Logger);
-        _client = new TtrpcClient(_mux.Open(ConnectionMux.PluginServiceConnection), host.Logger);
+        _client = new TtrpcClient(_mux.Open(ConnectionMux.PluginServiceConnection, readsInline: true), host.Logger);
         Stub = new NriPb.Plugin.PluginClient(_client);
         var server = new TtrpcServer(host.Logger);
         NriPb.Runtime.BindService(server, this);
@@ -159,15 +160,15 @@ internal sealed class NriPlugin : NriPb.Runtime.RuntimeBase, IAsyncDisposable
     }
 
     /// <summary>
-    /// A notification event through its own RPC, or, for plugins that answer UNIMPLEMENTED (built before NRI v0.12),
-    /// through StateChange, with a deprecation warning the first time.
+    /// A notification event through its own RPC, or, for plugins built before NRI v0.12 (their ttrpc server answers
+    /// the per-event RPCs UNIMPLEMENTED), through StateChange. As upstream (adaptation's origImplWrapper), the first
+    /// UNIMPLEMENTED switches the whole plugin over, so later events cost one round trip, not two; the deprecation is
+    /// recorded once per plugin.
     /// </summary>
     public async Task NotifyAsync<TResponse>(NriPb.Event e, Func<CallOptions, AsyncUnaryCall<TResponse>> rpc, NriPb.PodSandbox pod, NriPb.Container? container,
         CancellationToken cancellationToken)
     {
-        bool fallback;
-        lock (_stateChangeOnly) fallback = _stateChangeOnly.Contains(e);
-        if (!fallback)
+        if (Volatile.Read(ref _stateChangeOnly) == 0)
         {
             try
             {
@@ -176,8 +177,7 @@ internal sealed class NriPlugin : NriPb.Runtime.RuntimeBase, IAsyncDisposable
             }
             catch (RpcException x) when (x.StatusCode == StatusCode.Unimplemented)
             {
-                lock (_stateChangeOnly) _stateChangeOnly.Add(e);
-                _host.WarnStateChange(this, e);
+                if (Interlocked.Exchange(ref _stateChangeOnly, 1) == 0) _host.WarnStateChange(this, e);
             }
         }
         await Stub.StateChangeAsync(new NriPb.StateChangeEvent { Event = e, Pod = pod, Container = container }, Call(cancellationToken)).ResponseAsync.ConfigureAwait(false);

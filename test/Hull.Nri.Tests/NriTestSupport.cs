@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Hull.Core.Deprecations;
 using Hull.Linux.Processes;
 using Hull.Runtime.Spec;
 using Hull.Tests.Support;
@@ -70,7 +71,7 @@ public sealed class NriTestEnvironment : IAsyncDisposable
 
     public string LogFile(string name) => Path.Combine(Root, $"{name}.log");
 
-    public async Task<NriHost> StartAsync(Func<NriOptions, NriOptions>? configure = null)
+    public async Task<NriHost> StartAsync(Func<NriOptions, NriOptions>? configure = null, DeprecationRegistry? deprecations = null)
     {
         var options = new NriOptions
         {
@@ -80,7 +81,7 @@ public sealed class NriTestEnvironment : IAsyncDisposable
             RequestTimeout = TimeSpan.FromSeconds(2),
             RegistrationTimeout = TimeSpan.FromSeconds(10),
         };
-        Host = new NriHost(configure?.Invoke(options) ?? options, Logger);
+        Host = new NriHost(configure?.Invoke(options) ?? options, Logger, deprecations);
         await Host.StartAsync(Runtime, CancellationToken.None);
         return Host;
     }
