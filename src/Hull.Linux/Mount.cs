@@ -21,8 +21,8 @@ public sealed record Mount(string Type, string Source, IReadOnlyList<string> Opt
     /// <summary>
     /// Mounts this on <paramref name="target"/> (a read-only bind needs a second, remount call). containerd's
     /// <c>uidmap=</c>/<c>gidmap=</c> options make an idmapped bind, or an overlay whose lower layers are idmapped (an
-    /// overlay itself cannot be); <c>rro</c> makes a bind read-only all the way down. <paramref name="idMaps"/> shares the
-    /// user namespaces of a batch of idmapped mounts (else this mount starts and ends its own).
+    /// overlay itself cannot be); <c>rro</c> makes a bind read-only all the way down. <paramref name="idMaps"/> gives the
+    /// user namespaces of the mappings (a pod's pinned one, or holders shared by a batch; else this mount starts and ends its own).
     /// </summary>
     public void MountAt(string target, IdMapNamespaces? idMaps = null)
     {
@@ -34,7 +34,7 @@ public sealed record Mount(string Type, string Source, IReadOnlyList<string> Opt
         if (newApi)
         {
             if (bind) BindWithAttributes(target, parsed, idMaps);
-            else if (Type == "overlay" && !parsed.RecursiveReadOnly) MountIdMappedOverlay(target, parsed);
+            else if (Type == "overlay" && !parsed.RecursiveReadOnly) MountIdMappedOverlay(target, parsed, idMaps);
             else throw new IOException($"mount {Type} on \"{target}\": idmapping and \"rro\" apply to binds and overlays only");
         }
         else
@@ -64,7 +64,7 @@ public sealed record Mount(string Type, string Source, IReadOnlyList<string> Opt
     private void BindWithAttributes(string target, ParsedMountOptions parsed, IdMapNamespaces? idMaps)
     {
         using var own = parsed.UidMap is not null && idMaps is null ? new IdMapNamespaces() : null;
-        using var userns = parsed.UidMap is { } uid ? (idMaps ?? own)!.For(uid, parsed.GidMap!.Value).OpenUserNamespace() : null;
+        using var userns = parsed.UidMap is { } uid ? (idMaps ?? own)!.Open(uid, parsed.GidMap!.Value) : null;
         bool readOnly = (parsed.Flags & MountFlags.ReadOnly) != 0;
         MountTree.Bind(Source, target, new BindAttributes
         {
@@ -78,7 +78,7 @@ public sealed record Mount(string Type, string Source, IReadOnlyList<string> Opt
     /// containerd's idmapped overlay: each lower layer is bound idmapped on a directory beside the target, the overlay is
     /// mounted on those, and the binds are detached again (the overlay holds its own references to its layers).
     /// </summary>
-    private void MountIdMappedOverlay(string target, ParsedMountOptions parsed)
+    private void MountIdMappedOverlay(string target, ParsedMountOptions parsed, IdMapNamespaces? idMaps)
     {
         var data = parsed.Data.Split(',').ToList();
         int lowerIndex = data.FindIndex(o => o.StartsWith("lowerdir=", StringComparison.Ordinal));
@@ -89,8 +89,8 @@ public sealed record Mount(string Type, string Source, IReadOnlyList<string> Opt
         var bound = new List<string>();
         try
         {
-            using var holder = NamespaceHolder.Start([parsed.UidMap!.Value], [parsed.GidMap!.Value]);
-            using var userns = holder.OpenUserNamespace();
+            using var own = idMaps is null ? new IdMapNamespaces() : null;
+            using var userns = (idMaps ?? own)!.Open(parsed.UidMap!.Value, parsed.GidMap!.Value);
             for (int i = 0; i < lowers.Length; i++)
             {
                 string layer = Path.Combine(scratch, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -119,13 +119,14 @@ public static partial class Mounts
     private const int MntDetach = 2;
 
     /// <summary>Mounts each in order on <paramref name="target"/>; if one fails, unmounts the ones done.</summary>
-    public static void MountAll(IReadOnlyList<Mount> mounts, string target)
+    /// <param name="idMaps">Where idmapped mounts take their user namespaces from (see <see cref="Mount.MountAt"/>).</param>
+    public static void MountAll(IReadOnlyList<Mount> mounts, string target, IdMapNamespaces? idMaps = null)
     {
         for (int i = 0; i < mounts.Count; i++)
         {
             try
             {
-                mounts[i].MountAt(target);
+                mounts[i].MountAt(target, idMaps);
             }
             catch
             {

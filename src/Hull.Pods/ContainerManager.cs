@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Hull.Cdi;
 using Hull.Core;
 using Hull.Images.Snapshots;
+using Hull.Linux.Namespaces;
 using Hull.Linux.Processes;
 using Hull.Nri;
 using Hull.Pods.Events;
@@ -131,7 +132,7 @@ public sealed class ContainerManager
             using (Activity.StartActivity("snapshot prepare"))
                 mounts = await _images.Snapshotter.PrepareAsync(id, image.ChainId, SnapshotLabelsOf(id, pod), cancellationToken).ConfigureAwait(false);
             using (Activity.StartActivity("rootfs mount"))
-                _files.MountRootfs(bundle, mounts);
+                _files.MountRootfs(bundle, mounts, PodUserNamespaceOf(pod));
             if (volumes.Count > 0)
             {
                 using var _ = Activity.StartActivity("image volumes mount");
@@ -155,7 +156,7 @@ public sealed class ContainerManager
             nriResult = await _nri.CreateContainerAsync(pod, record, spec, cdiDevices, cancellationToken).ConfigureAwait(false);
             if (nriResult is not null)
                 spec = _specs.Adjust(spec, nriResult.Adjustment, config.Name, (s, devices) => CdiEdits.Apply(s, ResolveCdi(config.Name, devices)));
-            spec = _files.PrepareMounts(bundle, spec);
+            spec = _files.PrepareMounts(bundle, spec, PodUserNamespaceOf(pod));
             await _files.WriteSpecAsync(bundle, spec, cancellationToken).ConfigureAwait(false);
             if (spec.Process?.User is { } user)
                 record = record with
@@ -418,6 +419,12 @@ public sealed class ContainerManager
         labels["io.hull.container"] = id;
         return labels;
     }
+
+    /// <summary>
+    /// The pod's own user namespace, pinned, for the container's idmapped mounts: they take it from the pin rather than
+    /// cloning a process to make a namespace with the same mapping. Null for a host-users pod.
+    /// </summary>
+    private static PinnedUserNamespace? PodUserNamespaceOf(SandboxRecord pod) => pod.Spec.UserNamespace.PinnedAt(pod.Instance.UserNsPath);
 
     private static SandboxContext SandboxContextOf(SandboxRecord pod)
     {

@@ -55,6 +55,23 @@ public sealed class CreateContainerTests : IDisposable
     }
 
     [Fact]
+    public async Task The_rootfs_of_a_userns_pods_container_takes_the_pods_pinned_user_namespace_and_a_host_users_one_none()
+    {
+        var mapping = new OciIdMapping(0, 100000, 65536);
+        var userns = new UserNamespaceOptions(UserNamespaceMode.Pod, [mapping], [mapping]);
+        var pod = await _node.Pods.RunAsync(TestLifecycle.PodSpec("userns") with { UserNamespace = userns }, default);
+        var request = TestLifecycle.ContainerRequest(pod);
+        var id = await _node.Containers.CreateAsync(request with { Config = request.Config with { Security = request.Config.Security with { UserNamespace = userns } } }, default);
+        var expected = new Hull.Linux.Namespaces.IdMapping(0, 100000, 65536);
+        Assert.Equal(new Hull.Linux.Namespaces.PinnedUserNamespace($"/run/fake/ns/user/{pod}", expected, expected),
+            _node.Files.RootfsUserNamespaces[_node.Files.BundleDirectory(id)]);
+
+        var hostPod = await RunPodAsync("host");
+        var hostId = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(hostPod), default);
+        Assert.Null(_node.Files.RootfsUserNamespaces[_node.Files.BundleDirectory(hostId)]);
+    }
+
+    [Fact]
     public async Task A_spec_the_builder_refuses_is_undone_with_its_error()
     {
         var pod = await RunPodAsync();

@@ -216,6 +216,46 @@ public sealed class UserNamespaceTests(UserNamespaceFixture f) : IClassFixture<U
         await f.Env.RemoveAsync(pod);
     }
 
+    /// <summary>The host's interface of its default route (else its first that is not lo), from the host's view.</summary>
+    private static string HostInterface() =>
+        File.ReadAllLines("/proc/net/route").Skip(1).Select(l => l.Split('\t')).Where(f => f.Length > 1 && f[1] == "00000000").Select(f => f[0]).FirstOrDefault()
+        ?? Directory.EnumerateFileSystemEntries("/sys/class/net").Select(Path.GetFileName).First(n => n != "lo")!;
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
+        "iptables-save", "ip", "docker-registry", "skopeo", "umoci")]
+    public async Task A_userns_pod_on_the_host_network_sees_the_hosts_interfaces_through_a_read_only_sys()
+    {
+        uint hostId = HostBase + (uint)f.Env.N * Size + 400 * Size;
+        var podConfig = UsernsPod(f.Name("userns-hostnet"), hostId, f.Env.CgroupRoot);
+        podConfig.Linux.SecurityContext.NamespaceOptions.Network = NamespaceMode.Node;
+        var pod = await f.Env.RunPodAsync(podConfig);
+        var id = await RunAsync(pod, podConfig, Config(f.Name("app"), podConfig, "/bin/sh", "-c", Forever));
+
+        // Root inside is the mapped uid, and the network is the host's: its interface, with its MAC address, in /sys and /proc.
+        var uidMap = (await ExecAsync(id, "cat /proc/self/uid_map")).Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["0", $"{hostId}", $"{Size}"], uidMap);
+        string device = HostInterface();
+        string mac = File.ReadAllText($"/sys/class/net/{device}/address").Trim();
+        Assert.Equal(mac, (await ExecAsync(id, $"cat /sys/class/net/{device}/address")).Trim());
+        Assert.Contains($"{device}:", await ExecAsync(id, "cat /proc/net/dev"));
+
+        // A user namespace may not mount the host network's sysfs: /sys is the host's, bound read-only all the way down
+        // (its submounts too). runc's own mounts on top of it (the container's cgroup tmpfs on this cgroup v1 host) are
+        // not part of that bind.
+        var sysMounts = (await ExecAsync(id, "cat /proc/self/mountinfo")).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ')).Where(m => m[4] == "/sys" || m[4].StartsWith("/sys/", StringComparison.Ordinal))
+            .Select(m => (Point: m[4], Options: m[5], Type: m[Array.IndexOf(m, "-") + 1])).ToList();
+        Assert.Contains(sysMounts, m => m.Point == "/sys" && m.Type == "sysfs");
+        Assert.All(sysMounts.Where(m => !(m.Point == "/sys/fs/cgroup" && m.Type == "tmpfs")),
+            m => Assert.True(m.Options.Split(',').Contains("ro"), $"{m.Point} ({m.Type}) is mounted {m.Options}, not read-only"));
+        Assert.Contains(sysMounts, m => m.Point.StartsWith("/sys/", StringComparison.Ordinal) && m.Type != "tmpfs"); // a submount was checked
+
+        await Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
+        await f.Env.StopAsync(pod);
+        await f.Env.RemoveAsync(pod);
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(pod, StringComparison.Ordinal));
+    }
+
     [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
         "iptables-save", "ip", "docker-registry", "skopeo", "umoci")]
     public async Task Invalid_user_namespace_options_fail_with_InvalidArgument_and_leave_nothing()

@@ -1,4 +1,5 @@
 using Hull.Linux;
+using Hull.Linux.Namespaces;
 using Hull.Runtime.Spec;
 
 namespace Hull.Pods.Host;
@@ -12,8 +13,11 @@ public interface IContainerFilesystem
     /// <summary>Where a container's bundle lives (its <c>rootfs</c> and <c>config.json</c> inside).</summary>
     string BundleDirectory(string containerId);
 
-    /// <summary>Creates the bundle's rootfs directory and mounts the snapshot's mounts on it, in order.</summary>
-    void MountRootfs(string bundle, IReadOnlyList<Mount> mounts);
+    /// <summary>
+    /// Creates the bundle's rootfs directory and mounts the snapshot's mounts on it, in order. An idmapped overlay with the
+    /// mapping of <paramref name="podUserNamespace"/> (the pod's, when it has its own) takes that namespace from its pin.
+    /// </summary>
+    void MountRootfs(string bundle, IReadOnlyList<Mount> mounts, PinnedUserNamespace? podUserNamespace);
 
     /// <summary>
     /// Mounts an image volume's snapshot on <c>image-volumes/&lt;name&gt;</c> in the bundle and returns that directory.
@@ -25,7 +29,7 @@ public interface IContainerFilesystem
     /// Makes the binds the OCI runtime cannot (idmapped, recursively read-only: <see cref="PreparedMounts"/>) under the
     /// bundle, and returns the spec naming them as plain binds. Undone by <see cref="RemoveBundle"/>.
     /// </summary>
-    OciSpec PrepareMounts(string bundle, OciSpec spec);
+    OciSpec PrepareMounts(string bundle, OciSpec spec, PinnedUserNamespace? podUserNamespace);
 
     /// <summary>
     /// Unmounts, in hulld's mount namespace, the binds <see cref="PrepareMounts"/> made, once the OCI runtime has bound them
@@ -53,14 +57,15 @@ public sealed class HostContainerFilesystem(string stateDirectory) : IContainerF
     /// <summary>Where a bundle's image volumes are mounted (not under rootfs: they reach the container as bind mounts).</summary>
     public const string ImageVolumesDirectory = "image-volumes";
 
-    public void MountRootfs(string bundle, IReadOnlyList<Mount> mounts)
+    public void MountRootfs(string bundle, IReadOnlyList<Mount> mounts, PinnedUserNamespace? podUserNamespace)
     {
         string rootfs = Rootfs(bundle);
         // The container's directory and its bundle are owner only before the rootfs is mounted inside them.
         Directory.CreateDirectory(Path.GetDirectoryName(bundle)!, SpecWriter.OwnerOnly);
         Directory.CreateDirectory(bundle, SpecWriter.OwnerOnly);
         Directory.CreateDirectory(rootfs);
-        Mounts.MountAll(mounts, rootfs);
+        using var idMaps = new IdMapNamespaces(podUserNamespace);
+        Mounts.MountAll(mounts, rootfs, idMaps);
     }
 
     public string MountImageVolume(string bundle, string name, IReadOnlyList<Mount> mounts)
@@ -71,7 +76,8 @@ public sealed class HostContainerFilesystem(string stateDirectory) : IContainerF
         return target;
     }
 
-    public OciSpec PrepareMounts(string bundle, OciSpec spec) => PreparedMounts.Make(spec, Path.Combine(bundle, PreparedMounts.DirectoryName));
+    public OciSpec PrepareMounts(string bundle, OciSpec spec, PinnedUserNamespace? podUserNamespace) =>
+        PreparedMounts.Make(spec, Path.Combine(bundle, PreparedMounts.DirectoryName), podUserNamespace);
 
     public void ReleasePreparedMounts(string bundle)
     {

@@ -74,14 +74,15 @@ public static class PreparedMounts
 
     /// <summary>
     /// Makes the binds <see cref="Plan"/> lists and returns the rewritten spec. On failure the binds made so far are undone
-    /// and the error names the mount: InvalidArgument when its file system cannot be idmapped.
+    /// and the error names the mount: InvalidArgument when its file system cannot be idmapped. Binds with the mapping of
+    /// <paramref name="podUserNamespace"/> take it from its pin; others share one holder per mapping.
     /// </summary>
-    public static OciSpec Make(OciSpec spec, string directory, string mountInfoPath = MountInfo.SelfPath)
+    public static OciSpec Make(OciSpec spec, string directory, PinnedUserNamespace? podUserNamespace = null, string mountInfoPath = MountInfo.SelfPath)
     {
         var (rewritten, work) = Plan(spec, directory);
         if (work.Count == 0) return spec;
         var made = new List<string>();
-        using var idMaps = new IdMapNamespaces(); // one user namespace for all the binds with the pod's mapping
+        using var idMaps = new IdMapNamespaces(podUserNamespace);
         try
         {
             // A private mount to hold the binds: attached under a shared mount (/run, /var/lib often are), a bind would

@@ -1,4 +1,5 @@
 using Hull.Core;
+using Hull.Linux.Namespaces;
 
 namespace Hull.Runtime.Spec;
 
@@ -26,6 +27,12 @@ public sealed record UserNamespaceOptions(UserNamespaceMode Mode, IReadOnlyList<
     /// <summary>A user namespace of the pod's own (mode Pod).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public bool IsPod => Mode == UserNamespaceMode.Pod;
+
+    /// <summary>This pod user namespace as pinned at <paramref name="pinPath"/>, for idmapped mounts; null for the host's or without a pin.</summary>
+    public PinnedUserNamespace? PinnedAt(string pinPath) =>
+        IsPod && pinPath.Length > 0 && Uids is [var uid] && Gids is [var gid]
+            ? new PinnedUserNamespace(pinPath, new IdMapping(uid.ContainerId, uid.HostId, uid.Size), new IdMapping(gid.ContainerId, gid.HostId, gid.Size))
+            : null;
 
     /// <summary>
     /// containerd's rules (parseUsernsIDs) plus the checks runc would otherwise fail late on: Pod needs exactly one uid

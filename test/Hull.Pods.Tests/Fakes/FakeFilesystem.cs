@@ -1,4 +1,5 @@
 using Hull.Linux;
+using Hull.Linux.Namespaces;
 using Hull.Pods.Host;
 using Hull.Runtime.Spec;
 
@@ -13,8 +14,12 @@ public sealed class FakeFilesystem(string root, Faults faults) : IContainerFiles
     public IReadOnlyList<string> Bundles =>
         Directory.Exists(Path.Combine(root, "containers")) ? Directory.GetDirectories(Path.Combine(root, "containers")).Select(d => Path.GetFileName(d)).ToList() : [];
 
-    public void MountRootfs(string bundle, IReadOnlyList<Mount> mounts)
+    /// <summary>The pod user namespace each <see cref="MountRootfs"/> was given, by bundle.</summary>
+    public Dictionary<string, PinnedUserNamespace?> RootfsUserNamespaces { get; } = [];
+
+    public void MountRootfs(string bundle, IReadOnlyList<Mount> mounts, PinnedUserNamespace? podUserNamespace)
     {
+        RootfsUserNamespaces[bundle] = podUserNamespace;
         Directory.CreateDirectory(Path.Combine(bundle, "rootfs"));
         faults.Step("rootfs.mount");
     }
@@ -28,7 +33,7 @@ public sealed class FakeFilesystem(string root, Faults faults) : IContainerFiles
         return target;
     }
 
-    public OciSpec PrepareMounts(string bundle, OciSpec spec) => spec;
+    public OciSpec PrepareMounts(string bundle, OciSpec spec, PinnedUserNamespace? podUserNamespace) => spec;
 
     public void ReleasePreparedMounts(string bundle)
     {

@@ -35,6 +35,7 @@ public sealed class FakeSandboxer(Faults faults) : ISandboxController
         var instance = new SandboxInstance
         {
             Id = spec.Id, CreatedAt = DateTimeOffset.UtcNow, Sandboxer = Name, State = SandboxState.NotReady, InfraTaskId = "infra-" + spec.Id,
+            UserNsPath = spec.UserNamespace.IsPod ? $"/run/fake/ns/user/{spec.Id}" : "",
         };
         _pods[spec.Id] = instance; // made before the step can fail: the caller must shut it down
         await faults.StepAsync("sandbox.create").ConfigureAwait(false);
