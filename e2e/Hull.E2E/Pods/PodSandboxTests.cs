@@ -115,6 +115,22 @@ public sealed class PodSandboxTests
     }
 
     [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "iptables-save", "ip")]
+    public async Task A_stopped_pod_is_removed_without_running_the_CNI_plugins_again()
+    {
+        // StopPodSandbox ran CNI DEL and dropped the pins; removal has nothing to ask the plugins (as in containerd),
+        // so a network config broken since the stop does not block it, and removal costs no plugin runs.
+        await using var env = await PodTestEnvironment.StartAsync();
+        var id = await env.RunPodAsync(PodTestEnvironment.PodConfig("stopped-first", cgroupParent: $"{env.CgroupRoot}/stopped-first"));
+        var netns = await env.NetNsAsync(id);
+        await env.StopAsync(id);
+        env.WriteNetwork(extraPlugin: "hull-no-such-plugin"); // read again at the next CNI call
+        await env.RemoveAsync(id);
+        Assert.Empty((await env.ListAsync()).Items);
+        var left = await env.LeftoversAsync(id, netns, $"{env.CgroupRoot}/stopped-first");
+        Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left));
+    }
+
+    [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "iptables-save", "ip")]
     public async Task A_broken_CNI_config_fails_cleanly_and_the_retry_after_fixing_it_works()
     {
         await using var env = await PodTestEnvironment.StartAsync();

@@ -329,7 +329,11 @@ public sealed partial class PodSandboxController : ISandboxController
             await Step("releasing the infra image snapshot", () => ReleaseInfraImageAsync(pod, cancellationToken)).ConfigureAwait(false);
 
         bool networkDone = true;
-        if (pod.Spec.NetworkMode != NamespaceMode.Node && (pod.Instance.NetworkAttached || (removeAll && !undoingCreate)))
+        // At removal, a pod whose network is not known to be attached still gets a DEL while its network pin is there
+        // (a crash during ADD can leave IPs allocated): pins go only after a DEL succeeded, so a stopped pod needs none,
+        // which spares its removal the CNI plugins' runs.
+        bool maybeAttached = removeAll && !undoingCreate && _pinner.IsPinned(id, NamespaceTypes.Network);
+        if (pod.Spec.NetworkMode != NamespaceMode.Node && (pod.Instance.NetworkAttached || maybeAttached))
         {
             int before = errors.Count;
             await Step("CNI DEL", async () =>
