@@ -60,53 +60,83 @@ internal sealed class PrometheusBridge : IDisposable
     /// <summary>Where one instrument's measurements go, with its label names in declaration order.</summary>
     private abstract class Binding(string[] labels)
     {
+        protected string[] Labels { get; } = labels;
+
         protected bool Unlabelled { get; } = labels.Length == 0;
 
         public abstract void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags);
 
-        /// <summary>The measurement's label values in declaration order ("" for a label it lacks).</summary>
+        /// <summary>The measurement's label value for <paramref name="label"/> ("" when it lacks it).</summary>
+        public static string ValueOf(string label, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            foreach (var tag in tags)
+                if (tag.Key == label) return tag.Value as string ?? tag.Value?.ToString() ?? "";
+            return "";
+        }
+
+        /// <summary>The measurement's label values in declaration order.</summary>
         protected string[] Values(ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
-            var values = new string[labels.Length];
-            for (int i = 0; i < labels.Length; i++)
-            {
-                values[i] = "";
-                foreach (var tag in tags)
-                {
-                    if (tag.Key != labels[i]) continue;
-                    values[i] = tag.Value?.ToString() ?? "";
-                    break;
-                }
-            }
+            var values = new string[Labels.Length];
+            for (int i = 0; i < Labels.Length; i++) values[i] = ValueOf(Labels[i], tags);
             return values;
         }
     }
 
-    private sealed class CounterBinding(Counter counter, string[] labels) : Binding(labels)
+    /// <summary>
+    /// A labelled instrument's children, kept by their label values: every CRI call records several measurements, and
+    /// looking the child up in prometheus-net (an array and a label sequence per call) cost more than the recording.
+    /// </summary>
+    private abstract class LabelledBinding<TChild>(string[] labels, Func<string[], TChild> create) : Binding(labels)
+        where TChild : class
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<LabelValues, TChild> _children = new();
+
+        protected TChild ChildFor(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            if (Labels.Length > LabelValues.Capacity) return create(Values(tags));
+            var key = LabelValues.From(Labels, tags);
+            return _children.TryGetValue(key, out var child) ? child : _children.GetOrAdd(key, create(Values(tags)));
+        }
+    }
+
+    /// <summary>Up to four label values, compared as strings, as a dictionary key that needs no allocation.</summary>
+    private readonly record struct LabelValues(string A, string B, string C, string D)
+    {
+        public const int Capacity = 4;
+
+        public static LabelValues From(string[] labels, ReadOnlySpan<KeyValuePair<string, object?>> tags) => new(
+            labels.Length > 0 ? Binding.ValueOf(labels[0], tags) : "",
+            labels.Length > 1 ? Binding.ValueOf(labels[1], tags) : "",
+            labels.Length > 2 ? Binding.ValueOf(labels[2], tags) : "",
+            labels.Length > 3 ? Binding.ValueOf(labels[3], tags) : "");
+    }
+
+    private sealed class CounterBinding(Counter counter, string[] labels) : LabelledBinding<Counter.Child>(labels, counter.WithLabels)
     {
         public override void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
             if (Unlabelled) counter.Inc(value);
-            else counter.WithLabels(Values(tags)).Inc(value);
+            else ChildFor(tags).Inc(value);
         }
     }
 
-    private sealed class GaugeBinding(Gauge gauge, string[] labels, bool set) : Binding(labels)
+    private sealed class GaugeBinding(Gauge gauge, string[] labels, bool set) : LabelledBinding<Gauge.Child>(labels, gauge.WithLabels)
     {
         public override void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
-            IGauge child = Unlabelled ? gauge : gauge.WithLabels(Values(tags));
+            IGauge child = Unlabelled ? gauge : ChildFor(tags);
             if (set) child.Set(value);
             else child.Inc(value);
         }
     }
 
-    private sealed class HistogramBinding(Histogram histogram, string[] labels) : Binding(labels)
+    private sealed class HistogramBinding(Histogram histogram, string[] labels) : LabelledBinding<Histogram.Child>(labels, histogram.WithLabels)
     {
         public override void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
             if (Unlabelled) histogram.Observe(value);
-            else histogram.WithLabels(Values(tags)).Observe(value);
+            else ChildFor(tags).Observe(value);
         }
     }
 }

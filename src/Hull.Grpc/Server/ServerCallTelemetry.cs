@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Grpc.Core;
 using Hull.Grpc.Http2;
 using Hull.Grpc.Telemetry;
@@ -36,7 +37,21 @@ public sealed class ServerCallTelemetry
     {
         // "/runtime.v1.RuntimeService/RunPodSandbox" → service "runtime.v1.RuntimeService", method "RunPodSandbox".
         int slash = path.LastIndexOf('/');
-        _methods[path] = new MethodLabels(path[1..slash], path[(slash + 1)..], path[1..]);
+        var labels = new MethodLabels(path[1..slash], path[(slash + 1)..], path[1..]);
+        _methods[path] = labels;
+        lock (AllMethods) AllMethods.Add(labels);
+    }
+
+    /// <summary>Every method's labels of every server in this process, for <see cref="InFlightByMethod"/>.</summary>
+    private static readonly List<MethodLabels> AllMethods = [Unknown];
+
+    /// <summary>Calls in flight by service and method, summed over the servers that serve the same method.</summary>
+    internal static IEnumerable<Measurement<long>> InFlightByMethod()
+    {
+        List<MethodLabels> all;
+        lock (AllMethods) all = [.. AllMethods];
+        return all.GroupBy(l => (Service: (string)l.Service.Value!, Method: (string)l.Method.Value!))
+            .Select(g => new Measurement<long>(g.Sum(l => Interlocked.Read(ref l.InFlight)), g.First().Service, g.First().Method));
     }
 
     internal Scope Begin(Http2Stream stream)
@@ -45,7 +60,7 @@ public sealed class ServerCallTelemetry
         bool tracing = GrpcTelemetry.Source.HasListeners();
         if (!metrics && !tracing && !TrackInFlight) return default;
         var labels = _methods.GetValueOrDefault(stream.Path, Unknown);
-        if (metrics) GrpcTelemetry.InFlight.Add(1, labels.Service, labels.Method);
+        if (metrics) Interlocked.Increment(ref labels.InFlight);
         var activity = tracing ? StartSpan(stream, labels) : null;
         long id = 0;
         if (TrackInFlight)
@@ -77,6 +92,8 @@ public sealed class ServerCallTelemetry
         public readonly KeyValuePair<string, object?> Service = new("service", service);
         public readonly KeyValuePair<string, object?> Method = new("method", method);
         public readonly string SpanName = spanName;
+        /// <summary>Calls of this method being served now (counted while metrics are on).</summary>
+        public long InFlight;
     }
 
     /// <summary>One call's telemetry, from its HEADERS to its status.</summary>
@@ -105,7 +122,7 @@ public sealed class ServerCallTelemetry
             var labels = _labels!;
             if (_metrics)
             {
-                GrpcTelemetry.InFlight.Add(-1, labels.Service, labels.Method);
+                Interlocked.Decrement(ref labels.InFlight);
                 GrpcTelemetry.Requests.Add(1, labels.Service, labels.Method, new KeyValuePair<string, object?>("code", StatusNames[(int)code]));
                 GrpcTelemetry.Duration.Record(Stopwatch.GetElapsedTime(_started).TotalSeconds, labels.Service, labels.Method);
             }

@@ -28,8 +28,9 @@ public static class GrpcTelemetry
         "Time from a call's HEADERS to its status, by service and method.", Labels("service", "method"),
         new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
 
-    internal static readonly UpDownCounter<long> InFlight = Meter.CreateUpDownCounter<long>("hull_grpc_server_requests_in_flight", null,
-        "gRPC calls being served now, by service and method.", Labels("service", "method"));
+    // Observed at scrape time from per-method counts (Server.ServerCallTelemetry): two measurements less per call.
+    internal static readonly ObservableUpDownCounter<long> InFlight = Meter.CreateObservableUpDownCounter("hull_grpc_server_requests_in_flight",
+        Server.ServerCallTelemetry.InFlightByMethod, null, "gRPC calls being served now, by service and method.", Labels("service", "method"));
 
     internal static readonly UpDownCounter<long> OpenConnections = Meter.CreateUpDownCounter<long>("hull_http2_connections", null,
         "HTTP/2 connections open now.", Labels());
