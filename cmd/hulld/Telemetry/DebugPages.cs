@@ -29,7 +29,7 @@ internal sealed class DebugPages(GrpcServer server, ThreadStacks stacks)
     public string CallsPage()
     {
         var now = DateTimeOffset.UtcNow;
-        var calls = server.Telemetry.InFlight;
+        var calls = server.InFlightCalls();
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"calls in flight: {calls.Count}\n");
         foreach (var call in calls)

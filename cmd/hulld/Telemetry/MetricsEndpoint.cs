@@ -24,14 +24,12 @@ internal sealed class MetricsEndpoint : IAsyncDisposable
         var bridge = new PrometheusBridge();
         try
         {
-            grpc.Telemetry.TrackInFlight = true;
             var server = await MetricsServer.StartAsync(options.Address, bridge, new DebugPages(grpc, new ThreadStacks(stateDirectory)), cancellationToken)
                 .ConfigureAwait(false);
             return new MetricsEndpoint(bridge, server);
         }
         catch
         {
-            grpc.Telemetry.TrackInFlight = false;
             bridge.Dispose();
             throw;
         }

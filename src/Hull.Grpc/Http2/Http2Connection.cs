@@ -98,6 +98,9 @@ public sealed partial class Http2Connection
     internal RequestBufferBudget Budget { get; }
     public int ActiveStreams { get { lock (_streams) return _streams.Count; } }
 
+    /// <summary>The streams open now (a snapshot).</summary>
+    public IReadOnlyList<Http2Stream> OpenStreams { get { lock (_streams) return _streams.Values.ToArray(); } }
+
     /// <summary>Who is on the other end (for logs and the debug endpoint): the process and user of a unix socket peer, else the address.</summary>
     public string Peer => _peer;
 

@@ -44,6 +44,9 @@ public sealed class Http2Stream
 
     public int Id { get; }
 
+    /// <summary>When its call's telemetry began (a Stopwatch timestamp), or 0 while telemetry is off.</summary>
+    internal long CallStarted { get; set; }
+
     public IReadOnlyList<HeaderField> RequestHeaders { get; }
     public string Method { get; } = "";
     public string Path { get; } = "";

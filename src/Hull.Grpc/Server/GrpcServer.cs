@@ -48,6 +48,21 @@ public sealed class GrpcServer : ServiceBinderBase, IAsyncDisposable
     /// <summary>The connections open now.</summary>
     public IReadOnlyList<Http2Connection> Connections => _transport.Connections;
 
+    /// <summary>
+    /// The calls being served now, oldest first, from the open streams whose call telemetry began (so empty while
+    /// metrics and tracing are off): nothing is kept per call for this list.
+    /// </summary>
+    public IReadOnlyList<InFlightCall> InFlightCalls()
+    {
+        var now = DateTimeOffset.UtcNow;
+        long ticks = System.Diagnostics.Stopwatch.GetTimestamp();
+        return Connections.SelectMany(c => c.OpenStreams)
+            .Where(s => s.CallStarted != 0 && !s.ResponseCompleted)
+            .Select(s => new InFlightCall(s.Path, s.Peer, s.Id, now - System.Diagnostics.Stopwatch.GetElapsedTime(s.CallStarted, ticks)))
+            .OrderBy(c => c.StartedAt)
+            .ToArray();
+    }
+
     /// <summary>Metrics, spans and the in-flight list of every call.</summary>
     public ServerCallTelemetry Telemetry { get; } = new();
 

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Grpc.Core;
@@ -15,23 +14,14 @@ public sealed record InFlightCall(string Path, string Peer, int StreamId, DateTi
 
 /// <summary>
 /// What a <see cref="GrpcServer"/> records about each call: the request metrics, a server span (child of the caller's
-/// W3C <c>traceparent</c> when it sends one), and, when <see cref="TrackInFlight"/> is on, the list of calls in flight.
-/// With no metric listener, no span listener and no tracking, a call costs three flag checks.
+/// W3C <c>traceparent</c> when it sends one), and when it began, on its stream, for the list of calls in flight
+/// (<see cref="GrpcServer.InFlightCalls"/>). With no metric listener and no span listener a call costs two flag checks.
 /// </summary>
 public sealed class ServerCallTelemetry
 {
     private static readonly string[] StatusNames = Enum.GetValues<StatusCode>().OrderBy(c => (int)c).Select(c => c.ToString()).ToArray();
     private static readonly MethodLabels Unknown = new("unknown", "unknown", "unknown");
     private readonly Dictionary<string, MethodLabels> _methods = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<long, InFlightCall> _inFlight = new();
-    private long _nextCall;
-
-    /// <summary>Keep the list of calls in flight (<see cref="InFlight"/>); off by default.</summary>
-    public bool TrackInFlight { get; set; }
-
-    /// <summary>The calls being served now, oldest first (empty unless <see cref="TrackInFlight"/>).</summary>
-    public IReadOnlyList<InFlightCall> InFlight => _inFlight.Values.OrderBy(c => c.StartedAt).ToArray();
-
     /// <summary>Registers a served method, so its calls are labelled by name; any other path is labelled "unknown".</summary>
     internal void AddMethod(string path)
     {
@@ -58,17 +48,12 @@ public sealed class ServerCallTelemetry
     {
         bool metrics = GrpcTelemetry.Requests.Enabled;
         bool tracing = GrpcTelemetry.Source.HasListeners();
-        if (!metrics && !tracing && !TrackInFlight) return default;
+        if (!metrics && !tracing) return default;
         var labels = _methods.GetValueOrDefault(stream.Path, Unknown);
         if (metrics) Interlocked.Increment(ref labels.InFlight);
         var activity = tracing ? StartSpan(stream, labels) : null;
-        long id = 0;
-        if (TrackInFlight)
-        {
-            id = Interlocked.Increment(ref _nextCall);
-            _inFlight[id] = new InFlightCall(stream.Path, stream.Peer, stream.Id, DateTimeOffset.UtcNow);
-        }
-        return new Scope(this, labels, activity, id, metrics);
+        stream.CallStarted = Stopwatch.GetTimestamp();
+        return new Scope(labels, activity, metrics, stream.CallStarted);
     }
 
     private static Activity? StartSpan(Http2Stream stream, MethodLabels labels)
@@ -99,27 +84,22 @@ public sealed class ServerCallTelemetry
     /// <summary>One call's telemetry, from its HEADERS to its status.</summary>
     internal readonly struct Scope
     {
-        private readonly ServerCallTelemetry? _owner;
         private readonly MethodLabels? _labels;
         private readonly Activity? _activity;
-        private readonly long _id;
         private readonly bool _metrics;
         private readonly long _started;
 
-        internal Scope(ServerCallTelemetry owner, MethodLabels labels, Activity? activity, long id, bool metrics)
+        internal Scope(MethodLabels labels, Activity? activity, bool metrics, long started)
         {
-            _owner = owner;
             _labels = labels;
             _activity = activity;
-            _id = id;
             _metrics = metrics;
-            _started = Stopwatch.GetTimestamp();
+            _started = started;
         }
 
         public void End(StatusCode code, string? message)
         {
-            if (_owner is null) return;
-            var labels = _labels!;
+            if (_labels is not { } labels) return;
             if (_metrics)
             {
                 Interlocked.Decrement(ref labels.InFlight);
@@ -132,7 +112,6 @@ public sealed class ServerCallTelemetry
                 if (code != StatusCode.OK) _activity.SetStatus(ActivityStatusCode.Error, message);
                 _activity.Dispose();
             }
-            if (_id != 0) _owner._inFlight.TryRemove(_id, out _);
         }
     }
 }
