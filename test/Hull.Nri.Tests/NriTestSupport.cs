@@ -105,6 +105,26 @@ public sealed class NriTestEnvironment : IAsyncDisposable
         }
     }
 
+    /// <summary>One pod with one container through every event, in lifecycle order.</summary>
+    public static async Task RunEveryEventAsync(Hull.Nri.NriHost host)
+    {
+        var pod = Pod();
+        var ctr = Container();
+        await host.RunPodSandboxAsync(pod);
+        await host.CreateContainerAsync(pod, ctr);
+        await host.PostCreateContainerAsync(pod, ctr);
+        await host.StartContainerAsync(pod, ctr);
+        await host.PostStartContainerAsync(pod, ctr);
+        await host.UpdateContainerAsync(pod, ctr, new OciResources { Cpu = new OciCpu { Shares = 512 } });
+        await host.PostUpdateContainerAsync(pod, ctr);
+        await host.UpdatePodSandboxAsync(pod, null, new OciResources { Memory = new OciMemory { Limit = 1 << 30 } });
+        await host.PostUpdatePodSandboxAsync(pod);
+        await host.StopContainerAsync(pod, ctr);
+        await host.RemoveContainerAsync(pod, ctr);
+        await host.StopPodSandboxAsync(pod);
+        await host.RemovePodSandboxAsync(pod);
+    }
+
     public static NriPod Pod(string id = "pod-1", IReadOnlyDictionary<string, string>? annotations = null) => new()
     {
         Id = id,

@@ -28,21 +28,7 @@ public sealed class OldProtocolPluginTests
         await using var plugin = await OldProtocolPlugin.ConnectAsync(env.SocketPath, "old", "50");
         await env.WaitForPluginsAsync(1);
 
-        var pod = NriTestEnvironment.Pod();
-        var ctr = NriTestEnvironment.Container();
-        await host.RunPodSandboxAsync(pod);
-        await host.CreateContainerAsync(pod, ctr);
-        await host.PostCreateContainerAsync(pod, ctr);
-        await host.StartContainerAsync(pod, ctr);
-        await host.PostStartContainerAsync(pod, ctr);
-        await host.UpdateContainerAsync(pod, ctr, new OciResources { Cpu = new OciCpu { Shares = 512 } });
-        await host.PostUpdateContainerAsync(pod, ctr);
-        await host.UpdatePodSandboxAsync(pod, null, new OciResources { Memory = new OciMemory { Limit = 1 << 30 } });
-        await host.PostUpdatePodSandboxAsync(pod);
-        await host.StopContainerAsync(pod, ctr);
-        await host.RemoveContainerAsync(pod, ctr);
-        await host.StopPodSandboxAsync(pod);
-        await host.RemovePodSandboxAsync(pod);
+        await NriTestEnvironment.RunEveryEventAsync(host);
 
         // What the plugin handled: the v0.11 RPCs directly, every other event as a StateChange, in lifecycle order.
         Assert.Equal(

@@ -32,21 +32,7 @@ public sealed class RealPluginTests
         Assert.Equal(("logger", "10", true), (plugin.Name, plugin.Index, plugin.PreInstalled));
         Assert.Contains("CreateContainer", plugin.Events);
 
-        var pod = NriTestEnvironment.Pod();
-        var ctr = NriTestEnvironment.Container();
-        await host.RunPodSandboxAsync(pod);
-        await host.CreateContainerAsync(pod, ctr);
-        await host.PostCreateContainerAsync(pod, ctr);
-        await host.StartContainerAsync(pod, ctr);
-        await host.PostStartContainerAsync(pod, ctr);
-        await host.UpdateContainerAsync(pod, ctr, new OciResources { Cpu = new OciCpu { Shares = 512 } });
-        await host.PostUpdateContainerAsync(pod, ctr);
-        await host.UpdatePodSandboxAsync(pod, null, new OciResources { Memory = new OciMemory { Limit = 1 << 30 } });
-        await host.PostUpdatePodSandboxAsync(pod);
-        await host.StopContainerAsync(pod, ctr);
-        await host.RemoveContainerAsync(pod, ctr);
-        await host.StopPodSandboxAsync(pod);
-        await host.RemovePodSandboxAsync(pod);
+        await NriTestEnvironment.RunEveryEventAsync(host);
 
         string[] expected =
         [
