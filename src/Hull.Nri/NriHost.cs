@@ -97,6 +97,13 @@ public sealed class NriHost : IAsyncDisposable
             listener.Bind(new UnixDomainSocketEndPoint(path));
             listener.Listen(16);
         }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            // Another process bound it between the probe and here (two runtimes started together): theirs, as above.
+            listener.Dispose();
+            Logger.LogWarning("NRI: {Path} was just taken by another process; external plugins cannot connect to this hulld (pre-installed ones still run)", path);
+            return;
+        }
         catch (SocketException e)
         {
             listener.Dispose();
