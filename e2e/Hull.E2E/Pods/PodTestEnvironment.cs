@@ -194,23 +194,31 @@ public sealed class PodTestEnvironment : IAsyncDisposable
     {
         try
         {
-            if (!Hulld.HasExited)
-                foreach (var pod in (await ListAsync()).Items)
-                {
-                    try
-                    {
-                        await StopAsync(pod.Id);
-                    }
-                    catch (RpcException) { }
-                    await RemoveAsync(pod.Id);
-                }
             try
             {
-                await Hulld.DisposeAsync();
+                if (!Hulld.HasExited)
+                    foreach (var pod in (await ListAsync()).Items)
+                    {
+                        try
+                        {
+                            await StopAsync(pod.Id);
+                        }
+                        catch (RpcException) { }
+                        await RemoveAsync(pod.Id);
+                    }
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            finally
             {
-                throw new InvalidOperationException($"{e.Message}\nhulld log:\n{Hulld.Log}", e);
+                // A pod that cannot be removed fails the test, but hulld goes in any case: a daemon left running would
+                // keep its mounts and the next run's leak checks would find them.
+                try
+                {
+                    await Hulld.DisposeAsync();
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    throw new InvalidOperationException($"{e.Message}\nhulld log:\n{Hulld.Log}", e);
+                }
             }
         }
         finally

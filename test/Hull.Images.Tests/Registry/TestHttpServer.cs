@@ -28,7 +28,7 @@ public sealed class TestHttpServer : IAsyncDisposable
                 _listener.Start();
                 break;
             }
-            catch (HttpListenerException) when (attempt < 5)
+            catch (HttpListenerException) when (attempt < 20)
             {
                 // Another process took the port between FreePort and Start; a listener whose Start failed is not reused.
                 _listener.Close();
