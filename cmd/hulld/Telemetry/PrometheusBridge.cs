@@ -1,4 +1,7 @@
 using System.Diagnostics.Metrics;
+using Grpc.Core;
+using Hull.Grpc.Server;
+using Hull.Grpc.Telemetry;
 using Prometheus;
 
 namespace Hulld.Telemetry;
@@ -9,12 +12,15 @@ namespace Hulld.Telemetry;
 /// without measurements (a counter would reset), puts the instrument type into HELP, and allocates a sorted copy of
 /// the tags for every measurement. This bridge creates each family once, from its declaration
 /// (<see cref="MetricFamily"/>), as the right Prometheus type, and records into it; when metrics are off it is never
-/// started, no instrument is enabled, and measuring costs a flag check.
+/// started, no instrument is enabled, and measuring costs a flag check. The two measurements every gRPC call makes
+/// come straight from the server instead (<see cref="ICallMetricsSink"/>), into children held per method.
 /// </summary>
-internal sealed class PrometheusBridge : IDisposable
+internal sealed class PrometheusBridge : IDisposable, ICallMetricsSink
 {
     private readonly MeterListener _listener = new();
     private readonly IMetricFactory _factory;
+    private readonly Dictionary<string, Collector> _collectors = new(StringComparer.Ordinal);
+    private readonly IDisposable _calls;
     private bool _disposed;
 
     public PrometheusBridge()
@@ -31,6 +37,7 @@ internal sealed class PrometheusBridge : IDisposable
         _listener.SetMeasurementEventCallback<long>(static (_, value, tags, state) => ((Binding)state!).Record(value, tags));
         _listener.SetMeasurementEventCallback<double>(static (_, value, tags, state) => ((Binding)state!).Record(value, tags));
         _listener.Start();
+        _calls = ServerCallTelemetry.RecordCallsInto(this);
         Registry.AddBeforeCollectCallback(() =>
         {
             if (!Volatile.Read(ref _disposed)) _listener.RecordObservableInstruments();
@@ -42,24 +49,48 @@ internal sealed class PrometheusBridge : IDisposable
     public void Dispose()
     {
         Volatile.Write(ref _disposed, true);
+        _calls.Dispose();
         _listener.Dispose();
+    }
+
+    public ICallRecorder RecorderFor(string service, string method)
+    {
+        lock (_collectors)
+            return new CallRecorder((Counter)_collectors[GrpcTelemetry.RequestsMetric],
+                ((Histogram)_collectors[GrpcTelemetry.DurationMetric]).WithLabels(service, method), service, method);
     }
 
     private Binding Bind(MetricFamily family, Instrument instrument)
     {
         string[] labels = [.. family.Labels];
-        return instrument switch
+        Binding binding = instrument switch
         {
             Counter<long> or Counter<double> => new CounterBinding(_factory.CreateCounter(family.Name, family.Help, labels), labels),
             Histogram<double> => new HistogramBinding(_factory.CreateHistogram(family.Name, family.Help, labels,
                 new HistogramConfiguration { Buckets = family.Buckets?.ToArray() ?? Hull.Core.Telemetry.MetricConventions.LatencyBuckets.ToArray() }), labels),
             _ => new GaugeBinding(_factory.CreateGauge(family.Name, family.Help, labels), labels, set: instrument.IsObservable),
         };
+        lock (_collectors) _collectors[family.Name] = binding.Collector;
+        return binding;
+    }
+
+    /// <summary>One method's request counter (a child per status code, made on its first call) and latency histogram.</summary>
+    private sealed class CallRecorder(Counter requests, Histogram.Child latency, string service, string method) : ICallRecorder
+    {
+        private readonly Counter.Child?[] _byCode = new Counter.Child?[ServerCallTelemetry.StatusNames.Count];
+
+        public void Record(StatusCode code, double seconds)
+        {
+            (_byCode[(int)code] ??= requests.WithLabels(service, method, ServerCallTelemetry.StatusNames[(int)code])).Inc();
+            latency.Observe(seconds);
+        }
     }
 
     /// <summary>Where one instrument's measurements go, with its label names in declaration order.</summary>
     private abstract class Binding(string[] labels)
     {
+        public abstract Collector Collector { get; }
+
         protected string[] Labels { get; } = labels;
 
         protected bool Unlabelled { get; } = labels.Length == 0;
@@ -114,6 +145,8 @@ internal sealed class PrometheusBridge : IDisposable
 
     private sealed class CounterBinding(Counter counter, string[] labels) : LabelledBinding<Counter.Child>(labels, counter.WithLabels)
     {
+        public override Collector Collector => counter;
+
         public override void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
             if (Unlabelled) counter.Inc(value);
@@ -123,6 +156,8 @@ internal sealed class PrometheusBridge : IDisposable
 
     private sealed class GaugeBinding(Gauge gauge, string[] labels, bool set) : LabelledBinding<Gauge.Child>(labels, gauge.WithLabels)
     {
+        public override Collector Collector => gauge;
+
         public override void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
             IGauge child = Unlabelled ? gauge : ChildFor(tags);
@@ -133,6 +168,8 @@ internal sealed class PrometheusBridge : IDisposable
 
     private sealed class HistogramBinding(Histogram histogram, string[] labels) : LabelledBinding<Histogram.Child>(labels, histogram.WithLabels)
     {
+        public override Collector Collector => histogram;
+
         public override void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
             if (Unlabelled) histogram.Observe(value);

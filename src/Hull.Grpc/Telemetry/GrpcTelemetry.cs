@@ -20,11 +20,14 @@ public static class GrpcTelemetry
     private static readonly IReadOnlyList<double> LatencyBuckets =
         [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-    internal static readonly Counter<long> Requests = Meter.CreateCounter<long>("hull_grpc_server_requests_total", null,
+    /// <summary>The names of the two per-call instruments, which a <see cref="Server.ICallMetricsSink"/> records instead.</summary>
+    public const string RequestsMetric = "hull_grpc_server_requests_total", DurationMetric = "hull_grpc_server_request_duration_seconds";
+
+    internal static readonly Counter<long> Requests = Meter.CreateCounter<long>(RequestsMetric, null,
         "gRPC calls served (CRI and the admin API), by service, method and status code; unknown paths count as service and method \"unknown\".",
         Labels("service", "method", "code"));
 
-    internal static readonly Histogram<double> Duration = Meter.CreateHistogram("hull_grpc_server_request_duration_seconds", null,
+    internal static readonly Histogram<double> Duration = Meter.CreateHistogram(DurationMetric, null,
         "Time from a call's HEADERS to its status, by service and method.", Labels("service", "method"),
         new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
 
