@@ -9,6 +9,10 @@ namespace Hull.Grpc.Http2;
 /// <summary>
 /// Serialises frames onto the connection's output. One lock orders all writers so that a header
 /// block (HEADERS + CONTINUATION) is never interleaved with other frames and HPACK state stays in step.
+/// A flush is a <c>sendto</c>, so writes are batched as grpc-go's writer batches them: a writer that sees another
+/// waiting for the lock leaves its frames for that one's flush, and the read loop's control answers (PING and
+/// SETTINGS ACKs) wait for the end of the read buffer or for the response a handler writes next
+/// (<see cref="HasUnflushed"/>, <see cref="FlushAsync"/>).
 /// </summary>
 public sealed class FrameWriter(PipeWriter output)
 {
@@ -24,11 +28,17 @@ public sealed class FrameWriter(PipeWriter output)
     private int _flushes;
     private volatile bool _flushing;
     private int _responseSent;
+    // Writers waiting for or holding the lock, and whether frames were written since the last flush.
+    private int _writers;
+    private volatile bool _unflushed;
 
     public int PeerMaxFrameSize => Volatile.Read(ref _peerMaxFrameSize);
 
     /// <summary>The number of the flush in progress (it is the same one while it stays pending), or null if none is.</summary>
     public int? PendingFlush => _flushing ? Volatile.Read(ref _flushes) : null;
+
+    /// <summary>True if frames were written and not flushed yet: someone must call <see cref="FlushAsync"/> (or write).</summary>
+    public bool HasUnflushed => _unflushed;
 
     /// <summary>True if response headers or data were written since the last call (grpc-go's resetPingStrikes).</summary>
     public bool TakeResponseSent() => Interlocked.Exchange(ref _responseSent, 0) != 0;
@@ -62,16 +72,21 @@ public sealed class FrameWriter(PipeWriter output)
             w.Advance(s.Count * 6);
         });
 
+    /// <summary>Writes a SETTINGS ACK without flushing it (the read loop flushes: <see cref="HasUnflushed"/>).</summary>
     public ValueTask WriteSettingsAckAsync() =>
-        WriteLockedAsync(0, static (w, _) => w.BeginFrame(0, FrameType.Settings, FrameFlags.Ack, 0));
+        WriteLockedAsync(0, static (w, _) => w.BeginFrame(0, FrameType.Settings, FrameFlags.Ack, 0), flush: false);
 
+    /// <summary>Writes a PING; an ACK is not flushed (the read loop that answers it flushes: <see cref="HasUnflushed"/>).</summary>
     public ValueTask WritePingAsync(bool ack, ulong opaque) =>
         WriteLockedAsync((ack, opaque), static (w, s) =>
         {
             var span = w.BeginFrame(8, FrameType.Ping, s.ack ? FrameFlags.Ack : FrameFlags.None, 0);
             BinaryPrimitives.WriteUInt64BigEndian(span, s.opaque);
             w.Advance(8);
-        });
+        }, flush: !ack);
+
+    /// <summary>Sends what was written and not flushed yet, if anything.</summary>
+    public ValueTask FlushAsync() => WriteLockedAsync(0, static (_, _) => { });
 
     public ValueTask WriteWindowUpdateAsync(int streamId, int increment) =>
         WriteLockedAsync((streamId, increment), static (w, s) =>
@@ -143,13 +158,23 @@ public sealed class FrameWriter(PipeWriter output)
         finally { _lock.Release(); }
     }
 
-    private async ValueTask WriteLockedAsync<TState>(TState state, Action<FrameWriter, TState> write)
+    private async ValueTask WriteLockedAsync<TState>(TState state, Action<FrameWriter, TState> write, bool flush = true)
     {
+        Interlocked.Increment(ref _writers);
         await _lock.WaitAsync().ConfigureAwait(false);
         try
         {
+            bool othersWaiting = Interlocked.Decrement(ref _writers) > 0;
             if (_completed) return;
             write(this, state);
+            if (!_unflushed && output.CanGetUnflushedBytes && output.UnflushedBytes == 0) return; // FlushAsync with nothing to send
+            // A writer waiting for the lock flushes these frames with its own, in one sendto.
+            if (!flush || othersWaiting)
+            {
+                _unflushed = true;
+                return;
+            }
+            _unflushed = false;
             Volatile.Write(ref _flushes, _flushes + 1);
             _flushing = true;
             if (GrpcTelemetry.SentBytes.Enabled && output.CanGetUnflushedBytes) GrpcTelemetry.SentBytes.Add(output.UnflushedBytes);

@@ -226,7 +226,12 @@ public sealed partial class Http2Connection
                 await ProcessBufferAsync(result.Buffer).ConfigureAwait(false);
                 if (completed) return;
                 read = _input.ReadAsync(_closed.Token);
-                if (_ready.Count == 0 || read.IsCompleted) continue;
+                if (_ready.Count == 0 || read.IsCompleted)
+                {
+                    // The control frames answered from this buffer (PING and SETTINGS ACKs) go out together.
+                    if (Writer.HasUnflushed) await Writer.FlushAsync().ConfigureAwait(false);
+                    continue;
+                }
                 inline = _ready[^1];
                 _ready.RemoveAt(_ready.Count - 1);
                 DispatchReady();
@@ -247,7 +252,13 @@ public sealed partial class Http2Connection
                 _readingDone.TrySetResult();
             }
         }
-        if (inline is not null) _ = RunHandlerAsync(inline);
+        if (inline is not null)
+        {
+            // The handler's response carries the control frames answered from the buffer (one sendto per call where
+            // grpc-go sends a PING after each response); a handler that went async before answering must not hold them.
+            _ = RunHandlerAsync(inline);
+            if (Writer.HasUnflushed) _ = Writer.FlushAsync();
+        }
     }
 
     /// <summary>Processes the complete frames of <paramref name="buffer"/> and advances the input past them.</summary>
