@@ -41,7 +41,7 @@ public sealed class MicroVmSandboxController : ISandboxController
     private readonly NamespacePinner _pinner;
     private readonly CniManagers _cni;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<string, Pod> _pods = new(StringComparer.Ordinal);
+    private readonly SandboxTable<Pod> _pods = new();
     private readonly ConcurrentDictionary<string, MicroVmLauncher> _launchers = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _background = new();
     private Task _choosing = Task.CompletedTask;
@@ -117,19 +117,14 @@ public sealed class MicroVmSandboxController : ISandboxController
     /// <summary>What a restart needs to find the VM again, beside the persisted <see cref="SandboxInstance"/>.</summary>
     private sealed record VmRecord(string Accel, string TapMac, bool HasTap, string GuestKernel);
 
-    private sealed class Pod(PodSandboxSpec spec, SandboxInstance instance, MicroVmLauncher launcher)
+    private sealed class Pod(PodSandboxSpec spec, SandboxInstance instance, MicroVmLauncher launcher) : SandboxEntry(spec, instance)
     {
-        public PodSandboxSpec Spec { get; } = spec;
         public MicroVmLauncher Launcher { get; } = launcher;
         public MicroVmOptions Options => Launcher.Options;
-        public volatile SandboxInstance Instance = instance;
         public MicroVm? Vm;
         public MicroVmTasks? Tasks;
         public VmRecord? Record;
-        public DateTimeOffset? ExitedAt;
         public bool Stopping;
-        public readonly TaskCompletionSource<SandboxExit> Exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        public readonly SemaphoreSlim Lock = new(1, 1);
     }
 
     /// <summary>The pod's own directory: <c>&lt;state&gt;/microvm/&lt;id&gt;/</c> (hostname, hosts, resolv.conf, vm/, share/).</summary>
@@ -157,7 +152,7 @@ public sealed class MicroVmSandboxController : ISandboxController
             PidNsPath = spec.PidMode == NamespaceMode.Pod ? GuestPaths.SharedPidNamespace : "",
             ShmPath = GuestPaths.ShmDirectory,
         }, LauncherOf(HandlerNameOf(spec)));
-        if (!_pods.TryAdd(id, pod)) throw new HullException(ErrorKind.AlreadyExists, $"pod sandbox \"{id}\" already exists");
+        _pods.Add(pod);
         try
         {
             Directory.CreateDirectory(dir);
@@ -200,7 +195,7 @@ public sealed class MicroVmSandboxController : ISandboxController
             try
             {
                 await TearDownAsync(pod, removeAll: true, CancellationToken.None).ConfigureAwait(false);
-                _pods.TryRemove(id, out _);
+                _pods.Remove(id);
             }
             catch (Exception undo)
             {
@@ -228,19 +223,14 @@ public sealed class MicroVmSandboxController : ISandboxController
     public async Task<SandboxInstance> StartAsync(string sandboxId, CancellationToken cancellationToken)
     {
         var pod = Get(sandboxId);
-        await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        return await SandboxTable<Pod>.LockedAsync(pod, async () =>
         {
             var vm = pod.Vm ?? throw new HullException(ErrorKind.FailedPrecondition, $"pod sandbox \"{sandboxId}\" has no microVM");
             await vm.Agent.CallAsync($"pod sandbox \"{sandboxId}\": ping", (c, d, ct) => c.PingAsync(new PingRequest(), deadline: d, cancellationToken: ct),
                 pod.Options.AgentCallTimeout, cancellationToken).ConfigureAwait(false);
             pod.Instance = pod.Instance with { State = SandboxState.Ready };
             return pod.Instance;
-        }
-        finally
-        {
-            pod.Lock.Release();
-        }
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     public Task<SandboxPlatform> PlatformAsync(string sandboxId, CancellationToken cancellationToken)
@@ -272,34 +262,11 @@ public sealed class MicroVmSandboxController : ISandboxController
 
     // ---------------------------------------------------------------- stop / shutdown
 
-    public async Task StopAsync(string sandboxId, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        var pod = Get(sandboxId);
-        await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            await TearDownAsync(pod, removeAll: false, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            pod.Lock.Release();
-        }
-    }
+    public Task StopAsync(string sandboxId, TimeSpan timeout, CancellationToken cancellationToken) =>
+        _pods.StopAsync(sandboxId, pod => TearDownAsync(pod, removeAll: false, cancellationToken), cancellationToken);
 
-    public async Task ShutdownAsync(string sandboxId, CancellationToken cancellationToken)
-    {
-        if (!_pods.TryGetValue(sandboxId, out var pod)) return;
-        await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            await TearDownAsync(pod, removeAll: true, cancellationToken).ConfigureAwait(false);
-            _pods.TryRemove(sandboxId, out _);
-        }
-        finally
-        {
-            pod.Lock.Release();
-        }
-    }
+    public Task ShutdownAsync(string sandboxId, CancellationToken cancellationToken) =>
+        _pods.ShutdownAsync(sandboxId, pod => TearDownAsync(pod, removeAll: true, cancellationToken), cancellationToken);
 
     /// <summary>
     /// Undoes the pod in reverse: the VM (powered off, killed if it does not), the share's binds, the TAP and
@@ -455,7 +422,7 @@ public sealed class MicroVmSandboxController : ISandboxController
         CancellationToken cancellationToken)
     {
         var pod = new Pod(spec, persisted, LauncherOf(HandlerNameOf(spec)));
-        _pods[spec.Id] = pod;
+        _pods.Recovered(pod);
         if (exitedAt is { } exited)
         {
             pod.ExitedAt = exited; // status keeps reporting the time the store recorded
@@ -507,7 +474,7 @@ public sealed class MicroVmSandboxController : ISandboxController
         foreach (var dir in Directory.EnumerateDirectories(pods))
         {
             var id = Path.GetFileName(dir);
-            if (known.Contains(id) || _pods.ContainsKey(id) || !NamespacePinner.IsValidId(id)) continue;
+            if (known.Contains(id) || _pods.Contains(id) || !NamespacePinner.IsValidId(id)) continue;
             // Any launcher finds a VM again: reattaching reads only the pod's own files.
             if (MicroVm.Reattach(LauncherOf("").LaunchFor(VmName(id), VmDirectory(dir), ShareDirectory(dir), null, "tcg"), _logger) is { } vm)
             {
@@ -567,8 +534,7 @@ public sealed class MicroVmSandboxController : ISandboxController
         return new PodConnection(stream, () => new ValueTask(stream.CloseGuestSideAsync()));
     }
 
-    private Pod Get(string sandboxId) =>
-        _pods.TryGetValue(sandboxId, out var pod) ? pod : throw new HullException(ErrorKind.NotFound, $"pod sandbox \"{sandboxId}\" not found");
+    private Pod Get(string sandboxId) => _pods.Get(sandboxId);
 
     // ---------------------------------------------------------------- pieces
 

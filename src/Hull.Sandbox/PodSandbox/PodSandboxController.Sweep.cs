@@ -26,7 +26,7 @@ public sealed partial class PodSandboxController
             _logger.LogWarning("killed process {Pid}, a namespace holder a previous hulld left behind", pid);
         foreach (var id in _pinner.ListSandboxIds())
         {
-            if (known.Contains(id) || _pods.ContainsKey(id) || !NamespacePinner.IsValidId(id)) continue;
+            if (known.Contains(id) || _pods.Contains(id) || !NamespacePinner.IsValidId(id)) continue;
             try
             {
                 _pinner.Remove(id);
@@ -45,7 +45,7 @@ public sealed partial class PodSandboxController
             foreach (var dir in Directory.EnumerateDirectories(sandboxes))
             {
                 var id = Path.GetFileName(dir);
-                if (known.Contains(id) || _pods.ContainsKey(id)) continue;
+                if (known.Contains(id) || _pods.Contains(id)) continue;
                 try
                 {
                     foreach (var mountPoint in MountInfo.PointsBelow(dir).OrderByDescending(p => p.Length))

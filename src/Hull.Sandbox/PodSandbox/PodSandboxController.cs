@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -60,7 +59,7 @@ public sealed partial class PodSandboxController : ISandboxController
     private readonly SpecBuilder _specs;
     private readonly IInfraImageProvider? _infraImages;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<string, Pod> _pods = new(StringComparer.Ordinal);
+    private readonly SandboxTable<Pod> _pods = new();
     private readonly Lazy<string?> _userNamespaceProblem;
 
     /// <param name="cni">CNI per runtime handler (handlers may have their own conf dir).</param>
@@ -103,14 +102,7 @@ public sealed partial class PodSandboxController : ISandboxController
     /// <summary>Nothing beyond the handler's own settings.</summary>
     public IReadOnlyDictionary<string, string> Describe(RuntimeHandler handler) => new Dictionary<string, string>();
 
-    private sealed class Pod(PodSandboxSpec spec, SandboxInstance instance)
-    {
-        public PodSandboxSpec Spec { get; } = spec;
-        public volatile SandboxInstance Instance = instance;
-        public DateTimeOffset? ExitedAt;
-        public readonly TaskCompletionSource<SandboxExit> Exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        public readonly SemaphoreSlim Lock = new(1, 1);
-    }
+    private sealed class Pod(PodSandboxSpec spec, SandboxInstance instance) : SandboxEntry(spec, instance);
 
     // ---------------------------------------------------------------- create
 
@@ -122,7 +114,7 @@ public sealed partial class PodSandboxController : ISandboxController
         ValidateUserNamespace(spec);
         string dir = PodSandboxFiles.SandboxDirectory(_options.StateDirectory, id);
         var pod = new Pod(spec, new SandboxInstance { Id = id, CreatedAt = DateTimeOffset.UtcNow, Sandboxer = Name, Directory = dir });
-        if (!_pods.TryAdd(id, pod)) throw new HullException(ErrorKind.AlreadyExists, $"pod sandbox \"{id}\" already exists");
+        _pods.Add(pod);
         try
         {
             // Owner only: the pod's /dev/shm (mode 1777 inside) and the infra bundle live here; containers get them by bind mount.
@@ -203,7 +195,7 @@ public sealed partial class PodSandboxController : ISandboxController
             try
             {
                 await TearDownAsync(pod, removeAll: true, CancellationToken.None, undoingCreate: true).ConfigureAwait(false);
-                _pods.TryRemove(id, out _);
+                _pods.Remove(id);
             }
             catch (Exception undo)
             {
@@ -220,8 +212,7 @@ public sealed partial class PodSandboxController : ISandboxController
     {
         using var activity = SandboxTelemetry.Source.StartActivity("podsandbox start");
         var pod = Get(sandboxId);
-        await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        return await SandboxTable<Pod>.LockedAsync(pod, async () =>
         {
             if (pod.Spec.PidMode == NamespaceMode.Pod && pod.Instance.InfraPid == 0)
             {
@@ -230,11 +221,7 @@ public sealed partial class PodSandboxController : ISandboxController
             }
             pod.Instance = pod.Instance with { State = SandboxState.Ready };
             return pod.Instance;
-        }
-        finally
-        {
-            pod.Lock.Release();
-        }
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     public Task<SandboxPlatform> PlatformAsync(string sandboxId, CancellationToken cancellationToken)
@@ -254,34 +241,11 @@ public sealed partial class PodSandboxController : ISandboxController
 
     // ---------------------------------------------------------------- stop / shutdown
 
-    public async Task StopAsync(string sandboxId, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        var pod = Get(sandboxId);
-        await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            await TearDownAsync(pod, removeAll: false, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            pod.Lock.Release();
-        }
-    }
+    public Task StopAsync(string sandboxId, TimeSpan timeout, CancellationToken cancellationToken) =>
+        _pods.StopAsync(sandboxId, pod => TearDownAsync(pod, removeAll: false, cancellationToken), cancellationToken);
 
-    public async Task ShutdownAsync(string sandboxId, CancellationToken cancellationToken)
-    {
-        if (!_pods.TryGetValue(sandboxId, out var pod)) return;
-        await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            await TearDownAsync(pod, removeAll: true, cancellationToken).ConfigureAwait(false);
-            _pods.TryRemove(sandboxId, out _);
-        }
-        finally
-        {
-            pod.Lock.Release();
-        }
-    }
+    public Task ShutdownAsync(string sandboxId, CancellationToken cancellationToken) =>
+        _pods.ShutdownAsync(sandboxId, pod => TearDownAsync(pod, removeAll: true, cancellationToken), cancellationToken);
 
     /// <summary>
     /// Undoes the pod in reverse: infra process, CNI DEL, namespace pins, shm; with <paramref name="removeAll"/> also the
@@ -529,7 +493,7 @@ public sealed partial class PodSandboxController : ISandboxController
         CancellationToken cancellationToken)
     {
         var pod = new Pod(spec, persisted);
-        _pods[spec.Id] = pod;
+        _pods.Recovered(pod);
         if (exitedAt is { } exited)
         {
             pod.ExitedAt = exited; // status keeps reporting the time the store recorded
@@ -587,9 +551,7 @@ public sealed partial class PodSandboxController : ISandboxController
     /// <summary>Whether the pod's runtime handler uses the systemd cgroup driver.</summary>
     private bool Systemd(PodSandboxSpec spec) => HandlerOf(spec).CgroupDriver == CgroupDriver.Systemd;
 
-    private Pod Get(string sandboxId) =>
-        _pods.TryGetValue(sandboxId, out var pod) ? pod
-            : throw new HullException(ErrorKind.NotFound, $"pod sandbox \"{sandboxId}\" not found");
+    private Pod Get(string sandboxId) => _pods.Get(sandboxId);
 
     // ---------------------------------------------------------------- pieces
 
