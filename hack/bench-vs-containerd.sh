@@ -22,6 +22,8 @@
 #   --write-docs          insert the tables into docs/benchmarks.md
 #                         ("Kubelet-shaped load" section, newest first)
 #   --keep                keep the temp dir (logs)
+#   --neighbour           a CPU-burning neighbour: a busy loop pinned to CPU 0 runs through every measured
+#                         run, the same for both servers (a node is never quiet; issue 22, goal 2)
 # Runs as root. Installs Debian's containerd with apt-get when it is missing;
 # needs golang-go, golang-google-grpc-dev, golang-google-protobuf-dev, runc,
 # conmon, catatonit, containernetworking-plugins, docker-registry, umoci,
@@ -43,7 +45,8 @@ while [ $# -gt 0 ]; do
     --results) need "$@"; RESULTS="$2"; shift ;;
     --write-docs) WRITE_DOCS=1 ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --neighbour) NEIGHBOUR=1 ;;
+    -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-vs-containerd: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -87,6 +90,11 @@ for s in hulld containerd; do # warm-up (JIT, caches, the bridge's creation, the
   check_clean "warm-up $s"
 done
 log "kubelet load: pods {$COUNTS} x parallel {$PARALLEL} x $ROUNDS rounds x {hulld, containerd}; raw: ${RESULTS#"$ROOT"/}"
+if [ "${NEIGHBOUR:-0}" = 1 ]; then
+  taskset -c 0 sh -c 'while :; do :; done' & NEIGHBOUR_PID=$!
+  PIDS+=("$NEIGHBOUR_PID") # teardown stops it whatever happens
+  log "CPU-burning neighbour: pid $NEIGHBOUR_PID, a busy loop pinned to CPU 0"
+fi
 for n in $COUNTS; do
   for par in $PARALLEL; do
     for r in $(seq 1 "$ROUNDS"); do
@@ -103,6 +111,7 @@ for n in $COUNTS; do
     done
   done
 done
+[ -z "${NEIGHBOUR_PID:-}" ] || stop_pid "$NEIGHBOUR_PID"
 stop_pid "$H_PID"; stop_pid "$C_PID"
 
 # ---------------------------------------------------------------- report
@@ -121,7 +130,7 @@ cat >"$T/header.md" <<EOF
 - hulld ${hulld_ver} (commit ${commit}, Release, .NET ${dotnet_rt}, conmon ${conmon_ver:-?}); containerd ${ctrd_pkg} (Debian, built-in CRI plugin,
   runc $(runc --version | awk 'NR==1 {print $3}'), pause image = catatonit -P); CNI plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null || echo '?') (bridge + host-local);
   driver \`cri-bench kubelet\` with $(go version | cut -d' ' -f3), grpc-go ${grpc_go} (Debian).
-- ${ROUNDS} rounds per setting, alternating hulld / containerd.
+- ${ROUNDS} rounds per setting, alternating hulld / containerd.$([ "${NEIGHBOUR:-0}" = 1 ] && printf '\n- With a CPU-burning neighbour: a busy loop pinned to CPU 0 through every measured run (`--neighbour`).')
 - Command: \`hack/bench-vs-containerd.sh${ARGS[*]:+ ${ARGS[*]}}\`
 EOF
 echo

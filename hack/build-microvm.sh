@@ -29,13 +29,15 @@ die() { printf 'build-microvm: error: %s\n' "$*" >&2; exit 1; }
 
 AGENT_SRC="$ROOT/cmd/hull-agent"
 # The guest's modules, in load order (dependencies first): virtio-mmio transport and console (the agent's
-# channel), virtio-net, 9p over virtio (the share), overlay.
+# channel), virtio-net, 9p over virtio (the share), overlay, and the bridge (privileged containers make bridges:
+# critest's capability specs run `brctl addbr`).
 MODULES=(
   drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_mmio.ko
   drivers/char/virtio_console.ko
   net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko
   net/9p/9pnet.ko net/9p/9pnet_virtio.ko fs/netfs/netfs.ko fs/fscache/fscache.ko fs/9p/9p.ko
   fs/overlayfs/overlay.ko
+  net/llc/llc.ko net/802/stp.ko net/bridge/bridge.ko
 )
 RUNC="$(command -v runc || true)"
 BUSYBOX=/bin/busybox
