@@ -21,6 +21,8 @@ namespace Hull.Bench.Grpc;
 /// client (pre-encoded frames, one stream at a time, no allocations of its own); prints calls/s, bytes
 /// allocated per call (whole process) and process CPU µs per call (server + client).</item>
 /// <item><c>serve SOCKET</c>: the same server alone, for bench/grpc-load and perf (prints its pid).</item>
+/// <item><c>telemetry-off [calls]</c>: what a call pays for telemetry when nothing listens (no metrics, no tracing):
+/// ns per <see cref="ServerCallTelemetry"/> Begin + End.</item>
 /// <item><c>bdn [BenchmarkDotNet args]</c>: <see cref="UnaryBenchmarks"/> under BenchmarkDotNet.</item>
 /// </list>
 /// </summary>
@@ -51,11 +53,14 @@ public static class Program
                     Console.WriteLine($"{bytes / 1024,10} KiB  {type}");
                 return 0;
             }
+            case "telemetry-off":
+                TelemetryOff(args.Length > 1 ? long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200_000_000);
+                return 0;
             case "bdn":
                 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args[1..]);
                 return 0;
             default:
-                Console.Error.WriteLine("usage: Hull.Bench.Grpc loop [calls] [rounds] | serve SOCKET | bdn [args]");
+                Console.Error.WriteLine("usage: Hull.Bench.Grpc loop [calls] [rounds] | serve SOCKET | telemetry-off [calls] | bdn [args]");
                 return 2;
         }
     }
@@ -75,6 +80,23 @@ public static class Program
         await server.StopAsync(TimeSpan.FromSeconds(1));
         File.Delete(socket);
         return 0;
+    }
+
+    private static void TelemetryOff(long calls)
+    {
+        var telemetry = new ServerCallTelemetry();
+        for (int round = 0; round < 3; round++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            for (long i = 0; i < calls; i++)
+            {
+                // With nothing listening Begin returns before it looks at the stream.
+                var scope = telemetry.Begin(null!);
+                scope.End(StatusCode.OK, null);
+            }
+            var elapsed = Stopwatch.GetElapsedTime(start);
+            Console.WriteLine($"{calls} calls: {elapsed.TotalNanoseconds / calls:F2} ns per call for Begin + End with telemetry off");
+        }
     }
 
     private static async Task LoopAsync(int calls, int rounds)

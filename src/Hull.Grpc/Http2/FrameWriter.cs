@@ -12,7 +12,7 @@ namespace Hull.Grpc.Http2;
 /// A flush is a <c>sendto</c>, so writes are batched as grpc-go's writer batches them: a writer that sees another
 /// waiting for the lock leaves its frames for that one's flush, and the read loop's control answers (PING and
 /// SETTINGS ACKs) wait for the end of the read buffer or for the response a handler writes next
-/// (<see cref="HasUnflushed"/>, <see cref="FlushAsync"/>).
+/// (<see cref="HasDeferredControl"/>, <see cref="FlushAsync"/>).
 /// </summary>
 public sealed class FrameWriter(PipeWriter output)
 {
@@ -28,17 +28,21 @@ public sealed class FrameWriter(PipeWriter output)
     private int _flushes;
     private volatile bool _flushing;
     private int _responseSent;
-    // Writers waiting for or holding the lock, and whether frames were written since the last flush.
+    // Writers waiting for or holding the lock, and whether control frames wait for the read loop's flush.
     private int _writers;
-    private volatile bool _unflushed;
+    private volatile bool _deferredControl;
 
     public int PeerMaxFrameSize => Volatile.Read(ref _peerMaxFrameSize);
 
     /// <summary>The number of the flush in progress (it is the same one while it stays pending), or null if none is.</summary>
     public int? PendingFlush => _flushing ? Volatile.Read(ref _flushes) : null;
 
-    /// <summary>True if frames were written and not flushed yet: someone must call <see cref="FlushAsync"/> (or write).</summary>
-    public bool HasUnflushed => _unflushed;
+    /// <summary>
+    /// True if control frames written without a flush (PING and SETTINGS ACKs) have not gone out yet: the read loop
+    /// that wrote them must call <see cref="FlushAsync"/> before it waits for input. (Frames a writer left for a waiting
+    /// writer do not count: that writer flushes them.)
+    /// </summary>
+    public bool HasDeferredControl => _deferredControl;
 
     /// <summary>True if response headers or data were written since the last call (grpc-go's resetPingStrikes).</summary>
     public bool TakeResponseSent() => Interlocked.Exchange(ref _responseSent, 0) != 0;
@@ -72,11 +76,11 @@ public sealed class FrameWriter(PipeWriter output)
             w.Advance(s.Count * 6);
         });
 
-    /// <summary>Writes a SETTINGS ACK without flushing it (the read loop flushes: <see cref="HasUnflushed"/>).</summary>
+    /// <summary>Writes a SETTINGS ACK without flushing it (the read loop flushes: <see cref="HasDeferredControl"/>).</summary>
     public ValueTask WriteSettingsAckAsync() =>
         WriteLockedAsync(0, static (w, _) => w.BeginFrame(0, FrameType.Settings, FrameFlags.Ack, 0), flush: false);
 
-    /// <summary>Writes a PING; an ACK is not flushed (the read loop that answers it flushes: <see cref="HasUnflushed"/>).</summary>
+    /// <summary>Writes a PING; an ACK is not flushed (the read loop that answers it flushes: <see cref="HasDeferredControl"/>).</summary>
     public ValueTask WritePingAsync(bool ack, ulong opaque) =>
         WriteLockedAsync((ack, opaque), static (w, s) =>
         {
@@ -167,14 +171,15 @@ public sealed class FrameWriter(PipeWriter output)
             bool othersWaiting = Interlocked.Decrement(ref _writers) > 0;
             if (_completed) return;
             write(this, state);
-            if (!_unflushed && output.CanGetUnflushedBytes && output.UnflushedBytes == 0) return; // FlushAsync with nothing to send
-            // A writer waiting for the lock flushes these frames with its own, in one sendto.
-            if (!flush || othersWaiting)
+            if (output.CanGetUnflushedBytes && output.UnflushedBytes == 0) return; // FlushAsync with nothing to send
+            if (!flush)
             {
-                _unflushed = true;
+                _deferredControl = true;
                 return;
             }
-            _unflushed = false;
+            // A writer waiting for the lock flushes these frames with its own, in one sendto.
+            if (othersWaiting) return;
+            _deferredControl = false;
             Volatile.Write(ref _flushes, _flushes + 1);
             _flushing = true;
             if (GrpcTelemetry.SentBytes.Enabled && output.CanGetUnflushedBytes) GrpcTelemetry.SentBytes.Add(output.UnflushedBytes);

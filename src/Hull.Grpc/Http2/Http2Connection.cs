@@ -229,7 +229,7 @@ public sealed partial class Http2Connection
                 if (_ready.Count == 0 || read.IsCompleted)
                 {
                     // The control frames answered from this buffer (PING and SETTINGS ACKs) go out together.
-                    if (Writer.HasUnflushed) await Writer.FlushAsync().ConfigureAwait(false);
+                    if (Writer.HasDeferredControl) await Writer.FlushAsync().ConfigureAwait(false);
                     continue;
                 }
                 inline = _ready[^1];
@@ -257,7 +257,7 @@ public sealed partial class Http2Connection
             // The handler's response carries the control frames answered from the buffer (one sendto per call where
             // grpc-go sends a PING after each response); a handler that went async before answering must not hold them.
             _ = RunHandlerAsync(inline);
-            if (Writer.HasUnflushed) _ = Writer.FlushAsync();
+            if (Writer.HasDeferredControl) _ = Writer.FlushAsync();
         }
     }
 
