@@ -41,27 +41,25 @@ public sealed class ServerCallTelemetry
     public static readonly IReadOnlyList<string> StatusNames = Enum.GetValues<StatusCode>().OrderBy(c => (int)c).Select(c => c.ToString()).ToArray();
     private static readonly MethodLabels Unknown = new("unknown", "unknown", "unknown");
     private readonly Dictionary<string, MethodLabels> _methods = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Every served method's labels by path, one per method in this process: the servers that serve the same method
+    /// (the CRI socket and a test's second server, say) count its calls in flight together, and a new server adds nothing.
+    /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, MethodLabels> AllMethods =
+        new(StringComparer.Ordinal) { [""] = Unknown };
+
     /// <summary>Registers a served method, so its calls are labelled by name; any other path is labelled "unknown".</summary>
-    internal void AddMethod(string path)
+    internal void AddMethod(string path) => _methods[path] = AllMethods.GetOrAdd(path, static path =>
     {
         // "/runtime.v1.RuntimeService/RunPodSandbox" → service "runtime.v1.RuntimeService", method "RunPodSandbox".
         int slash = path.LastIndexOf('/');
-        var labels = new MethodLabels(path[1..slash], path[(slash + 1)..], path[1..]);
-        _methods[path] = labels;
-        lock (AllMethods) AllMethods.Add(labels);
-    }
+        return new MethodLabels(path[1..slash], path[(slash + 1)..], path[1..]);
+    });
 
-    /// <summary>Every method's labels of every server in this process, for <see cref="InFlightByMethod"/>.</summary>
-    private static readonly List<MethodLabels> AllMethods = [Unknown];
-
-    /// <summary>Calls in flight by service and method, summed over the servers that serve the same method.</summary>
-    internal static IEnumerable<Measurement<long>> InFlightByMethod()
-    {
-        List<MethodLabels> all;
-        lock (AllMethods) all = [.. AllMethods];
-        return all.GroupBy(l => (Service: (string)l.Service.Value!, Method: (string)l.Method.Value!))
-            .Select(g => new Measurement<long>(g.Sum(l => Interlocked.Read(ref l.InFlight)), g.First().Service, g.First().Method));
-    }
+    /// <summary>Calls in flight by service and method.</summary>
+    internal static IEnumerable<Measurement<long>> InFlightByMethod() =>
+        AllMethods.Values.Select(l => new Measurement<long>(Interlocked.Read(ref l.InFlight), l.Service, l.Method)).ToArray();
 
     internal Scope Begin(Http2Stream stream)
     {
