@@ -22,6 +22,8 @@
 #   --write-docs          insert the tables into docs/benchmarks.md
 #                         ("Kubelet-shaped load" section, newest first)
 #   --keep                keep the temp dir (logs)
+#   --relist D            the driver's PLEG relist period (default 1s, the kubelet's); shorter gives the relist
+#                         percentiles more samples
 #   --neighbour           a CPU-burning neighbour: a busy loop pinned to CPU 0 runs through every measured
 #                         run, the same for both servers (a node is never quiet; issue 22, goal 2)
 # Runs as root. Installs Debian's containerd with apt-get when it is missing;
@@ -46,7 +48,8 @@ while [ $# -gt 0 ]; do
     --write-docs) WRITE_DOCS=1 ;;
     --keep) KEEP=1 ;;
     --neighbour) NEIGHBOUR=1 ;;
-    -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --relist) need "$@"; RELIST="$2"; shift ;;
+    -h|--help) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-vs-containerd: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -102,7 +105,7 @@ for n in $COUNTS; do
         if [ $s = hulld ]; then sock=$H_SOCK pid=$H_PID; else sock=$C_SOCK pid=$C_PID; fi
         kill -0 "$pid" 2>/dev/null || die "$s died; see $T/$s.log"
         out="$("$DRIVER" kubelet --socket "$sock" --server-pid "$pid" --match "$T/$s/" --label "$s" --image "$IMAGE" \
-          --count "$n" --parallel "$par" --prefix "r$r-$s-n$n-p$par" --log-dir "$T/podlogs")" ||
+          --count "$n" --parallel "$par" --relist "${RELIST:-1s}" --prefix "r$r-$s-n$n-p$par" --log-dir "$T/podlogs")" ||
           log "$s n=$n p=$par: errors: ${out:0:300}"
         printf '%s\n' "$out" >>"$RESULTS"
         log "$s $n pods p=$par round $r: $(jq -r '"pod start p50 \(.ops.pod_start.p50_ms) p99 \(.ops.pod_start.p99_ms) ms, \(.pods_per_s|.*10|round/10) pods/s, relist p99 \(.relist.p99_ms) ms, CPU daemon \(.procs.daemon_cpu_s) s + per-pod \(.procs.monitor_cpu_s + .procs.infra_cpu_s) s, peak RSS \(.procs.total_rss_peak_mib|round) MiB, load \(.loadavg_start)\(if .leftover then "; LEFTOVER " + .leftover else "" end)"' <<<"$out" 2>/dev/null)"
@@ -130,7 +133,7 @@ cat >"$T/header.md" <<EOF
 - hulld ${hulld_ver} (commit ${commit}, Release, .NET ${dotnet_rt}, conmon ${conmon_ver:-?}); containerd ${ctrd_pkg} (Debian, built-in CRI plugin,
   runc $(runc --version | awk 'NR==1 {print $3}'), pause image = catatonit -P); CNI plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null || echo '?') (bridge + host-local);
   driver \`cri-bench kubelet\` with $(go version | cut -d' ' -f3), grpc-go ${grpc_go} (Debian).
-- ${ROUNDS} rounds per setting, alternating hulld / containerd.$([ "${NEIGHBOUR:-0}" = 1 ] && printf '\n- With a CPU-burning neighbour: a busy loop pinned to CPU 0 through every measured run (`--neighbour`).')
+- ${ROUNDS} rounds per setting, alternating hulld / containerd; relist every ${RELIST:-1s}.$([ "${NEIGHBOUR:-0}" = 1 ] && printf '\n- With a CPU-burning neighbour: a busy loop pinned to CPU 0 through every measured run (`--neighbour`).')
 - Command: \`hack/bench-vs-containerd.sh${ARGS[*]:+ ${ARGS[*]}}\`
 EOF
 echo
