@@ -135,6 +135,7 @@ internal sealed record BoundOptions
                 StateDirectory = config.State,
                 RootDirectory = config.Root,
                 SandboxImage = config.Images.PinnedSandboxImage,
+                InfraHelper = InfraHelperPath(),
                 EnableUnprivilegedPorts = runtime.EnableUnprivilegedPorts,
                 EnableUnprivilegedIcmp = runtime.EnableUnprivilegedIcmp,
             },
@@ -184,6 +185,13 @@ internal sealed record BoundOptions
     }
 
     /// <summary>The VMs of one handler whose sandboxer is microvm.</summary>
+    /// <summary>hull-infra, which the build puts next to hulld; "" where it is missing (the infra process then runs under runc).</summary>
+    private static string InfraHelperPath()
+    {
+        string path = Path.Combine(AppContext.BaseDirectory, "hull-infra");
+        return File.Exists(path) ? path : "";
+    }
+
     private static MicroVmOptions MicroVmOf(MicroVmConfig m) => new()
     {
         QemuPath = m.QemuPath,

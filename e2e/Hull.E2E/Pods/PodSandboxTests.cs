@@ -253,6 +253,26 @@ public sealed class PodSandboxTests
         Assert.True(pid > 0, status.Info["info"]);
         Assert.Contains("catatonit", File.ReadAllText($"/proc/{pid}/cmdline"));
         Assert.Equal($"/proc/{pid}/ns/pid", info.RootElement.GetProperty("namespaces").GetProperty("pid").GetString());
+        var netns = info.RootElement.GetProperty("namespaces").GetProperty("network").GetString()!;
+
+        // Started by hull-infra, not runc: PID 1 of its own PID namespace, in the pod's network namespace and in its own
+        // cgroup under the pod's, chrooted into the empty infra root, uid 65535, no capabilities, no new privileges.
+        var procStatus = File.ReadAllLines($"/proc/{pid}/status");
+        Assert.Contains(procStatus, l => l == $"NSpid:\t{pid}\t1");
+        Assert.Contains(procStatus, l => l == "Uid:\t65535\t65535\t65535\t65535");
+        Assert.Contains(procStatus, l => l == "CapEff:\t0000000000000000");
+        Assert.Contains(procStatus, l => l == "CapBnd:\t0000000000000000");
+        Assert.Contains(procStatus, l => l == "NoNewPrivs:\t1");
+        Assert.NotEqual("conmon", File.ReadAllText($"/proc/{ParentOf(pid)}/comm").Trim());
+        Assert.Equal(Path.Combine(env.Hulld.State, "sandboxes", id, "infra", "rootfs"), new FileInfo($"/proc/{pid}/root").LinkTarget);
+        Assert.Equal(NamespaceInode(netns), new FileInfo($"/proc/{pid}/ns/net").LinkTarget);
+        Assert.Contains(File.ReadAllLines($"/proc/{pid}/cgroup"), l => l.EndsWith($":memory:{env.CgroupRoot}/shared-pid/{id}", StringComparison.Ordinal));
+
+        // A restart while it runs: the pod stays ready with the same process.
+        await env.KillAndRestartAsync();
+        var again = await env.StatusAsync(id, verbose: true);
+        Assert.Equal(PodSandboxState.SandboxReady, again.Status.State);
+        Assert.Contains($"\"pid\": {pid},", again.Info["info"]);
 
         // The infra process dies while hulld is down: after the restart the pod is reported not ready.
         await env.Hulld.KillAsync();
@@ -261,12 +281,90 @@ public sealed class PodSandboxTests
         await env.KillAndRestartAsync();
         Assert.Equal(PodSandboxState.SandboxNotready, (await env.StatusAsync(id)).Status.State);
 
-        var netns = info.RootElement.GetProperty("namespaces").GetProperty("network").GetString();
         await env.StopAsync(id);
         await env.RemoveAsync(id);
         var left = await env.LeftoversAsync(id, netns, $"{env.CgroupRoot}/shared-pid");
         Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left));
     }
+
+    [E2EFact("runc", "conmon", "/usr/bin/catatonit", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "ip", "iptables-save")]
+    public async Task Stopping_a_shared_PID_pod_kills_its_infra_process_and_one_only_a_pid_file_names_is_found_after_a_crash()
+    {
+        await using var env = await PodTestEnvironment.StartAsync();
+        var config = PodTestEnvironment.PodConfig("infra-stop", cgroupParent: $"{env.CgroupRoot}/infra-stop");
+        config.Linux.SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Pid = NamespaceMode.Pod } };
+        var id = await env.RunPodAsync(config);
+        using (var info = System.Text.Json.JsonDocument.Parse((await env.StatusAsync(id, verbose: true)).Info["info"]))
+        {
+            int pid = info.RootElement.GetProperty("pid").GetInt32();
+            await env.StopAsync(id);
+            Assert.False(Hull.Linux.Processes.ProcessInfo.IsAlive(pid), $"infra process {pid} still runs after StopPodSandbox");
+            Assert.False(File.Exists(Path.Combine(env.Hulld.State, "sandboxes", id, "infra.pid")));
+            Assert.False(Directory.Exists($"/sys/fs/cgroup/memory{env.CgroupRoot}/infra-stop/{id}"), "the infra process's cgroup outlived it");
+            await env.RemoveAsync(id);
+        }
+
+        // hulld killed after hull-infra started a pod's infra process but before the store recorded the pod: the sandbox
+        // directory with hull-infra's pid file is all there is, and the next start's sweep kills the process.
+        string orphan = new('e', 64);
+        string dir = Directory.CreateDirectory(Path.Combine(env.Hulld.State, "sandboxes", orphan)).FullName;
+        string root = Directory.CreateDirectory(Path.Combine(dir, "infra", "rootfs")).FullName;
+        string helper = Path.Combine(Path.GetDirectoryName(Repo.HulldDll)!, "hull-infra");
+        var started = await ProcessRunner.RunAsync(helper, ["--root", root, "--pid-file", Path.Combine(dir, "infra.pid"), "--", "/usr/bin/catatonit", "-P"]);
+        Assert.True(started.ExitCode == 0, started.Stderr);
+        int orphanPid = int.Parse(started.Stdout.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(Hull.Linux.Processes.ProcessInfo.IsAlive(orphanPid));
+        await env.KillAndRestartAsync();
+        Assert.False(Hull.Linux.Processes.ProcessInfo.IsAlive(orphanPid), $"the orphaned infra process {orphanPid} survived the sweep");
+        Assert.False(Directory.Exists(dir), "the orphaned sandbox directory survived the sweep");
+    }
+
+    [E2EFact("/usr/bin/catatonit")]
+    public async Task Hull_infra_names_what_it_could_not_do_and_leaves_no_process_or_pid_file()
+    {
+        string dir = Directory.CreateTempSubdirectory("hull-e2e-infra-").FullName;
+        try
+        {
+            string helper = Path.Combine(Path.GetDirectoryName(Repo.HulldDll)!, "hull-infra");
+            string pidFile = Path.Combine(dir, "infra.pid");
+            var badNamespace = await ProcessRunner.RunAsync(helper,
+                ["--root", dir, "--pid-file", pidFile, "--net", Path.Combine(dir, "no-such-netns"), "--", "/usr/bin/catatonit", "-P"]);
+            Assert.Equal(1, badNamespace.ExitCode);
+            Assert.Contains($"cannot open network namespace {dir}/no-such-netns", badNamespace.Stderr);
+            var badRoot = await ProcessRunner.RunAsync(helper, ["--root", Path.Combine(dir, "no-such-root"), "--pid-file", pidFile, "--", "/usr/bin/catatonit", "-P"]);
+            Assert.Equal(1, badRoot.ExitCode);
+            Assert.Contains("the infra process could not start: chroot", badRoot.Stderr);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
+            Assert.DoesNotContain(Directory.EnumerateDirectories("/proc"), d => File.Exists(Path.Combine(d, "root")) && IsRootedIn(d, dir));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static bool IsRootedIn(string procDir, string dir)
+    {
+        try
+        {
+            return new FileInfo(Path.Combine(procDir, "root")).LinkTarget?.StartsWith(dir, StringComparison.Ordinal) == true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    private static int ParentOf(int pid) =>
+        int.Parse(File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("PPid:", StringComparison.Ordinal))[5..].Trim(),
+            System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>"net:[inode]" of a pinned namespace file, as /proc/&lt;pid&gt;/ns/net reads.</summary>
+    private static string NamespaceInode(string pin) => $"net:[{Hull.Linux.FileStatus.Get(pin).Inode}]";
 
     private static Process StartListener(string netns, int port)
     {

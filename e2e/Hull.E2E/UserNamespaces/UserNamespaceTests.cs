@@ -156,6 +156,35 @@ public sealed class UserNamespaceTests(UserNamespaceFixture f) : IClassFixture<U
         Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), l => l.Contains(pod, StringComparison.Ordinal));
     }
 
+    [E2EFact("runc", "conmon", "/usr/bin/catatonit", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap",
+        "/usr/lib/cni/loopback", "nsenter", "iptables-save", "ip", "docker-registry", "skopeo", "umoci")]
+    public async Task A_userns_pod_sharing_its_PID_namespace_has_its_infra_process_inside_the_pods_user_namespace_as_PID_1()
+    {
+        uint hostId = HostBase + (uint)f.Env.N * Size + 200 * Size;
+        var podConfig = UsernsPod(f.Name("userns-pid"), hostId, f.Env.CgroupRoot);
+        podConfig.Linux.SecurityContext.NamespaceOptions.Pid = NamespaceMode.Pod;
+        var pod = await f.Env.RunPodAsync(podConfig);
+        var status = await Cri.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = pod, Verbose = true }, deadline: CriClient.In(Long));
+        using var info = System.Text.Json.JsonDocument.Parse(status.Info["info"]);
+        int infra = info.RootElement.GetProperty("pid").GetInt32();
+        // Nobody inside the pod's mapping, so host uid hostId + 65535; its PID namespace is owned by the pod's user
+        // namespace, which is what lets the containers (root in that namespace only) join it.
+        Assert.Contains(File.ReadAllLines($"/proc/{infra}/status"), l => l == $"Uid:\t{hostId + 65535}\t{hostId + 65535}\t{hostId + 65535}\t{hostId + 65535}");
+
+        var id = await RunAsync(pod, podConfig, Config(f.Name("app"), podConfig, "/bin/sh", "-c", Forever));
+        Assert.Contains("catatonit", await ExecAsync(id, "cat /proc/1/cmdline"));
+        Assert.Equal("0\n", await ExecAsync(id, "id -u"));
+        var container = HostPids(id);
+        Assert.NotEmpty(container);
+        Assert.Equal(new FileInfo($"/proc/{infra}/ns/user").LinkTarget, new FileInfo($"/proc/{container[0]}/ns/user").LinkTarget);
+        Assert.Equal(new FileInfo($"/proc/{infra}/ns/pid").LinkTarget, new FileInfo($"/proc/{container[0]}/ns/pid").LinkTarget);
+
+        await Cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: CriClient.In(Long));
+        await f.Env.StopAsync(pod);
+        Assert.False(Hull.Linux.Processes.ProcessInfo.IsAlive(infra), $"infra process {infra} still runs after StopPodSandbox");
+        await f.Env.RemoveAsync(pod);
+    }
+
     [E2EFact("runc", "conmon", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap", "/usr/lib/cni/loopback", "nsenter",
         "iptables-save", "ip", "docker-registry", "skopeo", "umoci")]
     public async Task Two_userns_pods_with_different_mappings_cannot_read_each_others_files()

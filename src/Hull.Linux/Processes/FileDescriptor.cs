@@ -60,6 +60,23 @@ public static partial class Descriptors
         return new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Write, bufferSize: 0);
     }
 
+    /// <summary>Reads a child's end of a socket pair until EOF (every copy closed), keeping the first <paramref name="max"/> bytes as UTF-8.</summary>
+    public static async Task<string> ReadAllAsync(Socket socket, int max)
+    {
+        var output = new MemoryStream();
+        var chunk = new byte[4096];
+        try
+        {
+            int read;
+            while ((read = await socket.ReceiveAsync(chunk, SocketFlags.None).ConfigureAwait(false)) > 0)
+                if (output.Length < max) output.Write(chunk, 0, (int)Math.Min(read, max - output.Length));
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+        return System.Text.Encoding.UTF8.GetString(output.ToArray());
+    }
+
     [LibraryImport("libc", SetLastError = true)]
     private static unsafe partial int socketpair(int domain, int type, int protocol, int* sv);
 

@@ -2,9 +2,31 @@ using Hull.Core;
 
 namespace Hull.Runtime.Cgroups;
 
-/// <summary>Removing cgroups: rmdir of each directory, children first (cgroupfs has no recursive delete; its files go with the directory).</summary>
+/// <summary>
+/// Making and removing cgroups. Removing is rmdir of each directory, children first (cgroupfs has no recursive delete;
+/// its files go with the directory).
+/// </summary>
 public static class CgroupTree
 {
+    /// <summary>
+    /// Makes the cgroup in every hierarchy, parents included, ready for a process to join: a new v1 cpuset cgroup has
+    /// no CPUs and no memory nodes (nothing can join it), so each new level takes its parent's, as runc does.
+    /// </summary>
+    public static void Create(CgroupPaths paths, CgroupLayout layout)
+    {
+        foreach (var dir in paths.Directories) Directory.CreateDirectory(dir);
+        if (paths.Controller("cpuset") is not { } cpuset || !layout.V1.TryGetValue("cpuset", out var mount)) return;
+        var levels = new Stack<string>();
+        for (string? dir = cpuset; dir is not null && dir.Length > mount.MountPoint.Length; dir = Path.GetDirectoryName(dir)) levels.Push(dir);
+        while (levels.TryPop(out var level))
+            foreach (var file in new[] { "cpuset.cpus", "cpuset.mems" })
+            {
+                string path = Path.Combine(level, file);
+                if (File.ReadAllText(path).Trim().Length == 0)
+                    File.WriteAllText(path, File.ReadAllText(Path.Combine(Path.GetDirectoryName(level)!, file)));
+            }
+    }
+
     /// <summary>
     /// Removes the cgroup and its descendants in every hierarchy. A cgroup whose last processes are still exiting
     /// refuses rmdir with EBUSY for a moment, so this retries until <paramref name="timeout"/>; a cgroup that still

@@ -41,13 +41,17 @@ public sealed partial class SpecBuilder
     /// <summary>The infra process is the last to be OOM-killed in its pod (containerd's sandbox container value).</summary>
     private const int InfraOomScoreAdj = -998;
 
+    /// <summary>The infra process's oom_score_adj on this node (clamped where hulld may not lower its own).</summary>
+    public int InfraOomScoreAdjustment =>
+        Host.RestrictsOomScoreAdj(Options) ? OomScoreAdjPolicy.Restrict(InfraOomScoreAdj, Host.OomScoreAdj) : InfraOomScoreAdj;
+
     /// <summary>
     /// The infra process's spec: a new PID namespace (which the pod's containers join through /proc/&lt;pid&gt;/ns/pid), the
     /// pod's pinned network, IPC and UTS namespaces, a read-only rootfs, no capabilities, no new privileges.
     /// </summary>
     public async Task<OciSpec> BuildInfraAsync(InfraSpecRequest request, CancellationToken cancellationToken = default)
     {
-        int oomScoreAdj = Host.RestrictsOomScoreAdj(Options) ? OomScoreAdjPolicy.Restrict(InfraOomScoreAdj, Host.OomScoreAdj) : InfraOomScoreAdj;
+        int oomScoreAdj = InfraOomScoreAdjustment;
         var process = await InfraProcessAsync(request, cancellationToken).ConfigureAwait(false) with
         {
             Terminal = false,

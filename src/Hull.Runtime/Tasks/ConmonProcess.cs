@@ -37,7 +37,7 @@ internal sealed class ConmonProcess : IDisposable
         _sync = sync;
         _start = start;
         _err = err;
-        _stderr = ReadAllAsync(err, 64 << 10);
+        _stderr = Descriptors.ReadAllAsync(err, 64 << 10);
     }
 
     /// <summary>The process we started: the daemonizing conmon's short-lived first process, or conmon itself with --sync.</summary>
@@ -202,21 +202,5 @@ internal sealed class ConmonProcess : IDisposable
         {
             return new ConmonMessage(-1, $"conmon sent an unreadable message: {json.Trim()}");
         }
-    }
-
-    private static async Task<string> ReadAllAsync(Socket socket, int max)
-    {
-        var output = new MemoryStream();
-        var chunk = new byte[4096];
-        try
-        {
-            int read;
-            while ((read = await socket.ReceiveAsync(chunk, SocketFlags.None).ConfigureAwait(false)) > 0)
-                if (output.Length < max) output.Write(chunk, 0, (int)Math.Min(read, max - output.Length));
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-        }
-        return Encoding.UTF8.GetString(output.ToArray());
     }
 }

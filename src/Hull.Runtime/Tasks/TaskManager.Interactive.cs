@@ -157,7 +157,7 @@ public sealed partial class TaskManager
                     _capture.Dispose();
                     _capture = null;
                 }
-                else _captured = ReadAllAsync(_capture, 64 << 10);
+                else _captured = Descriptors.ReadAllAsync(_capture, 64 << 10);
                 var environment = new Dictionary<string, string>(StringComparer.Ordinal)
                 {
                     ["PATH"] = Hull.Core.Processes.Executables.SearchPath,
@@ -274,22 +274,6 @@ public sealed partial class TaskManager
             catch (IOException)
             {
             }
-        }
-
-        private static async Task<string> ReadAllAsync(Socket socket, int max)
-        {
-            var output = new MemoryStream();
-            var chunk = new byte[4096];
-            try
-            {
-                int read;
-                while ((read = await socket.ReceiveAsync(chunk, SocketFlags.None).ConfigureAwait(false)) > 0)
-                    if (output.Length < max) output.Write(chunk, 0, (int)Math.Min(read, max - output.Length));
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-            }
-            return Encoding.UTF8.GetString(output.ToArray());
         }
     }
 }

@@ -57,6 +57,8 @@ public sealed record SandboxInstance
     /// <summary>The pod's pinned user namespace ("" when it uses the host's), which every container and the infra process join.</summary>
     public string UserNsPath { get; init; } = "";
     public int InfraPid { get; init; }
+    /// <summary>The infra process's start time (/proc, clock ticks) when Hull started it without runc, else 0; with <see cref="InfraPid"/> it names that very process.</summary>
+    public ulong InfraStartTime { get; init; }
     public string CgroupParent { get; init; } = "";
     public string HostnamePath { get; init; } = "";
     public string HostsPath { get; init; } = "";

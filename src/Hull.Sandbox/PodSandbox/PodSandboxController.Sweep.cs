@@ -48,6 +48,11 @@ public sealed partial class PodSandboxController
                 if (known.Contains(id) || _pods.Contains(id)) continue;
                 try
                 {
+                    if (DirectInfraProcess.ReadPidFile(PodSandboxFiles.InfraPidFile(dir)) is { IsRunning: true } infra)
+                    {
+                        await DirectInfraProcess.KillAsync(infra, InfraStopTimeout, cancellationToken).ConfigureAwait(false);
+                        _logger.LogWarning("killed infra process {Pid} of pod sandbox {Id}, which the store does not know", infra.Pid, id);
+                    }
                     foreach (var mountPoint in MountInfo.PointsBelow(dir).OrderByDescending(p => p.Length))
                         Mounts.UnmountAll(mountPoint, detach: true);
                     if (MountInfo.PointsBelow(dir).Count > 0)
@@ -60,7 +65,7 @@ public sealed partial class PodSandboxController
                     _logger.LogWarning("removed the directory of pod sandbox {Id}, which the store does not know (left by a crash?)", id);
                     swept.Add(id);
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException or SyscallException)
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or SyscallException or Core.HullException)
                 {
                     _logger.LogError("cannot remove orphaned sandbox directory {Dir}: {Error}", dir, e.Message);
                 }

@@ -26,6 +26,11 @@ public sealed record PodSandboxOptions
     /// <summary>The infra process of a pod that shares its PID namespace (statically linked; bind-mounted into an empty rootfs).</summary>
     public string InfraBinary { get; init; } = "/usr/bin/catatonit";
     /// <summary>
+    /// Hull's helper that starts the infra process without runc or conmon (cmd/hull-infra; hulld ships it next to itself).
+    /// "" runs it as a runc container under conmon, as a pod with a sandbox image or a systemd-driver handler always does.
+    /// </summary>
+    public string InfraHelper { get; init; } = "";
+    /// <summary>
     /// <c>pinned_images.sandbox</c>: when set, the infra process (still only for a pod that shares its PID namespace) is
     /// this image's entrypoint + cmd on a read-only snapshot of it, instead of catatonit. Needs an <see cref="IInfraImageProvider"/>.
     /// </summary>
@@ -77,6 +82,8 @@ public sealed partial class PodSandboxController : ISandboxController
         _specs = specs;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _userNamespaceProblem = new Lazy<string?>(ProbeUserNamespaces);
+        if (options.InfraHelper.Length == 0)
+            _logger.LogInformation("shared-PID pods: the infra process runs under runc and conmon (no hull-infra next to hulld)");
     }
 
     public string Name => SandboxerName;
@@ -185,7 +192,9 @@ public sealed partial class PodSandboxController : ISandboxController
             }
             // Named before they exist (the infra task takes the pod's id), so that the row the caller persists now lets an undo
             // after a crash inside StartAsync stop the infra process and release its snapshot; both steps tolerate absence.
-            if (spec.PidMode == NamespaceMode.Pod) pod.Instance = pod.Instance with { InfraTaskId = id, InfraImage = _options.SandboxImage };
+            // A direct infra process needs no name: hull-infra's pid file in the sandbox directory names it from its first moment.
+            if (spec.PidMode == NamespaceMode.Pod && !StartsInfraDirectly(spec))
+                pod.Instance = pod.Instance with { InfraTaskId = id, InfraImage = _options.SandboxImage };
             _logger.LogInformation("pod sandbox {Id} ({Name}): created, IPs {Ips}", id, spec.Identity.ReservationKey, string.Join(", ", pod.Instance.Ips));
             return pod.Instance;
         }
@@ -216,8 +225,16 @@ public sealed partial class PodSandboxController : ISandboxController
         {
             if (pod.Spec.PidMode == NamespaceMode.Pod && pod.Instance.InfraPid == 0)
             {
-                var (taskId, pid, pidNs) = await StartInfraAsync(pod, cancellationToken).ConfigureAwait(false);
-                pod.Instance = pod.Instance with { InfraTaskId = taskId, InfraPid = pid, PidNsPath = pidNs };
+                if (StartsInfraDirectly(pod.Spec))
+                {
+                    var process = await StartDirectInfraAsync(pod).ConfigureAwait(false);
+                    pod.Instance = pod.Instance with { InfraPid = process.Pid, InfraStartTime = process.StartTime, PidNsPath = $"/proc/{process.Pid}/ns/pid" };
+                }
+                else
+                {
+                    var (taskId, pid, pidNs) = await StartInfraAsync(pod, cancellationToken).ConfigureAwait(false);
+                    pod.Instance = pod.Instance with { InfraTaskId = taskId, InfraPid = pid, PidNsPath = pidNs };
+                }
             }
             pod.Instance = pod.Instance with { State = SandboxState.Ready };
             return pod.Instance;
@@ -286,6 +303,13 @@ public sealed partial class PodSandboxController : ISandboxController
                 }
                 catch (HullException e) when (e.Kind == ErrorKind.NotFound) { }
                 pod.Instance = pod.Instance with { InfraTaskId = "", InfraPid = 0, PidNsPath = "" };
+            }).ConfigureAwait(false);
+
+        if (pod.Instance.InfraTaskId.Length == 0 && pod.Spec.PidMode == NamespaceMode.Pod)
+            await Step("stopping the infra process", async () =>
+            {
+                await StopDirectInfraAsync(pod, cancellationToken).ConfigureAwait(false);
+                pod.Instance = pod.Instance with { InfraPid = 0, InfraStartTime = 0, PidNsPath = "" };
             }).ConfigureAwait(false);
 
         // The pause image's snapshot goes once its process is gone (or never started).
@@ -503,6 +527,10 @@ public sealed partial class PodSandboxController : ISandboxController
         string? lost = null;
         if (persisted.NetNsPath.Length > 0 && !LinuxNamespaces.IsNamespace(persisted.NetNsPath))
             lost = $"its network namespace {persisted.NetNsPath} is gone";
+        else if (persisted.InfraStartTime > 0)
+        {
+            if (!new InfraProcessId(persisted.InfraPid, persisted.InfraStartTime).IsRunning) lost = $"its infra process {persisted.InfraPid} is gone";
+        }
         else if (persisted.InfraTaskId.Length > 0)
         {
             try

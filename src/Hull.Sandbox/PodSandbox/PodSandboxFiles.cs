@@ -23,6 +23,8 @@ public static class PodSandboxFiles
     public static string ShmPath(string dir) => Path.Combine(dir, "shm");
     public static string InfraBundle(string dir) => Path.Combine(dir, "infra");
     public static string InfraRootfs(string dir) => Path.Combine(InfraBundle(dir), "rootfs");
+    /// <summary>Where hull-infra records the infra process it started ("&lt;pid&gt; &lt;start time&gt;").</summary>
+    public static string InfraPidFile(string dir) => Path.Combine(dir, "infra.pid");
 
     /// <summary>
     /// The pod cgroup Hull made (it did not exist), written before it is made: an undo after a crash, whose row does not
