@@ -57,3 +57,35 @@ public sealed class PodSandboxFilesTests
         Assert.Equal(new InterfaceMetrics("eth0", 1234, 2, 5678, 3), m);
     }
 }
+
+public sealed class InfraProcessIdTests
+{
+    [Theory]
+    [InlineData("4242 123456\n", 4242, 123456ul)]
+    [InlineData("1 1", 1, 1ul)]
+    public void Hull_infras_pid_file_line_names_pid_and_start_time(string text, int pid, ulong start)
+    {
+        Assert.Equal(new InfraProcessId(pid, start), InfraProcessId.TryParse(text));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("4242")]
+    [InlineData("4242 0")]
+    [InlineData("0 123")]
+    [InlineData("-3 123")]
+    [InlineData("4242 123 9")]
+    [InlineData("abc 123")]
+    public void Anything_else_names_no_process(string text)
+    {
+        Assert.Null(InfraProcessId.TryParse(text));
+    }
+
+    [Fact]
+    public void A_pid_whose_start_time_differs_is_another_process()
+    {
+        var self = Hull.Linux.Processes.ProcessInfo.TryRead(Environment.ProcessId)!;
+        Assert.True(new InfraProcessId(self.Pid, self.StartTime).IsRunning);
+        Assert.False(new InfraProcessId(self.Pid, self.StartTime + 1).IsRunning);
+    }
+}
