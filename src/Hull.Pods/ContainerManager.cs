@@ -166,17 +166,10 @@ public sealed class ContainerManager
                         new[] { (long)user.Gid }.Concat(user.AdditionalGids?.Select(g => (long)g) ?? []).Distinct().ToList()),
                 };
 
-            var info = await tasks.CreateAsync(new TaskCreateRequest(id, bundle, record.LogPath)
-            {
-                Name = config.Name,
-                Terminal = config.Tty,
-                Stdin = config.Stdin,
-                StdinOnce = config.StdinOnce,
-            }, cancellationToken).ConfigureAwait(false);
-            undo.TaskCreated = true;
-            _files.ReleasePreparedMounts(bundle);
+            // The task (conmon + runc create, most of a create's time) waits for StartContainer, as containerd's does: the
+            // kubelet times the two calls apart. Everything a bad spec fails on has been checked by now.
             EnsureAcceptsContainers(podEntry, config.Name);
-            record = record with { State = ContainerState.Created, Pid = info.Pid };
+            record = record with { State = ContainerState.Created, TaskDeferred = true };
             await _store.PutAsync(record, CancellationToken.None).ConfigureAwait(false);
             entry.Record = record;
             _nameOf[id] = nameKey;
@@ -492,10 +485,12 @@ public sealed class ContainerManager
                     $"pod sandbox \"{record.SandboxId}\" of container \"{record.Id}\" is not ready; the container cannot be started");
             var tasks = TasksOf(pod.Record);
             await NotifyNriAsync("StartContainer", record, _nri.StartContainerAsync).ConfigureAwait(false);
-            // Taken before runc start, so a process that exits at once never finishes before it started.
-            var startedAt = DateTimeOffset.UtcNow;
+            DateTimeOffset startedAt;
             try
             {
+                if (record.TaskDeferred) record = await CreateTaskAsync(entry, tasks, cancellationToken).ConfigureAwait(false);
+                // Taken before runc start, so a process that exits at once never finishes before it started.
+                startedAt = DateTimeOffset.UtcNow;
                 await tasks.StartAsync(record.Id, cancellationToken).ConfigureAwait(false);
             }
             catch (HullException e)
@@ -521,6 +516,31 @@ public sealed class ContainerManager
             Watch(entry, tasks);
             await NotifyNriAsync("PostStartContainer", started, _nri.PostStartContainerAsync).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Makes the task of a container whose create deferred it (conmon + runc create on the bundle written then), and
+    /// records it. Call with the entry's lock held. A failure leaves the record as it was (runc create undoes itself).
+    /// </summary>
+    private async Task<ContainerRecord> CreateTaskAsync(ObjectIndex<ContainerRecord>.Entry entry, ITaskService tasks, CancellationToken cancellationToken)
+    {
+        var record = entry.Record;
+        using (Activity.StartActivity("task create"))
+        {
+            var info = await tasks.CreateAsync(new TaskCreateRequest(record.Id, record.BundlePath, record.LogPath)
+            {
+                Name = record.Name,
+                Terminal = record.Tty,
+                Stdin = record.Stdin,
+                StdinOnce = record.StdinOnce,
+            }, cancellationToken).ConfigureAwait(false);
+            record = record with { Pid = info.Pid, TaskDeferred = false };
+        }
+        // runc has made the container's mount namespace: the idmapped binds prepared for it are no longer needed.
+        _files.ReleasePreparedMounts(record.BundlePath);
+        await _store.PutAsync(record, CancellationToken.None).ConfigureAwait(false);
+        entry.Record = record;
+        return record;
     }
 
     /// <summary>Records the container's exit as soon as its task reports it.</summary>
@@ -584,14 +604,18 @@ public sealed class ContainerManager
         if (TryTasksOf(record) is not { } tasks) return []; // its pod is gone, and with it the task
         if (record.State == ContainerState.Created) timeout = TimeSpan.Zero; // never started: nothing to stop gracefully
         TaskExit exit;
-        try
-        {
-            exit = await tasks.StopAsync(record.Id, timeout, record.StopSignal, cancellationToken).ConfigureAwait(false);
-        }
-        catch (HullException e) when (e.Kind == ErrorKind.NotFound)
-        {
-            exit = new TaskExit(255, DateTimeOffset.UtcNow, false) { Message = "the container's task was not found" };
-        }
+        if (record.TaskDeferred)
+            // No process was ever made; reported as one killed before it ran (what stopping a created runc container gives).
+            exit = new TaskExit(137, DateTimeOffset.UtcNow, false) { Message = "stopped before it was started" };
+        else
+            try
+            {
+                exit = await tasks.StopAsync(record.Id, timeout, record.StopSignal, cancellationToken).ConfigureAwait(false);
+            }
+            catch (HullException e) when (e.Kind == ErrorKind.NotFound)
+            {
+                exit = new TaskExit(255, DateTimeOffset.UtcNow, false) { Message = "the container's task was not found" };
+            }
         await RecordExitAsync(entry, exit).ConfigureAwait(false);
         if (_pods.Get(record.SandboxId) is not { } pod) return [];
         try
@@ -618,7 +642,7 @@ public sealed class ContainerManager
         if (entry.Removed) return;
         await StopLockedAsync(entry, TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
         var record = entry.Record;
-        if (TryTasksOf(record) is { } tasks) await tasks.DeleteAsync(record.Id, cancellationToken).ConfigureAwait(false);
+        if (!record.TaskDeferred && TryTasksOf(record) is { } tasks) await tasks.DeleteAsync(record.Id, cancellationToken).ConfigureAwait(false);
         _files.RemoveBundle(record.BundlePath);
         await RemoveSnapshotsAsync(record).ConfigureAwait(false);
         await _store.DeleteAsync(record.Id, CancellationToken.None).ConfigureAwait(false);
@@ -712,6 +736,8 @@ public sealed class ContainerManager
             // limit moves memory+swap with it; otherwise cgroup v1 refuses a memory limit above the old memory+swap one.
             if (resources.MemoryLimitBytes is { } limit && resources.MemorySwapLimitBytes is null && _specs.Host.SwapControllerAvailable)
                 resources = resources with { MemorySwapLimitBytes = limit };
+            // A deferred task is made now (containerd rewrites its spec instead): runc then applies the update as to any other.
+            if (record.TaskDeferred) record = await CreateTaskAsync(entry, TasksFor(record), cancellationToken).ConfigureAwait(false);
             await TasksFor(record).UpdateResourcesAsync(record.Id, resources, cancellationToken).ConfigureAwait(false);
             var updated = record with { Resources = Merge(record.Resources, resources) };
             await _store.PutAsync(updated, CancellationToken.None).ConfigureAwait(false);
@@ -740,7 +766,8 @@ public sealed class ContainerManager
     public async Task<(CgroupStats Cgroup, long WritableBytes, long WritableInodes)> StatsAsync(string idOrPrefix, CancellationToken cancellationToken)
     {
         var record = FindExisting(idOrPrefix).Record;
-        var stats = TasksFor(record).GetStats(record.Id);
+        // A container whose task is not made yet has no cgroup and has used nothing.
+        var stats = record.TaskDeferred ? new CgroupStats(DateTimeOffset.UtcNow, 0, 0, 0, 0, null, 0, 0, 0, null) : TasksFor(record).GetStats(record.Id);
         long bytes = 0, inodes = 0;
         try
         {
@@ -816,6 +843,7 @@ public sealed class ContainerManager
     private async Task<ContainerRecord> RecoverStateAsync(ContainerRecord record, ITaskService? tasks, CancellationToken cancellationToken)
     {
         if (record.State is not (ContainerState.Created or ContainerState.Running)) return record;
+        if (record.TaskDeferred) return await RecoverDeferredAsync(record, tasks, cancellationToken).ConfigureAwait(false);
         TaskRecovery? found = null;
         try
         {
@@ -844,6 +872,28 @@ public sealed class ContainerManager
         };
         if (recovered != record) await _store.PutAsync(recovered, cancellationToken).ConfigureAwait(false);
         return recovered;
+    }
+
+    /// <summary>
+    /// A created container whose task was deferred: still created when no task exists; when hulld died between making the
+    /// task and recording it, the task is there and the record catches up (its state then comes from the task).
+    /// </summary>
+    private async Task<ContainerRecord> RecoverDeferredAsync(ContainerRecord record, ITaskService? tasks, CancellationToken cancellationToken)
+    {
+        if (tasks is null) return record;
+        TaskRecovery found;
+        try
+        {
+            found = await tasks.RecoverAsync(record.Id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HullException)
+        {
+            return record; // no task: still waiting for StartContainer
+        }
+        _files.ReleasePreparedMounts(record.BundlePath);
+        var made = record with { TaskDeferred = false };
+        await _store.PutAsync(made, cancellationToken).ConfigureAwait(false);
+        return await RecoverStateAsync(made, tasks, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Stops watching for exits (containers keep running).</summary>

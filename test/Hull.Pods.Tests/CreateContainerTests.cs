@@ -36,11 +36,61 @@ public sealed class CreateContainerTests : IDisposable
         Assert.Equal([id], _node.Images.Snapshots);
     }
 
+    [Fact]
+    public async Task Create_makes_no_task_start_makes_and_starts_it_and_a_restart_in_between_keeps_it_created()
+    {
+        var pod = await RunPodAsync();
+        var id = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
+        Assert.Empty(_node.Sandboxer.TaskService.Live);
+        Assert.True((await new ContainerStore(_node.Metadata).ListAsync(default)).Single().TaskDeferred);
+
+        await _node.RestartAsync();
+        Assert.Equal(ContainerState.Created, _node.Containers.Status(id).State);
+        Assert.Empty(_node.Sandboxer.TaskService.Live);
+
+        await _node.Containers.StartAsync(id, default);
+        Assert.Equal([id], _node.Sandboxer.TaskService.Live);
+        var record = _node.Containers.Status(id);
+        Assert.Equal((ContainerState.Running, false, 4242), (record.State, record.TaskDeferred, record.Pid));
+    }
+
+    [Fact]
+    public async Task A_task_that_cannot_be_made_at_start_is_a_start_error_and_removing_leaves_nothing()
+    {
+        var pod = await RunPodAsync();
+        var id = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
+        _node.Faults.Fail("task.create");
+        var e = await Assert.ThrowsAsync<HullException>(() => _node.Containers.StartAsync(id, default));
+        Assert.Contains("task.create", e.Message);
+        var record = _node.Containers.Status(id);
+        Assert.Equal((ContainerState.Exited, "StartError", 128), (record.State, record.Reason, record.ExitCode));
+
+        await _node.Containers.RemoveAsync(id, default);
+        await AssertNoContainerLeftAsync();
+    }
+
+    [Fact]
+    public async Task Stopping_a_container_whose_task_was_never_made_reports_it_killed_and_updating_one_makes_its_task()
+    {
+        var pod = await RunPodAsync();
+        var stopped = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod, "a"), default);
+        await _node.Containers.StopAsync(stopped, TimeSpan.FromSeconds(10), default);
+        var record = _node.Containers.Status(stopped);
+        Assert.Equal((ContainerState.Exited, 137), (record.State, record.ExitCode));
+        Assert.Empty(_node.Sandboxer.TaskService.Live);
+
+        var updated = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod, "b"), default);
+        await _node.Containers.UpdateResourcesAsync(updated, new Runtime.Tasks.TaskResources { CpuShares = 512 }, default);
+        Assert.Equal([updated], _node.Sandboxer.TaskService.Live);
+        Assert.False(_node.Containers.Status(updated).TaskDeferred);
+        await _node.Containers.StartAsync(updated, default);
+        Assert.Equal(ContainerState.Running, _node.Containers.Status(updated).State);
+    }
+
     [Theory]
     [InlineData("snapshot.prepare")]
     [InlineData("rootfs.mount")]
     [InlineData("spec.write")]
-    [InlineData("task.create")]
     public async Task A_failure_at_any_step_is_undone_and_the_name_can_be_used_again(string step)
     {
         var pod = await RunPodAsync();
@@ -145,15 +195,15 @@ public sealed class CreateContainerTests : IDisposable
     public async Task Create_in_a_pod_being_removed_fails_and_leaves_nothing()
     {
         var pod = await RunPodAsync();
-        _node.Faults.Block("task.create");
+        _node.Faults.Block("spec.write");
         var create = _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
-        await _node.Faults.ReachedAsync("task.create");
+        await _node.Faults.ReachedAsync("spec.write");
 
         // RemovePodSandbox begins while the create is in flight: it must wait for it, and the create must not win.
         var remove = _node.Pods.RemoveAsync(pod, default);
         await Task.Delay(50);
         Assert.False(remove.IsCompleted);
-        _node.Faults.Release("task.create");
+        _node.Faults.Release("spec.write");
 
         var e = await Assert.ThrowsAsync<HullException>(() => create);
         Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
@@ -211,11 +261,11 @@ public sealed class CreateContainerTests : IDisposable
     public async Task A_container_being_created_is_not_listed_or_found()
     {
         var pod = await RunPodAsync();
-        _node.Faults.Block("task.create");
+        _node.Faults.Block("spec.write");
         var create = _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
-        await _node.Faults.ReachedAsync("task.create");
+        await _node.Faults.ReachedAsync("spec.write");
         Assert.Empty(_node.Containers.List());
-        _node.Faults.Release("task.create");
+        _node.Faults.Release("spec.write");
         var id = await create;
         Assert.Single(_node.Containers.List(), c => c.Id == id);
     }

@@ -128,7 +128,6 @@ public sealed class ImageVolumeTests : IDisposable
     [Theory]
     [InlineData("snapshot.view")]
     [InlineData("volume.mount")]
-    [InlineData("task.create")]
     public async Task A_failure_at_any_step_undoes_the_views_too(string step)
     {
         var pod = await RunPodAsync();
@@ -142,15 +141,15 @@ public sealed class ImageVolumeTests : IDisposable
     public async Task A_create_caught_by_a_crash_is_undone_with_its_views()
     {
         var pod = await RunPodAsync();
-        _node.Faults.Block("task.create");
+        _node.Faults.Block("spec.write");
         var create = _node.Containers.CreateAsync(WithVolume(pod, Volume()), default);
-        await _node.Faults.ReachedAsync("task.create");
+        await _node.Faults.ReachedAsync("spec.write");
         Assert.Equal(2, _node.Images.Snapshots.Count);
 
         await _node.RestartAsync();
 
         await AssertNothingLeftAsync();
-        _node.Faults.Release("task.create");
+        _node.Faults.Release("spec.write");
         await create.ContinueWith(_ => { }, TaskScheduler.Default);
     }
 }

@@ -72,9 +72,9 @@ public sealed class RecoveryTests : IDisposable
     public async Task A_container_row_caught_in_creating_is_undone_with_its_snapshot_and_bundle()
     {
         var pod = await _node.Pods.RunAsync(TestLifecycle.PodSpec(), default);
-        _node.Faults.Block("task.create");
+        _node.Faults.Block("spec.write");
         var create = _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
-        await _node.Faults.ReachedAsync("task.create");
+        await _node.Faults.ReachedAsync("spec.write");
         // "kill -9" here: the row says creating, the snapshot and bundle exist; a new hulld starts.
         Assert.Equal(1, (await _node.RowsAsync()).Containers);
         Assert.Single(_node.Images.Snapshots);
@@ -86,7 +86,7 @@ public sealed class RecoveryTests : IDisposable
         Assert.Empty(_node.Images.Snapshots);
         Assert.Empty(_node.Files.Bundles);
         // The old hulld's call is moot (that process is gone); let it end so the test leaves no task behind.
-        _node.Faults.Release("task.create");
+        _node.Faults.Release("spec.write");
         await create.ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
@@ -142,7 +142,10 @@ public sealed class RecoveryTests : IDisposable
     {
         var pod = await _node.Pods.RunAsync(TestLifecycle.PodSpec(), default);
         var id = await _node.Containers.CreateAsync(TestLifecycle.ContainerRequest(pod), default);
-        // runc start succeeded, hulld was killed before it wrote "running": the row says created, the task runs.
+        // StartContainer made the deferred task and runc start succeeded, but hulld was killed before it wrote either:
+        // the row says created with its task still to make, and the task runs.
+        Assert.Empty(_node.Sandboxer.TaskService.Live);
+        await _node.Sandboxer.TaskService.CreateAsync(new Runtime.Tasks.TaskCreateRequest(id, "/bundle", "/log"));
         await _node.Sandboxer.TaskService.StartAsync(id);
         Assert.Equal(ContainerState.Created, (await new ContainerStore(_node.Metadata).ListAsync(default)).Single().State);
 

@@ -59,6 +59,11 @@ public sealed record ContainerRecord : IIndexedRecord
     public string Reason { get; init; } = "";
     public string Message { get; init; } = "";
     public int Pid { get; init; }
+    /// <summary>
+    /// Created, and its task (conmon + runc create) not made yet: StartContainer makes it, as containerd makes its task
+    /// there; so does an update of its resources. False for a record from before tasks were deferred.
+    /// </summary>
+    public bool TaskDeferred { get; init; }
     /// <summary>The uid, gid and supplemental groups the container's process was started with (from its OCI spec); null for records from before they were kept.</summary>
     public ContainerUserInfo? User { get; init; }
     /// <summary>The CPU/memory the container was created or last updated with (for status resources).</summary>
