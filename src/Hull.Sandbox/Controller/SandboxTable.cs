@@ -54,11 +54,25 @@ internal sealed class SandboxTable<TPod> where TPod : SandboxEntry
         }
     }
 
+    /// <summary>Runs <paramref name="action"/> under the pod's lock.</summary>
+    public static async Task LockedAsync(TPod pod, Func<Task> action, CancellationToken cancellationToken)
+    {
+        await pod.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await action().ConfigureAwait(false);
+        }
+        finally
+        {
+            pod.Lock.Release();
+        }
+    }
+
     /// <summary>Stops the pod (it stays known); an unknown id is NotFound.</summary>
     public Task StopAsync(string id, Func<TPod, Task> tearDown, CancellationToken cancellationToken)
     {
         var pod = Get(id);
-        return LockedAsync(pod, async () => { await tearDown(pod).ConfigureAwait(false); return true; }, cancellationToken);
+        return LockedAsync(pod, () => tearDown(pod), cancellationToken);
     }
 
     /// <summary>Tears the pod down for good and forgets it; an unknown id is already gone.</summary>
@@ -69,7 +83,6 @@ internal sealed class SandboxTable<TPod> where TPod : SandboxEntry
         {
             await tearDown(pod).ConfigureAwait(false);
             _pods.TryRemove(id, out _);
-            return true;
         }, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -39,8 +39,6 @@ public class Http2FuzzTests
 
     // ---- in-memory: Http2Connection over pipes, driven by the real gRPC dispatcher ----
 
-    private sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
-
     private static Http2RequestHandler GrpcHandler(GrpcServer server)
     {
         var method = typeof(GrpcServer).GetMethod("HandleAsync", BindingFlags.NonPublic | BindingFlags.Instance)

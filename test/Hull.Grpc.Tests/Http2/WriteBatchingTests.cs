@@ -130,8 +130,6 @@ public sealed class WriteBatchingTests
         }
     }
 
-    private sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
-
     /// <summary>Counts the flushes that had bytes to send: one <c>sendto</c> each on a socket.</summary>
     private sealed class CountingWriter(PipeWriter inner) : PipeWriter
     {
