@@ -8,7 +8,8 @@
  * under conmon (about 75 ms of a pod's start) buys it nothing. This joins the cgroups, sets oom_score_adj, joins the
  * namespaces given (the user namespace first, so that the others, which it owns, can be joined from inside it),
  * unshares a new PID namespace and forks: the child is PID 1 there. The child starts a session of its own, puts
- * /dev/null on stdio, chroots into DIR (empty), drops every capability (the bounding set too) and its supplementary
+ * /dev/null on stdio, makes DIR (empty) the read-only root of a mount namespace of its own (pivot_root, as runc does;
+ * see enter_empty_root), drops every capability (the bounding set too) and its supplementary
  * groups, becomes uid:gid, sets no_new_privs and execs PROGRAM, opened before anything else (so PROGRAM must be
  * static: catatonit is).
  *
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -149,6 +151,24 @@ static void child_fail(int sync, const char *step)
     _exit(127);
 }
 
+/*
+ * A mount namespace of its own whose only mount is DIR, read-only, as runc's pivot_root gives. A chroot would not do:
+ * a process of the pod that may read /proc/1/root (same uid, or CAP_SYS_PTRACE) walks ".." from there up the host's
+ * tree, because the walk stops only at its own root or at a mount with no parent.
+ */
+static void enter_empty_root(const char *root, int sync)
+{
+    if (unshare(CLONE_NEWNS) < 0) child_fail(sync, "unshare(CLONE_NEWNS)");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_fail(sync, "making / private");
+    if (mount(root, root, NULL, MS_BIND, NULL) < 0) child_fail(sync, "bind-mounting the root");
+    if (chdir(root) < 0) child_fail(sync, "chdir to the root");
+    if (syscall(SYS_pivot_root, ".", ".") < 0) child_fail(sync, "pivot_root");
+    if (umount2(".", MNT_DETACH) < 0) child_fail(sync, "detaching the old root");
+    if (chdir("/") < 0) child_fail(sync, "chdir /");
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        child_fail(sync, "making the root read-only");
+}
+
 static void become_infra(const struct options *o, int program, int sync)
 {
     sigset_t none;
@@ -160,7 +180,7 @@ static void become_infra(const struct options *o, int program, int sync)
     for (int fd = 0; fd < 3; fd++)
         if (dup2(null, fd) < 0) child_fail(sync, "dup2 /dev/null");
     if (null > 2) close(null);
-    if (chdir(o->root) < 0 || chroot(".") < 0 || chdir("/") < 0) child_fail(sync, "chroot");
+    enter_empty_root(o->root, sync);
     for (int cap = 0; cap <= CAP_LAST_CAP + 32; cap++)
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) child_fail(sync, "dropping the bounding set");
     if (setgroups(0, NULL) < 0) child_fail(sync, "setgroups");

@@ -256,7 +256,7 @@ public sealed class PodSandboxTests
         var netns = info.RootElement.GetProperty("namespaces").GetProperty("network").GetString()!;
 
         // Started by hull-infra, not runc: PID 1 of its own PID namespace, in the pod's network namespace and in its own
-        // cgroup under the pod's, chrooted into the empty infra root, uid 65535, no capabilities, no new privileges.
+        // cgroup under the pod's, uid 65535, no capabilities, no new privileges, and an empty root of its own.
         var procStatus = File.ReadAllLines($"/proc/{pid}/status");
         Assert.Contains(procStatus, l => l == $"NSpid:\t{pid}\t1");
         Assert.Contains(procStatus, l => l == "Uid:\t65535\t65535\t65535\t65535");
@@ -264,7 +264,11 @@ public sealed class PodSandboxTests
         Assert.Contains(procStatus, l => l == "CapBnd:\t0000000000000000");
         Assert.Contains(procStatus, l => l == "NoNewPrivs:\t1");
         Assert.NotEqual("conmon", File.ReadAllText($"/proc/{ParentOf(pid)}/comm").Trim());
-        Assert.Equal(Path.Combine(env.Hulld.State, "sandboxes", id, "infra", "rootfs"), new FileInfo($"/proc/{pid}/root").LinkTarget);
+        // Its root is a mount with no parent in a mount namespace of its own: a pod process that may read /proc/1/root
+        // (the same uid) finds nothing there, and ".." from there stays put (from a chroot it would climb the host's tree).
+        Assert.Equal("/", new FileInfo($"/proc/{pid}/root").LinkTarget);
+        var above = await ProcessRunner.RunAsync("ls", ["-A", $"/proc/{pid}/root/.."]);
+        Assert.True(above.ExitCode == 0 && above.Stdout.Length == 0, $"/proc/{pid}/root/.. lists: {above.Stdout}");
         Assert.Equal(NamespaceInode(netns), new FileInfo($"/proc/{pid}/ns/net").LinkTarget);
         Assert.Contains(File.ReadAllLines($"/proc/{pid}/cgroup"), l => l.EndsWith($":memory:{env.CgroupRoot}/shared-pid/{id}", StringComparison.Ordinal));
 
@@ -325,7 +329,7 @@ public sealed class PodSandboxTests
         string dir = Directory.CreateTempSubdirectory("hull-e2e-infra-").FullName;
         try
         {
-            string helper = Path.Combine(Path.GetDirectoryName(Repo.HulldDll)!, "hull-infra");
+            string helper = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Repo.HulldDll)!, "hull-infra"));
             string pidFile = Path.Combine(dir, "infra.pid");
             var badNamespace = await ProcessRunner.RunAsync(helper,
                 ["--root", dir, "--pid-file", pidFile, "--net", Path.Combine(dir, "no-such-netns"), "--", "/usr/bin/catatonit", "-P"]);
@@ -333,9 +337,10 @@ public sealed class PodSandboxTests
             Assert.Contains($"cannot open network namespace {dir}/no-such-netns", badNamespace.Stderr);
             var badRoot = await ProcessRunner.RunAsync(helper, ["--root", Path.Combine(dir, "no-such-root"), "--pid-file", pidFile, "--", "/usr/bin/catatonit", "-P"]);
             Assert.Equal(1, badRoot.ExitCode);
-            Assert.Contains("the infra process could not start: chroot", badRoot.Stderr);
+            Assert.Contains("the infra process could not start: bind-mounting the root: No such file or directory", badRoot.Stderr);
             Assert.Empty(Directory.EnumerateFileSystemEntries(dir));
-            Assert.DoesNotContain(Directory.EnumerateDirectories("/proc"), d => File.Exists(Path.Combine(d, "root")) && IsRootedIn(d, dir));
+            // The child that failed before its exec was still hull-infra: none may be left, alive or unreaped.
+            Assert.DoesNotContain(Directory.EnumerateDirectories("/proc"), d => ExecutableOf(d) == helper);
         }
         finally
         {
@@ -343,19 +348,15 @@ public sealed class PodSandboxTests
         }
     }
 
-    private static bool IsRootedIn(string procDir, string dir)
+    private static string? ExecutableOf(string procDir)
     {
         try
         {
-            return new FileInfo(Path.Combine(procDir, "root")).LinkTarget?.StartsWith(dir, StringComparison.Ordinal) == true;
+            return new FileInfo(Path.Combine(procDir, "exe")).LinkTarget;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return false;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return false;
+            return null;
         }
     }
 

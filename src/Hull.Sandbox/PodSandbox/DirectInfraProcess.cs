@@ -27,7 +27,7 @@ public sealed record DirectInfraRequest
     public required string SandboxId { get; init; }
     /// <summary>The static binary to run as PID 1 (catatonit), with its arguments.</summary>
     public required IReadOnlyList<string> Command { get; init; }
-    /// <summary>An empty directory the process is chrooted into.</summary>
+    /// <summary>An empty directory, the process's read-only root in a mount namespace of its own.</summary>
     public required string Root { get; init; }
     /// <summary>Where hull-infra records the process (see <see cref="InfraProcessId"/>).</summary>
     public required string PidFile { get; init; }
@@ -44,8 +44,8 @@ public sealed record DirectInfraRequest
 
 /// <summary>
 /// A shared-PID pod's infra process started by Hull's helper <c>hull-infra</c> (cmd/hull-infra) instead of runc under
-/// conmon: catatonit as PID 1 of a new PID namespace, in the pod's namespaces and cgroup, chrooted into an empty
-/// directory, with no capabilities and no new privileges. It only holds the namespace, so it needs no monitor: Hull
+/// conmon: catatonit as PID 1 of a new PID namespace, in the pod's namespaces and cgroup, with an empty
+/// directory as its read-only root (its own mount namespace, pivot_root), with no capabilities and no new privileges. It only holds the namespace, so it needs no monitor: Hull
 /// names it by <see cref="InfraProcessId"/>, kills it with a pidfd and watches it the same way. hull-infra writes the
 /// pid file before anything else can fail, so stop, removal and the orphan sweep find the process even when hulld died
 /// between its start and the store's write.

@@ -101,7 +101,7 @@ public sealed partial class PodSandboxController
     /// <summary>
     /// catatonit -P through hull-infra (<see cref="DirectInfraProcess"/>): the same process runc would run (uid and gid
     /// 65535, no capabilities, no new privileges, oom_score_adj -998 or the clamp), in its own cgroup under the pod's as
-    /// runc would place it, chrooted into an empty directory. A few milliseconds instead of conmon + runc create + start.
+    /// runc would place it, an empty read-only root in its own mount namespace. A few milliseconds instead of conmon + runc create + start.
     /// </summary>
     private async Task<InfraProcessId> StartDirectInfraAsync(Pod pod)
     {
