@@ -243,9 +243,7 @@ public sealed class PodSandboxTests
     public async Task A_pod_sharing_its_PID_namespace_runs_catatonit_and_is_not_ready_after_a_restart_once_it_died()
     {
         await using var env = await PodTestEnvironment.StartAsync();
-        var config = PodTestEnvironment.PodConfig("shared-pid", cgroupParent: $"{env.CgroupRoot}/shared-pid");
-        config.Linux.SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Pid = NamespaceMode.Pod } };
-        var id = await env.RunPodAsync(config);
+        var id = await env.RunPodAsync(SharedPidPod(env, "shared-pid"));
         var status = await env.StatusAsync(id, verbose: true);
         Assert.Equal(PodSandboxState.SandboxReady, status.Status.State);
         using var info = System.Text.Json.JsonDocument.Parse(status.Info["info"]);
@@ -295,9 +293,7 @@ public sealed class PodSandboxTests
     public async Task Stopping_a_shared_PID_pod_kills_its_infra_process_and_one_only_a_pid_file_names_is_found_after_a_crash()
     {
         await using var env = await PodTestEnvironment.StartAsync();
-        var config = PodTestEnvironment.PodConfig("infra-stop", cgroupParent: $"{env.CgroupRoot}/infra-stop");
-        config.Linux.SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Pid = NamespaceMode.Pod } };
-        var id = await env.RunPodAsync(config);
+        var id = await env.RunPodAsync(SharedPidPod(env, "infra-stop"));
         using (var info = System.Text.Json.JsonDocument.Parse((await env.StatusAsync(id, verbose: true)).Info["info"]))
         {
             int pid = info.RootElement.GetProperty("pid").GetInt32();
@@ -346,6 +342,13 @@ public sealed class PodSandboxTests
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    private static PodSandboxConfig SharedPidPod(PodTestEnvironment env, string name)
+    {
+        var config = PodTestEnvironment.PodConfig(name, cgroupParent: $"{env.CgroupRoot}/{name}");
+        config.Linux.SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Pid = NamespaceMode.Pod } };
+        return config;
     }
 
     private static string? ExecutableOf(string procDir)

@@ -23,9 +23,7 @@ public sealed partial class PodSandboxController
         var spec = pod.Spec;
         var instance = pod.Instance;
         string image = _options.SandboxImage;
-        if (image.Length == 0 && !File.Exists(_options.InfraBinary))
-            throw new HullException(ErrorKind.FailedPrecondition,
-                $"pod sandbox \"{spec.Id}\" shares its PID namespace, which needs the infra binary \"{_options.InfraBinary}\" (Debian package catatonit)");
+        if (image.Length == 0) EnsureInfraBinary(spec);
         if (image.Length > 0 && _infraImages is null)
             throw new HullException(ErrorKind.FailedPrecondition,
                 $"pod sandbox \"{spec.Id}\": the sandbox image \"{image}\" is configured, but this sandboxer was set up without access to images");
@@ -107,9 +105,7 @@ public sealed partial class PodSandboxController
     {
         var spec = pod.Spec;
         var instance = pod.Instance;
-        if (!File.Exists(_options.InfraBinary))
-            throw new HullException(ErrorKind.FailedPrecondition,
-                $"pod sandbox \"{spec.Id}\" shares its PID namespace, which needs the infra binary \"{_options.InfraBinary}\" (Debian package catatonit)");
+        EnsureInfraBinary(spec);
         string root = PodSandboxFiles.InfraRootfs(instance.Directory);
         Directory.CreateDirectory(root);
         var cgroups = new List<string>();
@@ -164,6 +160,13 @@ public sealed partial class PodSandboxController
         var layout = CgroupLayout.Detect();
         if (layout.Mode == CgroupMode.None || pod.Instance.CgroupParent.Length == 0) return null;
         return CgroupPaths.ForCgroupsPath(CgroupsPath.For(CgroupDriver.Cgroupfs, pod.Instance.CgroupParent, pod.Spec.Id, pod.Spec.Id), layout);
+    }
+
+    private void EnsureInfraBinary(PodSandboxSpec spec)
+    {
+        if (!File.Exists(_options.InfraBinary))
+            throw new HullException(ErrorKind.FailedPrecondition,
+                $"pod sandbox \"{spec.Id}\" shares its PID namespace, which needs the infra binary \"{_options.InfraBinary}\" (Debian package catatonit)");
     }
 
     /// <summary>Unmounts the pause image's rootfs and releases the pod's snapshot of it (idempotent).</summary>
