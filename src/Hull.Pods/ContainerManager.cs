@@ -767,7 +767,7 @@ public sealed class ContainerManager
     {
         var record = FindExisting(idOrPrefix).Record;
         // A container whose task is not made yet has no cgroup and has used nothing.
-        var stats = record.TaskDeferred ? new CgroupStats(DateTimeOffset.UtcNow, 0, 0, 0, 0, null, 0, 0, 0, null) : TasksFor(record).GetStats(record.Id);
+        var stats = record.TaskDeferred ? CgroupStats.None() : TasksFor(record).GetStats(record.Id);
         long bytes = 0, inodes = 0;
         try
         {

@@ -17,7 +17,11 @@ public sealed record CgroupStats(
     ulong PageFaults,
     ulong MajorPageFaults,
     ulong OomKills,
-    ulong? Pids);
+    ulong? Pids)
+{
+    /// <summary>Nothing used yet (a container with no cgroup so far), as of now.</summary>
+    public static CgroupStats None() => new(DateTimeOffset.UtcNow, 0, 0, 0, 0, null, 0, 0, 0, null);
+}
 
 /// <summary>Reads <see cref="CgroupStats"/> from cgroup v1 controller files or cgroup v2 files.</summary>
 public static class CgroupStatsReader

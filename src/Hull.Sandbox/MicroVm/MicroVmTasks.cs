@@ -359,7 +359,7 @@ public sealed class MicroVmTasks : ITaskService, IInteractiveTaskService, IAsync
                     Volatile.Write(ref container.StatsRefreshing, 0);
                 }
             });
-        return stats ?? new CgroupStats(DateTimeOffset.UtcNow, 0, 0, 0, 0, null, 0, 0, 0, null);
+        return stats ?? CgroupStats.None();
     }
 
     public Task ReopenLogAsync(string id, CancellationToken cancellationToken = default)

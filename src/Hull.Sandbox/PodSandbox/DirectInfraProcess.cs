@@ -44,9 +44,9 @@ public sealed record DirectInfraRequest
 
 /// <summary>
 /// A shared-PID pod's infra process started by Hull's helper <c>hull-infra</c> (cmd/hull-infra) instead of runc under
-/// conmon: catatonit as PID 1 of a new PID namespace, in the pod's namespaces and cgroup, with an empty
-/// directory as its read-only root (its own mount namespace, pivot_root), with no capabilities and no new privileges. It only holds the namespace, so it needs no monitor: Hull
-/// names it by <see cref="InfraProcessId"/>, kills it with a pidfd and watches it the same way. hull-infra writes the
+/// conmon: catatonit as PID 1 of a new PID namespace, in the pod's namespaces and cgroup, with an empty directory as
+/// its read-only root (its own mount namespace, pivot_root), no capabilities and no new privileges. It only holds the
+/// namespace, so it needs no monitor: Hull names it by <see cref="InfraProcessId"/>, kills it with a pidfd and watches it the same way. hull-infra writes the
 /// pid file before anything else can fail, so stop, removal and the orphan sweep find the process even when hulld died
 /// between its start and the store's write.
 /// </summary>
@@ -106,8 +106,11 @@ public static class DirectInfraProcess
         }
         output = output.Trim();
         if (exit.Code != 0 || exit.Signal is not null)
-            throw new HullException(ErrorKind.Internal,
-                $"pod sandbox \"{request.SandboxId}\": cannot start the infra process: {(output.Length > 0 ? output : exit.Signal is { } signal ? $"{helper} was killed by signal {signal}" : $"{helper} exited with {exit.Code}")}");
+        {
+            string why = output.Length > 0 ? output
+                : exit.Signal is { } signal ? $"{helper} was killed by signal {signal}" : $"{helper} exited with {exit.Code}";
+            throw new HullException(ErrorKind.Internal, $"pod sandbox \"{request.SandboxId}\": cannot start the infra process: {why}");
+        }
         return InfraProcessId.TryParse(output)
             ?? throw new HullException(ErrorKind.Internal, $"pod sandbox \"{request.SandboxId}\": {helper} answered \"{output}\", not \"<pid> <start time>\"");
     }
