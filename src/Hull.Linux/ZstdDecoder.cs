@@ -6,7 +6,7 @@ namespace Hull.Linux;
 /// A streaming zstd decompression context of libzstd (Debian libzstd1). No zstd package is on the
 /// NuGet mirror, and the system library is what every other runtime on the node uses too.
 /// </summary>
-public sealed partial class ZstdDecoder : IDisposable
+public sealed partial class ZstdDecoder : IStreamDecoder
 {
     private const string Library = "libzstd.so.1";
     private nint _context;
@@ -21,14 +21,8 @@ public sealed partial class ZstdDecoder : IDisposable
     /// <summary>The input buffer size libzstd recommends (one block plus header).</summary>
     public static int RecommendedInputSize => (int)ZSTD_DStreamInSize();
 
-    /// <summary>The output buffer size libzstd recommends (one full block).</summary>
-    public static int RecommendedOutputSize => (int)ZSTD_DStreamOutSize();
-
-    /// <summary>
-    /// Decompresses as much as fits. Returns libzstd's hint: 0 when a frame is complete and fully
-    /// flushed (the stream may end here), otherwise more input is expected.
-    /// </summary>
-    public unsafe nuint Decompress(ReadOnlySpan<byte> input, Span<byte> output, out int consumed, out int written)
+    /// <summary>Decompresses as much as fits; a frame is open until libzstd's hint is 0 (complete and fully flushed).</summary>
+    public unsafe bool Decode(ReadOnlySpan<byte> input, Span<byte> output, out int consumed, out int written)
     {
         ObjectDisposedException.ThrowIf(_context == 0, this);
         fixed (byte* inPtr = input)
@@ -39,7 +33,7 @@ public sealed partial class ZstdDecoder : IDisposable
             nuint hint = Check(ZSTD_decompressStream(_context, ref outBuffer, ref inBuffer));
             consumed = (int)inBuffer.Position;
             written = (int)outBuffer.Position;
-            return hint;
+            return hint != 0;
         }
     }
 
@@ -69,7 +63,6 @@ public sealed partial class ZstdDecoder : IDisposable
     [LibraryImport(Library)] private static partial nuint ZSTD_freeDStream(nint stream);
     [LibraryImport(Library)] private static partial nuint ZSTD_decompressStream(nint stream, ref ZstdBuffer output, ref ZstdBuffer input);
     [LibraryImport(Library)] private static partial nuint ZSTD_DStreamInSize();
-    [LibraryImport(Library)] private static partial nuint ZSTD_DStreamOutSize();
     [LibraryImport(Library)] private static partial uint ZSTD_isError(nuint code);
     [LibraryImport(Library)] private static partial nint ZSTD_getErrorName(nuint code);
 }

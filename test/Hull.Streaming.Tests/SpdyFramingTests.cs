@@ -300,6 +300,35 @@ public class SpdyFramingTests
     }
 
     [Fact]
+    public async Task Streams_opened_at_once_go_on_the_wire_in_id_order()
+    {
+        // SPDY ids must increase on the wire; a server ends the session at the first one that does not (as Hull's does).
+        var (a, b) = await SocketPair();
+        await using var server = new SpdySession(a, isServer: true);
+        await using var client = new SpdySession(b, isServer: false);
+        server.Start();
+        client.Start();
+        var accept = Task.Run(async () =>
+        {
+            await foreach (var s in server.IncomingStreams.ReadAllAsync()) await s.ReplyAsync();
+        });
+        // More threads than cores, each opening streams back to back: some get preempted between taking an id and
+        // writing its SYN_STREAM, which is when another thread's later id could overtake it.
+        using var go = new ManualResetEventSlim();
+        var opens = Enumerable.Range(0, 4 * Environment.ProcessorCount).Select(_ => Task.Factory.StartNew(() =>
+        {
+            go.Wait();
+            return Enumerable.Range(0, 100).Select(_ => client.OpenStreamAsync(new SpdyHeaders { { "streamtype", "data" } })).ToList();
+        }, TaskCreationOptions.LongRunning)).ToList();
+        go.Set();
+        var all = (await Task.WhenAll(opens)).SelectMany(l => l);
+        var streams = await Task.WhenAll(all).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(400 * Environment.ProcessorCount, streams.Select(s => s.Id).Distinct().Count());
+        Assert.Null(server.CloseReason);
+        Assert.False(server.Closed.IsCancellationRequested);
+    }
+
+    [Fact]
     public async Task Ping_round_trips()
     {
         var (a, b) = await SocketPair();

@@ -229,13 +229,14 @@ public class StreamingServerTests(StreamingServerFixture f) : IClassFixture<Stre
     [Fact]
     public async Task WebSocket_session_with_traffic_outlives_the_idle_timeout()
     {
-        var (runtime, server) = await OwnServerAsync(new StreamingServerOptions { StreamIdleTimeout = TimeSpan.FromMilliseconds(600) });
+        // The margin is wide because a loaded machine stretches the gaps (a 600 ms timeout failed under CI load).
+        var (runtime, server) = await OwnServerAsync(new StreamingServerOptions { StreamIdleTimeout = TimeSpan.FromMilliseconds(1500) });
         await using var started = server;
         await using var conn = await StreamingClient.ConnectWebSocketAsync(server.GetUrl(new ExecRequest("c1", ["cat"], false, true, true, false)), [StreamProtocols.RemoteCommandV5], 5);
         var o = new MemoryStream();
-        // A keystroke every 150 ms for 2.4 s: never idle for 600 ms, but busy for four times that.
-        int code = await StreamingClient.RunWebSocketAsync(conn, new RemoteCommandOptions(true, true, false, false), new TrickleStream(16, TimeSpan.FromMilliseconds(150)), o, null).WaitAsync(Limit);
-        Assert.Equal((0, new string('k', 16)), (code, Encoding.ASCII.GetString(o.ToArray())));
+        // A keystroke every 150 ms for 3 s: never idle for 1.5 s, but busy for twice that.
+        int code = await StreamingClient.RunWebSocketAsync(conn, new RemoteCommandOptions(true, true, false, false), new TrickleStream(20, TimeSpan.FromMilliseconds(150)), o, null).WaitAsync(Limit);
+        Assert.Equal((0, new string('k', 20)), (code, Encoding.ASCII.GetString(o.ToArray())));
         Assert.False(runtime.Cancelled.Task.IsCompleted);
     }
 

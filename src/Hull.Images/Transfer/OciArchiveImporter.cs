@@ -1,5 +1,4 @@
 using System.Formats.Tar;
-using System.IO.Compression;
 using System.Text.Json;
 using Hull.Core;
 using Hull.Images.Content;
@@ -237,7 +236,7 @@ public sealed class OciArchiveImporter(
         var magic = new byte[2];
         int read = await archive.ReadAtLeastAsync(magic, 2, throwOnEndOfStream: false, ct).ConfigureAwait(false);
         archive.Position = start;
-        return read == 2 && magic[0] == 0x1f && magic[1] == 0x8b ? new GZipStream(archive, CompressionMode.Decompress, leaveOpen: true) : archive;
+        return read == 2 && magic[0] == 0x1f && magic[1] == 0x8b ? Unpack.DecompressionStream.Gzip(archive) : archive;
     }
 
     /// <summary>"./index.json" and "/index.json" are "index.json".</summary>

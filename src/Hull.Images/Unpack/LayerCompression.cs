@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using Hull.Core;
 
 namespace Hull.Images.Unpack;
@@ -25,8 +24,8 @@ internal static class LayerDecompression
         int read = await source.ReadAtLeastAsync(prefix, prefix.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
         var head = prefix.AsSpan(0, read);
         Stream stream = new PrefixedReadStream(prefix.AsMemory(0, read), source);
-        if (head.StartsWith(GzipMagic)) return (new GZipStream(stream, CompressionMode.Decompress), LayerCompression.Gzip);
-        if (head.StartsWith(ZstdMagic)) return (new ZstdDecompressionStream(stream), LayerCompression.Zstd);
+        if (head.StartsWith(GzipMagic)) return (DecompressionStream.Gzip(stream), LayerCompression.Gzip);
+        if (head.StartsWith(ZstdMagic)) return (DecompressionStream.Zstd(stream), LayerCompression.Zstd);
         return (stream, LayerCompression.None);
     }
 }

@@ -18,12 +18,20 @@ public sealed class SpdyFrameWriter : IDisposable
     /// <summary>Called after every frame written (the session's idle timer).</summary>
     public Action? OnWrite { get; set; }
 
-    public async ValueTask WriteAsync(SpdyFrame frame, CancellationToken ct = default)
+    public ValueTask WriteAsync(SpdyFrame frame, CancellationToken ct = default) => WriteAsync(frame, null, ct);
+
+    /// <summary>
+    /// Writes the frame <paramref name="make"/> returns, called under the write lock: for a frame whose content
+    /// depends on its place on the wire (a new stream's id must be larger than every id sent before it).
+    /// </summary>
+    public ValueTask WriteAsync(Func<SpdyFrame> make, CancellationToken ct = default) => WriteAsync(null, make, ct);
+
+    private async ValueTask WriteAsync(SpdyFrame? frame, Func<SpdyFrame>? make, CancellationToken ct)
     {
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var bytes = Serialize(frame);
+            var bytes = Serialize(frame ?? make!());
             await _output.WriteAsync(bytes, ct).ConfigureAwait(false);
             await _output.FlushAsync(ct).ConfigureAwait(false);
         }

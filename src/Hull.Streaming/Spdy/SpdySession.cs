@@ -92,11 +92,16 @@ public sealed class SpdySession : IAsyncDisposable
     public async Task<SpdyStream> OpenStreamAsync(SpdyHeaders headers, bool fin = false, CancellationToken ct = default)
     {
         if (_goneAway != 0 || _closed.IsCancellationRequested) throw new IOException("SPDY session is closed");
-        uint id = Interlocked.Add(ref _nextStreamId, 2) - 2;
-        var stream = new SpdyStream(this, id, headers, localFin: fin, remoteFin: false, _peerInitialWindow, locallyInitiated: true);
-        _streams[id] = stream;
-        await _writer.WriteAsync(new SpdySynStreamFrame(id, 0, 0, 0, fin ? SpdyFlags.Fin : (byte)0, headers), ct).ConfigureAwait(false);
-        await stream.WaitForReplyAsync(ct).ConfigureAwait(false);
+        SpdyStream? stream = null;
+        // Ids must increase on the wire (a peer ends the session otherwise), so the id is taken under the write lock.
+        await _writer.WriteAsync(() =>
+        {
+            uint id = Interlocked.Add(ref _nextStreamId, 2) - 2;
+            stream = new SpdyStream(this, id, headers, localFin: fin, remoteFin: false, _peerInitialWindow, locallyInitiated: true);
+            _streams[id] = stream;
+            return new SpdySynStreamFrame(id, 0, 0, 0, fin ? SpdyFlags.Fin : (byte)0, headers);
+        }, ct).ConfigureAwait(false);
+        await stream!.WaitForReplyAsync(ct).ConfigureAwait(false);
         return stream;
     }
 

@@ -156,13 +156,35 @@ public sealed class LayerApplierTests : IDisposable
         Assert.False(FileStatus.Get(At("f")).IsSymlink);
     }
 
-    [Fact]
-    public async Task Decodes_zstd_streams_of_several_frames()
+    [Theory]
+    [InlineData(MediaTypes.OciLayerZstd)]
+    [InlineData(MediaTypes.OciLayerGzip)] // members, as pigz and eStargz write them
+    public async Task Decodes_streams_of_several_frames(string mediaType)
     {
         var tar = RichLayer();
-        byte[] zstd = [.. LayerBuilder.Zstd(tar[..1536]), .. LayerBuilder.Zstd(tar[1536..])];
-        Assert.Equal(LayerBuilder.DiffId(tar), await ApplyAsync(zstd, mediaType: MediaTypes.OciLayerZstd));
+        Func<byte[], byte[]> compress = mediaType == MediaTypes.OciLayerZstd ? LayerBuilder.Zstd : LayerBuilder.Gzip;
+        byte[] layer = [.. compress(tar[..1536]), .. compress(tar[1536..])];
+        Assert.Equal(LayerBuilder.DiffId(tar), await ApplyAsync(layer, mediaType: mediaType));
         Assert.Equal("127.0.0.1 localhost\n", File.ReadAllText(At("etc/hosts")));
+    }
+
+    [Theory]
+    [InlineData(8, "truncated")] // no trailer: the tar inside is whole, which System.IO.Compression.GZipStream accepts
+    [InlineData(3, "truncated")]
+    [InlineData(-1, "incorrect data check")] // the CRC-32 in the trailer does not match
+    [InlineData(0, "incorrect header check")] // bytes after the last member that are no gzip member
+    public async Task Rejects_gzip_streams_that_are_cut_short_or_do_not_check_out(int cut, string problem)
+    {
+        var gzip = LayerBuilder.Gzip(RichLayer());
+        byte[] layer = cut switch
+        {
+            > 0 => gzip[..^cut],
+            < 0 => [.. gzip[..^8], (byte)(gzip[^8] ^ 0xFF), .. gzip[^7..]],
+            _ => [.. gzip, .. "trailing garbage"u8],
+        };
+        var e = await RejectAsync(layer, MediaTypes.OciLayerGzip);
+        Assert.Contains("not a valid gzip-compressed tar", e.Message);
+        Assert.Contains(problem, e.Message);
     }
 
     [Fact]

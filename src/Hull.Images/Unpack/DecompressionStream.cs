@@ -2,14 +2,21 @@ using Hull.Linux;
 
 namespace Hull.Images.Unpack;
 
-/// <summary>Decompresses zstd (one or more concatenated frames) while reading, through libzstd's streaming API.</summary>
-internal sealed class ZstdDecompressionStream(Stream compressed) : ReadOnlyStreamBase
+/// <summary>
+/// Decompresses while reading, through a native streaming decoder (zstd frames or gzip members, one or more
+/// concatenated). Input that ends inside a frame is an error, never a short read that looks like the end.
+/// </summary>
+internal sealed class DecompressionStream(Stream compressed, IStreamDecoder decoder, string format, int inputBufferSize) : ReadOnlyStreamBase
 {
-    private readonly ZstdDecoder _decoder = new();
-    private readonly byte[] _input = new byte[ZstdDecoder.RecommendedInputSize];
+    private readonly byte[] _input = new byte[inputBufferSize];
     private int _inputStart, _inputEnd;
     private bool _endOfInput;
     private bool _inFrame; // a frame started and has not been fully decoded and flushed yet
+
+    public static DecompressionStream Zstd(Stream compressed) =>
+        new(compressed, new ZstdDecoder(), "zstd", ZstdDecoder.RecommendedInputSize);
+
+    public static DecompressionStream Gzip(Stream compressed) => new(compressed, new GzipDecoder(), "gzip", 64 * 1024);
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -24,23 +31,22 @@ internal sealed class ZstdDecompressionStream(Stream compressed) : ReadOnlyStrea
             }
             if (_inputStart == _inputEnd && _endOfInput && !_inFrame) return 0;
 
-            nuint hint = _decoder.Decompress(_input.AsSpan(_inputStart, _inputEnd - _inputStart), buffer.Span, out int consumed, out int written);
+            _inFrame = decoder.Decode(_input.AsSpan(_inputStart, _inputEnd - _inputStart), buffer.Span, out int consumed, out int written);
             _inputStart += consumed;
-            _inFrame = hint != 0;
             if (written > 0) return written;
             if (_inputStart == _inputEnd && _endOfInput)
             {
-                if (_inFrame) throw new InvalidDataException("zstd stream is truncated (it ends inside a frame)");
+                if (_inFrame) throw new InvalidDataException($"{format} stream is truncated (it ends inside a frame)");
                 return 0;
             }
             if (consumed == 0 && _inputStart != _inputEnd)
-                throw new InvalidDataException("zstd decoder made no progress");
+                throw new InvalidDataException($"{format} decoder made no progress");
         }
     }
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _decoder.Dispose();
+        if (disposing) decoder.Dispose();
         base.Dispose(disposing);
     }
 }
