@@ -1,13 +1,12 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Hull.Streaming.Spdy;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -44,6 +43,9 @@ public sealed class StreamingServer : IAsyncDisposable
     private readonly StreamingServerOptions _options;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly object _listenerLock = new();
+    private Socket? _listener;
+    private Task? _serving;
     private WebApplication? _app;
     private int _disposed;
 
@@ -60,23 +62,72 @@ public sealed class StreamingServer : IAsyncDisposable
     /// <summary>Where the server listens, e.g. http://127.0.0.1:41234/ (valid after <see cref="StartAsync"/>).</summary>
     public Uri BaseAddress { get; private set; } = new("http://127.0.0.1/");
 
-    public async Task StartAsync(CancellationToken ct = default)
+    /// <summary>
+    /// Binds the listening socket, so a bad address or a taken port fails the daemon's start and the port is known.
+    /// Kestrel itself starts on that socket with the first URL handed out: an ASP.NET Core host is about 14 MiB of a
+    /// daemon's resident memory, and many nodes never exec, attach or port-forward. A client that connects in
+    /// between waits in the socket's backlog.
+    /// </summary>
+    public Task StartAsync(CancellationToken ct = default)
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
+        var ip = IPAddress.Parse(_options.Address);
+        var listener = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
         {
-            k.AddServerHeader = false;
-            k.Listen(IPAddress.Parse(_options.Address), _options.Port, lo =>
+            listener.Bind(new IPEndPoint(ip, _options.Port));
+            listener.Listen(512);
+        }
+        catch (SocketException e)
+        {
+            listener.Dispose();
+            throw new IOException($"cannot listen on {_options.Address} port {_options.Port}: {e.Message}", e);
+        }
+        _listener = listener;
+        var bound = (IPEndPoint)listener.LocalEndPoint!;
+        BaseAddress = new UriBuilder(_options.Certificate != null ? "https" : "http", bound.Address.ToString(), bound.Port).Uri;
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Whether Kestrel runs (it starts with the first URL handed out).</summary>
+    internal bool Serving => _app != null;
+
+    /// <summary>Starts Kestrel on the bound socket once; a start that failed is tried again by the next caller.</summary>
+    private void EnsureServing()
+    {
+        lock (_listenerLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            if (_listener is null) throw new InvalidOperationException("the streaming server was not started");
+            if (_serving is null || _serving.IsFaulted) _serving = ServeAsync(_listener);
+        }
+    }
+
+    private async Task ServeAsync(Socket listener)
+    {
+        try
+        {
+            var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+            builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
             {
-                lo.Protocols = HttpProtocols.Http1;
-                if (_options.Certificate != null) lo.UseHttps(_options.Certificate);
+                k.AddServerHeader = false;
+                // Kestrel does not own a handle it is given: the socket stays this server's to close.
+                k.ListenHandle((ulong)listener.SafeHandle.DangerousGetHandle(), lo =>
+                {
+                    lo.Protocols = HttpProtocols.Http1;
+                    if (_options.Certificate != null) lo.UseHttps(_options.Certificate);
+                });
             });
-        });
-        _app = builder.Build();
-        _app.Run(HandleAsync);
-        await _app.StartAsync(ct).ConfigureAwait(false);
-        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        BaseAddress = new Uri(address.EndsWith('/') ? address : address + "/");
+            var app = builder.Build();
+            app.Run(HandleAsync);
+            await app.StartAsync(_stopping.Token).ConfigureAwait(false);
+            _app = app;
+            _log.LogDebug("streaming server serving on {Address}", BaseAddress);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _log.LogError(e, "streaming server on {Address} failed to start: {Message}", BaseAddress, e.Message);
+            throw;
+        }
     }
 
     /// <summary>A single-use URL for the request (the CRI Exec/Attach/PortForward response).</summary>
@@ -89,6 +140,7 @@ public sealed class StreamingServer : IAsyncDisposable
             PortForwardRequest => "portforward",
             _ => throw new ArgumentException($"unknown streaming request {request.GetType().Name}", nameof(request)),
         };
+        EnsureServing();
         return new Uri(BaseAddress, $"{kind}/{Cache.Insert(request)}");
     }
 
@@ -435,13 +487,21 @@ public sealed class StreamingServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Task? serving;
+        lock (_listenerLock)
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+            serving = _serving;
+        }
         await _stopping.CancelAsync().ConfigureAwait(false);
+        if (serving != null) await serving.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         if (_app != null)
         {
-            await _app.StopAsync(TimeSpan.FromSeconds(5) is var t ? new CancellationTokenSource(t).Token : default).ConfigureAwait(false);
+            using var stopTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await _app.StopAsync(stopTimeout.Token).ConfigureAwait(false);
             await _app.DisposeAsync().ConfigureAwait(false);
         }
+        _listener?.Dispose();
         _stopping.Dispose();
     }
 

@@ -266,6 +266,34 @@ public class StreamingServerTests(StreamingServerFixture f) : IClassFixture<Stre
     }
 
     /// <summary>A server and runtime for one test, apart from the shared fixture.</summary>
+    [Fact]
+    public async Task Kestrel_starts_with_the_first_url_and_a_client_that_connects_at_once_is_served()
+    {
+        var (_, server) = await OwnServerAsync(new StreamingServerOptions());
+        await using var started = server;
+        // The port is bound and known from the start; the HTTP server waits until a URL is handed out.
+        Assert.NotEqual(0, server.BaseAddress.Port);
+        Assert.False(server.Serving);
+        var url = server.GetUrl(new ExecRequest("c1", ["echo", "first"], false, false, true, true));
+        await using var conn = await StreamingClient.ConnectSpdyAsync(url, [StreamProtocols.RemoteCommandV4]); // may wait in the backlog
+        var o = new MemoryStream();
+        int code = await StreamingClient.RunSpdyAsync(conn, new RemoteCommandOptions(false, true, true, false), null, o, new MemoryStream(), null).WaitAsync(Limit);
+        Assert.Equal((0, "first\n"), (code, Encoding.UTF8.GetString(o.ToArray())));
+        Assert.True(server.Serving);
+    }
+
+    [Fact]
+    public async Task A_taken_port_fails_the_start_naming_address_and_port()
+    {
+        var (_, first) = await OwnServerAsync(new StreamingServerOptions());
+        await using var started = first;
+        int port = first.BaseAddress.Port;
+        await using var second = new StreamingServer(new FakeStreamingRuntime(), new StreamingServerOptions { Port = port });
+        var e = await Assert.ThrowsAsync<IOException>(() => second.StartAsync());
+        Assert.Contains($"cannot listen on 127.0.0.1 port {port}", e.Message);
+        Assert.Throws<InvalidOperationException>(() => second.GetUrl(new PortForwardRequest("pod1", [80])));
+    }
+
     internal static async Task<(FakeStreamingRuntime Runtime, StreamingServer Server)> OwnServerAsync(StreamingServerOptions options)
     {
         var runtime = new FakeStreamingRuntime();

@@ -40,7 +40,10 @@ public sealed partial class Http2Connection
             long pingSentAt = 0;
             (int Flush, long Since) stuck = (0, 0);
             using var timer = new PeriodicTimer(tick);
-            while (await timer.WaitForNextTickAsync(_closed.Token).ConfigureAwait(false))
+            // Stopped by disposing it, not by a token: a cancelled wait makes PeriodicTimer capture a stack trace with
+            // file and line numbers, which loads System.Reflection.Metadata and reads PDBs at every connection's end.
+            using var stop = _closed.Token.UnsafeRegister(static t => ((PeriodicTimer)t!).Dispose(), timer);
+            while (await timer.WaitForNextTickAsync().ConfigureAwait(false))
             {
                 long now = Environment.TickCount64;
                 if (Writer.PendingFlush is not { } flush) stuck = (0, 0);
