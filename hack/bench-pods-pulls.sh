@@ -224,7 +224,8 @@ fi
 # ---------------------------------------------------------------- report
 mem_gib="$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)"
 cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
-probe="$(cat "$T/hulld.probe" 2>/dev/null || cat "$T"/pull-hulld-*.probe 2>/dev/null | head -n 1)"
+# The first pull run's probe when there were no pod runs (awk reads the files itself: `cat | head` dies of SIGPIPE).
+probe="$(cat "$T/hulld.probe" 2>/dev/null || awk 'FNR == 1 { print; exit }' "$T"/pull-hulld-*.probe 2>/dev/null)"
 hulld_ver="$(jq -r .runtime_version <<<"$probe" 2>/dev/null || echo unknown)"
 commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")"
 dotnet_rt="$(dotnet --list-runtimes 2>/dev/null | awk '/Microsoft.NETCore.App/ { v = $2 } END { print v }')"
