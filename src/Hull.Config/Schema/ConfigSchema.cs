@@ -254,7 +254,7 @@ public static class ConfigSchema
             Ignored("runtime_platforms", ConfigValueType.Table, IgnoredNode.Empty, "Platform and snapshotter per runtime handler."),
             Ignored("use_local_image_pull", ConfigValueType.Boolean, false, "Pull with the local client instead of the transfer service.")),
 
-        Plugin<CriServerConfig>(ServerPlugin, "CRI server: the streaming server behind `kubectl exec`, `attach` and `port-forward`.", c => c.Server,
+        Plugin<CriServerConfig>(ServerPlugin, "CRI server: the streaming server behind `kubectl exec`, `attach` and `port-forward`. hulld binds its address and port at start (a taken port fails the start) and starts the HTTP server on it with the first exec, attach or port-forward, so a node that never streams does not carry it.", c => c.Server,
             (c, v) => c with { Server = v },
             Str<CriServerConfig>("stream_server_address", s => s.StreamServerAddress, (s, v) => s with { StreamServerAddress = v },
                 "IP address the streaming server listens on (the kubelet proxies to it)."),
