@@ -308,7 +308,7 @@ public class SpdyFramingTests
         await using var client = new SpdySession(b, isServer: false);
         server.Start();
         client.Start();
-        var accept = Task.Run(async () =>
+        _ = Task.Run(async () =>
         {
             await foreach (var s in server.IncomingStreams.ReadAllAsync()) await s.ReplyAsync();
         });
