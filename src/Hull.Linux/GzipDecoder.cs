@@ -21,6 +21,7 @@ public sealed unsafe partial class GzipDecoder : IStreamDecoder
     {
         // zlib keeps a pointer back to its z_stream and checks it on every call, so the struct must not move.
         _stream = (ZStream*)NativeMemory.AllocZeroed((nuint)sizeof(ZStream));
+        // zlib compares only the major digit of the version the caller was built against, and the struct's size.
         int code = inflateInit2_(_stream, GzipOnly, "1.2.11", sizeof(ZStream));
         if (code != ZOk)
         {
