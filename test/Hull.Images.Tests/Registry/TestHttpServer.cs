@@ -18,9 +18,12 @@ public sealed class TestHttpServer : IAsyncDisposable
     public TestHttpServer(Func<HttpListenerContext, Task> handler)
     {
         _handler = handler;
-        for (int attempt = 0; ; attempt++)
+        // HttpListener cannot bind port 0. A port below the kernel's ephemeral range (32768 and up here) is never
+        // taken by the local end of an outgoing connection, which a free port handed out from that range can be by
+        // the time Start binds it; another test's server may still have it, so a few tries.
+        for (int attempt = 1; ; attempt++)
         {
-            Port = RegistryProcess.FreePort();
+            Port = Random.Shared.Next(20000, 32768);
             _listener.Prefixes.Clear();
             _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
             try
@@ -28,11 +31,12 @@ public sealed class TestHttpServer : IAsyncDisposable
                 _listener.Start();
                 break;
             }
-            catch (HttpListenerException) when (attempt < 20)
+            catch (HttpListenerException e)
             {
-                // Another process took the port between FreePort and Start; a listener whose Start failed is not reused.
+                // A listener whose Start failed is not reused.
                 _listener.Close();
                 _listener = new HttpListener();
+                if (attempt == 20) throw new InvalidOperationException($"fake registry: no port after {attempt} tries (last {Port}): {e.Message}", e);
             }
         }
         _loop = Task.Run(LoopAsync);
