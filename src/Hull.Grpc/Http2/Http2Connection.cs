@@ -31,6 +31,10 @@ public sealed partial class Http2Connection
     private readonly List<HeaderField> _headerScratch = new();
     // Streams whose request headers arrived in the read buffer being processed; their handlers start once it is done.
     private readonly List<Http2Stream> _ready = new();
+    // Set if the transport hands a held receiving thread's work over to a new one (SocketTransport): the read loop's
+    // thread may then run every ready handler itself, and those it has not started when held go to the thread pool.
+    private readonly bool _runsBatchesInline;
+    private InlineBatch? _inlineBatch;
     // Ends (or fails) when the read loop does, whichever invocation of ReadFramesAsync runs it by then.
     private readonly TaskCompletionSource _readingDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -91,6 +95,11 @@ public sealed partial class Http2Connection
         _streamResets = new TokenBucket(options.StreamResetRate);
         _settingsFrames = new TokenBucket(options.SettingsRate);
         _pings = new PingPolicy(options);
+        if (transport is IHandsOverReceiving handsOver)
+        {
+            handsOver.HandedOver = OnReceivingHandedOver;
+            _runsBatchesInline = true;
+        }
     }
 
     internal FrameWriter Writer { get; }
@@ -207,15 +216,19 @@ public sealed partial class Http2Connection
     /// The read loop, starting with <paramref name="read"/>. Handlers of streams opened by a read buffer start
     /// once the whole buffer is processed (so a unary request's body is usually complete by then). When the
     /// next read is still pending, the loop continues in a new invocation that awaits it, and this thread runs
-    /// the last ready handler itself until its first await: a unary call then costs no thread-pool hop between
-    /// the read loop and the handler, yet a handler that blocks never holds up the connection, which goes on
-    /// reading elsewhere as soon as the peer sends more. Other ready handlers go to the thread pool.
+    /// ready handlers itself, each until its first await: a call then costs no thread-pool hop between the read
+    /// loop and the handler, yet a handler that blocks does not hold up the connection, which goes on reading
+    /// elsewhere. Which handlers this thread runs: all of them if the transport hands a held thread's receiving
+    /// over (<see cref="IHandsOverReceiving"/>: reading goes on after a few milliseconds, and the handlers not
+    /// started yet go to the thread pool), else the last one, the others going to the thread pool at once (reading
+    /// goes on as soon as the peer sends more).
     /// </summary>
     private async Task ReadFramesAsync(ValueTask<ReadResult> read)
     {
         // Few locals here: this method is what a handoff allocates, once per unary call; the buffer is parsed
         // by ProcessBufferAsync, which usually completes synchronously and allocates nothing.
         Http2Stream? inline = null;
+        InlineBatch? batch = null;
         try
         {
             while (true)
@@ -232,9 +245,17 @@ public sealed partial class Http2Connection
                     if (Writer.HasDeferredControl) await Writer.FlushAsync().ConfigureAwait(false);
                     continue;
                 }
-                inline = _ready[^1];
-                _ready.RemoveAt(_ready.Count - 1);
-                DispatchReady();
+                if (_ready.Count > 1 && _runsBatchesInline)
+                {
+                    Volatile.Write(ref _inlineBatch, batch = new InlineBatch(_ready.ToArray()));
+                    _ready.Clear();
+                }
+                else
+                {
+                    inline = _ready[^1];
+                    _ready.RemoveAt(_ready.Count - 1);
+                    DispatchReady();
+                }
                 _ = ReadFramesAsync(read); // suspends at once on the pending read
                 break;
             }
@@ -246,18 +267,36 @@ public sealed partial class Http2Connection
         finally
         {
             // After a handoff the loop's state (_ready included) belongs to the new invocation: hands off.
-            if (inline is null)
+            if (inline is null && batch is null)
             {
                 DispatchReady();
                 _readingDone.TrySetResult();
             }
         }
-        if (inline is not null)
+        if (inline is null && batch is null) return;
+        if (inline is not null) _ = RunHandlerAsync(inline);
+        else while (batch!.Take() is { } stream) _ = RunHandlerAsync(stream);
+        // The first response carries the control frames answered from the buffer (one sendto per call where grpc-go
+        // sends a PING after each response); handlers that went async before answering must not hold them.
+        if (Writer.HasDeferredControl) _ = Writer.FlushAsync();
+    }
+
+    /// <summary>The transport gave receiving to a new thread because the read loop's was held: what it has not started goes to the thread pool.</summary>
+    private void OnReceivingHandedOver()
+    {
+        if (Volatile.Read(ref _inlineBatch) is not { } batch) return;
+        while (batch.Take() is { } stream) Dispatch(stream);
+    }
+
+    /// <summary>Ready handlers one thread runs in turn; each is taken once, by that thread or by a hand-over.</summary>
+    private sealed class InlineBatch(Http2Stream[] streams)
+    {
+        private int _next = -1;
+
+        public Http2Stream? Take()
         {
-            // The handler's response carries the control frames answered from the buffer (one sendto per call where
-            // grpc-go sends a PING after each response); a handler that went async before answering must not hold them.
-            _ = RunHandlerAsync(inline);
-            if (Writer.HasDeferredControl) _ = Writer.FlushAsync();
+            int i = Interlocked.Increment(ref _next);
+            return i < streams.Length ? streams[i] : null;
         }
     }
 
@@ -297,10 +336,12 @@ public sealed partial class Http2Connection
 
     private void DispatchReady()
     {
-        foreach (var stream in _ready)
-            ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.connection.RunHandlerAsync(s.stream), (connection: this, stream), preferLocal: false);
+        foreach (var stream in _ready) Dispatch(stream);
         _ready.Clear();
     }
+
+    private void Dispatch(Http2Stream stream) =>
+        ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.connection.RunHandlerAsync(s.stream), (connection: this, stream), preferLocal: false);
 
     private ValueTask ProcessFrameAsync(FrameHeader header, ReadOnlySequence<byte> payload)
     {

@@ -1,6 +1,5 @@
 using Hull.Grpc.Telemetry;
 using System.Buffers.Binary;
-using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
@@ -24,7 +23,7 @@ public sealed class Http2Server : IAsyncDisposable
     private readonly List<Socket> _listeners = new();
     private readonly List<Task> _acceptLoops = new();
     private readonly Dictionary<Http2Connection, Task> _connections = new();
-    private readonly Dictionary<Http2Connection, NetworkStream> _transports = new();
+    private readonly Dictionary<Http2Connection, SocketTransport> _transports = new();
     private readonly CancellationTokenSource _stopping = new();
     private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(1);
 
@@ -96,16 +95,14 @@ public sealed class Http2Server : IAsyncDisposable
 
     private void Serve(Socket client)
     {
-        var stream = new NetworkStream(client, ownsSocket: true);
-        var transport = new DuplexPipe(
-            PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, leaveOpen: true)),
-            PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true)));
+        var transport = new SocketTransport(client, _options.MaxFrameSize);
         var connection = new Http2Connection(transport, _options, _maxRequestBody, _handler, _budget, _log, DescribePeer(client));
         lock (_connections)
         {
-            _connections[connection] = RunConnectionAsync(connection, stream);
-            _transports[connection] = stream;
+            _connections[connection] = RunConnectionAsync(connection, transport);
+            _transports[connection] = transport;
         }
+        transport.Start();
     }
 
     /// <summary>Over the connection limit: the server preface and a GOAWAY say why, then the socket is closed.</summary>
@@ -152,7 +149,7 @@ public sealed class Http2Server : IAsyncDisposable
         }
     }
 
-    private async Task RunConnectionAsync(Http2Connection connection, NetworkStream stream)
+    private async Task RunConnectionAsync(Http2Connection connection, SocketTransport transport)
     {
         await Task.Yield();
         GrpcTelemetry.OpenConnections.Add(1);
@@ -163,7 +160,7 @@ public sealed class Http2Server : IAsyncDisposable
         finally
         {
             GrpcTelemetry.OpenConnections.Add(-1);
-            await stream.DisposeAsync().ConfigureAwait(false);
+            transport.Dispose();
             lock (_connections)
             {
                 _connections.Remove(connection);
@@ -198,8 +195,6 @@ public sealed class Http2Server : IAsyncDisposable
         if (!_stopping.IsCancellationRequested) await StopAsync(TimeSpan.Zero).ConfigureAwait(false);
         _stopping.Dispose();
     }
-
-    private sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
 
     /// <summary>Logs refused connections once a minute with a count, so a connection flood is not also a log flood.</summary>
     private sealed class ConnectionLimitLog

@@ -22,7 +22,7 @@ internal sealed class MappedTestException(string message) : Exception(message);
 /// <summary>
 /// The real CRI RuntimeService's generated base class, with Version and GetContainerEvents overridden (every other
 /// method answers UNIMPLEMENTED). VersionRequest.version drives the behaviour:
-/// "sleep:MS[:TAG]" waits honouring cancellation, "gate:TAG" waits (honouring cancellation) until the test releases it, "hang:MS[:TAG]" waits ignoring it, "big:N" answers a
+/// "sleep:MS[:TAG]" waits honouring cancellation, "gate:TAG" waits (honouring cancellation) until the test releases it, "hang:MS[:TAG]" waits ignoring it, "block:MS:TAG" blocks its thread for MS before any await, "big:N" answers a
 /// runtime_name of N bytes, "fail:CODE:MESSAGE" throws RpcException, "mapped:MESSAGE" throws an exception
 /// the server's MapException hook translates, "boom" throws InvalidOperationException, "status:CODE:MESSAGE" sets the
 /// context's status and returns a response, "context" reports the call's context (see <see cref="DescribeContext"/>),
@@ -90,6 +90,14 @@ public sealed class TestRuntimeService : RuntimeService.RuntimeServiceBase
                 await Task.Delay(int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture), CancellationToken.None);
                 signals.Finished.TrySetResult();
                 return new VersionResponse { Version = request.Version, RuntimeName = "hung" };
+            }
+            case "block":
+            {
+                var signals = Signals(parts[2]);
+                signals.Started.TrySetResult();
+                Thread.Sleep(int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+                signals.Finished.TrySetResult();
+                return new VersionResponse { Version = request.Version, RuntimeName = "blocked" };
             }
             case "big":
                 return new VersionResponse { Version = "big", RuntimeName = new string('x', int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture)) };
