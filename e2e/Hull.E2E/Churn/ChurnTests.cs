@@ -84,12 +84,12 @@ public sealed class ChurnTests(PushedTestImages pushed, ITestOutputHelper log) :
         }
         foreach (var p in pods.Where(p => kept.Values.All(k => k.Pod != p.Id))) wrong.Add($"pod {p.Id} ({p.Metadata.Name}) is listed but was removed or never reported");
         foreach (var c in containers.Where(c => kept.Values.All(k => k.Container != c.Id))) wrong.Add($"container {c.Id} of pod {c.PodSandboxId} is listed but was removed or never reported");
-        Assert.True(wrong.Count == 0, $"seed {seed}: after {kills} kills:\n{string.Join('\n', wrong)}\nhulld log (last run):\n{Tail(env.Hulld.Log)}");
+        Assert.True(wrong.Count == 0, $"seed {seed}: after {kills} kills:\n{string.Join('\n', wrong)}\nhulld log (last run):\n{env.Hulld.LogTail()}");
         Assert.Equal(Pods / 5, kept.Count);
 
         foreach (var (i, (pod, _)) in kept) await run.RemovePodAsync(pod, i);
         var leaks = await LeaksAsync(env, snapshotsBefore, run.Marker);
-        Assert.True(leaks.Count == 0, $"seed {seed}: after {kills} kills and removing everything, left behind:\n{string.Join('\n', leaks)}\nhulld log (last run):\n{Tail(env.Hulld.Log)}");
+        Assert.True(leaks.Count == 0, $"seed {seed}: after {kills} kills and removing everything, left behind:\n{string.Join('\n', leaks)}\nhulld log (last run):\n{env.Hulld.LogTail()}");
         log.WriteLine($"churn test took {clock.Elapsed:mm\\:ss}");
     }
 
@@ -142,8 +142,6 @@ public sealed class ChurnTests(PushedTestImages pushed, ITestOutputHelper log) :
             ? Directory.EnumerateDirectories(root).SelectMany(Directory.EnumerateDirectories).ToHashSet(StringComparer.Ordinal)
             : [];
     }
-
-    private static string Tail(string text) => text.Length <= 20000 ? text : text[^20000..];
 
     /// <summary>The kubelet's side: each step retried, after a failure, from what the runtime lists.</summary>
     private sealed class ChurnRun(PodTestEnvironment env, string image, CancellationToken budget)

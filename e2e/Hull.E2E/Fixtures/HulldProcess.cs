@@ -46,6 +46,13 @@ public sealed class HulldProcess : IAsyncDisposable
         get { lock (_log) return _log.ToString(); }
     }
 
+    /// <summary>The end of <see cref="Log"/>, for a failure message.</summary>
+    public string LogTail(int chars = 20000)
+    {
+        var log = Log;
+        return log.Length <= chars ? log : log[^chars..];
+    }
+
     /// <summary>Starts hulld in a fresh temporary directory and waits until it answers CRI Version.</summary>
     public static Task<HulldProcess> StartAsync(string? configToml = null, params string[] extraArgs) =>
         StartInAsync(Directory.CreateTempSubdirectory("hull-e2e-").FullName, configToml, extraArgs);

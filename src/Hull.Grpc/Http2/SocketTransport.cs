@@ -112,9 +112,10 @@ internal sealed class SocketTransport : IDuplexPipe, IHandsOverReceiving, IDispo
                 WaitForReader();
             }
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        catch (Exception e)
         {
-            // A reset, or the socket closed by Dispose: the reader sees the end of its input either way.
+            // A reset, or the socket closed by Dispose: the reader sees the end of its input either way. Anything else
+            // ends the connection the same way rather than the daemon (an exception on this thread would).
             if (Volatile.Read(ref _disposed) == 0) error = new IOException($"receive failed: {e.Message}", e);
         }
         finally
