@@ -7,8 +7,8 @@ using Hull.Grpc.Tests.Grpc;
 namespace Hull.Grpc.Tests.Http2;
 
 /// <summary>
-/// The blocking socket transport: a connection's receiving thread also runs the read loop and one handler inline,
-/// so it must hand over when a handler holds it, and must stop taking input the read loop does not ask for.
+/// The blocking socket transport: a connection's receiving thread also runs the read loop and the handlers of each
+/// read, so it must hand over when a handler holds it, and must stop taking input the read loop does not ask for.
 /// </summary>
 public class SocketTransportTests
 {
