@@ -2,7 +2,7 @@
 # ReadyToRun) in /opt/hull with the systemd unit, the install script and the version. hack/build-image.sh builds the
 # same image without a Docker engine (debootstrap + umoci + skopeo); keep the two in step.
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
-# hulld's build compiles cmd/hull-infra (C, static) with the system compiler.
+# hulld's build compiles its C helpers (cmd/hull-infra, cmd/hull-run-detached; static) with the system compiler.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -488,10 +488,10 @@ public sealed class ContainerManager
             DateTimeOffset startedAt;
             try
             {
-                if (record.TaskDeferred) record = await CreateTaskAsync(entry, tasks, cancellationToken).ConfigureAwait(false);
-                // Taken before runc start, so a process that exits at once never finishes before it started.
+                // Taken before the runtime starts the process, so one that exits at once never finishes before it started.
                 startedAt = DateTimeOffset.UtcNow;
-                await tasks.StartAsync(record.Id, cancellationToken).ConfigureAwait(false);
+                if (record.TaskDeferred) record = await RunTaskAsync(record, tasks, cancellationToken).ConfigureAwait(false);
+                else await tasks.StartAsync(record.Id, cancellationToken).ConfigureAwait(false);
             }
             catch (HullException e)
             {
@@ -524,23 +524,41 @@ public sealed class ContainerManager
     /// </summary>
     private async Task<ContainerRecord> CreateTaskAsync(ObjectIndex<ContainerRecord>.Entry entry, ITaskService tasks, CancellationToken cancellationToken)
     {
-        var record = entry.Record;
+        TaskInfo info;
         using (Activity.StartActivity("task create"))
-        {
-            var info = await tasks.CreateAsync(new TaskCreateRequest(record.Id, record.BundlePath, record.LogPath)
-            {
-                Name = record.Name,
-                Terminal = record.Tty,
-                Stdin = record.Stdin,
-                StdinOnce = record.StdinOnce,
-            }, cancellationToken).ConfigureAwait(false);
-            record = record with { Pid = info.Pid, TaskDeferred = false };
-        }
-        // runc has made the container's mount namespace: the idmapped binds prepared for it are no longer needed.
-        _files.ReleasePreparedMounts(record.BundlePath);
+            info = await tasks.CreateAsync(TaskRequest(entry.Record), cancellationToken).ConfigureAwait(false);
+        var record = TaskMade(entry.Record, info);
         await _store.PutAsync(record, CancellationToken.None).ConfigureAwait(false);
         entry.Record = record;
         return record;
+    }
+
+    /// <summary>
+    /// Makes and starts, in one step, the task of a container whose create deferred it. The record it returns is not
+    /// stored: the caller stores it as running. A hulld killed before that finds the task at its next start
+    /// (<see cref="RecoverDeferredAsync"/>) and takes its state from it. A failure leaves the record as it was.
+    /// </summary>
+    private async Task<ContainerRecord> RunTaskAsync(ContainerRecord record, ITaskService tasks, CancellationToken cancellationToken)
+    {
+        TaskInfo info;
+        using (Activity.StartActivity("task run"))
+            info = await tasks.RunAsync(TaskRequest(record), cancellationToken).ConfigureAwait(false);
+        return TaskMade(record, info);
+    }
+
+    private static TaskCreateRequest TaskRequest(ContainerRecord record) => new(record.Id, record.BundlePath, record.LogPath)
+    {
+        Name = record.Name,
+        Terminal = record.Tty,
+        Stdin = record.Stdin,
+        StdinOnce = record.StdinOnce,
+    };
+
+    private ContainerRecord TaskMade(ContainerRecord record, TaskInfo info)
+    {
+        // runc has made the container's mount namespace: the idmapped binds prepared for it are no longer needed.
+        _files.ReleasePreparedMounts(record.BundlePath);
+        return record with { Pid = info.Pid, TaskDeferred = false };
     }
 
     /// <summary>Records the container's exit as soon as its task reports it.</summary>

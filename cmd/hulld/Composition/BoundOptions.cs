@@ -117,6 +117,7 @@ internal sealed record BoundOptions
             {
                 StateDirectory = config.State,
                 RuntimePath = defaultHandler?.RuntimeBinary ?? Defaults.RuntimeName,
+                RunDetachedHelper = HelperPath("hull-run-detached"),
             },
             Specs = new SpecBuilderOptions
             {
@@ -135,7 +136,7 @@ internal sealed record BoundOptions
                 StateDirectory = config.State,
                 RootDirectory = config.Root,
                 SandboxImage = config.Images.PinnedSandboxImage,
-                InfraHelper = InfraHelperPath(),
+                InfraHelper = HelperPath("hull-infra"),
                 EnableUnprivilegedPorts = runtime.EnableUnprivilegedPorts,
                 EnableUnprivilegedIcmp = runtime.EnableUnprivilegedIcmp,
             },
@@ -184,14 +185,17 @@ internal sealed record BoundOptions
         };
     }
 
-    /// <summary>The VMs of one handler whose sandboxer is microvm.</summary>
-    /// <summary>hull-infra, which the build puts next to hulld; "" where it is missing (the infra process then runs under runc).</summary>
-    private static string InfraHelperPath()
+    /// <summary>
+    /// One of Hull's C helpers (hull-infra, hull-run-detached), which the build puts next to hulld; "" where it is missing
+    /// (hulld then does without: the infra process runs under runc, a container's start runs runc create, then start).
+    /// </summary>
+    private static string HelperPath(string name)
     {
-        string path = Path.Combine(AppContext.BaseDirectory, "hull-infra");
+        string path = Path.Combine(AppContext.BaseDirectory, name);
         return File.Exists(path) ? path : "";
     }
 
+    /// <summary>The VMs of one handler whose sandboxer is microvm.</summary>
     private static MicroVmOptions MicroVmOf(MicroVmConfig m) => new()
     {
         QemuPath = m.QemuPath,

@@ -153,8 +153,8 @@ public sealed partial class ObservabilityTests(PushedTestImages pushed) : IClass
     private static async Task AssertSpanTreeAsync(OtlpReceiver receiver, string kubeletTrace, IReadOnlySet<string> kubeletCalls)
     {
         string[] expected = ["runtime.v1.RuntimeService/RunPodSandbox", "RunPodSandbox", "podsandbox create", "CNI ADD",
-            "runtime.v1.RuntimeService/CreateContainer", "CreateContainer", "snapshot prepare", "rootfs mount", "conmon + runc create",
-            "runtime.v1.RuntimeService/StartContainer", "StartContainer", "runc start"];
+            "runtime.v1.RuntimeService/CreateContainer", "CreateContainer", "snapshot prepare", "rootfs mount",
+            "runtime.v1.RuntimeService/StartContainer", "StartContainer", "task run", "conmon + runc run"];
         var spans = await receiver.WaitForAsync(s => expected.All(name => s.Any(x => x.Name == name && x.TraceId == kubeletTrace)), TimeSpan.FromSeconds(30));
         Assert.Empty(receiver.Errors);
         var trace = spans.Where(s => s.TraceId == kubeletTrace).ToList();
@@ -185,10 +185,11 @@ public sealed partial class ObservabilityTests(PushedTestImages pushed) : IClass
         var create = One("CreateContainer");
         Assert.True(Under(One("snapshot prepare"), create));
         Assert.True(Under(One("rootfs mount"), create));
-        // The task is made at start, as containerd makes its task there.
-        Assert.True(Under(One("conmon + runc create"), One("StartContainer")));
-        Assert.Equal("Hull.Runtime", One("conmon + runc create").Scope);
-        Assert.True(Under(One("runc start"), One("StartContainer")));
+        // The task is made at start, as containerd makes its task there, and started by the same run of the runtime.
+        Assert.True(Under(One("conmon + runc run"), One("task run")));
+        Assert.True(Under(One("task run"), One("StartContainer")));
+        Assert.Equal("Hull.Runtime", One("conmon + runc run").Scope);
+        Assert.DoesNotContain(trace, s => s.Name is "conmon + runc create" or "runc start");
         // Each span ends after it starts, and inside its parent.
         foreach (var span in trace.Where(s => byId.ContainsKey(s.ParentSpanId)))
         {

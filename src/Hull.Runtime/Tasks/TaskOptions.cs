@@ -26,6 +26,11 @@ public sealed record TaskOptions
     public long LogSizeMax { get; init; } = -1;
     /// <summary>Output of one ExecSync kept at most (stdout and stderr together, CRI-O's 16 MiB).</summary>
     public int ExecSyncOutputLimit { get; init; } = 16 << 20;
+    /// <summary>
+    /// hull-run-detached (cmd/hull-run-detached; hulld ships it next to itself), which lets conmon create and start a
+    /// container with one run of the runtime; "" makes <see cref="TaskManager.RunAsync"/> run <c>create</c>, then <c>start</c>.
+    /// </summary>
+    public string RunDetachedHelper { get; init; } = "";
     /// <summary>Extra environment for conmon (and so the runtime it starts).</summary>
     public IReadOnlyDictionary<string, string>? ConmonEnvironment { get; init; }
 

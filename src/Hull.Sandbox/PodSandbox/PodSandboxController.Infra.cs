@@ -65,25 +65,9 @@ public sealed partial class PodSandboxController
         await SpecWriter.WriteAsync(infraSpec, bundle, cancellationToken).ConfigureAwait(false);
 
         var tasks = TasksOf(spec);
-        var info = await tasks.CreateAsync(new TaskCreateRequest(spec.Id, bundle, Path.Combine(bundle, "infra.log")) { Name = "infra-" + spec.Id },
+        // Created and started in one step; a failure leaves nothing behind.
+        var info = await tasks.RunAsync(new TaskCreateRequest(spec.Id, bundle, Path.Combine(bundle, "infra.log")) { Name = "infra-" + spec.Id },
             cancellationToken).ConfigureAwait(false);
-        try
-        {
-            await tasks.StartAsync(spec.Id, cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            try
-            {
-                await tasks.StopAsync(spec.Id, TimeSpan.FromSeconds(2), cancellationToken: CancellationToken.None).ConfigureAwait(false);
-                await tasks.DeleteAsync(spec.Id, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (HullException e)
-            {
-                _logger.LogWarning("pod sandbox {Id}: removing the infra process that failed to start: {Error}", spec.Id, e.Message);
-            }
-            throw;
-        }
         _logger.LogInformation("pod sandbox {Id}: infra process pid {Pid}", spec.Id, info.Pid);
         return (spec.Id, info.Pid, $"/proc/{info.Pid}/ns/pid");
     }

@@ -41,17 +41,21 @@ public sealed class TaskTestEnvironment : IAsyncDisposable
             ConmonSyslog = false,
             CreateTimeout = TimeSpan.FromSeconds(30),
             RuntimeCommandTimeout = TimeSpan.FromSeconds(20),
+            RunDetachedHelper = RunDetachedHelper,
         };
     }
+
+    /// <summary>hull-run-detached, which the build puts next to the tests (cmd/HullHelpers.targets).</summary>
+    public static string RunDetachedHelper { get; } = Path.Combine(AppContext.BaseDirectory, "hull-run-detached");
 
     public string Root { get; }
     public string Rootfs { get; }
     public TaskOptions Options { get; }
 
     /// <summary>A task manager on this state directory; several in a row simulate hulld restarts.</summary>
-    public TaskManager NewManager()
+    public TaskManager NewManager(TaskOptions? options = null)
     {
-        var manager = new TaskManager(Options);
+        var manager = new TaskManager(options ?? Options);
         lock (_managers) _managers.Add(manager);
         return manager;
     }
@@ -97,6 +101,18 @@ public sealed class TaskTestEnvironment : IAsyncDisposable
         var info = await manager.CreateAsync(bundle.Request);
         await manager.StartAsync(bundle.Id);
         return info;
+    }
+
+    /// <summary>
+    /// A shell script in front of runc that appends its arguments to <paramref name="log"/>, one line per run: what
+    /// conmon and the task manager ask the runtime to do.
+    /// </summary>
+    public string LoggingRuntime(string log)
+    {
+        var script = Path.Combine(Root, "runc-logged");
+        File.WriteAllText(script, $"#!/bin/sh\necho \"$*\" >> '{log}'\nexec '{Prerequisites.Resolve("runc")}' \"$@\"\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return script;
     }
 
     /// <summary>Polls until <paramref name="condition"/> holds or fails the test after <paramref name="timeout"/>.</summary>

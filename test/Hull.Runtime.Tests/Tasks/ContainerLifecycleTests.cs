@@ -103,6 +103,80 @@ public sealed class ContainerLifecycleTests
     }
 
     [ContainerFact]
+    public async Task Run_creates_and_starts_with_one_run_of_the_runtime_and_a_container_that_exits_at_once_reports_its_exit()
+    {
+        await using var env = new TaskTestEnvironment();
+        var log = Path.Combine(env.Root, "runtime.log");
+        var tasks = env.NewManager(env.Options with { RuntimePath = env.LoggingRuntime(log) });
+        var bundle = await env.BundleAsync(["sh", "-c", "echo hello; exit 4"]);
+
+        var info = await tasks.RunAsync(bundle.Request, Timeout());
+        var exit = await tasks.WaitAsync(bundle.Id, Timeout());
+
+        Assert.True(info.Pid > 0);
+        Assert.Equal(4, exit.ExitCode);
+        Assert.Contains(await File.ReadAllLinesAsync(bundle.LogPath), l => l.EndsWith(" stdout F hello", StringComparison.Ordinal));
+        var runs = await File.ReadAllLinesAsync(log);
+        var run = Assert.Single(runs);
+        Assert.Matches($@"(^| )run --detach --bundle {Regex.Escape(bundle.BundlePath)} .* {bundle.Id}$", run);
+        Assert.Equal(RuntimeStatus.Stopped, (await tasks.StateAsync(bundle.Id, Timeout())).Status);
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+        Assert.False(Directory.Exists(tasks.Paths.TaskDirectory(bundle.Id)));
+    }
+
+    [ContainerFact]
+    public async Task Run_of_a_container_with_a_terminal_that_exits_at_once_still_reports_its_exit_and_output()
+    {
+        // conmon learns the container's pid only after the runtime returns, and with run --detach the container may be
+        // gone by then: its exit must not be lost (conmon keeps exits of pids it does not know yet on the terminal path).
+        await using var env = new TaskTestEnvironment();
+        var tasks = env.NewManager();
+        var bundle = await env.BundleAsync(["sh", "-c", "echo hello; exit 5"], config => config["process"]!.AsObject()["terminal"] = true);
+
+        await tasks.RunAsync(bundle.Request with { Terminal = true }, Timeout());
+        var exit = await tasks.WaitAsync(bundle.Id, Timeout());
+
+        Assert.Equal(5, exit.ExitCode);
+        Assert.Contains(await File.ReadAllLinesAsync(bundle.LogPath), l => l.Contains("hello", StringComparison.Ordinal));
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+    }
+
+    [ContainerFact]
+    public async Task Run_without_the_helper_creates_then_starts()
+    {
+        await using var env = new TaskTestEnvironment();
+        var log = Path.Combine(env.Root, "runtime.log");
+        var tasks = env.NewManager(env.Options with { RuntimePath = env.LoggingRuntime(log), RunDetachedHelper = "" });
+        var bundle = await env.BundleAsync(["sleep", "1000"]);
+
+        await tasks.RunAsync(bundle.Request, Timeout());
+
+        Assert.Equal(RuntimeStatus.Running, (await tasks.StateAsync(bundle.Id, Timeout())).Status);
+        var commands = (await File.ReadAllLinesAsync(log)).Select(l => l.Split(' ')[1]).ToList();
+        Assert.Equal(["create", "start", "state"], commands);
+        await tasks.StopAsync(bundle.Id, TimeSpan.FromSeconds(1), Signals.SIGKILL, Timeout());
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+    }
+
+    [ContainerFact]
+    public async Task A_run_that_fails_reports_runcs_message_and_leaves_nothing_behind()
+    {
+        await using var env = new TaskTestEnvironment();
+        var tasks = env.NewManager();
+        var bundle = await env.BundleAsync(["/no/such/program"]);
+
+        var error = await Assert.ThrowsAsync<HullException>(() => tasks.RunAsync(bundle.Request, Timeout()));
+
+        Assert.Contains(bundle.Id, error.Message);
+        Assert.Contains("no such file", error.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.False(Directory.Exists(tasks.Paths.TaskDirectory(bundle.Id)));
+        Assert.Empty(tasks.ListIds());
+        Assert.Empty(Directory.GetFileSystemEntries(tasks.Paths.AttachDirectory));
+        Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<HullException>(() => tasks.StateAsync(bundle.Id, Timeout()))).Kind);
+        await TaskTestEnvironment.EventuallyAsync(() => ConmonsOf(bundle.Id).Count == 0, TimeSpan.FromSeconds(5), "conmon to exit");
+    }
+
+    [ContainerFact]
     public async Task A_bundle_runc_cannot_start_fails_create_with_runcs_message_and_leaves_nothing_behind()
     {
         await using var env = new TaskTestEnvironment();
