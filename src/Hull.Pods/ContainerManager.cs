@@ -30,7 +30,7 @@ public sealed record ContainerFilter(string? IdPrefix = null, ContainerState? St
     IReadOnlyDictionary<string, string>? Labels = null);
 
 /// <summary>
-/// Containers of every pod: create (image → snapshot → OCI spec → conmon + runc create → persist), start, stop, remove,
+/// Containers of every pod: create (image → snapshot → OCI spec → persist), start (conmon + runc run), stop, remove,
 /// status, exec and restart recovery. Each container has its own lock; list and status read the in-memory index and
 /// never wait on a busy container. Processes are reached only through the pod's task endpoint. A pod being stopped or
 /// removed takes no new containers: a create that races with it fails and leaves nothing (see <see cref="CreateAsync"/>).
@@ -166,7 +166,7 @@ public sealed class ContainerManager
                         new[] { (long)user.Gid }.Concat(user.AdditionalGids?.Select(g => (long)g) ?? []).Distinct().ToList()),
                 };
 
-            // The task (conmon + runc create, most of a create's time) waits for StartContainer, as containerd's does: the
+            // The task (conmon + runc, most of a container's start) waits for StartContainer, as containerd's does: the
             // kubelet times the two calls apart. Everything a bad spec fails on has been checked by now.
             EnsureAcceptsContainers(podEntry, config.Name);
             record = record with { State = ContainerState.Created, TaskDeferred = true };

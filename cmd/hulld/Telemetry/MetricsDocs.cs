@@ -66,9 +66,10 @@ internal static class MetricsDocs
             Every CRI call is a server span named after its method (`runtime.v1.RuntimeService/RunPodSandbox`), a child of the
             caller's W3C `traceparent` when the kubelet sends one. Beneath it: the pod and container steps (`RunPodSandbox`,
             `CreateContainer`, `StartContainer`, `snapshot prepare`, `rootfs mount`), the sandboxer's (`podsandbox create`,
-            `podsandbox start`, `CNI ADD`, `CNI DEL`), the task's (`conmon + runc create`, `runc start`), pulls (`PullImage`,
-            `resolve`, and per layer `layer` with `fetch` and `unpack`, or `fetch and unpack` when streamed) and NRI calls
-            (`NRI <event>`).
+            `podsandbox start`, `CNI ADD`, `CNI DEL`), the task's (`task run` with `conmon + runc run` at StartContainer;
+            `task create` with `conmon + runc create`, and `runc start`, when an update made the task before the start),
+            pulls (`PullImage`, `resolve`, and per layer `layer` with `fetch` and `unpack`, or `fetch and unpack` when
+            streamed) and NRI calls (`NRI <event>`).
 
             """);
         return text.ToString();

@@ -60,7 +60,7 @@ public sealed record ContainerRecord : IIndexedRecord
     public string Message { get; init; } = "";
     public int Pid { get; init; }
     /// <summary>
-    /// Created, and its task (conmon + runc create) not made yet: StartContainer makes it, as containerd makes its task
+    /// Created, and its task (conmon + runc) not made yet: StartContainer makes and starts it, as containerd makes its task
     /// there; so does an update of its resources. False for a record from before tasks were deferred.
     /// </summary>
     public bool TaskDeferred { get; init; }
