@@ -44,6 +44,7 @@ public interface ITaskService
         }
         return info;
     }
+
     Task KillAsync(string id, int signal, bool all = false, CancellationToken cancellationToken = default);
     Task<TaskExit> WaitAsync(string id, CancellationToken cancellationToken = default);
     TaskExit? TryGetExit(string id);

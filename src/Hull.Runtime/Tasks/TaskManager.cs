@@ -113,6 +113,7 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
                         $"{(start ? "running" : "creating")} container \"{id}\" failed: {RuncClient.RuncMessage(message.Message ?? "no message from conmon")}");
 
                 int pid = message.Data;
+                var now = DateTimeOffset.UtcNow;
                 var record = new TaskRecord
                 {
                     Id = id,
@@ -122,8 +123,8 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
                     PidStartTime = ProcessInfo.TryRead(pid)?.StartTime ?? 0,
                     ConmonPid = conmonPid,
                     ConmonStartTime = ProcessInfo.TryRead(conmonPid)?.StartTime ?? 0,
-                    CreatedAt = DateTimeOffset.UtcNow,
-                    StartedAt = start ? DateTimeOffset.UtcNow : null,
+                    CreatedAt = now,
+                    StartedAt = start ? now : null,
                 };
                 if (TryReadCgroups(pid) is { } cgroups)
                     record = record with { CgroupV1 = cgroups.V1.ToDictionary(p => p.Key, p => p.Value), CgroupUnified = cgroups.Unified };
