@@ -54,6 +54,7 @@ public sealed class ContainerManager
     private readonly NameRegistrar _names = new("container");
     private readonly ConcurrentDictionary<string, string> _nameOf = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _shutdown = new();
+    private readonly ExitedTaskDeleter _exitedTasks;
 
     /// <param name="cdi">The CDI registry; null when CDI is off (<c>enable_cdi = false</c>).</param>
     /// <param name="nri">The NRI hooks; null means none.</param>
@@ -73,6 +74,7 @@ public sealed class ContainerManager
         _files = files;
         _events = events;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _exitedTasks = new ExitedTaskDeleter(_shutdown.Token);
         PodsTelemetry.Observe(this);
     }
 
@@ -561,7 +563,11 @@ public sealed class ContainerManager
         return record with { Pid = info.Pid, TaskDeferred = false };
     }
 
-    /// <summary>Records the container's exit as soon as its task reports it.</summary>
+    /// <summary>
+    /// Records the container's exit as soon as its task reports it (unless a stop recorded it already), then has the task
+    /// deleted in the background, as containerd does at an exit: the runtime's state, cgroup and monitor go then, and
+    /// RemoveContainer, which a kubelet sends much later, is left with Hull's own files.
+    /// </summary>
     private void Watch(ObjectIndex<ContainerRecord>.Entry entry, ITaskService tasks)
     {
         string id = entry.Id;
@@ -572,7 +578,9 @@ public sealed class ContainerManager
                 var exit = await tasks.WaitAsync(id, _shutdown.Token).ConfigureAwait(false);
                 await entry.LockedAsync(async () =>
                 {
-                    if (!entry.Removed && entry.Record.State == ContainerState.Running) await RecordExitAsync(entry, exit).ConfigureAwait(false);
+                    if (entry.Removed) return;
+                    if (entry.Record.State == ContainerState.Running) await RecordExitAsync(entry, exit).ConfigureAwait(false);
+                    _exitedTasks.Enqueue(() => DeleteExitedTaskAsync(entry, tasks));
                 }, _shutdown.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) { }
@@ -581,6 +589,25 @@ public sealed class ContainerManager
                 _logger.LogDebug("container {Id}: watching for its exit ended: {Error}", id, e.Message);
             }
         });
+    }
+
+    /// <summary>For <see cref="ExitedTaskDeleter"/>: a delete that fails is logged, and RemoveContainer tries again.</summary>
+    private async Task DeleteExitedTaskAsync(ObjectIndex<ContainerRecord>.Entry entry, ITaskService tasks)
+    {
+        try
+        {
+            await entry.LockedAsync(async () =>
+            {
+                if (entry.Removed) return;
+                using var activity = Activity.StartActivity("delete exited task");
+                await tasks.DeleteAsync(entry.Id, CancellationToken.None).ConfigureAwait(false);
+            }, _shutdown.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) { } // hulld is stopping; RemoveContainer deletes it
+        catch (Exception e) // whatever it is, the worker goes on with the next
+        {
+            _logger.LogWarning("container {Id}: deleting its task after its exit failed (RemoveContainer tries again): {Error}", entry.Id, e.Message);
+        }
     }
 
     /// <summary>Call with the entry's lock held.</summary>
@@ -784,8 +811,9 @@ public sealed class ContainerManager
     public async Task<(CgroupStats Cgroup, long WritableBytes, long WritableInodes)> StatsAsync(string idOrPrefix, CancellationToken cancellationToken)
     {
         var record = FindExisting(idOrPrefix).Record;
-        // A container whose task is not made yet has no cgroup and has used nothing.
-        var stats = record.TaskDeferred ? CgroupStats.None() : TasksFor(record).GetStats(record.Id);
+        // A container whose task is not made yet has no cgroup and has used nothing; an exited one's task and cgroup are
+        // deleted at its exit (containerd too reports no CPU or memory for it, only its writable layer).
+        var stats = record.TaskDeferred || record.State == ContainerState.Exited ? CgroupStats.None() : TasksFor(record).GetStats(record.Id);
         long bytes = 0, inodes = 0;
         try
         {

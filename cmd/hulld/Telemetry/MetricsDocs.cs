@@ -67,7 +67,8 @@ internal static class MetricsDocs
             caller's W3C `traceparent` when the kubelet sends one. Beneath it: the pod and container steps (`RunPodSandbox`,
             `CreateContainer`, `StartContainer`, `snapshot prepare`, `rootfs mount`), the sandboxer's (`podsandbox create`,
             `podsandbox start`, `CNI ADD`, `CNI DEL`), the task's (`task run` with `conmon + runc run` at StartContainer;
-            `task create` with `conmon + runc create`, and `runc start`, when an update made the task before the start),
+            `task create` with `conmon + runc create`, and `runc start`, when an update made the task before the start;
+            `delete exited task` when a container has exited, a root span as no call waits for it),
             pulls (`PullImage`, `resolve`, and per layer `layer` with `fetch` and `unpack`, or `fetch and unpack` when
             streamed) and NRI calls (`NRI <event>`).
 

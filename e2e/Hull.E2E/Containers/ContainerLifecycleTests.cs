@@ -100,6 +100,17 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
         Assert.True(status.Status.FinishedAt >= status.Status.StartedAt);
         await env.Cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 10 }, deadline: CriClient.In(Long)); // idempotent
 
+        // As in containerd, the task goes at the exit (runtime state, cgroup, conmon), before any RemoveContainer; the
+        // container keeps its status, and its stats report nothing used but its writable layer.
+        var taskLeft = TaskLeftovers(env, id, cgroup);
+        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(10); taskLeft.Count > 0 && DateTime.UtcNow < until; taskLeft = TaskLeftovers(env, id, cgroup))
+            await Task.Delay(50);
+        Assert.True(taskLeft.Count == 0, "task left after the exit: " + string.Join("; ", taskLeft));
+        Assert.Equal(ContainerState.ContainerExited, (await StatusAsync(env, id)).Status.State);
+        var exitedStats = await env.Cri.Runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = id });
+        Assert.Equal(0UL, exitedStats.Stats.Memory.WorkingSetBytes.Value);
+        Assert.NotNull(exitedStats.Stats.WritableLayer);
+
         // The CRI log: "<RFC3339Nano> stdout|stderr P|F msg".
         string logPath = Path.Combine(podConfig.LogDirectory, "app", "0.log");
         Assert.Equal(logPath, status.Status.LogPath);
@@ -247,6 +258,20 @@ public sealed partial class ContainerLifecycleTests(PushedTestImages pushed) : I
         var mounts = File.ReadAllLines("/proc/self/mountinfo").Where(l => l.Contains(id, StringComparison.Ordinal)).ToList();
         if (mounts.Count > 0) left.Add("mounts: " + string.Join(" | ", mounts));
         if (Directory.Exists(Path.Combine(env.Hulld.State, "containers", id))) left.Add("state directory containers/" + id);
+        left.AddRange(TaskLeftovers(env, id, cgroupParent));
+        return left;
+    }
+
+    /// <summary>
+    /// What the container's task holds: its files in the state directory (all but the bundle, which is the container's),
+    /// its exit file, its processes (conmon, init) and its cgroup.
+    /// </summary>
+    private static List<string> TaskLeftovers(PodTestEnvironment env, string id, string? cgroupParent)
+    {
+        var left = new List<string>();
+        var state = Path.Combine(env.Hulld.State, "containers", id);
+        var files = Directory.Exists(state) ? Directory.EnumerateFileSystemEntries(state).Select(Path.GetFileName).Where(f => f != "bundle").ToList() : [];
+        if (files.Count > 0) left.Add($"files in containers/{id}: {string.Join(", ", files)}");
         if (File.Exists(Path.Combine(env.Hulld.State, "exits", id))) left.Add("exit file");
         var processes = ProcessesMentioning(id);
         if (processes.Count > 0) left.Add("processes: " + string.Join(", ", processes));

@@ -50,6 +50,7 @@ public interface ITaskService
     TaskExit? TryGetExit(string id);
     Task<TaskExit> StopAsync(string id, TimeSpan timeout, int signal = Signals.SIGTERM, CancellationToken cancellationToken = default);
     Task<TaskState> StateAsync(string id, CancellationToken cancellationToken = default);
+    /// <summary>Kills what still runs and removes the task. Idempotent: a task never made, or deleted already, is no error.</summary>
     Task DeleteAsync(string id, CancellationToken cancellationToken = default);
     Task<ExecSyncResult> ExecSyncAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, CancellationToken cancellationToken = default);
     Task UpdateResourcesAsync(string id, TaskResources resources, CancellationToken cancellationToken = default);

@@ -86,6 +86,7 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
                 throw new HullException(ErrorKind.AlreadyExists, $"container \"{id}\" already exists");
             var dir = Paths.TaskDirectory(id);
             Directory.CreateDirectory(dir);
+            File.WriteAllBytes(Paths.RuntimeStateMarker(id), []);
             Directory.CreateDirectory(Path.GetDirectoryName(request.LogPath)!);
             RemoveConmonFiles(id, request.BundlePath); // leftovers of an earlier failed attempt would confuse conmon
 
@@ -274,13 +275,18 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
     {
         TaskPaths.ValidateId(id);
         var entry = TryGetEntry(id);
+        // Without a record or the marker there is nothing for the runtime to delete (never made, or deleted already at the
+        // container's exit), and a run of it (tens of ms) is saved.
+        if (entry is null && !File.Exists(Paths.RuntimeStateMarker(id))) return;
         if (entry is not null) await entry.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            if (entry is not null && !(_tasks.TryGetValue(id, out var current) && current == entry)) return; // deleted while this call waited for the lock
             await _runc.DeleteAsync(id, cancellationToken).ConfigureAwait(false);
             if (entry is not null) await EndConmonAsync(entry.Record, cancellationToken).ConfigureAwait(false);
             RemoveConmonFiles(id, entry?.Record.BundlePath);
             TryDelete(Paths.RecordFile(id));
+            TryDelete(Paths.RuntimeStateMarker(id));
             TryDeleteEmptyDirectory(Paths.TaskDirectory(id));
             _tasks.TryRemove(id, out _);
         }
@@ -682,9 +688,13 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
         }
         catch (Exception e) when (e is HullException or SyscallException)
         {
+            // The marker stays, so a later delete (or the sweep at start) runs the runtime's delete again.
             _logger.LogWarning("cleaning up failed container {Id}: {Message}", id, e.Message);
+            RemoveConmonFiles(id, bundle);
+            return;
         }
         RemoveConmonFiles(id, bundle);
+        TryDelete(Paths.RuntimeStateMarker(id));
         TryDeleteEmptyDirectory(Paths.TaskDirectory(id));
     }
 

@@ -6,6 +6,8 @@ namespace Hull.Runtime.Tasks;
 /// Where container tasks keep their files under the state directory (one home for these names):
 /// <code>
 /// containers/&lt;id&gt;/task.json       what hulld needs to find the container again after a restart
+///                   runtime-state   written before conmon runs, removed once the runtime's delete succeeded: while it
+///                                   is there the runtime may hold state for the id (a delete without it runs nothing)
 ///                   conmon.pid      conmon's pid (conmon -P)
 ///                   pidfile         the container init's pid (conmon -p, runc --pid-file)
 ///                   exit, oom       written by conmon (--persist-dir; oom also in its working directory)
@@ -25,6 +27,7 @@ public sealed class TaskPaths(string stateDirectory)
 
     public string TaskDirectory(string id) => Path.Combine(ContainersDirectory, id);
     public string RecordFile(string id) => Path.Combine(TaskDirectory(id), "task.json");
+    public string RuntimeStateMarker(string id) => Path.Combine(TaskDirectory(id), "runtime-state");
     public string ConmonPidFile(string id) => Path.Combine(TaskDirectory(id), "conmon.pid");
     public string ContainerPidFile(string id) => Path.Combine(TaskDirectory(id), "pidfile");
     public string PersistExitFile(string id) => Path.Combine(TaskDirectory(id), "exit");

@@ -225,8 +225,10 @@ public sealed class MicroVmTasks : ITaskService, IInteractiveTaskService, IAsync
 
     // ---------------------------------------------------------------- delete
 
-    public async Task DeleteAsync(string id, CancellationToken cancellationToken = default) =>
-        await ForgetAsync(Get(id), deleteInGuest: true, cancellationToken).ConfigureAwait(false);
+    public async Task DeleteAsync(string id, CancellationToken cancellationToken = default)
+    {
+        if (_containers.TryGetValue(id, out var container)) await ForgetAsync(container, deleteInGuest: true, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>Deletes the container in the guest (when the VM still runs), stops its output, unshares its paths.</summary>
     private async Task ForgetAsync(Container container, bool deleteInGuest, CancellationToken cancellationToken = default)

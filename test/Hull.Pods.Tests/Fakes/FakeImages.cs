@@ -36,7 +36,9 @@ public sealed class FakeImages(Faults faults) : IContainerImages, ISnapshotter
 
     public Task<SnapshotInfo?> TryStatAsync(string key, CancellationToken cancellationToken) => Task.FromResult(_snapshots.GetValueOrDefault(key));
 
-    public Task<SnapshotUsage> UsageAsync(string key, CancellationToken cancellationToken) => throw new NotSupportedException();
+    /// <summary>One page and one inode for any snapshot there is.</summary>
+    public Task<SnapshotUsage> UsageAsync(string key, CancellationToken cancellationToken) =>
+        Task.FromResult(_snapshots.ContainsKey(key) ? new SnapshotUsage(4096, 1) : throw new HullException(ErrorKind.NotFound, $"snapshot \"{key}\" not found"));
 
     public Task<IReadOnlyList<Mount>> MountsAsync(string key, CancellationToken cancellationToken) => throw new NotSupportedException();
 

@@ -66,10 +66,14 @@ public sealed class FakeTaskService(Faults faults) : ITaskService
         return Task.FromResult(new TaskState(id, task.Status, 4242, TryGetExit(id)));
     }
 
-    public Task DeleteAsync(string id, CancellationToken cancellationToken = default)
+    /// <summary>Calls of <see cref="DeleteAsync"/>, and those that found a task (the real ones run the runtime for those only).</summary>
+    public int DeleteCalls, Deletes;
+
+    public async Task DeleteAsync(string id, CancellationToken cancellationToken = default)
     {
-        _tasks.TryRemove(id, out _);
-        return Task.CompletedTask;
+        Interlocked.Increment(ref DeleteCalls);
+        await faults.StepAsync("task.delete").ConfigureAwait(false);
+        if (_tasks.TryRemove(id, out _)) Interlocked.Increment(ref Deletes);
     }
 
     public Task<ExecSyncResult> ExecSyncAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, CancellationToken cancellationToken = default) =>

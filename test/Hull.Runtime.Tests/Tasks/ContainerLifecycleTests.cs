@@ -125,6 +125,28 @@ public sealed class ContainerLifecycleTests
     }
 
     [ContainerFact]
+    public async Task Delete_is_idempotent_and_a_task_deleted_already_costs_no_run_of_the_runtime()
+    {
+        // ContainerManager deletes a task at its exit; RemoveContainer then deletes it again, and must not wait for runc.
+        await using var env = new TaskTestEnvironment();
+        var log = Path.Combine(env.Root, "runtime.log");
+        var tasks = env.NewManager(env.Options with { RuntimePath = env.LoggingRuntime(log) });
+        var bundle = await env.BundleAsync(["true"]);
+        await tasks.RunAsync(bundle.Request, Timeout());
+        await tasks.WaitAsync(bundle.Id, Timeout());
+
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+        var runsAfterFirst = await File.ReadAllLinesAsync(log);
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+        await tasks.DeleteAsync("never-made", Timeout());
+
+        Assert.Equal("delete", runsAfterFirst[^1].Split(' ')[1]);
+        Assert.Equal(runsAfterFirst, await File.ReadAllLinesAsync(log));
+        Assert.False(Directory.Exists(tasks.Paths.TaskDirectory(bundle.Id)));
+        Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<HullException>(() => tasks.StateAsync(bundle.Id, Timeout()))).Kind);
+    }
+
+    [ContainerFact]
     public async Task Run_of_a_container_with_a_terminal_that_exits_at_once_still_reports_its_exit_and_output()
     {
         // conmon learns the container's pid only after the runtime returns, and with run --detach the container may be
