@@ -22,11 +22,13 @@ for project in "${projects[@]}"; do
   # blame-hang turns a hung test into a failure with a dump instead of a stuck CI run.
   dotnet test "$project" -c "$configuration" --no-build --nologo \
     --blame-hang-timeout 5m "$@" 2>&1 | tee "$logdir/$name.log" |
-    # Each failure with its message (up to its stack trace, at most 15 lines), so a CI log says why.
+    # Each failure with its message (at most 15 lines) and the top of its stack trace (6 lines), so a CI log says why
+    # and where.
     awk '/^[[:space:]]+(Failed|Skipped) |^(Passed|Failed)!/ { print; next }
-         /Error Message:/ { msg = 1; n = 0 }
-         /Stack Trace:/ { msg = 0 }
-         msg && n++ < 15 { print }' || true
+         /Error Message:/ { msg = 1; n = 0; trace = 0 }
+         /Stack Trace:/ { msg = 0; trace = 1; k = 0 }
+         msg && n++ < 15 { print }
+         trace && k++ < 7 { print }' || true
   summary="$(grep -E '^(Passed|Failed)! +- ' "$logdir/$name.log" | tail -1)"
   if [[ -z "$summary" ]]; then
     echo "$name: no test summary (crash or build problem); see above"

@@ -877,6 +877,10 @@ public sealed class ContainerManager
             _names.Reserve(nameKey, record.Id);
             _nameOf[record.Id] = nameKey;
             if (recovered.State == ContainerState.Running && tasks is not null) Watch(entry, tasks);
+            // An exited container's task may still be there: it exited while hulld was down, or hulld stopped before the
+            // delete queued at its exit ran. A delete of a task that is gone costs nothing.
+            else if (recovered.State == ContainerState.Exited && !recovered.TaskDeferred && tasks is not null)
+                _exitedTasks.Enqueue(() => DeleteExitedTaskAsync(entry, tasks));
             // What changed while hulld was down reaches the kubelet when it subscribes again (the events are held).
             if (recovered.State != record.State)
                 _events.Container(recovered, recovered.State == ContainerState.Running ? LifecycleEventKind.Started : LifecycleEventKind.Stopped);

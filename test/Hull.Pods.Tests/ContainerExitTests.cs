@@ -25,12 +25,6 @@ public sealed class ContainerExitTests : IDisposable
         return id;
     }
 
-    private static async Task EventuallyAsync(Func<bool> condition, string what)
-    {
-        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(10); !condition(); await Task.Delay(10))
-            if (DateTime.UtcNow > until) Assert.Fail($"timed out waiting for {what}");
-    }
-
     [Fact]
     public async Task A_container_that_exits_has_its_task_deleted_and_keeps_its_status_until_removed()
     {
@@ -38,7 +32,7 @@ public sealed class ContainerExitTests : IDisposable
 
         Tasks.Exit(id, 3);
 
-        await EventuallyAsync(() => !Tasks.Live.Contains(id), "the task's delete");
+        await TestLifecycle.EventuallyAsync(() => !Tasks.Live.Contains(id), "the task's delete");
         var record = _node.Containers.Status(id);
         Assert.Equal((ContainerState.Exited, 3), (record.State, record.ExitCode));
         // The fake's stats throw: an exited container's come from no task.
@@ -57,7 +51,7 @@ public sealed class ContainerExitTests : IDisposable
 
         await _node.Containers.StopAsync(id, TimeSpan.Zero, default);
 
-        await EventuallyAsync(() => !Tasks.Live.Contains(id), "the task's delete");
+        await TestLifecycle.EventuallyAsync(() => !Tasks.Live.Contains(id), "the task's delete");
         Assert.Equal(ContainerState.Exited, _node.Containers.Status(id).State);
     }
 
@@ -69,7 +63,7 @@ public sealed class ContainerExitTests : IDisposable
 
         Tasks.Exit(id, 0);
 
-        await EventuallyAsync(() => Tasks.DeleteCalls == 1, "the delete at the exit");
+        await TestLifecycle.EventuallyAsync(() => Tasks.DeleteCalls == 1, "the delete at the exit");
         Assert.Equal(ContainerState.Exited, _node.Containers.Status(id).State);
         Assert.Contains(id, Tasks.Live);
         _node.Faults.Clear("task.delete");

@@ -130,6 +130,8 @@ public sealed class RecoveryTests : IDisposable
         var record = _node.Containers.Status(id);
         Assert.Equal(ContainerState.Exited, record.State);
         Assert.Equal(3, record.ExitCode);
+        // Its task goes as at any exit.
+        await TestLifecycle.EventuallyAsync(() => !_node.Sandboxer.TaskService.Live.Contains(id), "the task's delete");
         // The kubelet missed the exit: it learns of it when it subscribes to the new hulld.
         using var kubelet = _node.Events.Broadcaster.Subscribe();
         var stopped = Assert.Single(Held(kubelet), e => e.ContainerId == id);

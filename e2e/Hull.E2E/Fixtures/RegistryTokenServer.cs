@@ -71,7 +71,11 @@ public sealed class RegistryTokenServer : IDisposable
             }
             catch (HttpListenerException) when (attempt < 5)
             {
-                listener.Close();
+                try
+                {
+                    listener.Close(); // may bind the port again and fail the same way (see the unit tests' TestHttpServer)
+                }
+                catch (HttpListenerException) { }
             }
         }
     }

@@ -77,6 +77,13 @@ public sealed class TestLifecycle : IDisposable
     public static ContainerCreateRequest ContainerRequest(string podId, string name = "app") =>
         new(podId, FakeImages.Image, new ContainerConfig { Name = name, Command = ["sh"], Security = new ContainerSecurity { PidMode = PidNamespaceMode.Container } });
 
+    /// <summary>Polls until <paramref name="condition"/> holds (what hulld does in the background), for up to 10 s.</summary>
+    public static async Task EventuallyAsync(Func<bool> condition, string what)
+    {
+        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(10); !condition(); await Task.Delay(10))
+            if (DateTime.UtcNow > until) Assert.Fail($"timed out waiting for {what}");
+    }
+
     /// <summary>Rows of the two tables, for "nothing is left" checks.</summary>
     public async Task<(int Pods, int Containers)> RowsAsync() =>
         ((await new SandboxStore(Metadata).ListAsync(default)).Count, (await new ContainerStore(Metadata).ListAsync(default)).Count);
