@@ -73,7 +73,7 @@ public sealed class RegistryTokenServer : IDisposable
             {
                 try
                 {
-                    listener.Close(); // may bind the port again and fail the same way (see the unit tests' TestHttpServer)
+                    listener.Close(); // nothing a failed try throws may escape (see the unit tests' TestHttpServer)
                 }
                 catch (HttpListenerException) { }
             }
