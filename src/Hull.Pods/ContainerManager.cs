@@ -613,21 +613,23 @@ public sealed class ContainerManager
     /// <summary>Call with the entry's lock held.</summary>
     private async Task RecordExitAsync(ObjectIndex<ContainerRecord>.Entry entry, TaskExit exit)
     {
-        var exited = entry.Record with
-        {
-            State = ContainerState.Exited,
-            // conmon's exit file time has coarser resolution than the start time; never report an end before the start.
-            FinishedAt = entry.Record.StartedAt is { } started && exit.FinishedAt < started ? started : exit.FinishedAt,
-            ExitCode = exit.ExitCode,
-            Reason = exit.Reason,
-            Message = exit.Message ?? "",
-        };
+        var exited = Exited(entry.Record, exit);
         await _store.PutAsync(exited, CancellationToken.None).ConfigureAwait(false);
         entry.Record = exited;
         PodsTelemetry.ContainerExited(exit.Reason);
         _logger.LogInformation("container {Id} exited with code {Code}", exited.Id, exited.ExitCode);
         _events.Container(exited, LifecycleEventKind.Stopped);
     }
+
+    private static ContainerRecord Exited(ContainerRecord record, TaskExit exit) => record with
+    {
+        State = ContainerState.Exited,
+        // conmon's exit file time has coarser resolution than the start time; never report an end before the start.
+        FinishedAt = record.StartedAt is { } started && exit.FinishedAt < started ? started : exit.FinishedAt,
+        ExitCode = exit.ExitCode,
+        Reason = exit.Reason,
+        Message = exit.Message ?? "",
+    };
 
     /// <summary>
     /// Stops the container with its stop signal, then SIGKILL after <paramref name="timeout"/>. Idempotent: a container that
@@ -715,8 +717,24 @@ public sealed class ContainerManager
 
     // ---------------------------------------------------------------- status / list / exec / resources
 
-    /// <summary>The container as the index has it (its exit picked up if its task has just recorded it).</summary>
-    public ContainerRecord Status(string idOrPrefix) => FindExisting(idOrPrefix).Record;
+    /// <summary>
+    /// The container as the index has it, except that a running container whose task has its exit already is reported
+    /// exited: its watcher stores the exit a few ms later, and a caller that polls right after StartContainer (critest,
+    /// a kubelet's sync) sees it now. Never waits on the container.
+    /// </summary>
+    public ContainerRecord Status(string idOrPrefix)
+    {
+        var record = FindExisting(idOrPrefix).Record;
+        if (record.State != ContainerState.Running || TryTasksOf(record) is not { } tasks) return record;
+        try
+        {
+            return tasks.TryGetExit(record.Id) is { } exit ? Exited(record, exit) : record;
+        }
+        catch (HullException)
+        {
+            return record; // the task is gone (deleted at its exit): the record has what is known
+        }
+    }
 
     /// <summary>A snapshot of the index, filtered; never waits on a container. Containers still being created are not listed.</summary>
     public IReadOnlyList<ContainerRecord> List(ContainerFilter? filter = null) => _index.List(r =>

@@ -45,6 +45,23 @@ public sealed class ContainerExitTests : IDisposable
     }
 
     [Fact]
+    public async Task ContainerStatus_reports_an_exit_its_task_has_before_the_watcher_has_stored_it()
+    {
+        // critest polls ContainerStatus a millisecond after StartContainer returns; the stored exit comes a few ms later.
+        var id = await RunningContainerAsync();
+
+        Tasks.ExitUnseen(id, 7);
+
+        var record = _node.Containers.Status(id);
+        Assert.Equal((ContainerState.Exited, 7, "Error"), (record.State, record.ExitCode, record.Reason));
+        Assert.True(record.FinishedAt >= record.StartedAt);
+        Assert.Equal(ContainerState.Running, Assert.Single(_node.Containers.List()).State); // what is stored, until the watcher has it
+        Tasks.Exit(id, 7);
+        await TestLifecycle.EventuallyAsync(() => _node.Containers.List().Single().State == ContainerState.Exited, "the stored exit");
+        Assert.Equal(7, _node.Containers.List().Single().ExitCode);
+    }
+
+    [Fact]
     public async Task A_stopped_container_has_its_task_deleted_too()
     {
         var id = await RunningContainerAsync();

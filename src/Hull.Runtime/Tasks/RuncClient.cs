@@ -47,9 +47,13 @@ internal sealed class RuncClient(string runtimePath, string root, bool systemdCg
     public Task KillAsync(string id, int signal, bool all, CancellationToken cancellationToken) =>
         CheckedAsync("kill", id, all ? ["kill", "--all", id, Num(signal)] : ["kill", id, Num(signal)], null, cancellationToken);
 
-    /// <summary>runc delete --force: kills what still runs and removes the runtime state and cgroup; a missing container is fine.</summary>
+    /// <summary>
+    /// runc delete --force: kills what still runs and removes the runtime state and cgroup; a missing container is fine.
+    /// A stopped container whose delete is only that is deleted without a run of runc (<see cref="RuncStoppedContainer"/>).
+    /// </summary>
     public async Task DeleteAsync(string id, CancellationToken cancellationToken)
     {
+        if (!systemdCgroup && await RuncStoppedContainer.TryDeleteAsync(Root, id, cancellationToken).ConfigureAwait(false)) return;
         var outcome = await RunAsync(["delete", "--force", id], null, cancellationToken).ConfigureAwait(false);
         if (outcome.ExitCode != 0 && !IsNotFound(outcome.Stderr)) throw Failure("delete", id, outcome);
     }

@@ -13,6 +13,7 @@ public sealed class FakeTaskService(Faults faults) : ITaskService
     {
         public RuntimeStatus Status = RuntimeStatus.Created;
         public readonly TaskCompletionSource<TaskExit> Exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskExit? Recorded; // an exit on disk that no wait has reported yet
     }
 
     private readonly ConcurrentDictionary<string, FakeTask> _tasks = new(StringComparer.Ordinal);
@@ -50,9 +51,13 @@ public sealed class FakeTaskService(Faults faults) : ITaskService
         task.Exit.TrySetResult(new TaskExit(code, DateTimeOffset.UtcNow, false));
     }
 
+    /// <summary>The process has ended and its exit is on disk, but no <see cref="WaitAsync"/> has returned it yet.</summary>
+    public void ExitUnseen(string id, int code) => Get(id).Recorded = new TaskExit(code, DateTimeOffset.UtcNow, false);
+
     public Task<TaskExit> WaitAsync(string id, CancellationToken cancellationToken = default) => Get(id).Exit.Task.WaitAsync(cancellationToken);
 
-    public TaskExit? TryGetExit(string id) => _tasks.TryGetValue(id, out var t) && t.Exit.Task.IsCompleted ? t.Exit.Task.Result : null;
+    public TaskExit? TryGetExit(string id) =>
+        !_tasks.TryGetValue(id, out var t) ? null : t.Exit.Task.IsCompleted ? t.Exit.Task.Result : t.Recorded;
 
     public Task<TaskExit> StopAsync(string id, TimeSpan timeout, int signal = Signals.SIGTERM, CancellationToken cancellationToken = default)
     {

@@ -43,6 +43,15 @@ public sealed class ContainerFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A theory whose cases start real containers (<see cref="ContainerFactAttribute"/>).</summary>
+public sealed class ContainerTheoryAttribute : TheoryAttribute
+{
+    public ContainerTheoryAttribute()
+    {
+        if (Prerequisites.MissingForContainers() is { } reason && !Prerequisites.Required) Skip = reason;
+    }
+}
+
 /// <summary>A test that creates and removes cgroups in the real cgroup file system (root).</summary>
 public sealed class CgroupfsFactAttribute : FactAttribute
 {

@@ -1,7 +1,10 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Hull.Core;
+using Hull.Core.Processes;
 using Hull.Linux.Processes;
+using Hull.Runtime.Cgroups;
 using Hull.Runtime.Tasks;
 using Hull.Runtime.Tests.Fixtures;
 
@@ -125,25 +128,65 @@ public sealed class ContainerLifecycleTests
     }
 
     [ContainerFact]
-    public async Task Delete_is_idempotent_and_a_task_deleted_already_costs_no_run_of_the_runtime()
+    public async Task Delete_is_idempotent_and_a_stopped_container_is_deleted_without_a_run_of_the_runtime()
     {
-        // ContainerManager deletes a task at its exit; RemoveContainer then deletes it again, and must not wait for runc.
+        // ContainerManager deletes a task at its exit, RemoveContainer deletes it again, and neither waits for runc where
+        // all its delete would do is remove the cgroups and its state (RuncStoppedContainer).
         await using var env = new TaskTestEnvironment();
         var log = Path.Combine(env.Root, "runtime.log");
         var tasks = env.NewManager(env.Options with { RuntimePath = env.LoggingRuntime(log) });
         var bundle = await env.BundleAsync(["true"]);
         await tasks.RunAsync(bundle.Request, Timeout());
         await tasks.WaitAsync(bundle.Id, Timeout());
+        var cgroups = CgroupPaths.ForCgroupsPath(bundle.CgroupsPath, CgroupLayout.Detect()).Directories.ToList();
+        Assert.Contains(cgroups, Directory.Exists);
 
         await tasks.DeleteAsync(bundle.Id, Timeout());
-        var runsAfterFirst = await File.ReadAllLinesAsync(log);
         await tasks.DeleteAsync(bundle.Id, Timeout());
         await tasks.DeleteAsync("never-made", Timeout());
 
-        Assert.Equal("delete", runsAfterFirst[^1].Split(' ')[1]);
-        Assert.Equal(runsAfterFirst, await File.ReadAllLinesAsync(log));
+        Assert.DoesNotContain(await File.ReadAllLinesAsync(log), l => l.Split(' ')[1] == "delete");
+        Assert.DoesNotContain(cgroups, Directory.Exists);
+        Assert.False(Directory.Exists(Path.Combine(env.Options.RuntimeRoot!, bundle.Id)), "runc's state is still there");
+        Assert.Empty((await ProcessRunner.RunAsync(new ProcessSpec("runc", ["--root", env.Options.RuntimeRoot!, "list", "-q"]))).StdoutText.Trim());
         Assert.False(Directory.Exists(tasks.Paths.TaskDirectory(bundle.Id)));
         Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<HullException>(() => tasks.StateAsync(bundle.Id, Timeout()))).Kind);
+    }
+
+    public static TheoryData<string> DeletesOnlyRuncCanDo => new()
+    {
+        "poststop hook", // runc runs it after removing the container
+        "shared PID namespace", // processes of the container may outlive its init: runc kills them first
+    };
+
+    [ContainerTheory]
+    [MemberData(nameof(DeletesOnlyRuncCanDo))]
+    public async Task A_stopped_container_whose_delete_needs_more_than_removing_its_state_is_deleted_by_the_runtime(string what)
+    {
+        await using var env = new TaskTestEnvironment();
+        var log = Path.Combine(env.Root, "runtime.log");
+        var hookRan = Path.Combine(env.Root, "hook-ran");
+        var tasks = env.NewManager(env.Options with { RuntimePath = env.LoggingRuntime(log) });
+        var bundle = await env.BundleAsync(["true"], config =>
+        {
+            if (what == "poststop hook")
+                config["hooks"] = new JsonObject
+                {
+                    ["poststop"] = new JsonArray(new JsonObject { ["path"] = "/bin/sh", ["args"] = new JsonArray("sh", "-c", $"touch '{hookRan}'") }),
+                };
+            else
+                foreach (var ns in config["linux"]!["namespaces"]!.AsArray())
+                    if ((string?)ns!["type"] == "pid") ns["path"] = $"/proc/{Environment.ProcessId}/ns/pid"; // the host's
+        });
+        await tasks.RunAsync(bundle.Request, Timeout());
+        await tasks.WaitAsync(bundle.Id, Timeout());
+
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+
+        Assert.Contains(await File.ReadAllLinesAsync(log), l => l.Split(' ')[1] == "delete");
+        if (what == "poststop hook") Assert.True(File.Exists(hookRan), "the poststop hook did not run");
+        Assert.DoesNotContain(CgroupPaths.ForCgroupsPath(bundle.CgroupsPath, CgroupLayout.Detect()).Directories, Directory.Exists);
+        Assert.False(Directory.Exists(Path.Combine(env.Options.RuntimeRoot!, bundle.Id)), "runc's state is still there");
     }
 
     [ContainerFact]
