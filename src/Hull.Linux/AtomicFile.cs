@@ -63,6 +63,25 @@ public static class AtomicFile
     /// <summary>Temporary files are hidden and unique, so a reader listing the directory can skip them by the suffix.</summary>
     public const string TempSuffix = ".tmp";
 
+    /// <summary>
+    /// Deletes the temporary files of writes of <paramref name="path"/> that a crash (a kill -9) cut short, so the
+    /// directory can go. Call it only where no write of that file can be under way.
+    /// </summary>
+    public static void DeleteLeftovers(string path)
+    {
+        string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        string[] leftovers;
+        try
+        {
+            leftovers = Directory.GetFiles(directory, $".{Path.GetFileName(path)}.*{TempSuffix}");
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return;
+        }
+        foreach (var leftover in leftovers) TryDelete(leftover);
+    }
+
     private static string TempPathFor(string path)
     {
         string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;

@@ -293,7 +293,7 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
             RemoveConmonFiles(id, entry?.Record.BundlePath);
             TryDelete(Paths.RecordFile(id));
             TryDelete(Paths.RuntimeStateMarker(id));
-            TryDeleteEmptyDirectory(Paths.TaskDirectory(id));
+            TryDeleteTaskDirectory(id);
             _tasks.TryRemove(id, out _);
         }
         finally
@@ -701,7 +701,7 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
         }
         RemoveConmonFiles(id, bundle);
         TryDelete(Paths.RuntimeStateMarker(id));
-        TryDeleteEmptyDirectory(Paths.TaskDirectory(id));
+        TryDeleteTaskDirectory(id);
     }
 
     private void RemoveConmonFiles(string id, string? bundle)
@@ -823,11 +823,17 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
         }
     }
 
-    private static void TryDeleteEmptyDirectory(string path)
+    /// <summary>
+    /// Removes the task's directory once nothing else is in it (the bundle may still be). A kill -9 in the middle of a
+    /// write of task.json leaves its temporary file there, which would keep the directory forever: it goes first.
+    /// </summary>
+    private void TryDeleteTaskDirectory(string id)
     {
+        AtomicFile.DeleteLeftovers(Paths.RecordFile(id));
+        var dir = Paths.TaskDirectory(id);
         try
         {
-            if (Directory.Exists(path) && !Directory.EnumerateFileSystemEntries(path).Any()) Directory.Delete(path);
+            if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir);
         }
         catch (IOException)
         {

@@ -153,6 +153,23 @@ public sealed class ContainerLifecycleTests
         Assert.Equal(ErrorKind.NotFound, (await Assert.ThrowsAsync<HullException>(() => tasks.StateAsync(bundle.Id, Timeout()))).Kind);
     }
 
+    [ContainerFact]
+    public async Task A_write_of_the_task_record_cut_short_by_a_kill_leaves_nothing_after_the_delete()
+    {
+        // A kill -9 of hulld between AtomicFile's temporary file and its rename leaves the temporary file behind.
+        await using var env = new TaskTestEnvironment();
+        var tasks = env.NewManager();
+        var bundle = await env.BundleAsync(["true"]);
+        await tasks.RunAsync(bundle.Request, Timeout());
+        await tasks.WaitAsync(bundle.Id, Timeout());
+        var leftover = Path.Combine(tasks.Paths.TaskDirectory(bundle.Id), ".task.json.2926.f201cbf57c3241999e4fccfdcad2d96e.tmp");
+        await File.WriteAllTextAsync(leftover, "{");
+
+        await tasks.DeleteAsync(bundle.Id, Timeout());
+
+        Assert.False(Directory.Exists(tasks.Paths.TaskDirectory(bundle.Id)), "the task directory is still there");
+    }
+
     public static TheoryData<string> DeletesOnlyRuncCanDo => new()
     {
         "poststop hook", // runc runs it after removing the container
