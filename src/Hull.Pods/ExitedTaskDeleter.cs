@@ -4,8 +4,8 @@ namespace Hull.Pods;
 
 /// <summary>
 /// Runs the deletes of exited containers' tasks in the background, one at a time (queued by
-/// <see cref="ContainerManager"/> at each exit, and for the containers it finds exited at a restart). One at a time because a burst of exits, as when a node drains, must not
-/// take the CPUs from the stops and starts that calls wait for. A delete still queued when RemoveContainer comes is
+/// <see cref="ContainerManager"/> at each exit, and for the containers it finds exited at a restart). One at a time
+/// because a burst of exits, as when a node drains, must not take the CPUs from the stops and starts that calls wait for. A delete still queued when RemoveContainer comes is
 /// done by RemoveContainer; the queued one then finds the container removed.
 /// </summary>
 internal sealed class ExitedTaskDeleter

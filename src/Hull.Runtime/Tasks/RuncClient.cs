@@ -11,7 +11,8 @@ internal sealed record RuncState(string Status, int Pid, string? Bundle);
 
 /// <summary>
 /// The short OCI runtime commands (state, start, kill, delete, update), each a run of the process runner with the
-/// runtime's --root. Errors name the container; "does not exist" becomes NotFound and "not running" FailedPrecondition.
+/// runtime's --root (but most deletes of a stopped container, see <see cref="RuncStoppedContainer"/>). Errors name the
+/// container; "does not exist" becomes NotFound and "not running" FailedPrecondition.
 /// </summary>
 internal sealed class RuncClient(string runtimePath, string root, bool systemdCgroup, TimeSpan timeout)
 {

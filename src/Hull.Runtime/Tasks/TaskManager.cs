@@ -290,10 +290,8 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
             if (entry is not null && !(_tasks.TryGetValue(id, out var current) && current == entry)) return; // deleted while this call waited for the lock
             await _runc.DeleteAsync(id, cancellationToken).ConfigureAwait(false);
             if (entry is not null) await EndConmonAsync(entry.Record, cancellationToken).ConfigureAwait(false);
-            RemoveConmonFiles(id, entry?.Record.BundlePath);
             TryDelete(Paths.RecordFile(id));
-            TryDelete(Paths.RuntimeStateMarker(id));
-            TryDeleteTaskDirectory(id);
+            RemoveTaskFiles(id, entry?.Record.BundlePath);
             _tasks.TryRemove(id, out _);
         }
         finally
@@ -699,9 +697,7 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
             RemoveConmonFiles(id, bundle);
             return;
         }
-        RemoveConmonFiles(id, bundle);
-        TryDelete(Paths.RuntimeStateMarker(id));
-        TryDeleteTaskDirectory(id);
+        RemoveTaskFiles(id, bundle);
     }
 
     private void RemoveConmonFiles(string id, string? bundle)
@@ -824,11 +820,14 @@ public sealed partial class TaskManager : ITaskService, IInteractiveTaskService,
     }
 
     /// <summary>
-    /// Removes the task's directory once nothing else is in it (the bundle may still be). A kill -9 in the middle of a
-    /// write of task.json leaves its temporary file there, which would keep the directory forever: it goes first.
+    /// After the runtime's delete: conmon's files, the runtime-state marker, then the task's directory once nothing else
+    /// is in it (the bundle may still be). A kill -9 in the middle of a write of task.json leaves its temporary file
+    /// there, which would keep the directory forever: it goes too.
     /// </summary>
-    private void TryDeleteTaskDirectory(string id)
+    private void RemoveTaskFiles(string id, string? bundle)
     {
+        RemoveConmonFiles(id, bundle);
+        TryDelete(Paths.RuntimeStateMarker(id));
         AtomicFile.DeleteLeftovers(Paths.RecordFile(id));
         var dir = Paths.TaskDirectory(id);
         try
