@@ -146,9 +146,12 @@ public sealed class ContentWriter : Stream
     /// Verifies size and digest, makes the data durable (fsync, rename into blobs/, fsync of the
     /// directory), records the blob in the index and releases the ref. If another ingest committed
     /// the same blob meanwhile, this one's bytes are dropped and the existing blob is reported.
+    /// <paramref name="cancellationToken"/> is honoured only before the commit starts: once the blob is
+    /// in blobs/ its index row must follow, or garbage collection (which walks the index) never sees it.
     /// </summary>
     public async Task<ContentInfo> CommitAsync(IReadOnlyDictionary<string, string>? labels = null, CancellationToken cancellationToken = default)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         var data = Data();
         if (Expected.Size >= 0 && Offset != Expected.Size)
             await FailAsync($"content {Expected.Digest}: size mismatch: expected {Expected.Size} bytes, got {Offset}").ConfigureAwait(false);
@@ -156,7 +159,6 @@ public sealed class ContentWriter : Stream
         if (actual != Expected.Digest)
             await FailAsync($"content {Expected.Digest}: digest mismatch: expected {Expected.Digest}, got {actual} ({Offset} bytes)").ConfigureAwait(false);
 
-        await data.FlushAsync(cancellationToken).ConfigureAwait(false);
         data.Flush(flushToDisk: true);
         await data.DisposeAsync().ConfigureAwait(false);
         _data = null;
@@ -174,7 +176,7 @@ public sealed class ContentWriter : Stream
         }
         Directory.Delete(_dir, recursive: true);
         Finish();
-        return await _store.IndexAsync(Expected.Digest, Offset, Expected.MediaType, labels, cancellationToken).ConfigureAwait(false);
+        return await _store.IndexAsync(Expected.Digest, Offset, Expected.MediaType, labels, CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>Deletes the ingest and its bytes.</summary>

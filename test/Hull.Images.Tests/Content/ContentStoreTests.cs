@@ -67,6 +67,53 @@ public sealed class ContentStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_commit_cancelled_once_its_blob_is_in_place_still_indexes_it_so_a_collection_can_find_it()
+    {
+        // A pull's sibling layer failing cancels the token while this commit is between its rename and its
+        // index row (the clock is read there). The row must still be written: collections walk the index.
+        using var cancel = new CancellationTokenSource();
+        var time = new ClockThatRunsAnAction();
+        var store = await OpenAsync(new ContentStoreOptions { Time = time });
+        var (data, desc) = Blob(4096);
+        await using var writer = await store.OpenWriterAsync("layer-1", desc, default);
+        await writer.WriteAsync(data);
+        time.OnRead = cancel.Cancel;
+
+        var info = await writer.CommitAsync(null, cancel.Token);
+
+        Assert.True(cancel.IsCancellationRequested);
+        Assert.Equal(desc.Digest, info.Digest);
+        Assert.Equal(desc.Digest, Assert.Single(await store.WalkAsync(default)).Digest);
+    }
+
+    [Fact]
+    public async Task A_commit_cancelled_before_it_starts_stores_nothing_and_keeps_the_ingest_for_a_resume()
+    {
+        var store = await OpenAsync();
+        var (data, desc) = Blob(4096);
+        await using var writer = await store.OpenWriterAsync("layer-1", desc, default);
+        await writer.WriteAsync(data);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => writer.CommitAsync(null, new CancellationToken(canceled: true)));
+
+        Assert.Empty(await store.WalkAsync(default));
+        Assert.False(File.Exists(_root.Sub("content", "blobs", "sha256", desc.Digest[7..])));
+        Assert.Equal(desc.Size, Assert.Single(await store.ListIngestsAsync(default)).Offset);
+    }
+
+    /// <summary>The system clock, running <see cref="OnRead"/> each time it is read.</summary>
+    private sealed class ClockThatRunsAnAction : TimeProvider
+    {
+        public Action? OnRead { get; set; }
+
+        public override DateTimeOffset GetUtcNow()
+        {
+            OnRead?.Invoke();
+            return base.GetUtcNow();
+        }
+    }
+
+    [Fact]
     public async Task Writing_more_than_the_expected_size_fails_at_once()
     {
         var store = await OpenAsync();
