@@ -58,7 +58,8 @@ public sealed class ContainerLifecycleTests
     public async Task A_running_container_is_watched_by_a_detached_conmon_and_stop_escalates_to_SIGKILL_after_the_timeout()
     {
         await using var env = new TaskTestEnvironment();
-        var tasks = env.NewManager();
+        var log = Path.Combine(env.Root, "runtime.log");
+        var tasks = env.NewManager(env.Options with { RuntimePath = env.LoggingRuntime(log) });
         var bundle = await env.BundleAsync(["sh", "-c", "trap '' TERM; sleep 1000"]);
         var info = await env.RunAsync(tasks, bundle);
 
@@ -83,6 +84,9 @@ public sealed class ContainerLifecycleTests
         Assert.Equal(137, exit.ExitCode);
         Assert.InRange(stopwatch.Elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(10));
         Assert.False(ProcessInfo.IsAlive(info.Pid));
+        // The stop signal goes through runc (its timing matters: see TaskManager.SignalAsync); SIGKILL goes by pidfd.
+        var kills = (await File.ReadAllLinesAsync(log)).Where(l => l.Split(' ')[1] == "kill").ToList();
+        Assert.Equal($"kill {bundle.Id} 15", Assert.Single(kills).Split(' ', 2)[1]);
         await TaskTestEnvironment.EventuallyAsync(() => !ProcessInfo.IsAlive(info.ConmonPid), TimeSpan.FromSeconds(5), "conmon to exit");
         Assert.Equal(137, (await tasks.StopAsync(bundle.Id, TimeSpan.FromSeconds(1), cancellationToken: Timeout())).ExitCode);
         await tasks.DeleteAsync(bundle.Id, Timeout());
