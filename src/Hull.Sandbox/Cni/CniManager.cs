@@ -82,23 +82,21 @@ public sealed class CniManager
         var targets = Targets(snapshot.Networks);
         try
         {
-            var attachments = new List<CniAttachment>();
             if (_options.UseInternalLoopback)
                 await NamespaceRunner.RunInAsync(request.NetNsPath, NamespaceTypes.Network, () => NetworkInterfaces.SetUp(LoopbackInterface))
                     .ConfigureAwait(false);
-            else
-                attachments.Add(await AddAsync(request, LoopbackList, LoopbackInterface, args, new JsonObject(), cancellationToken).ConfigureAwait(false));
-
-            var networks = targets.Where(t => t.List != LoopbackList).ToList();
+            // Loopback first (it is first in targets), then the networks; all at once unless setup_serially, as go-cni's
+            // Setup attaches its loopback network alongside the others.
+            Task<CniAttachment> Add((CniNetworkList List, string IfName) t) =>
+                AddAsync(request, t.List, t.IfName, args, t.List == LoopbackList ? new JsonObject() : caps, cancellationToken);
+            var attachments = new List<CniAttachment>();
             if (_options.SetupSerially)
             {
-                foreach (var (list, ifName) in networks)
-                    attachments.Add(await AddAsync(request, list, ifName, args, caps, cancellationToken).ConfigureAwait(false));
+                foreach (var target in targets) attachments.Add(await Add(target).ConfigureAwait(false));
             }
             else
             {
-                attachments.AddRange(await Task.WhenAll(networks.Select(t => AddAsync(request, t.List, t.IfName, args, caps, cancellationToken)))
-                    .ConfigureAwait(false));
+                attachments.AddRange(await Task.WhenAll(targets.Select(Add)).ConfigureAwait(false));
             }
 
             var primary = attachments.FirstOrDefault(a => a.InterfaceName == InterfacePrefix + "0");

@@ -102,14 +102,16 @@ public sealed class CniManagerFakePluginTests : IDisposable
             .Select(l => l.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
 
     [Fact]
-    public async Task Setup_runs_loopback_then_each_plugin_in_order_passing_prevResult_and_caches_the_result()
+    public async Task Setup_runs_loopback_and_each_plugin_of_a_network_in_order_passing_prevResult_and_caches_the_result()
     {
         Network("net1", "rec1", "rec2");
         var manager = Manager();
 
         var status = await manager.SetupAsync(Pod("sbx1"));
 
-        Assert.Equal(["loopback ADD lo", "rec1 ADD eth0", "rec2 ADD eth0"], Calls());
+        // Loopback is attached alongside the network (see the next test), so only the network's own order is fixed.
+        Assert.Equal(["rec1 ADD eth0", "rec2 ADD eth0"], Calls().Where(c => !c.StartsWith("loopback ", StringComparison.Ordinal)));
+        Assert.Contains("loopback ADD lo", Calls());
         Assert.Equal("10.9.9.9", Assert.Single(status.PodIps).ToString());
         Assert.Equal(["cni-loopback/lo", "net1/eth0"], status.Attachments.Select(a => $"{a.NetworkName}/{a.InterfaceName}"));
         Assert.Equal("rec2", status.Attachments[1].Result.Interfaces[0].Mac); // the last plugin's result is the network's
@@ -135,6 +137,36 @@ public sealed class CniManagerFakePluginTests : IDisposable
 
         Assert.Equal(["cni-loopback", "net1"], manager.Cache.ReadAll("sbx1").Select(a => a.NetworkName));
         Assert.Equal("10.9.9.9", manager.GetCachedStatus("sbx1")!.PrimaryIp!.ToString());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Loopback_is_attached_alongside_the_networks_unless_setup_serially(bool serially)
+    {
+        // This loopback waits (up to 5 s) for the network's first plugin to be called: attached alongside it, it sees the
+        // call; attached first, it gives up and the network's plugins run after it.
+        Script("loopback", """
+            #!/bin/sh
+            log="$(dirname "$0")/../log"
+            cat > /dev/null
+            i=0
+            until grep -q '^rec1 ADD' "$log/calls" 2>/dev/null || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+            echo "loopback ADD lo" >> "$log/calls"
+            printf '{"cniVersion":"0.3.1","interfaces":[{"name":"lo"}],"ips":[{"version":"4","interface":0,"address":"127.0.0.1/8"}]}'
+            """);
+        Network("net1", "rec1", "rec2");
+        var manager = new CniManager(new CniOptions
+        {
+            ConfDir = ConfDir, BinDirs = [Bin], CacheDir = _dir.Sub("cache"), SetupSerially = serially,
+        });
+
+        var status = await manager.SetupAsync(Pod("sbx9"));
+
+        Assert.Equal(["cni-loopback/lo", "net1/eth0"], status.Attachments.Select(a => $"{a.NetworkName}/{a.InterfaceName}"));
+        var calls = Calls();
+        if (serially) Assert.Equal(["loopback ADD lo", "rec1 ADD eth0", "rec2 ADD eth0"], calls);
+        else Assert.True(Array.IndexOf(calls, "rec1 ADD eth0") < Array.IndexOf(calls, "loopback ADD lo"), string.Join(", ", calls));
     }
 
     [Fact]
