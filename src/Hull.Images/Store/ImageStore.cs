@@ -6,36 +6,80 @@ using Microsoft.Data.Sqlite;
 
 namespace Hull.Images.Store;
 
-/// <summary>Image names in the metadata store; every change is one transaction.</summary>
+/// <summary>
+/// Image names in the metadata store; every change is one transaction. The whole list is also kept in memory, read
+/// once after each change: the kubelet asks for an image's status before every container start and lists the images
+/// periodically, and this store is the only writer of the table.
+/// </summary>
 public sealed class ImageStore(MetadataStore store)
 {
     private const string Columns =
         "name, target_media_type, target_digest, target_size, manifest_digest, config_digest, chain_id, snapshotter, size, labels, created, updated";
 
-    public Task<ImageRecord?> GetAsync(string name, CancellationToken cancellationToken) =>
-        store.ReadAsync(name, static (session, n) =>
-        {
-            var command = session.Command($"SELECT {Columns} FROM images WHERE name = $name", "$name");
-            command.Parameters[0].Value = n;
-            using var reader = command.ExecuteReader();
-            return reader.Read() ? ReadRecord(reader) : null;
-        }, cancellationToken);
+    private readonly Lock _cacheGate = new();
+    /// <summary>Kept only from a read that no write overlapped, and dropped when a write starts and when it ends.</summary>
+    private ImageRecord[]? _all;
+    private int _writing;
+    private long _writes;
 
-    public Task<IReadOnlyList<ImageRecord>> ListAsync(CancellationToken cancellationToken) =>
-        store.ReadAsync<IReadOnlyList<ImageRecord>>(static session =>
+    public async Task<ImageRecord?> GetAsync(string name, CancellationToken cancellationToken) =>
+        (await ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(r => r.Name == name);
+
+    /// <summary>Every name, ordered by name.</summary>
+    public async Task<IReadOnlyList<ImageRecord>> ListAsync(CancellationToken cancellationToken)
+    {
+        long writes;
+        lock (_cacheGate)
         {
-            var records = new List<ImageRecord>();
+            if (_all is not null) return _all;
+            writes = _writes;
+        }
+        var records = await store.ReadAsync(static session =>
+        {
+            var list = new List<ImageRecord>();
             using var reader = session.Command($"SELECT {Columns} FROM images ORDER BY name").ExecuteReader();
-            while (reader.Read()) records.Add(ReadRecord(reader));
-            return records;
-        }, cancellationToken);
+            while (reader.Read()) list.Add(ReadRecord(reader));
+            return list.ToArray();
+        }, cancellationToken).ConfigureAwait(false);
+        lock (_cacheGate)
+        {
+            if (_writing == 0 && _writes == writes) _all = records;
+        }
+        return records;
+    }
+
+    /// <summary>
+    /// Runs a write with no cached list in use from its start to its end, so a reader (a collection's roots) never gets
+    /// a list from before a change that has committed.
+    /// </summary>
+    private async Task<T> WriteAsync<TState, T>(TState state, Func<MetadataSession, TState, T> work, CancellationToken cancellationToken)
+    {
+        lock (_cacheGate)
+        {
+            _writing++;
+            _all = null;
+        }
+        try
+        {
+            return await store.WriteAsync(state, work, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_cacheGate)
+            {
+                _writing--;
+                _writes++;
+                _all = null;
+            }
+        }
+    }
 
     public async Task<IReadOnlyList<ImageRecord>> ByIdAsync(string configDigest, CancellationToken cancellationToken) =>
         (await ListAsync(cancellationToken).ConfigureAwait(false)).Where(i => i.ConfigDigest == configDigest).ToArray();
 
     /// <summary>Creates or repoints names; all of them change together or none does.</summary>
     public Task PutAsync(IReadOnlyList<ImageRecord> records, CancellationToken cancellationToken) =>
-        store.WriteAsync(records, static (session, rs) =>
+        WriteAsync(records, static (session, rs) =>
         {
             var command = session.Command($"""
                 INSERT INTO images ({Columns})
@@ -68,7 +112,7 @@ public sealed class ImageStore(MetadataStore store)
 
     /// <summary>Deletes names; returns how many existed.</summary>
     public Task<int> DeleteAsync(IReadOnlyList<string> names, CancellationToken cancellationToken) =>
-        store.WriteAsync(names, static (session, ns) =>
+        WriteAsync(names, static (session, ns) =>
         {
             var command = session.Command("DELETE FROM images WHERE name = $name", "$name");
             int deleted = 0;

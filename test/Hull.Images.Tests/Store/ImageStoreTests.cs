@@ -51,6 +51,24 @@ public sealed class ImageStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task The_list_is_read_once_and_read_again_after_each_put_or_delete()
+    {
+        var store = new ImageStore(_root.Metadata);
+        await store.PutAsync([Record("example.com/a:1")], default);
+        var first = await store.ListAsync(default);
+        Assert.Same(first, await store.ListAsync(default));
+
+        await store.PutAsync([Record("example.com/b:1", OtherConfig)], default);
+        var afterPut = await store.ListAsync(default);
+        Assert.Equal(["example.com/a:1", "example.com/b:1"], afterPut.Select(r => r.Name));
+        Assert.Equal(OtherConfig, (await store.GetAsync("example.com/b:1", default))!.ConfigDigest);
+
+        Assert.Equal(1, await store.DeleteAsync(["example.com/a:1"], default));
+        Assert.Equal(["example.com/b:1"], (await store.ListAsync(default)).Select(r => r.Name));
+        Assert.Null(await store.GetAsync("example.com/a:1", default));
+    }
+
+    [Fact]
     public async Task Records_survive_reopening_the_metadata_store()
     {
         await new ImageStore(_root.Metadata).PutAsync([Record("example.com/a:1")], default);
